@@ -1,0 +1,62 @@
+"""The evaluation classifiers, by name. Each is deterministic given the seed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
+from sklearn.svm import LinearSVC
+
+_FACTORIES: dict[str, Callable[[int], ClassifierMixin]] = {
+    "logistic_regression": lambda seed: LogisticRegression(max_iter=1000, random_state=seed),
+    "linear_svm": lambda seed: LinearSVC(random_state=seed),
+    "knn": lambda seed: KNeighborsClassifier(n_neighbors=5),
+    "random_forest": lambda seed: RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1),
+    "hist_gradient_boosting": lambda seed: HistGradientBoostingClassifier(random_state=seed),
+    "mlp": lambda seed: MLPClassifier(hidden_layer_sizes=(64,), max_iter=500, random_state=seed),
+}
+
+MODEL_NAMES: tuple[str, ...] = tuple(_FACTORIES)
+DEFAULT_MODEL = "logistic_regression"
+
+
+def make_model(name: str, seed: int = 0) -> ClassifierMixin:
+    """A new, unfitted classifier called `name`, seeded with `seed`."""
+    try:
+        return _FACTORIES[name](seed)
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}") from None
+
+
+class _ConstantClassifier:
+    """Predicts the one class a training set holds (a fit on one class is undefined)."""
+
+    def __init__(self, label: int) -> None:
+        self.label = label
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), self.label)
+
+
+def fit_model(name: str, seed: int, X: np.ndarray, y: np.ndarray):
+    """Fit classifier `name` on X (n, d) and labels y (n,); handles a one-class y."""
+    classes = np.unique(y)
+    if len(classes) == 1:
+        return _ConstantClassifier(int(classes[0]))
+    model = make_model(name, seed)
+    if isinstance(model, KNeighborsClassifier):
+        # A tiny training set has fewer points than the default number of neighbours.
+        model.set_params(n_neighbors=min(model.n_neighbors, len(y)))
+    return model.fit(X, y)
+
+
+def accuracy_after_fit(name: str, seed: int, X: np.ndarray, y: np.ndarray,
+                       X_test: np.ndarray, y_test: np.ndarray) -> float:
+    """Test accuracy (fraction in [0, 1]) of classifier `name` trained on (X, y)."""
+    model = fit_model(name, seed, X, y)
+    return float(np.mean(model.predict(X_test) == y_test))

@@ -1,0 +1,108 @@
+"""Every picture a run makes (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+
+from .datasets import digits  # noqa: E402
+
+MARKERS = "osD^vP*Xh<>"
+DPI = 110
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def fixing_curve_plot(data_id: str, task_result: dict, path: Path) -> Path:
+    """DataPerf's curve: test accuracy against the number of inspected points, a line per strategy,
+    the accuracy before cleaning dashed, each strategy's fraction_fixes in the legend."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    ranked = sorted(task_result["strategies"].items(), key=lambda item: item[1]["fraction_fixes"])
+    for name, result in ranked:
+        curve = result["curve"]
+        ax.plot(curve["fixes"], curve["accuracy"], linewidth=1.6,
+                label=f"{name} (fraction_fixes {result['fraction_fixes']:.3f})")
+    ax.axhline(task_result["before_acc"], color="black", linestyle="--", linewidth=1.2,
+               label=f"before cleaning ({task_result['before_acc']:.3f})")
+    ax.set_xlabel("number of inspected training points")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"{data_id}: {task_result['mislabeled']} of {task_result['train_size']} training labels wrong")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def fraction_fixes_vs_time_plot(results: dict, path: Path) -> Path:
+    """Aggregated: fraction_fixes (lower is better) against the seconds each method took, a marker shape per task."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    names = sorted({n for t in results["tasks"].values() for n in t["strategies"]})
+    colors = {name: plt.cm.tab10(i % 10) for i, name in enumerate(names)}
+    for i, (data_id, task) in enumerate(results["tasks"].items()):
+        for name, result in task["strategies"].items():
+            seconds = result["time_s"]
+            if seconds is None:
+                continue
+            ax.scatter(max(seconds, 1e-4), result["fraction_fixes"], marker=MARKERS[i % len(MARKERS)],
+                       color=colors[name], s=60, edgecolor="black", linewidth=0.5)
+    for name in names:
+        ax.scatter([], [], color=colors[name], label=name)
+    for i, data_id in enumerate(results["tasks"]):
+        ax.scatter([], [], marker=MARKERS[i % len(MARKERS)], color="grey", label=data_id)
+    ax.set_xscale("log")
+    ax.set_xlabel("time to produce the order (s, log scale)")
+    ax.set_ylabel("fraction_fixes (lower is better)")
+    ax.set_title("Cleaning strategies: quality against cost")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, ncol=2, loc="best")
+    return _save(fig, path)
+
+
+def flagged_gallery_plot(data_id: str, task_result: dict, path: Path) -> Path:
+    """For the digits: the first images each strategy flags, with given and true label; real errors framed red."""
+    rows = list(task_result["strategies"].items())
+    columns = max(len(r["first_flagged"]) for _, r in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(columns * 0.9, len(rows) * 1.25 + 0.4), squeeze=False)
+    for r, (name, result) in enumerate(rows):
+        for c in range(columns):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(result["first_flagged"]):
+                ax.axis("off")
+                continue
+            item = result["first_flagged"][c]
+            pixels = digits.image(item["image_id"])
+            ax.imshow(pixels if pixels is not None else np.zeros((8, 8)), cmap="gray_r", vmin=0, vmax=16)
+            wrong = item["given_label"] != item["true_label"]
+            for spine in ax.spines.values():
+                spine.set_edgecolor("crimson" if wrong else "lightgrey")
+                spine.set_linewidth(2.5 if wrong else 1)
+            ax.set_title(f"{item['given_label']}→{item['true_label']}" if wrong else f"{item['given_label']}",
+                         fontsize=7, color="crimson" if wrong else "black")
+        axes[r][0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle(f"{data_id}: first {columns} points flagged (label given→true; red = a real label error)",
+                 fontsize=9)
+    return _save(fig, path)
+
+
+def draw_debugging_plots(results: dict, folder: Path, *, dataset: str) -> list[Path]:
+    """Every plot of a debugging run, into `folder`; returns their paths."""
+    made = [fixing_curve_plot(data_id, task, folder / f"{data_id}_fixing_curve.png")
+            for data_id, task in results["tasks"].items()]
+    made.append(fraction_fixes_vs_time_plot(results, folder / "fraction_fixes_vs_time.png"))
+    if dataset == digits.NAME:
+        made += [flagged_gallery_plot(data_id, task, folder / f"{data_id}_flagged_gallery.png")
+                 for data_id, task in results["tasks"].items()]
+    return made
