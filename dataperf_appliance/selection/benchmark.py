@@ -1,0 +1,376 @@
+"""The selection track, stage by stage: prepare data, evaluate tasks, report.
+
+Each stage is a plain function over a validated setup and folders, so the CLI
+runs them in a row and the Airflow DAG runs them as separate tasks (one
+`evaluate_tasks` call per benchmark task there) -- as in the debugging track.
+
+Folders: `data_root` holds the datasets; `work_dir` is the run being written
+(the staging folder of runs.py); `source_dir` is where the task_setup.yml
+came from (a user's own training sets sit in its ``submissions/`` folder, one
+``{task}_{method}.csv`` per task and method).
+
+The setup fields read here: ``track`` ("selection"), ``dataset`` ("digits" or
+a folder under ``<data root>/datasets``), ``dim``, ``model``, ``seed``,
+``train_size`` (the budget), ``test_size`` (digits only), ``tasks``,
+``strategies``, ``submissions``, ``emb_file`` and ``task_files``
+({task: (train_csv, test_parquet)}, paths inside the dataset folder; official
+folders only -- the digits use the file names of `data`), ``results_dir``.
+
+What is evaluated for each task, each as one entry of results.json:
+
+* every strategy of ``setup.strategies`` (kind ``strategy``): it chooses a
+  training set of at most ``train_size`` pool points, which is written as a
+  DataPerf csv to ``work_dir/submissions/{task}_{strategy}.csv``;
+* every method of ``setup.submissions`` (kind ``submission``): the user's csv,
+  checked (`files.read_training_set`, at most ``train_size`` rows) and copied
+  unchanged beside the strategies' ones;
+* the task's own train csv, the one the reference evaluator would score
+  (kind ``dataset``, named ``train_csv``), when the dataset has it; it is the
+  dataset's file, so the budget does not apply (the reference's random_500.csv
+  holds 500 rows whatever the budget).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ..runs import read_json, write_json
+from . import data, files, strategies
+from .evaluation import evaluate_training_set
+
+ProgressCallback = Callable[[int, int], None]
+SUBMISSION_FOLDER = "submissions"
+#: The name under which a task's own train csv (task_files[task][0]) is reported.
+DATASET_TRAIN_CSV = "train_csv"
+#: The reference's result file name; one per evaluated method, in {results_dir}/{method}/.
+RESULT_FILE_FORMAT = "result_UTC-%Y-%m-%d-%H-%M-%S.json"
+# Task and method names become parts of file names: no separators, no leading dot.
+_NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+# --- prepare ----------------------------------------------------------------------------------
+
+def _check_name(what: str, value: str) -> str:
+    if not isinstance(value, str) or not _NAME_PART.fullmatch(value):
+        raise ValueError(f"{what} {value!r} cannot be part of a file name: use letters, digits, '.', '_' and '-', "
+                         "starting with a letter or digit")
+    return value
+
+
+def _method_names(setup) -> list[str]:
+    """Strategies then submissions, checked to be distinct and usable in file names."""
+    names = [_check_name("strategy", s) for s in setup.strategies]
+    names += [_check_name("submission method", m) for m in setup.submissions]
+    unknown = [s for s in setup.strategies if s not in strategies.STRATEGY_NAMES]
+    if unknown:
+        raise ValueError(f"unknown strategy {unknown[0]!r}; choose among {', '.join(strategies.STRATEGY_NAMES)}")
+    repeated = sorted({n for n in names if names.count(n) > 1} | ({DATASET_TRAIN_CSV} & set(names)))
+    if repeated:
+        raise ValueError(f"method name(s) {', '.join(repeated)} used twice (strategies, submissions, "
+                         f"and {DATASET_TRAIN_CSV!r} for the dataset's own train csv must all differ)")
+    return names
+
+
+def _task_files(setup, data_root: Path, tasks: list[str]) -> dict[str, dict[str, Path]]:
+    for task in tasks:
+        _check_name("task", task)
+    folder = data.dataset_dir(data_root, setup.dataset, seed=setup.seed)
+    if setup.dataset == data.DIGITS_DATASET:
+        if setup.dim != data.DIGITS_DIM:
+            raise ValueError(f"the digits embeddings have {data.DIGITS_DIM} values; the setup's dim is {setup.dim}")
+        found = data.generate_selection_dataset(folder, tasks, seed=setup.seed, test_size=setup.test_size)
+    else:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"dataset {setup.dataset!r} not found: no folder {folder}")
+        task_files = getattr(setup, "task_files", None) or {}
+        missing = [t for t in tasks if t not in task_files]
+        if missing:
+            raise ValueError(f"task_files names no [train_csv, test_parquet] for task(s) {', '.join(missing)}")
+        found = {}
+        for task in tasks:
+            train_csv, test_parquet = task_files[task]
+            found[task] = data.folder_task_files(folder, task, emb_file=setup.emb_file, train_csv=train_csv,
+                                                 test_parquet=test_parquet)
+    buying = [s for s in setup.strategies if s in strategies.BUYS_LABELS]
+    for task in tasks:
+        if buying and "labels" not in found[task]:
+            raise FileNotFoundError(
+                f"dataset {setup.dataset!r} has no pool labels for task {task} "
+                f"({folder / data.labels_file_name(task)}): the strategies {', '.join(buying)} buy the labels of "
+                "the points they choose from it. Add that file (ImageID,Confidence for every pool image), or run "
+                "only centroid, closest_furthest and your own submissions")
+    return found
+
+
+def prepare_data(setup, data_root: Path) -> dict[str, dict[str, Path]]:
+    """Bring every task's files to the data root (generating the digits); {task: {"pool", "test", "examples", ...}}.
+
+    Also "labels" (the pool's true labels) and "train_csv" (the task's own
+    training set) when the dataset has them. Raises FileNotFoundError naming
+    what is missing, ValueError for a setup that does not fit the dataset.
+    """
+    _method_names(setup)
+    return _task_files(setup, Path(data_root), list(setup.tasks))
+
+
+# --- evaluate ---------------------------------------------------------------------------------
+
+@dataclass
+class _TaskInputs:
+    """Everything a task's jobs read: arrays shared with the workers through fork, never pickled."""
+
+    pool_embeddings: np.ndarray
+    pool_labels: np.ndarray | None
+    examples: np.ndarray
+    test: files.EmbeddedSet
+    given: dict[str, tuple[np.ndarray, np.ndarray]]  # method -> (pool rows, labels) of a file's training set
+
+
+_SHARED: dict[str, _TaskInputs] = {}
+_SETTINGS: dict = {}
+
+
+def _examples_embeddings(path: Path, pool: files.EmbeddedSet, row_of: dict[str, int]) -> tuple[np.ndarray, int]:
+    """Embeddings (m, d) of the example positives found in the pool, and how many were not found."""
+    ids = files.read_examples(path)[files.ID_COLUMN].tolist()
+    rows = [row_of[i] for i in ids if i in row_of]
+    if not rows:
+        raise ValueError(f"{path.name}: none of its {len(ids)} example ImageID(s) is in the pool")
+    return pool.embeddings[rows], len(ids) - len(rows)
+
+
+def _run_job(job: tuple[str, str, str]) -> dict:
+    """One method on one task: choose (for a strategy) and evaluate. Runs in a worker or in this process."""
+    task, name, kind = job
+    inputs, settings = _SHARED[task], _SETTINGS
+    # One BLAS thread: the workers share the cores, and a fit gives the same bits in a worker as in a loop.
+    with threadpool_limits(limits=1):
+        seconds = bought = None
+        if kind == "strategy":
+            if inputs.pool_labels is not None:
+                oracle = strategies.LabelOracle(inputs.pool_labels, budget=settings["budget"])
+            else:  # no labels to buy (prepare_data let only the strategies that buy none through): budget 0
+                oracle = strategies.LabelOracle(np.zeros(len(inputs.pool_embeddings), dtype=np.int64), budget=0)
+            started = time.perf_counter()
+            rows, labels = strategies.choose_training_set(
+                name, inputs.pool_embeddings, oracle, inputs.examples, settings["budget"],
+                seed=settings["seed"], model=settings["model"])
+            seconds = time.perf_counter() - started
+            bought = oracle.revealed
+        else:
+            rows, labels = inputs.given[name]
+        metrics = evaluate_training_set(inputs.pool_embeddings[rows], labels, inputs.test.embeddings,
+                                        inputs.test.labels, model=settings["model"], seed=settings["seed"])
+    return {"task": task, "name": name, "kind": kind, "rows": rows, "labels": labels,
+            "time_s": seconds, "labels_bought": bought, **metrics}
+
+
+def _worker_count(n_jobs: int, n_items: int) -> int:
+    available = os.cpu_count() or 1
+    wanted = available if n_jobs < 0 else max(1, n_jobs)
+    return max(1, min(wanted, available, n_items))
+
+
+def _run_jobs(jobs: list[tuple[str, str, str]], n_jobs: int, progress: ProgressCallback | None) -> list[dict]:
+    workers = _worker_count(n_jobs, len(jobs))
+    out = []
+    # Forked workers start in milliseconds and inherit the pool arrays instead of receiving copies.
+    with (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) if workers > 1
+          else nullcontext()) as pool:
+        results = pool.map(_run_job, jobs) if pool else map(_run_job, jobs)
+        for done, result in enumerate(results, start=1):
+            out.append(result)
+            if progress:
+                progress(done, len(jobs))
+    return out
+
+
+def _entry(result: dict, pool_labels: np.ndarray | None, file: str) -> dict:
+    labels = np.asarray(result["labels"])
+    return {
+        "kind": result["kind"],
+        "accuracy": result["accuracy"],
+        "precision": result["precision"],
+        "recall": result["recall"],
+        "f1": result["f1"],
+        "train_size": int(len(labels)),
+        "positives": int(labels.sum()),
+        "labels_bought": result["labels_bought"],
+        # How many of its labels are wrong, when the truth is known: a user's or a guessing strategy's mistakes.
+        "wrong_labels": (None if pool_labels is None
+                         else int((pool_labels[np.asarray(result["rows"])] != labels).sum())),
+        "time_s": None if result["time_s"] is None else round(float(result["time_s"]), 6),
+        "fit_s": round(float(result["fit_s"]), 6),
+        "predict_s": round(float(result["predict_s"]), 6),
+        "converged": result["converged"],
+        "file": file,
+    }
+
+
+@dataclass
+class _Pool:
+    """A pool read once for all the tasks that share it, with its ImageID -> row lookup."""
+
+    embedded: files.EmbeddedSet
+    row_of: dict[str, int]
+    ids: set[str]
+
+    @classmethod
+    def read(cls, path: Path, dim: int) -> _Pool:
+        pool = files.read_pool(path, dim)
+        ids = pool.image_ids.tolist()
+        return cls(pool, {image_id: row for row, image_id in enumerate(ids)}, set(ids))
+
+    def training_set(self, path: Path, budget: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Pool rows (k,) and labels (k,) of a training-set csv, checked (`files.read_training_set`)."""
+        frame = files.read_training_set(path, self.ids, budget)
+        rows = np.array([self.row_of[i] for i in frame[files.ID_COLUMN]], dtype=np.int64)
+        return rows, frame[files.LABEL_COLUMN].to_numpy()
+
+
+def _load_task(setup, task: str, paths: dict[str, Path], pool: _Pool, source_dir: Path) -> tuple[_TaskInputs, dict]:
+    """Read and check everything one task needs; the user's csvs first, so a bad one stops the run at once."""
+    given = {method: pool.training_set(source_dir / SUBMISSION_FOLDER / f"{task}_{method}.csv", setup.train_size)
+             for method in setup.submissions}
+    if "train_csv" in paths:
+        given[DATASET_TRAIN_CSV] = pool.training_set(paths["train_csv"], None)
+    test = files.read_test_set(paths["test"], setup.dim)
+    if setup.dataset == data.DIGITS_DATASET and len(test) != setup.test_size:
+        raise ValueError(f"{paths['test'].name} has {len(test)} rows but test_size is {setup.test_size}: "
+                         "a run with another test_size regenerated it meanwhile; run again")
+    examples, examples_missing = _examples_embeddings(paths["examples"], pool.embedded, pool.row_of)
+    labels = files.read_pool_labels(paths["labels"], pool.embedded.image_ids) if "labels" in paths else None
+    facts = {"task": task, "pool_size": len(pool.embedded), "test_size": len(test),
+             "test_positives": int(test.labels.sum()), "budget": int(setup.train_size),
+             "examples": len(examples), "examples_not_in_pool": examples_missing,
+             "pool_positives": None if labels is None else int(labels.sum())}
+    return _TaskInputs(pool.embedded.embeddings, labels, examples, test, given), facts
+
+
+def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
+                   data_ids: list[str] | None = None, n_jobs: int = -1,
+                   progress: ProgressCallback | None = None) -> dict[str, dict]:
+    """Choose, write and evaluate the training sets of the tasks `data_ids` (default: all tasks).
+
+    Every user csv is checked before any work starts (TrainingSetError names
+    the file and row). Writes ``work_dir/submissions/{task}_{method}.csv`` and
+    ``work_dir/partial/{task}.json``; returns {task: task result}.
+    `progress(done, total)` is called as (task, method) pairs finish.
+    """
+    global _SHARED, _SETTINGS
+    data_root, work_dir, source_dir = Path(data_root), Path(work_dir), Path(source_dir)
+    names = _method_names(setup)
+    unknown = set(data_ids or ()) - set(setup.tasks)
+    if unknown:
+        raise ValueError(f"no task {', '.join(sorted(unknown))} in this setup")
+    wanted = [t for t in setup.tasks if data_ids is None or t in data_ids]
+    task_files = _task_files(setup, data_root, wanted)
+    pools: dict[Path, _Pool] = {}
+    inputs: dict[str, _TaskInputs] = {}
+    facts: dict[str, dict] = {}
+    for task in wanted:
+        pool_path = task_files[task]["pool"]
+        if pool_path not in pools:  # every task of a dataset shares one pool: read it once
+            pools[pool_path] = _Pool.read(pool_path, setup.dim)
+        inputs[task], facts[task] = _load_task(setup, task, task_files[task], pools[pool_path], source_dir)
+    jobs = [(task, name, "strategy" if name in setup.strategies else "submission")
+            for task in wanted for name in names]
+    jobs += [(task, DATASET_TRAIN_CSV, "dataset") for task in wanted if DATASET_TRAIN_CSV in inputs[task].given]
+    _SHARED, _SETTINGS = inputs, {"budget": int(setup.train_size), "seed": setup.seed, "model": setup.model}
+    try:
+        results = _run_jobs(jobs, n_jobs, progress)
+    finally:
+        _SHARED, _SETTINGS = {}, {}
+    folder = data.dataset_dir(data_root, setup.dataset, seed=setup.seed)
+    out = {task: {**facts[task], "strategies": {}} for task in wanted}
+    for result in results:
+        task, name = result["task"], result["name"]
+        target = work_dir / SUBMISSION_FOLDER / f"{task}_{name}.csv"
+        if result["kind"] == "strategy":
+            pool_ids = pools[task_files[task]["pool"]].embedded.image_ids
+            files.write_training_set(target, pool_ids[result["rows"]], result["labels"])
+        elif result["kind"] == "submission":  # the run keeps the user's file exactly as given
+            source = source_dir / SUBMISSION_FOLDER / target.name
+            if source.resolve() != target.resolve():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+        else:
+            target = task_files[task]["train_csv"]
+        # A path inside the run, or (the dataset's own csv) inside the dataset folder.
+        file = str(target.relative_to(work_dir) if target.is_relative_to(work_dir) else target.relative_to(folder))
+        out[task]["strategies"][name] = _entry(result, inputs[task].pool_labels, file)
+    for task in wanted:
+        write_json(work_dir / "partial" / f"{task}.json", out[task])
+    return out
+
+
+# --- report -----------------------------------------------------------------------------------
+
+def build_results(setup, task_results: dict[str, dict]) -> dict:
+    """results.json of a selection run."""
+    return {
+        "track": "selection",
+        "model": setup.model,
+        "seed": setup.seed,
+        "dataset": setup.dataset,
+        "dim": setup.dim,
+        "train_size": setup.train_size,
+        "tasks": {task: task_results[task] for task in setup.tasks},
+    }
+
+
+def reference_results(results: dict) -> dict[str, dict[str, dict]]:
+    """{method: the reference's result file content {task: {"accuracy", "recall", "precision", "f1"}}}."""
+    out: dict[str, dict[str, dict]] = {}
+    for task, task_result in results["tasks"].items():
+        for name, entry in task_result["strategies"].items():
+            out.setdefault(name, {})[task] = {key: entry[key] for key in ("accuracy", "recall", "precision", "f1")}
+    return out
+
+
+def report(setup, work_dir: Path, *, now: dt.datetime | None = None) -> dict:
+    """Merge the partial results into results.json, the reference's result files and the plot; return results.
+
+    The reference writes one ``result_UTC-YYYY-MM-DD-HH-MM-SS.json`` holding
+    one figure set per task, so it cannot hold several methods. Each method
+    gets its own, under the exact reference name, in a folder named after it:
+    ``{results_dir}/{method}/result_UTC-....json`` -- nothing is lost and
+    each file is one the reference would have written for that method. A
+    report written again replaces the earlier files.
+    """
+    from . import plots  # matplotlib is imported only when a report is drawn
+
+    work_dir = Path(work_dir)
+    missing = [t for t in setup.tasks if not (work_dir / "partial" / f"{t}.json").exists()]
+    if missing:
+        raise FileNotFoundError(f"no evaluation of task(s) {', '.join(missing)} in {work_dir / 'partial'}: "
+                                "run evaluate_tasks first")
+    task_results = {t: read_json(work_dir / "partial" / f"{t}.json") for t in setup.tasks}
+    results = build_results(setup, task_results)
+    results_dir = data.inside(work_dir, setup.results_dir, "results_dir")
+    stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime(RESULT_FILE_FORMAT)
+    written = {}
+    for method, content in reference_results(results).items():
+        folder = results_dir / method
+        for older in folder.glob("result_UTC-*.json"):
+            older.unlink()
+        write_json(folder / stamp, content)
+        written[method] = str((folder / stamp).relative_to(work_dir))
+    results["reference_results"] = written
+    drawn = plots.draw_selection_plots(results, work_dir / "plots", run_dir=work_dir)
+    results["plots"] = [str(p.relative_to(work_dir)) for p in drawn]
+    write_json(work_dir / "results.json", results)
+    return results
