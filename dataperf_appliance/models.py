@@ -12,6 +12,9 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.svm import LinearSVC
 
+from . import catalog
+from .catalog import registry_names
+
 _FACTORIES: dict[str, Callable[[int], ClassifierMixin]] = {
     "logistic_regression": lambda seed: LogisticRegression(max_iter=1000, random_state=seed),
     "linear_svm": lambda seed: LinearSVC(random_state=seed),
@@ -21,8 +24,8 @@ _FACTORIES: dict[str, Callable[[int], ClassifierMixin]] = {
     "mlp": lambda seed: MLPClassifier(hidden_layer_sizes=(64,), max_iter=500, random_state=seed),
 }
 
-MODEL_NAMES: tuple[str, ...] = tuple(_FACTORIES)
-DEFAULT_MODEL = "logistic_regression"
+MODEL_NAMES = registry_names(_FACTORIES, catalog.MODEL_NAMES, "model")
+DEFAULT_MODEL = catalog.DEFAULT_MODEL
 
 
 def make_model(name: str, seed: int = 0) -> ClassifierMixin:

@@ -31,12 +31,12 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
-from cleanlab.filter import find_label_issues
-from cleanlab.rank import get_label_quality_scores
 from sklearn.metrics import pairwise_distances_chunked
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.utils import check_array
 
+from .. import catalog
+from ..catalog import registry_names
 from ..models import DEFAULT_MODEL, MODEL_NAMES, make_model
 
 #: Folds of the out-of-fold predicted probabilities (fewer when a class is smaller).
@@ -198,6 +198,10 @@ def confident_learning(X_train, y_train, X_val, y_val, *, seed: int = 0, model: 
     """
     X_train, y_train, X_val, y_val = _check_task(X_train, y_train, X_val, y_val)
     pred_probs = out_of_fold_probabilities(X_train, y_train, seed=_check_seed(seed), model=_check_model(model))
+    # Imported here: cleanlab takes seconds to import, and the config imports this module for its names.
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
     # n_jobs=1: the benchmark runs tasks in parallel already, and the cores are shared.
     flagged = find_label_issues(y_train, pred_probs, return_indices_ranked_by="self_confidence", n_jobs=1)
     flagged = np.asarray(flagged, dtype=np.int64)
@@ -227,7 +231,7 @@ STRATEGIES: dict[str, Strategy] = {
     "confident_learning": confident_learning,
     "loss": loss,
 }
-STRATEGY_NAMES: tuple[str, ...] = tuple(STRATEGIES)
+STRATEGY_NAMES = registry_names(STRATEGIES, catalog.DEBUGGING_STRATEGIES, "debugging strategy")
 
 
 def rank_training_points(name: str, X_train, y_train, X_val, y_val, *, seed: int = 0,
@@ -236,11 +240,12 @@ def rank_training_points(name: str, X_train, y_train, X_val, y_val, *, seed: int
 
     X_train is (n_train, d) with n_train >= 2, y_train (n_train,) the noisy
     labels in {0, 1}, X_val (n_val, d) and y_val (n_val,) the clean validation
-    set; `model` is one of `MODEL_NAMES`. Raises ValueError for an unknown name
+    set; `model` is one of `MODEL_NAMES`. The reference's names are accepted
+    too (``neighbor_shapley`` for ``knn_shapley``). Raises ValueError for an unknown name
     or model, or inputs of the wrong shape or labels.
     """
     try:
-        strategy = STRATEGIES[name]
+        strategy = STRATEGIES[catalog.DEBUGGING_STRATEGY_ALIASES.get(name, name)]
     except (KeyError, TypeError):
         raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGY_NAMES)}") from None
     return strategy(X_train, y_train, X_val, y_val, seed=_check_seed(seed), model=_check_model(model))

@@ -44,6 +44,8 @@ import numpy as np
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils import check_array
 
+from .. import catalog
+from ..catalog import registry_names
 from ..models import DEFAULT_MODEL, MODEL_NAMES, make_model
 
 #: Rows of the pool whose distances are computed at once (bounds scratch memory to ~64 MiB at d = 256).
@@ -348,7 +350,7 @@ STRATEGIES: dict[str, Strategy] = {
     "centroid": centroid,
     "closest_furthest": closest_furthest,
 }
-STRATEGY_NAMES: tuple[str, ...] = tuple(STRATEGIES)
+STRATEGY_NAMES = registry_names(STRATEGIES, catalog.SELECTION_STRATEGIES, "selection strategy")
 #: Strategies that buy their labels from the oracle (the rest guess them and need no pool labels).
 BUYS_LABELS: frozenset[str] = frozenset({"random", "balanced_random", "uncertainty", "diversity"})
 

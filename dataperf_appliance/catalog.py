@@ -1,0 +1,28 @@
+"""The names a user chooses from: classifiers and each track's strategies.
+
+Free of heavy imports, so the config, the CLI and the UI load fast. The
+registries that implement these names (models.py, debugging/strategies.py,
+selection/strategies.py) build from them and fail at import if one is missing.
+"""
+
+from __future__ import annotations
+
+MODEL_NAMES: tuple[str, ...] = (
+    "logistic_regression", "linear_svm", "knn", "random_forest", "hist_gradient_boosting", "mlp",
+)
+DEFAULT_MODEL = "logistic_regression"
+
+DEBUGGING_STRATEGIES: tuple[str, ...] = ("random", "knn_shapley", "confident_learning", "loss")
+#: Names the DataPerf reference uses for the same strategies.
+DEBUGGING_STRATEGY_ALIASES: dict[str, str] = {"neighbor_shapley": "knn_shapley"}
+
+SELECTION_STRATEGIES: tuple[str, ...] = (
+    "random", "balanced_random", "uncertainty", "diversity", "centroid", "closest_furthest",
+)
+
+
+def registry_names(registry: dict, names: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """`names`, after checking that `registry` implements exactly them (a programming error otherwise)."""
+    if set(registry) != set(names):
+        raise RuntimeError(f"the {what} registry {sorted(registry)} does not match the catalog {sorted(names)}")
+    return names

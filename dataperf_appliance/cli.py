@@ -1,0 +1,135 @@
+"""The command line: `dataperf-appliance validate | render | run | datasets`.
+
+Exit codes: 0 success, 1 a run failed, 2 invalid input (every error on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .settings import load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def _data_root(args: argparse.Namespace) -> Path:
+    return Path(args.data_dir).resolve() if args.data_dir else load_settings().data_dir
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .config import ConfigError, load_task_setup
+
+    try:
+        load_task_setup(Path(args.file), data_root=_data_root(args))
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return EXIT_INVALID
+    except OSError as error:
+        print(f"{args.file}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_INVALID
+    print("valid")
+    return EXIT_OK
+
+
+def _render(args: argparse.Namespace) -> int:
+    from .config import ConfigError, apply_overrides, default_params, render_task_setup
+
+    track = next((a.split("=", 1)[1] for a in args.set if a.startswith("track=")), "debugging")
+    try:
+        params = apply_overrides(default_params(track), [a for a in args.set if not a.startswith("track=")])
+        sys.stdout.write(render_task_setup(params))
+    except (ConfigError, ValueError) as error:
+        print(error, file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def _summary(results: dict) -> str:
+    lines = [f"{'task':<12} {'strategy':<20} {'fraction_fixes':>14} {'auc':>7} {'time_s':>8}"]
+    for data_id, task in results["tasks"].items():
+        for name, r in sorted(task["strategies"].items(), key=lambda item: item[1]["fraction_fixes"]):
+            seconds = "-" if r["time_s"] is None else f"{r['time_s']:.2f}"
+            lines.append(f"{data_id:<12} {name:<20} {r['fraction_fixes']:>14.3f} {r['auc']:>7.3f} {seconds:>8}")
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .benchmark import run_benchmark
+    from .config import ConfigError
+    from .debugging.submissions import SubmissionError
+    from .selection.files import TrainingSetError
+
+    bar = tqdm(total=0, unit="fit", desc="evaluating", file=sys.stderr, disable=args.quiet)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        results = run_benchmark(Path(args.file), Path(args.out), data_root=_data_root(args), n_jobs=args.jobs,
+                                progress=progress)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return EXIT_INVALID
+    except (FileExistsError, FileNotFoundError, SubmissionError, TrainingSetError) as error:
+        print(error, file=sys.stderr)
+        return EXIT_INVALID
+    except Exception as error:  # noqa: BLE001 - the CLI reports any failure plainly
+        print(f"run failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        bar.close()
+    print(_summary(results))
+    print(f"run written to {Path(args.out).resolve()}")
+    return EXIT_OK
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from .datasets import list_datasets
+
+    for entry in list_datasets(_data_root(args)):
+        tasks = ", ".join(entry["tasks"][:12]) + (" ..." if len(entry["tasks"]) > 12 else "")
+        print(f"{entry['name']:<14} {entry['kind']:<9} {entry['description']}\n{'':<24} tasks: {tasks}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dataperf-appliance", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--data-dir", help="the data root (default: $APPLIANCE_DATA_DIR or ./data)")
+        return p
+
+    p = with_data_dir(sub.add_parser("validate", help="check a task_setup.yml; prints 'valid' or every error"))
+    p.add_argument("file")
+    p.set_defaults(handler=_validate)
+
+    p = sub.add_parser("render", help="print a task_setup.yml built from the defaults and --set overrides")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a parameter, e.g. --set noise_level=0.2 --set tasks=[digit-3,digit-8]")
+    p.set_defaults(handler=_render)
+
+    p = with_data_dir(sub.add_parser("run", help="validate and run a benchmark into a new run folder"))
+    p.add_argument("file")
+    p.add_argument("--out", required=True, help="the run folder to create")
+    p.add_argument("--jobs", type=int, default=-1, help="worker processes (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_run)
+
+    p = with_data_dir(sub.add_parser("datasets", help="list the datasets available"))
+    p.set_defaults(handler=_datasets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

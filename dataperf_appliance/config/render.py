@@ -1,0 +1,266 @@
+"""Writing a ``task_setup.yml`` from parameters: defaults, ``--set`` overrides, the Jinja2 template.
+
+The parameters of a track are one flat dict that a form or the command line
+fills naturally, for the debugging track::
+
+    {"track": "debugging", "dataset": "digits", "model": "logistic_regression", "seed": 0,
+     "eval_points": None, "dim": None, "tasks": ["digit-3", "digit-8", "digit-9"],
+     "train_size": 200, "val_size": 40, "test_size": 100, "noise_level": 0.3,
+     "strategies": ["random", "knn_shapley", "confident_learning", "loss"], "submissions": []}
+
+Every task gets the same sizes and noise level; a user who wants them to
+differ edits the YAML. `render_task_setup` fills ``templates/<track>_task_setup.yml.j2``
+and validates the result, so it never returns a file that `parse_task_setup`
+would refuse.
+
+Every ``{{ expression }}`` of a template is written through `yaml_value` (the
+Jinja2 environment's ``finalize``): a value always becomes one YAML scalar or
+flow list, so no parameter, however strange, can add keys or items to the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import numbers
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+
+from .loader import ConfigError, load_yaml
+from .schema import DEFAULT_TRACK, SETUP_MODELS, TaskSetup, parse_task_setup
+
+#: Environment variable naming the folder of the templates (default: ``templates/`` of the repository).
+TEMPLATES_DIR_ENV = "APPLIANCE_TEMPLATES_DIR"
+
+_DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
+    "debugging": {
+        "track": "debugging",
+        "dataset": "digits",
+        "model": "logistic_regression",
+        "seed": 0,
+        "eval_points": None,
+        "dim": None,
+        # Digits the noise really hurts: on digit-0 even 30% flipped labels keep the
+        # accuracy within DataPerf's 95% target, so every strategy would score 0.
+        "tasks": ["digit-3", "digit-8", "digit-9"],
+        "train_size": 200,
+        "val_size": 40,
+        "test_size": 100,
+        "noise_level": 0.3,
+        "strategies": ["random", "knn_shapley", "confident_learning", "loss"],
+        "submissions": [],
+    },
+}
+
+
+def default_params(track: str = DEFAULT_TRACK) -> dict[str, Any]:
+    """A fresh copy of the default template parameters of `track`."""
+    try:
+        return copy.deepcopy(_DEFAULT_PARAMS[track])
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown track {track!r}; choose one of: {', '.join(_DEFAULT_PARAMS)}") from None
+
+
+# --- overrides ------------------------------------------------------------------------------
+
+def _parse_override(raw: str, assignment: str) -> Any:
+    text = raw.strip()
+    if not text:
+        return None
+    try:
+        return load_yaml(text, filename="--set", mapping=False).data
+    except ConfigError as error:
+        raise ValueError(f"{assignment!r}: the value is not valid YAML: {error.issues[0].message}") from None
+
+
+def _as_name(value: Any, raw: str, assignment: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, dict)):
+        raise ValueError(f"{assignment!r}: expected a single value, got a {type(value).__name__}")
+    # `dataset=2023` means the folder "2023", not the number: keep what was typed.
+    return raw.strip()
+
+
+def _as_names(value: Any, raw: str, assignment: str) -> list[str]:
+    if isinstance(value, str):  # tasks=digit-3,digit-4
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if value is None:
+        return []
+    if isinstance(value, list):  # tasks=[digit-3, digit-4]
+        return [_as_name(item, str(item), assignment) for item in value]
+    return [_as_name(value, raw, assignment)]
+
+
+def apply_overrides(params: Mapping[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """A copy of `params` with each ``key=value`` of `assignments` applied, in order.
+
+    A value is read as YAML (``seed=3``, ``noise_level=0.2``, ``eval_points=null``,
+    ``tasks=[digit-3, digit-4]``); an empty value means null. A key whose
+    default is a list takes a YAML list or a comma-separated text
+    (``tasks=digit-3,digit-4``); a key whose default is text keeps the text
+    typed (``dataset=2023``). ``train_size=150`` sets the size of every task.
+    The values are checked when the file is rendered.
+
+    Raises ValueError for an assignment without '=', an unknown key (naming
+    it and the known ones), a value that is not YAML, or a change of track.
+    """
+    result = copy.deepcopy(dict(params))
+    track = result.get("track", DEFAULT_TRACK)
+    defaults = _DEFAULT_PARAMS.get(track, {}) if isinstance(track, str) else {}
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"{assignment!r} is not KEY=VALUE (for example seed=3)")
+        if key not in result:
+            raise ValueError(f"unknown parameter {key!r} in {assignment!r}; known parameters: {', '.join(result)}")
+        value = _parse_override(raw, assignment)
+        kind = defaults.get(key, result[key])
+        if isinstance(kind, list):
+            value = _as_names(value, raw, assignment)
+        elif isinstance(kind, str):
+            value = _as_name(value, raw, assignment)
+        if key == "track" and value != result["track"]:
+            raise ValueError(f"{assignment!r}: the track cannot be changed by an override; "
+                             f"start from default_params({value!r})")
+        result[key] = value
+    return result
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+# A text written without quotes must read back as the same text both in YAML
+# 1.2 (ruamel.yaml, ours) and in YAML 1.1 (PyYAML, the DataPerf reference):
+# starting with a letter rules out numbers, dates, '-', '.inf' and indicators,
+# and these words are the booleans and null of either version.
+_PLAIN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9_./-]*")
+_RESERVED_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
+
+
+def _double_quoted(text: str) -> str:
+    # JSON's escapes are valid in YAML double quotes. Everything from DEL up is
+    # escaped too: YAML forbids some of it raw (DEL, C1 controls) and reads
+    # NEL and the line/paragraph separators as line breaks; and a character
+    # beyond the BMP needs YAML's \U escape (JSON would write a surrogate pair,
+    # which YAML reads as two separate characters).
+    return "".join(
+        char if ord(char) < 0x7F else f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
+        for char in json.dumps(text, ensure_ascii=False))
+
+
+def yaml_value(value: Any) -> str:
+    """`value` written as one YAML flow value that reads back equal (YAML 1.1 and 1.2).
+
+    None, bool, numbers, text, lists/tuples and mappings with text keys.
+    Text is plain when that is unambiguous (``digit-0``, ``embeddings/``) and
+    double-quoted with JSON escapes otherwise, so it cannot start a comment,
+    a key or a new line. Raises TypeError for any other type.
+    """
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # a StrictUndefined raises UndefinedError, naming the variable
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if math.isnan(number):
+            return ".nan"
+        if math.isinf(number):
+            return ".inf" if number > 0 else "-.inf"
+        text = repr(number)
+        mantissa, e, exponent = text.partition("e")
+        if e and "." not in mantissa:
+            # YAML 1.1 (the reference's PyYAML) reads 1e-05 as text; 1.0e-05 is a float in both.
+            text = f"{mantissa}.0e{exponent}"
+        return text
+    if isinstance(value, str):
+        if _PLAIN_TEXT.fullmatch(value) and value.lower() not in _RESERVED_WORDS:
+            return value
+        return _double_quoted(value)
+    if isinstance(value, Mapping):
+        for key in value:
+            if not isinstance(key, str):
+                raise TypeError(f"cannot write a mapping key of type {type(key).__name__} into YAML")
+        return "{" + ", ".join(f"{yaml_value(k)}: {yaml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(yaml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write a value of type {type(value).__name__} into YAML")
+
+
+def templates_dir() -> Path:
+    """The folder of the templates: $APPLIANCE_TEMPLATES_DIR, else ``templates/`` beside the package."""
+    configured = os.environ.get(TEMPLATES_DIR_ENV)
+    if configured:
+        return Path(configured)
+    import dataperf_appliance  # the package is installed editable: its parent is the repository
+
+    return Path(dataperf_appliance.__file__).resolve().parents[1] / "templates"
+
+
+def template_name(track: str) -> str:
+    return f"{track}_task_setup.yml.j2"
+
+
+def _environment(folder: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(folder),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # YAML, not HTML: escaping is yaml_value's job
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=yaml_value,
+    )
+
+
+def template_parameters(track: str = DEFAULT_TRACK) -> set[str]:
+    """The names of the parameters the template of `track` uses."""
+    environment = _environment(templates_dir())
+    source, _, _ = environment.loader.get_source(environment, template_name(track))
+    return meta.find_undeclared_variables(environment.parse(source))
+
+
+def render_task_setup(params: Mapping[str, Any], *, data_root: Path | None = None) -> str:
+    """The ``task_setup.yml`` text of `params` (see `default_params`), validated.
+
+    The template is ``<templates dir>/<track>_task_setup.yml.j2``. Raises
+    ValueError naming every missing or unknown parameter, or a list parameter
+    given as something else; ConfigError (a ValueError) when the rendered file
+    is invalid, e.g. ``noise_level=2``, with the field of each problem;
+    TypeError for a value that YAML cannot hold. `data_root` is passed to
+    `parse_task_setup` for the dataset checks.
+    """
+    return render_and_parse(params, data_root=data_root)[0]
+
+
+def render_and_parse(params: Mapping[str, Any], *, data_root: Path | None = None) -> tuple[str, TaskSetup]:
+    """`render_task_setup`, returning the setup the text validates to as well."""
+    track = params.get("track", DEFAULT_TRACK)
+    if not isinstance(track, str) or track not in SETUP_MODELS or track not in _DEFAULT_PARAMS:
+        raise ValueError(f"unknown track {track!r}; choose one of: {', '.join(SETUP_MODELS)}")
+    name = template_name(track)
+    needed = template_parameters(track)
+    missing, unknown = sorted(needed - params.keys()), sorted(map(str, params.keys() - needed))
+    if missing:
+        raise ValueError(f"missing template parameter(s) of {name}: {', '.join(missing)}")
+    if unknown:
+        raise ValueError(f"unknown template parameter(s) for {name}: {', '.join(unknown)}")
+    for key, default in _DEFAULT_PARAMS[track].items():
+        if isinstance(default, list) and key in params and not isinstance(params[key], (list, tuple)):
+            raise ValueError(f"parameter {key!r} must be a list of names, got {type(params[key]).__name__}")
+    try:
+        text = _environment(templates_dir()).get_template(name).render(**params)
+    except jinja2.UndefinedError as error:
+        raise ValueError(f"{name}: {error.message}") from None
+    return text, parse_task_setup(text, filename="task_setup.yml", data_root=data_root)

@@ -1,0 +1,176 @@
+"""The debugging track, stage by stage: prepare data, evaluate tasks, report.
+
+Each stage is a plain function over a validated setup and folders, so the CLI
+runs them in a row and the Airflow DAG runs them as separate tasks (one
+`evaluate_tasks` call per benchmark task there).
+
+Folders: `data_root` holds the datasets; `work_dir` is the run being written
+(the staging folder of runs.py); `source_dir` is where the task_setup.yml
+came from (a user's own submission files sit in its submission folder).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .. import datasets
+from ..datasets.dataperf_files import DebuggingTaskData
+from ..runs import read_json, write_json
+from . import strategies, submissions
+from .evaluation import TaskEvaluation, evaluate_many, fraction_fixes, normalized_auc
+
+GALLERY_SIZE = 16
+ProgressCallback = Callable[[int, int], None]
+
+
+def task_spec(task) -> datasets.DebuggingTaskSpec:
+    return datasets.DebuggingTaskSpec(task.data_id, task.train_size, task.noise_level, task.val_size, task.test_size)
+
+
+def prepare_data(setup, data_root: Path) -> dict[str, dict[str, Path]]:
+    """Bring every task's DataPerf files to the data root (generating embedded ones); {data_id: files}."""
+    return {
+        task.data_id: datasets.prepare_debugging_task(
+            data_root, setup.dataset, task_spec(task), seed=setup.seed, dim=setup.dim,
+            embedding_folder=setup.paths.embedding_folder, groundtruth_folder=setup.paths.groundtruth_folder)
+        for task in setup.tasks
+    }
+
+
+def _user_orders(setup, task: DebuggingTaskData, source_dir: Path) -> dict[str, tuple[np.ndarray, float | None]]:
+    folder = source_dir / setup.paths.submission_folder
+    orders = {}
+    for method in setup.submissions:
+        path = folder / f"{task.data_id}_{method}.txt"
+        order = submissions.read_submission(path, task.train_size)
+        seconds = submissions.read_time_file(folder / f"time_{task.data_id}_{method}.txt")
+        orders[method] = (submissions.complete_order(order, task.train_size), seconds)
+    return orders
+
+
+def _copy_user_files(source: Path, target: Path, data_id: str, method: str) -> None:
+    # The run keeps the user's files exactly as given (not the completed order).
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (f"{data_id}_{method}.txt", f"time_{data_id}_{method}.txt"):
+        if (source / name).exists() and (source / name).resolve() != (target / name).resolve():
+            shutil.copyfile(source / name, target / name)
+
+
+def _strategy_orders(setup, task: DebuggingTaskData) -> dict[str, tuple[np.ndarray, float]]:
+    orders = {}
+    for baseline in setup.baselines:
+        started = time.perf_counter()
+        order = strategies.rank_training_points(baseline.name, task.X_train, task.y_train, task.X_val, task.y_val,
+                                                seed=setup.seed, model=setup.model)
+        orders[baseline.name] = (order, time.perf_counter() - started)
+    return orders
+
+
+def _first_flagged(task: DebuggingTaskData, order: np.ndarray) -> list[dict]:
+    return [{"row": int(row), "image_id": str(task.train_ids[row]), "given_label": int(task.y_train[row]),
+             "true_label": int(task.y_true[row])} for row in order[:GALLERY_SIZE]]
+
+
+def _task_result(task: DebuggingTaskData, evaluation: TaskEvaluation,
+                 orders: dict[str, tuple[np.ndarray, float | None]], user_methods: set[str]) -> dict:
+    results = {}
+    for name, (order, seconds) in orders.items():
+        curve = evaluation.curves[name]
+        results[name] = {
+            "kind": "submission" if name in user_methods else "baseline",
+            "fraction_fixes": fraction_fixes(curve.accuracy),
+            "auc": normalized_auc(curve, evaluation.before_acc, task.train_size),
+            "time_s": None if seconds is None else round(float(seconds), 6),
+            "curve": {"fixes": curve.fixes.tolist(), "accuracy": curve.accuracy.tolist()},
+            "first_flagged": _first_flagged(task, order),
+        }
+    return {
+        "data_id": task.data_id,
+        "train_size": task.train_size,
+        "mislabeled": int(task.mislabeled.sum()),
+        "before_acc": evaluation.before_acc,
+        "clean_acc": evaluation.clean_acc,
+        "trainings": evaluation.trainings,
+        "strategies": results,
+    }
+
+
+def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
+                   data_ids: list[str] | None = None, n_jobs: int = -1,
+                   progress: ProgressCallback | None = None) -> dict[str, dict]:
+    """Rank, write the submissions of, and evaluate the tasks `data_ids` (default: all).
+
+    Writes `work_dir/partial/<data_id>.json` and the DataPerf submissions under
+    `work_dir/<submission_folder>`; returns {data_id: task result}.
+    """
+    wanted = [t for t in setup.tasks if data_ids is None or t.data_id in data_ids]
+    unknown = set(data_ids or ()) - {t.data_id for t in setup.tasks}
+    if unknown:
+        raise ValueError(f"no task {', '.join(sorted(unknown))} in this setup")
+    files = prepare_data(setup, data_root)
+    submission_dir = work_dir / setup.paths.submission_folder
+    items, all_orders = [], []
+    for spec in wanted:
+        task = datasets.load_debugging_task(files[spec.data_id], task_spec(spec))
+        user_orders = _user_orders(setup, task, source_dir)  # a bad file is refused before any work
+        orders = {**_strategy_orders(setup, task), **user_orders}
+        for name, (order, seconds) in orders.items():
+            if name in setup.submissions:
+                _copy_user_files(source_dir / setup.paths.submission_folder, submission_dir, task.data_id, name)
+            else:
+                submissions.write_submission(submission_dir, task.data_id, name, order, seconds)
+        items.append((task, {name: order for name, (order, _) in orders.items()}))
+        all_orders.append(orders)
+    evaluations = evaluate_many(items, model=setup.model, seed=setup.seed, eval_points=setup.eval_points,
+                                n_jobs=n_jobs, progress=progress)
+    out = {}
+    for (task, _), evaluation, orders in zip(items, evaluations, all_orders):
+        out[task.data_id] = _task_result(task, evaluation, orders, set(setup.submissions))
+        write_json(work_dir / "partial" / f"{task.data_id}.json", out[task.data_id])
+    return out
+
+
+def reference_evaluation(task_result: dict) -> dict:
+    """The reference's `{data_id}_evaluation.json` for one task."""
+    submitted = [
+        {"submission": name, "accuracy": accuracy, "fixes": fixes}
+        for name, result in task_result["strategies"].items()
+        for fixes, accuracy in zip(result["curve"]["fixes"], result["curve"]["accuracy"])
+    ]
+    return {
+        "before_acc": task_result["before_acc"],
+        "submitted_evaluations": submitted,
+        "auc_score": {name: {"auc": r["auc"], "fraction_fixes": r["fraction_fixes"]}
+                      for name, r in task_result["strategies"].items()},
+    }
+
+
+def build_results(setup, task_results: dict[str, dict]) -> dict:
+    """results.json of a debugging run."""
+    return {
+        "track": "debugging",
+        "model": setup.model,
+        "seed": setup.seed,
+        "dataset": setup.dataset,
+        "eval_points": setup.eval_points,
+        "tasks": {t.data_id: task_results[t.data_id] for t in setup.tasks},
+    }
+
+
+def report(setup, work_dir: Path) -> dict:
+    """Merge the partial results into results.json, the reference files and every plot; return results."""
+    from .. import plots  # matplotlib is imported only when a report is drawn
+
+    task_results = {t.data_id: read_json(work_dir / "partial" / f"{t.data_id}.json") for t in setup.tasks}
+    results = build_results(setup, task_results)
+    for data_id, task_result in task_results.items():
+        write_json(work_dir / setup.paths.results_folder / f"{data_id}_evaluation.json",
+                   reference_evaluation(task_result))
+    plots.draw_debugging_plots(results, work_dir / "plots", dataset=setup.dataset)
+    write_json(work_dir / "results.json", results)
+    return results

@@ -1,0 +1,457 @@
+"""The stages of one benchmark run, keyed by run id over the data root.
+
+The Airflow DAG (dags/dataperf_benchmark.py) runs each stage as a task, the
+CLI's `run_benchmark` runs them in a row; both call these functions. Nothing
+here imports Airflow.
+
+    create_run(text)            runs/.<id>.partial/task_setup.yml + manifest (state queued)
+    validate_run(id)            schema-checks the stored file          -> state running
+    prepare_run(id)             brings the dataset to the data root (S3 first, else generated
+                                and uploaded); records inputs          -> [data_id, ...]
+    evaluate_run_task(id, d)    one benchmark task: partial/<d>.json and its submissions
+    report_run(id)              results.json, reference files, every plot
+    publish_run(id)             rename into place, sync to S3         -> state success
+    fail_run(id, error)         state failed with the error; the files stay under the hidden name
+
+A run is written under ``runs/.<id>.partial/`` and appears as ``runs/<id>/``
+only once complete (runs.py). Every stage records its start, end and outcome
+in manifest.json; mapped `evaluate` tasks of one run update it at the same
+time, so every manifest update holds an exclusive lock on the run's folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import os
+import re
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .runs import check_run_id, new_manifest, new_run_id, read_json, record_inputs, staging_dir, utc_now, write_json
+from .settings import Settings, load_settings
+
+TASK_SETUP = "task_setup.yml"
+MANIFEST = "manifest.json"
+RESULTS = "results.json"
+ProgressCallback = Callable[[int, int], None]
+
+# Manifest states, in the order a run goes through them.
+QUEUED, RUNNING, PUBLISHING, SUCCESS, FAILED = "queued", "running", "publishing", "success", "failed"
+
+
+class RunError(RuntimeError):
+    """A run cannot go on: unknown run, wrong state, or files missing."""
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one run lives.
+
+    final: the published folder; staging: the hidden folder it is written in;
+    data_root: the datasets' root; source_dir: where a user's own submission
+    files are read (the staging folder for runs created here, the folder of
+    the given task_setup.yml for the CLI).
+    """
+
+    run_id: str
+    final: Path
+    staging: Path
+    data_root: Path
+    source_dir: Path
+
+    @classmethod
+    def of(cls, run_id: str, settings: Settings | None = None) -> "RunPaths":
+        settings = settings or load_settings()
+        final = settings.runs_dir / check_run_id(run_id)
+        staging = staging_dir(final)
+        return cls(run_id, final, staging, settings.data_dir, staging)
+
+    @property
+    def current(self) -> Path:
+        """The folder that holds the run now: the published one once it exists, else the staging one."""
+        return self.final if self.final.is_dir() else self.staging
+
+
+# ---- manifest, under a lock -------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on `folder` (flock on the directory itself, so nothing is added to the run)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _manifest(paths: RunPaths) -> Iterator[dict]:
+    """Read-modify-write the manifest of the run's current folder under its lock."""
+    folder = paths.current
+    if not folder.is_dir():
+        raise RunError(f"no run {paths.run_id}: neither {paths.final} nor {paths.staging} exists")
+    with _locked(folder):
+        # The run may have been renamed while we waited for the lock.
+        if not folder.is_dir():
+            folder = paths.current
+        manifest = read_json(folder / MANIFEST) if (folder / MANIFEST).exists() else _bare_manifest(paths, folder)
+        yield manifest
+        write_json(folder / MANIFEST, manifest)
+
+
+def _bare_manifest(paths: RunPaths, folder: Path) -> dict:
+    """A manifest for a run folder that has none (one placed by hand, or a file that does not parse)."""
+    text = (folder / TASK_SETUP).read_text() if (folder / TASK_SETUP).exists() else ""
+    manifest = new_manifest(paths.run_id, text, seed=None, track=None)
+    manifest["state"] = QUEUED
+    return manifest
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+@contextlib.contextmanager
+def stage(paths: RunPaths, name: str, part: str | None = None) -> Iterator[None]:
+    """Record a stage's start, end, seconds and outcome; `part` records one of several parallel pieces."""
+    started = _now()
+    with _manifest(paths) as manifest:
+        entry = manifest["stages"].setdefault(name, {})
+        if part is None:
+            entry.update(started_at=_iso(started), finished_at=None, seconds=None, ok=None)
+        else:
+            entry.setdefault("started_at", _iso(started))
+            entry.setdefault("parts", {})[part] = {"started_at": _iso(started), "finished_at": None,
+                                                  "seconds": None, "ok": None}
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        finished = _now()
+        with _manifest(paths) as manifest:
+            entry = manifest["stages"].setdefault(name, {})
+            record = entry if part is None else entry.setdefault("parts", {}).setdefault(part, {})
+            record.update(finished_at=_iso(finished), seconds=round((finished - started).total_seconds(), 3), ok=ok)
+            if part is not None:
+                parts = entry["parts"].values()
+                ends = [p["finished_at"] for p in parts]
+                entry["started_at"] = min(p["started_at"] for p in parts)
+                entry["finished_at"] = max(ends) if None not in ends else None
+                entry["ok"] = all(p["ok"] for p in parts) if None not in ends else None
+
+
+def read_manifest(run_id: str, settings: Settings | None = None) -> dict:
+    """The manifest of a run, published or not."""
+    paths = RunPaths.of(run_id, settings)
+    path = paths.current / MANIFEST
+    if not path.exists():
+        raise RunError(f"run {run_id} has no manifest")
+    return read_json(path)
+
+
+def start_run(paths: RunPaths, task_setup_text: str, setup, *, validated_at: dt.datetime | None = None,
+              validate_seconds: float | None = None) -> None:
+    """Begin writing a run whose setup is already validated (the CLI's path): a fresh staging folder
+    holding the task_setup.yml and a `running` manifest."""
+    import shutil
+
+    shutil.rmtree(paths.staging, ignore_errors=True)  # what a crashed earlier attempt left
+    paths.staging.mkdir(parents=True)
+    (paths.staging / TASK_SETUP).write_text(task_setup_text)
+    manifest = new_manifest(paths.run_id, task_setup_text, seed=setup.seed, track=setup.track)
+    if validated_at is not None:
+        manifest["stages"]["validate"] = {"started_at": _iso(validated_at), "finished_at": _iso(_now()),
+                                          "seconds": round(validate_seconds or 0.0, 3), "ok": True}
+    write_json(paths.staging / MANIFEST, manifest)
+
+
+# ---- the stages -------------------------------------------------------------------------------
+
+def _load_setup(paths: RunPaths, *, check_files: bool = True):
+    """The run's validated setup. Without `check_files`, an official dataset folder that is not on disk
+    yet is not looked for (on a new instance it may still be in S3: `prepare_run` brings it, then checks)."""
+    from .config import load_task_setup
+
+    path = paths.current / TASK_SETUP
+    if check_files:
+        return load_task_setup(path, data_root=paths.data_root)
+    setup = load_task_setup(path, data_root=None)
+    if (Path(paths.data_root) / "datasets" / setup.dataset).is_dir():
+        setup = load_task_setup(path, data_root=paths.data_root)
+    return setup
+
+
+def _track(setup):
+    from .benchmark import track_module
+
+    return track_module(setup.track)
+
+
+def task_ids(setup) -> list[str]:
+    """The ids of the benchmark tasks of a validated setup (one mapped `evaluate` task each)."""
+    track = _track(setup)
+    if hasattr(track, "task_ids"):
+        return list(track.task_ids(setup))
+    return [task if isinstance(task, str) else task.data_id for task in setup.tasks]
+
+
+def safe_run_id(text: str) -> str:
+    """A run id (a safe folder name) made from any string, e.g. Airflow's `manual__2026-...+00:00`."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("._-")[:100] or "run"
+    if cleaned != text:
+        cleaned = f"{cleaned}-{hashlib.sha256(text.encode()).hexdigest()[:6]}"
+    return check_run_id(cleaned)
+
+
+def _dataset_name(task_setup_text: str) -> str:
+    from .config import parse_task_setup
+
+    return parse_task_setup(task_setup_text, data_root=None).dataset
+
+
+def create_run(task_setup_text: str, run_id: str | None = None, *, files: dict[str, bytes] | None = None,
+               check: bool = True, settings: Settings | None = None) -> str:
+    """Store a new run's task_setup.yml (and a user's submission files) with a `queued` manifest; its id.
+
+    With `check` (the default) the text is validated first and an invalid one
+    raises ConfigError before anything is written. `files` maps paths relative
+    to the run folder (e.g. ``submissions/01g317_mine.txt``) to their bytes.
+    The same id and the same text again is accepted (a retried trigger); a
+    different text under an existing id raises FileExistsError.
+    """
+    settings = settings or load_settings()
+    run_id = check_run_id(run_id or new_run_id())
+    paths = RunPaths.of(run_id, settings)
+    setup = None
+    if check:
+        from .config import parse_task_setup
+
+        # With S3, an official dataset may be in the bucket only: its files are checked once brought.
+        local = not settings.s3_bucket or (settings.datasets_dir / _dataset_name(task_setup_text)).is_dir()
+        setup = parse_task_setup(task_setup_text, data_root=settings.data_dir if local else None)
+    if paths.final.exists():
+        raise FileExistsError(f"run {run_id} is already published")
+    if paths.staging.exists():
+        existing = paths.staging / TASK_SETUP
+        if existing.exists() and existing.read_text() == task_setup_text:
+            return run_id
+        raise FileExistsError(f"run {run_id} exists already with another task_setup.yml")
+    tmp = paths.staging.with_name(f"{paths.staging.name}.{os.getpid()}.tmp")
+    tmp.mkdir(parents=True)
+    for relative, content in (files or {}).items():
+        target = (tmp / relative).resolve()
+        if not target.is_relative_to(tmp.resolve()) or relative in (TASK_SETUP, MANIFEST, RESULTS):
+            raise ValueError(f"file {relative!r} cannot be stored in a run")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    (tmp / TASK_SETUP).write_text(task_setup_text)
+    manifest = new_manifest(run_id, task_setup_text, seed=getattr(setup, "seed", None),
+                            track=getattr(setup, "track", None))
+    manifest["state"] = QUEUED
+    write_json(tmp / MANIFEST, manifest)
+    try:
+        os.rename(tmp, paths.staging)  # fails if another trigger created it meanwhile
+    except OSError:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        return create_run(task_setup_text, run_id, files=files, check=False, settings=settings)
+    return run_id
+
+
+def validate_run(run_id: str, *, settings: Settings | None = None) -> list[str]:
+    """Schema-check the run's stored task_setup.yml; mark it running; the ids of its benchmark tasks.
+
+    Raises ConfigError (every issue with file:line) for a file that cannot run.
+    """
+    settings = settings or load_settings()
+    paths = RunPaths.of(run_id, settings)
+    if paths.final.exists():
+        raise RunError(f"run {run_id} is already published")
+    if not (paths.staging / TASK_SETUP).exists():
+        raise RunError(f"run {run_id} has no {TASK_SETUP} (expected {paths.staging / TASK_SETUP})")
+    with stage(paths, "validate"):
+        setup = _load_setup(paths, check_files=not settings.s3_bucket)
+        ids = task_ids(setup)
+    with _manifest(paths) as manifest:
+        manifest.update(state=RUNNING, seed=setup.seed, track=setup.track, error=None)
+        manifest.setdefault("started_at", utc_now())
+    return ids
+
+
+def _storage(settings: Settings):
+    """The S3 sync of these settings, or None when the appliance keeps its files on disk only."""
+    if not settings.s3_bucket:
+        return None
+    from .storage import Storage
+
+    storage = Storage.from_settings(settings)
+    return storage if getattr(storage, "enabled", True) else None
+
+
+def prepare_data(paths: RunPaths, setup, storage=None) -> list[str]:
+    """Bring the run's dataset to the data root and record the sha256 of every input file."""
+    track = _track(setup)
+    downloaded = False
+    if storage is not None:
+        downloaded = bool(storage.download_dataset(setup.dataset))
+        setup = _load_setup(paths)  # the dataset's files are on disk now: check the tasks against them
+    before = _dataset_files(paths.data_root, setup.dataset)
+    files = track.prepare_data(setup, paths.data_root)
+    inputs = sorted({Path(p) for task_files in files.values() for p in task_files.values()})
+    if storage is not None and (not downloaded or _dataset_files(paths.data_root, setup.dataset) != before):
+        storage.upload_dataset(setup.dataset)
+    with _manifest(paths) as manifest:
+        record_inputs(manifest, inputs, paths.data_root)
+        for relative in sorted(_user_files(paths, setup)):
+            record_inputs(manifest, [paths.current / relative], paths.current)
+    return task_ids(setup)
+
+
+def _dataset_files(data_root: Path, dataset: str) -> set[str]:
+    folder = Path(data_root) / "datasets" / dataset
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
+
+
+def _user_files(paths: RunPaths, setup) -> list[str]:
+    """The user's own submission files stored with the run (inputs too)."""
+    folder = getattr(getattr(setup, "paths", None), "submission_folder", None)
+    names = getattr(setup, "submissions", None) or []
+    if not folder or not names or paths.source_dir != paths.staging:
+        return []
+    base = paths.current / folder
+    return [str(p.relative_to(paths.current)) for p in sorted(base.glob("*")) if p.is_file()] if base.is_dir() else []
+
+
+def prepare_run(run_id: str, *, settings: Settings | None = None) -> list[str]:
+    """Stage `prepare_data` of a run: the dataset on disk (from S3 when there); the task ids."""
+    settings = settings or load_settings()
+    paths = RunPaths.of(run_id, settings)
+    with stage(paths, "prepare_data"):
+        setup = _load_setup(paths, check_files=False)
+        return prepare_data(paths, setup, _storage(settings))
+
+
+def evaluate(paths: RunPaths, setup, data_ids: list[str] | None, *, n_jobs: int = 1,
+             progress: ProgressCallback | None = None) -> dict[str, dict]:
+    return _track(setup).evaluate_tasks(setup, paths.data_root, paths.staging, paths.source_dir,
+                                        data_ids=data_ids, n_jobs=n_jobs, progress=progress)
+
+
+def evaluate_run_task(run_id: str, data_id: str, *, n_jobs: int = 1, settings: Settings | None = None) -> dict:
+    """Stage `evaluate` for one benchmark task: writes partial/<data_id>.json; a short summary."""
+    paths = RunPaths.of(run_id, settings)
+    with stage(paths, "evaluate", part=data_id):
+        setup = _load_setup(paths)
+        result = evaluate(paths, setup, [data_id], n_jobs=n_jobs)[data_id]
+    return {"data_id": data_id,
+            "strategies": {name: r.get("fraction_fixes") for name, r in result.get("strategies", {}).items()}}
+
+
+def report_run(run_id: str, *, settings: Settings | None = None) -> dict:
+    """Stage `report`: merge the partial results into results.json and draw every plot; a short summary."""
+    paths = RunPaths.of(run_id, settings)
+    with stage(paths, "report"):
+        setup = _load_setup(paths)
+        results = _track(setup).report(setup, paths.staging)
+    return {"run_id": run_id, "tasks": sorted(results.get("tasks", {}))}
+
+
+def publish(paths: RunPaths, storage=None) -> None:
+    """Move a complete run into place (one rename) and sync it; safe to call again after any failure.
+
+    Without storage: state success, then the rename. With storage: state
+    `publishing`, the rename, the upload (which may fail and be retried: the
+    run stays `publishing` meanwhile, so it is never shown as finished), then
+    state success and the manifest uploaded once more, last.
+    """
+    started = _now()
+    if not paths.final.exists():
+        if not (paths.staging / RESULTS).exists():
+            raise RunError(f"run {paths.run_id} has no {RESULTS}: it cannot be published")
+        with _manifest(paths) as manifest:
+            entry = manifest["stages"].setdefault("publish", {})
+            entry.update(started_at=entry.get("started_at") or _iso(started), finished_at=None, ok=None)
+            manifest.update(state=PUBLISHING if storage is not None else SUCCESS, error=None)
+            if storage is None:
+                _finish(manifest)
+        os.replace(paths.staging, paths.final)
+    if storage is None:
+        return
+    manifest = read_json(paths.final / MANIFEST)
+    if manifest["state"] != SUCCESS:
+        storage.upload_run(paths.run_id)
+        with _manifest(paths) as manifest:
+            _finish(manifest)
+    storage.upload_run(paths.run_id)
+
+
+def _finish(manifest: dict) -> None:
+    finished = _now()
+    entry = manifest["stages"].setdefault("publish", {})
+    started = dt.datetime.fromisoformat(entry.get("started_at") or _iso(finished))
+    entry.update(finished_at=_iso(finished), seconds=round((finished - started).total_seconds(), 3), ok=True)
+    manifest.update(state=SUCCESS, finished_at=_iso(finished), error=None, traceback=None)
+
+
+def publish_run(run_id: str, *, settings: Settings | None = None) -> None:
+    """Stage `publish`: rename into place, sync to S3, mark success. Idempotent (retry it freely)."""
+    settings = settings or load_settings()
+    paths = RunPaths.of(run_id, settings)
+    publish(paths, _storage(settings))
+
+
+def fail_run(run_id: str, error: BaseException | str, *, settings: Settings | None = None) -> None:
+    """Mark a run failed with `error`, its files kept under the hidden staging name.
+
+    A run already published with success is left alone; a run that failed
+    during publication is moved back to its staging name. The first error
+    recorded is kept (a later callback of the same failure does not replace it).
+    """
+    try:
+        paths = RunPaths.of(run_id, settings)
+    except ValueError:
+        return
+    fail(paths, error)
+
+
+def fail(paths: RunPaths, error: BaseException | str) -> None:
+    if paths.final.exists():
+        try:
+            state = read_json(paths.final / MANIFEST).get("state")
+        except (OSError, ValueError):
+            state = None
+        if state == SUCCESS:
+            return
+        if not paths.staging.exists():
+            os.replace(paths.final, paths.staging)
+    paths.staging.mkdir(parents=True, exist_ok=True)
+    message = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    trace = None
+    if isinstance(error, BaseException) and error.__traceback__ is not None:
+        trace = "".join(traceback.format_exception(type(error), error, error.__traceback__, limit=20))
+    with _manifest(paths) as manifest:
+        if manifest.get("state") == FAILED and manifest.get("error"):
+            return
+        manifest.update(state=FAILED, finished_at=utc_now(), error=message, traceback=trace)
+
+
+def run_state(run_id: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Where a run is on disk: {"run_id", "published", "state", "error"} (state None if unknown)."""
+    paths = RunPaths.of(run_id, settings)
+    folder = paths.current
+    manifest = read_json(folder / MANIFEST) if (folder / MANIFEST).exists() else {}
+    return {"run_id": run_id, "published": paths.final.is_dir(), "state": manifest.get("state"),
+            "error": manifest.get("error")}
