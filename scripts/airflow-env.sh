@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Airflow's settings for the appliance: one file for the image's entrypoint and
+# supervisord programs, the tests and a developer's shell.
+#
+# Usage:
+#   source scripts/airflow-env.sh          export the settings into this shell (changes nothing on disk)
+#   scripts/airflow-env.sh init            first start and every start, idempotent: folders, generated
+#                                          secrets and admin password, the local PostgreSQL cluster, and
+#                                          `airflow db migrate`; run it before starting the programs
+#   scripts/airflow-env.sh exec CMD...     run CMD with the settings, e.g. `exec airflow scheduler`
+#                                          (what the supervisord programs run)
+#   scripts/airflow-env.sh print           print the settings, secrets masked
+#
+# The programs (each in the foreground, each under supervisord; see scripts/start-postgres.sh):
+#   scripts/start-postgres.sh run
+#   scripts/airflow-env.sh exec airflow api-server     UI, REST API and the execution API the tasks call
+#   scripts/airflow-env.sh exec airflow scheduler      LocalExecutor: runs the task processes
+#   scripts/airflow-env.sh exec airflow dag-processor  parses dags/
+#   scripts/airflow-env.sh exec airflow triggerer      only for deferrable tasks (the benchmark DAG has none)
+#
+# Metadata database: PostgreSQL, a local cluster in the container (APPLIANCE_AIRFLOW_DB=postgres, the
+# default). Why: SQLite, the standalone default, lets one writer at a time, and in Airflow 3 the
+# scheduler, the DAG processor and the API server (which writes every task's state changes on behalf of
+# the task processes, through the execution API) all write at once; with five benchmark runs triggered
+# together that means "database is locked" errors and lost state updates, and Airflow documents SQLite
+# as for development only. PostgreSQL takes concurrent writers with row locks, is what Airflow is tested
+# on, and costs about 30 MB of memory here. The choice was checked by the concurrency test of
+# tests/test_orchestration.py (five runs triggered at once), which can be run against SQLite with
+# APPLIANCE_AIRFLOW_DB=sqlite for comparison.
+#
+# An external PostgreSQL (e.g. Amazon RDS): set
+#   AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg://USER:PASSWORD@HOST:5432/DBNAME
+# (driver psycopg 3, installed with the appliance; URL-encode special characters of the password)
+# before this file is sourced; APPLIANCE_AIRFLOW_DB then becomes `external`, the async URL is derived
+# (postgresql+psycopg_async://...), `init` migrates that database and the local cluster is neither
+# created nor started (`start-postgres.sh run` exits at once). APPLIANCE_AIRFLOW_DB=sqlite uses
+# $AIRFLOW_HOME/airflow.db (development only).
+#
+# Secrets are generated at the first `init`, never defaulted, and kept in $AIRFLOW_HOME/secrets/
+# (folder 0700, files 0600, owner only):
+#   airflow.env                 the PostgreSQL password of the `airflow` role, the JWT secret shared by
+#                               the scheduler and the API server, the API server's secret key, the Fernet key
+#   airflow-admin-password.json the password of the Airflow UI user `admin` (SimpleAuthManager, role
+#                               admin), as {"admin": "<password>"}; Airflow reads it there, and nothing
+#                               prints it. Read it with: cat "$AIRFLOW_HOME/secrets/airflow-admin-password.json"
+#
+# Settings read here (all optional):
+#   APPLIANCE_DATA_DIR            data root (default ./data, made absolute)
+#   AIRFLOW_HOME                  default $APPLIANCE_DATA_DIR/airflow
+#   APPLIANCE_AIRFLOW_DB          postgres (default) | sqlite | external (see above)
+#   APPLIANCE_PG_PORT             the local cluster's port on 127.0.0.1 (default 5432)
+#   APPLIANCE_PGDATA              the local cluster's folder (default $AIRFLOW_HOME/postgres)
+#   APPLIANCE_AIRFLOW_HOST        API server address (default 0.0.0.0: the UI is served to the browser)
+#   APPLIANCE_AIRFLOW_PORT        API server port (default 8080)
+#   APPLIANCE_AIRFLOW_UI_URL      the Airflow UI as a browser reaches it (links from the app;
+#                                 default http://localhost:$APPLIANCE_AIRFLOW_PORT)
+#   APPLIANCE_AIRFLOW_PARALLELISM task processes at once (default 4: suits a 2 to 4 core instance)
+#   APPLIANCE_AIRFLOW_LOG_PORT    the scheduler's task-log server port (default 8793)
+#   APPLIANCE_TASK_JOBS           worker processes of one `evaluate` task (default 1: tasks run side by side)
+#   APPLIANCE_TASK_THREADS        BLAS/OpenMP threads per process (default 1)
+#   APPLIANCE_VENV                the virtual environment (default <repo>/.venv)
+
+_appliance_sourced=0
+(return 0 2>/dev/null) && _appliance_sourced=1
+
+_appliance_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export APPLIANCE_REPO=$_appliance_repo
+export APPLIANCE_VENV=${APPLIANCE_VENV:-$_appliance_repo/.venv}
+case ":$PATH:" in
+  *":$APPLIANCE_VENV/bin:"*) ;;
+  *) export PATH="$APPLIANCE_VENV/bin:$PATH" ;;
+esac
+
+export APPLIANCE_DATA_DIR=$(realpath -m "${APPLIANCE_DATA_DIR:-./data}")
+export AIRFLOW_HOME=$(realpath -m "${AIRFLOW_HOME:-$APPLIANCE_DATA_DIR/airflow}")
+if [ -n "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" ] && [ -z "${APPLIANCE_AIRFLOW_DB:-}" ]; then
+  APPLIANCE_AIRFLOW_DB=external
+fi
+export APPLIANCE_AIRFLOW_DB=${APPLIANCE_AIRFLOW_DB:-postgres}
+export APPLIANCE_PG_PORT=${APPLIANCE_PG_PORT:-5432}
+export APPLIANCE_PGDATA=${APPLIANCE_PGDATA:-$AIRFLOW_HOME/postgres}
+export APPLIANCE_AIRFLOW_HOST=${APPLIANCE_AIRFLOW_HOST:-0.0.0.0}
+export APPLIANCE_AIRFLOW_PORT=${APPLIANCE_AIRFLOW_PORT:-8080}
+export APPLIANCE_AIRFLOW_UI_URL=${APPLIANCE_AIRFLOW_UI_URL:-http://localhost:$APPLIANCE_AIRFLOW_PORT}
+export APPLIANCE_AIRFLOW_PARALLELISM=${APPLIANCE_AIRFLOW_PARALLELISM:-4}
+export APPLIANCE_AIRFLOW_LOG_PORT=${APPLIANCE_AIRFLOW_LOG_PORT:-8793}
+export APPLIANCE_TASK_JOBS=${APPLIANCE_TASK_JOBS:-1}
+_appliance_secrets=$AIRFLOW_HOME/secrets
+
+# Core: our DAG folder only, the LocalExecutor, sized for a small instance.
+export AIRFLOW__CORE__DAGS_FOLDER=$_appliance_repo/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+export AIRFLOW__CORE__PARALLELISM=$APPLIANCE_AIRFLOW_PARALLELISM
+export AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=$APPLIANCE_AIRFLOW_PARALLELISM
+export AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG=16
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
+export AIRFLOW__CORE__DAG_RUN_CONF_OVERRIDES_PARAMS=True
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$APPLIANCE_AIRFLOW_PORT/execution/
+# Task processes start with the benchmark's libraries already imported: the scheduler's LocalExecutor
+# workers come from a forkserver that imported them once (about 3 s of imports saved per task; a
+# module that fails to import is skipped, the task then imports what it needs itself).
+export AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
+export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=airflow.sdk.execution_time.supervisor,airflow.sdk.execution_time.task_runner,dataperf_appliance.pipeline,dataperf_appliance.config,dataperf_appliance.storage,dataperf_appliance.models,dataperf_appliance.debugging.benchmark,dataperf_appliance.selection.benchmark,dataperf_appliance.plots
+export MPLBACKEND=Agg
+# Several task processes share the cores: one BLAS/OpenMP thread each (no oversubscription).
+export OMP_NUM_THREADS=${APPLIANCE_TASK_THREADS:-1}
+export OPENBLAS_NUM_THREADS=${APPLIANCE_TASK_THREADS:-1}
+export MKL_NUM_THREADS=${APPLIANCE_TASK_THREADS:-1}
+# The DAG processor: one parser process; new DAG files appear within ~10 s, changed ones within a minute.
+export AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES=1
+export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
+export AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=60
+export AIRFLOW__DAG_PROCESSOR__PRINT_STATS_INTERVAL=0
+# The API server (UI + REST + execution API), one worker.
+export AIRFLOW__API__HOST=$APPLIANCE_AIRFLOW_HOST
+export AIRFLOW__API__PORT=$APPLIANCE_AIRFLOW_PORT
+export AIRFLOW__API__WORKERS=1
+export AIRFLOW__API__EXPOSE_CONFIG=False
+export AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=$APPLIANCE_AIRFLOW_LOG_PORT
+export AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=$((APPLIANCE_AIRFLOW_LOG_PORT + 1))
+# SimpleAuthManager (Airflow 3's default): one user, admin, with a generated password (see above).
+export AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=False
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$_appliance_secrets/airflow-admin-password.json
+
+# Generated secrets (JWT secret, API secret key, Fernet key), once `init` has written them.
+if [ -r "$_appliance_secrets/airflow.env" ]; then
+  while IFS='=' read -r _appliance_key _appliance_value; do
+    case "$_appliance_key" in
+      AIRFLOW__*) export "$_appliance_key=$_appliance_value" ;;
+      APPLIANCE_PG_PASSWORD) _appliance_pg_password=$_appliance_value ;;
+    esac
+  done <"$_appliance_secrets/airflow.env"
+fi
+
+# The metadata database.
+case "$APPLIANCE_AIRFLOW_DB" in
+  postgres)
+    if [ -n "${_appliance_pg_password:-}" ]; then
+      _appliance_pg="airflow:$_appliance_pg_password@127.0.0.1:$APPLIANCE_PG_PORT/airflow?connect_timeout=10"
+      export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg://$_appliance_pg"
+      export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC="postgresql+psycopg_async://$_appliance_pg"
+      unset _appliance_pg
+    fi ;;
+  sqlite)
+    export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME/airflow.db"
+    unset AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC ;;
+  external)
+    if [ -z "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC:-}" ]; then
+      case "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" in
+        postgresql+psycopg://*|postgresql://*|postgres://*)
+          export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC="postgresql+psycopg_async://${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN#*://}" ;;
+      esac
+    fi ;;
+  *)
+    echo "airflow-env: APPLIANCE_AIRFLOW_DB must be postgres, sqlite or external, not '$APPLIANCE_AIRFLOW_DB'" >&2 ;;
+esac
+unset _appliance_pg_password _appliance_key _appliance_value
+
+if [ "$_appliance_sourced" = 1 ]; then
+  unset _appliance_sourced
+  return 0
+fi
+
+# ---- executed, not sourced -------------------------------------------------------------------
+set -euo pipefail
+
+_appliance_init() {
+  umask 077
+  mkdir -p "$AIRFLOW_HOME/logs" "$_appliance_secrets" "$APPLIANCE_DATA_DIR"
+  chmod 0700 "$_appliance_secrets"
+  if [ ! -s "$_appliance_secrets/airflow.env" ]; then
+    "$APPLIANCE_VENV/bin/python" - "$_appliance_secrets/airflow.env" <<'PY'
+import secrets, string, sys
+from cryptography.fernet import Fernet
+alphabet = string.ascii_letters + string.digits
+word = lambda n: "".join(secrets.choice(alphabet) for _ in range(n))
+with open(sys.argv[1], "x") as out:
+    out.write(f"APPLIANCE_PG_PASSWORD={word(32)}\n")
+    out.write(f"AIRFLOW__API_AUTH__JWT_SECRET={word(48)}\n")
+    out.write(f"AIRFLOW__API__SECRET_KEY={word(48)}\n")
+    out.write(f"AIRFLOW__CORE__FERNET_KEY={Fernet.generate_key().decode()}\n")
+PY
+  fi
+  if [ ! -s "$_appliance_secrets/airflow-admin-password.json" ]; then
+    "$APPLIANCE_VENV/bin/python" - "$_appliance_secrets/airflow-admin-password.json" <<'PY'
+import json, secrets, string, sys
+alphabet = string.ascii_letters + string.digits
+with open(sys.argv[1], "x") as out:
+    json.dump({"admin": "".join(secrets.choice(alphabet) for _ in range(24))}, out)
+    out.write("\n")
+PY
+  fi
+  chmod 0600 "$_appliance_secrets"/*
+  # Again, now that the secrets exist (the database URL needs the password).
+  # shellcheck source=scripts/airflow-env.sh
+  source "${BASH_SOURCE[0]}"
+
+  local started_here=0
+  if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
+    "$_appliance_repo/scripts/start-postgres.sh" init
+    if ! "$_appliance_repo/scripts/start-postgres.sh" status; then
+      "$_appliance_repo/scripts/start-postgres.sh" start
+      started_here=1
+    fi
+  fi
+  local status=0
+  airflow db migrate >"$AIRFLOW_HOME/logs/db-migrate.log" 2>&1 || status=$?
+  if [ "$status" = 0 ]; then
+    # Unpaused whenever the appliance starts (a no-op before the DAG processor first saw the DAG).
+    airflow dags unpause dataperf_benchmark >/dev/null 2>&1 || true
+  fi
+  if [ "$started_here" = 1 ]; then
+    "$_appliance_repo/scripts/start-postgres.sh" stop
+  fi
+  if [ "$status" != 0 ]; then
+    echo "airflow-env: airflow db migrate failed (exit $status); see $AIRFLOW_HOME/logs/db-migrate.log" >&2
+    tail -n 20 "$AIRFLOW_HOME/logs/db-migrate.log" >&2
+    return "$status"
+  fi
+  echo "airflow-env: ready (database: $APPLIANCE_AIRFLOW_DB; admin password in $AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE)"
+}
+
+case "${1:-}" in
+  init) _appliance_init ;;
+  exec)
+    shift
+    [ "$#" -gt 0 ] || { echo "usage: $0 exec COMMAND [ARGS...]" >&2; exit 2; }
+    exec "$@" ;;
+  print)
+    env | grep -E '^(AIRFLOW|APPLIANCE)' | sort \
+      | sed -E 's/(JWT_SECRET|SECRET_KEY|FERNET_KEY)=.*/\1=***/; s#(://[^:/]+:)[^@]*@#\1***@#' ;;
+  *) echo "usage: source $0 | $0 init | $0 exec COMMAND [ARGS...] | $0 print" >&2; exit 2 ;;
+esac
