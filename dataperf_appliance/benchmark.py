@@ -19,7 +19,8 @@ ProgressCallback = Callable[[int, int], None]
 
 
 def track_module(track: str) -> ModuleType:
-    """The module that implements a track's stages (prepare_data, evaluate_tasks, report)."""
+    """The module that implements a track's stages (prepare_data, evaluate_tasks, report), and for sweeps
+    (dataperf_appliance.sweeps) run_tasks, write_task_run, sweep_metrics, MAIN_METRIC and SWEEP_METRICS."""
     if track == "debugging":
         from .debugging import benchmark
         return benchmark
@@ -55,7 +56,7 @@ def run_benchmark(task_setup_path: Path, run_dir: Path, *, data_root: Path, n_jo
         with pipeline.stage(paths, "evaluate"):
             pipeline.evaluate(paths, setup, None, n_jobs=n_jobs, progress=progress)
         with pipeline.stage(paths, "report"):
-            results = track_module(setup.track).report(setup, paths.staging)
+            results = pipeline.report(paths, setup)
         pipeline.publish(paths)
     except BaseException as error:
         pipeline.fail(paths, error)

@@ -19,6 +19,8 @@ DEBUGGING_STRATEGY_ALIASES: dict[str, str] = {"neighbor_shapley": "knn_shapley"}
 SELECTION_STRATEGIES: tuple[str, ...] = (
     "random", "balanced_random", "uncertainty", "diversity", "centroid", "closest_furthest",
 )
+#: The selection strategies that buy their labels from the pool's label oracle (the rest guess them).
+SELECTION_BUYS_LABELS: frozenset[str] = frozenset({"random", "balanced_random", "uncertainty", "diversity"})
 
 
 def registry_names(registry: dict, names: tuple[str, ...], what: str) -> tuple[str, ...]:

@@ -46,12 +46,47 @@ def _render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _summary(results: dict) -> str:
-    lines = [f"{'task':<12} {'strategy':<20} {'fraction_fixes':>14} {'auc':>7} {'time_s':>8}"]
-    for data_id, task in results["tasks"].items():
-        for name, r in sorted(task["strategies"].items(), key=lambda item: item[1]["fraction_fixes"]):
-            seconds = "-" if r["time_s"] is None else f"{r['time_s']:.2f}"
-            lines.append(f"{data_id:<12} {name:<20} {r['fraction_fixes']:>14.3f} {r['auc']:>7.3f} {seconds:>8}")
+    """The results as a table: fraction_fixes per strategy (debugging) or the four metrics (selection)."""
+    if results["track"] == "selection":
+        lines = [f"{'task':<12} {'method':<20} {'accuracy':>8} {'precision':>9} {'recall':>7} {'f1':>7} "
+                 f"{'rows':>6} {'time_s':>8}"]
+        for task, result in results["tasks"].items():
+            for name, r in sorted(result["strategies"].items(), key=lambda item: -item[1]["accuracy"]):
+                lines.append(f"{task:<12} {name:<20} {r['accuracy']:>8.3f} {r['precision']:>9.3f} "
+                             f"{r['recall']:>7.3f} {r['f1']:>7.3f} {r['train_size']:>6} {_seconds(r['time_s']):>8}")
+    else:
+        lines = [f"{'task':<12} {'strategy':<20} {'fraction_fixes':>14} {'auc':>7} {'time_s':>8}"]
+        for data_id, task in results["tasks"].items():
+            for name, r in sorted(task["strategies"].items(), key=lambda item: item[1]["fraction_fixes"]):
+                lines.append(f"{data_id:<12} {name:<20} {r['fraction_fixes']:>14.3f} {r['auc']:>7.3f} "
+                             f"{_seconds(r['time_s']):>8}")
+    if "sweep" in results:
+        lines += ["", _sweep_summary(results["sweep"])]
+    return "\n".join(lines)
+
+
+def _sweep_summary(sweep: dict) -> str:
+    """The sweep's main metric averaged over tasks (and noise levels): a line per strategy and model, a
+    column per train size."""
+    from collections import defaultdict
+
+    means: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in sweep["summary"]:
+        means[(record["strategy"], record["model"])][record["train_size"]].append(record["mean"])
+    sizes = sorted({size for by_size in means.values() for size in by_size})
+    metric = sweep["summary"][0]["metric"] if sweep["summary"] else ""
+    lines = [f"sweep: {sweep['cells']} cells ({sweep['grid']}), table in {sweep['table']}; mean {metric} over "
+             "tasks and repeats by train size:",
+             f"{'strategy / model':<42}" + "".join(f"{size:>9}" for size in sizes)]
+    for (strategy, model), by_size in means.items():
+        cells = "".join(f"{sum(by_size[s]) / len(by_size[s]):>9.3f}" if by_size.get(s) else f"{'-':>9}"
+                        for s in sizes)
+        lines.append(f"{(strategy + ' / ' + model)[:41]:<42}{cells}")
     return "\n".join(lines)
 
 
@@ -63,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     from .debugging.submissions import SubmissionError
     from .selection.files import TrainingSetError
 
-    bar = tqdm(total=0, unit="fit", desc="evaluating", file=sys.stderr, disable=args.quiet)
+    bar = tqdm(total=0, unit="step", desc="evaluating", file=sys.stderr, disable=args.quiet)
 
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -105,13 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--data-dir", help="the data root (default: $APPLIANCE_DATA_DIR or ./data)")
         return p
 
-    p = with_data_dir(sub.add_parser("validate", help="check a task_setup.yml; prints 'valid' or every error"))
+    p = with_data_dir(sub.add_parser("validate", help="check a task_setup.yml (either track); prints 'valid' or "
+                                                      "every error"))
     p.add_argument("file")
     p.set_defaults(handler=_validate)
 
     p = sub.add_parser("render", help="print a task_setup.yml built from the defaults and --set overrides")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a parameter, e.g. --set noise_level=0.2 --set tasks=[digit-3,digit-8]")
+                   help="override a parameter, e.g. --set noise_level=0.2 --set tasks=[digit-3,digit-8]; "
+                        "--set track=selection starts from the selection track's defaults; a list for "
+                        "train_size, noise_level or model (--set train_size=[50,100,200]) makes a sweep")
     p.set_defaults(handler=_render)
 
     p = with_data_dir(sub.add_parser("run", help="validate and run a benchmark into a new run folder"))

@@ -199,6 +199,13 @@ def _track(setup):
     return track_module(setup.track)
 
 
+def _engine(setup):
+    """What runs the stages of `setup`: its track's module, or `sweeps` (same stage functions) for a sweep."""
+    from . import sweeps
+
+    return sweeps if sweeps.is_sweep(setup) else _track(setup)
+
+
 def task_ids(setup) -> list[str]:
     """The ids of the benchmark tasks of a validated setup (one mapped `evaluate` task each)."""
     track = _track(setup)
@@ -303,13 +310,12 @@ def _storage(settings: Settings):
 
 def prepare_data(paths: RunPaths, setup, storage=None) -> list[str]:
     """Bring the run's dataset to the data root and record the sha256 of every input file."""
-    track = _track(setup)
     downloaded = False
     if storage is not None:
         downloaded = bool(storage.download_dataset(setup.dataset))
         setup = _load_setup(paths)  # the dataset's files are on disk now: check the tasks against them
     before = _dataset_files(paths.data_root, setup.dataset)
-    files = track.prepare_data(setup, paths.data_root)
+    files = _engine(setup).prepare_data(setup, paths.data_root)
     inputs = sorted({Path(p) for task_files in files.values() for p in task_files.values()})
     if storage is not None and (not downloaded or _dataset_files(paths.data_root, setup.dataset) != before):
         storage.upload_dataset(setup.dataset)
@@ -327,7 +333,7 @@ def _dataset_files(data_root: Path, dataset: str) -> set[str]:
 
 def _user_files(paths: RunPaths, setup) -> list[str]:
     """The user's own submission files stored with the run (inputs too)."""
-    folder = getattr(getattr(setup, "paths", None), "submission_folder", None)
+    folder = getattr(setup, "submission_folder", None)
     names = getattr(setup, "submissions", None) or []
     if not folder or not names or paths.source_dir != paths.staging:
         return []
@@ -346,18 +352,33 @@ def prepare_run(run_id: str, *, settings: Settings | None = None) -> list[str]:
 
 def evaluate(paths: RunPaths, setup, data_ids: list[str] | None, *, n_jobs: int = 1,
              progress: ProgressCallback | None = None) -> dict[str, dict]:
-    return _track(setup).evaluate_tasks(setup, paths.data_root, paths.staging, paths.source_dir,
-                                        data_ids=data_ids, n_jobs=n_jobs, progress=progress)
+    """Evaluate the tasks `data_ids` (None: all) into the staging folder; {data_id: task result}.
+
+    A sweep evaluates every cell of those tasks (the task result is its primary cell's)."""
+    return _engine(setup).evaluate_tasks(setup, paths.data_root, paths.staging, paths.source_dir,
+                                         data_ids=data_ids, n_jobs=n_jobs, progress=progress)
+
+
+def report(paths: RunPaths, setup) -> dict:
+    """results.json, the reference files and every plot of the evaluated run (and of its sweep); its content."""
+    return _engine(setup).report(setup, paths.staging)
 
 
 def evaluate_run_task(run_id: str, data_id: str, *, n_jobs: int = 1, settings: Settings | None = None) -> dict:
-    """Stage `evaluate` for one benchmark task: writes partial/<data_id>.json; a short summary."""
+    """Stage `evaluate` for one benchmark task: writes partial/<data_id>.json (and, for a sweep, the rows of
+    all the task's cells); a short summary: the track's main metric per strategy, and the cell count."""
+    from . import sweeps
+
     paths = RunPaths.of(run_id, settings)
     with stage(paths, "evaluate", part=data_id):
         setup = _load_setup(paths)
         result = evaluate(paths, setup, [data_id], n_jobs=n_jobs)[data_id]
-    return {"data_id": data_id,
-            "strategies": {name: r.get("fraction_fixes") for name, r in result.get("strategies", {}).items()}}
+    metric = _track(setup).MAIN_METRIC
+    summary = {"data_id": data_id,
+               "strategies": {name: r.get(metric) for name, r in result.get("strategies", {}).items()}}
+    if sweeps.is_sweep(setup):
+        summary["cells"] = len(sweeps.cells(setup, [data_id]))
+    return summary
 
 
 def report_run(run_id: str, *, settings: Settings | None = None) -> dict:
@@ -365,7 +386,7 @@ def report_run(run_id: str, *, settings: Settings | None = None) -> dict:
     paths = RunPaths.of(run_id, settings)
     with stage(paths, "report"):
         setup = _load_setup(paths)
-        results = _track(setup).report(setup, paths.staging)
+        results = report(paths, setup)
     return {"run_id": run_id, "tasks": sorted(results.get("tasks", {}))}
 
 

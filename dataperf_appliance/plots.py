@@ -111,3 +111,83 @@ def draw_debugging_plots(results: dict, folder: Path, *, dataset: str) -> list[P
         made += [flagged_gallery_plot(data_id, task, folder / f"{data_id}_flagged_gallery.png")
                  for data_id, task in results["tasks"].items()]
     return made
+
+
+# --- sweeps -----------------------------------------------------------------------------------
+
+def _grid_of_axes(n_panels: int, *, width: float = 4.6, height: float = 3.6):
+    columns = min(3, max(n_panels, 1))
+    rows = -(-max(n_panels, 1) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows + 0.8), squeeze=False)
+    for ax in axes.ravel()[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes.ravel()
+
+
+def sweep_metric_plot(summary: list[dict], path: Path, *, metric: str, lower_is_better: bool = False) -> Path:
+    """`metric` against the train size (log x axis), a panel per task (and noise level), a line per strategy
+    (and model, when several), each point the mean over repeats with a standard-error bar.
+
+    `summary` holds records {task, noise_level, model, strategy, train_size, mean, sem, repeats}
+    (`dataperf_appliance.sweeps.summarize`).
+    """
+    panels = list(dict.fromkeys((s["task"], s["noise_level"]) for s in summary))
+    lines = list(dict.fromkeys((s["strategy"], s["model"]) for s in summary))
+    strategies = list(dict.fromkeys(strategy for strategy, _ in lines))
+    models = list(dict.fromkeys(model for _, model in lines))
+    colors = {name: plt.cm.tab10(i % 10) for i, name in enumerate(strategies)}
+    styles = {name: ("-", "--", ":", "-.")[i % 4] for i, name in enumerate(models)}
+    fig, axes = _grid_of_axes(len(panels))
+    for ax, (task, noise_level) in zip(axes, panels):
+        for strategy, model in lines:
+            points = sorted((s for s in summary if (s["task"], s["noise_level"], s["strategy"], s["model"])
+                             == (task, noise_level, strategy, model)), key=lambda s: s["train_size"])
+            if not points:
+                continue
+            ax.errorbar([p["train_size"] for p in points], [p["mean"] for p in points],
+                        yerr=[p["sem"] for p in points], color=colors[strategy], linestyle=styles[model],
+                        marker=MARKERS[models.index(model) % len(MARKERS)], markersize=4, capsize=3, linewidth=1.4,
+                        label=strategy if len(models) == 1 else f"{strategy} / {model}")
+        ax.set_xscale("log")
+        # The sizes themselves as ticks: a log axis's default ticks (6 x 10^1) do not name them.
+        sizes = sorted({s["train_size"] for s in summary if (s["task"], s["noise_level"]) == (task, noise_level)})
+        ax.set_xticks(sizes, [str(size) for size in sizes], fontsize=8)
+        ax.minorticks_off()
+        ax.set_title(task if noise_level is None else f"{task}, noise {noise_level:g}", fontsize=9)
+        ax.set_xlabel("train size (log scale)")
+        ax.set_ylabel(metric + (" (lower is better)" if lower_is_better else ""))
+        ax.grid(alpha=0.3, which="both")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
+    repeats = max((s["repeats"] for s in summary), default=1)
+    fig.suptitle(f"{metric} against train size: mean and standard error over {repeats} repeat(s)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04 + 0.03 * ((len(labels) - 1) // 4), 1, 0.96))
+    return _save(fig, path)
+
+
+def latency_box_plot(latency: dict[str, dict[str, list[float]]], path: Path) -> Path:
+    """Box plots of the fit and the predict seconds (log y axis), a box per model.
+
+    `latency` maps a model to {"fit_s": [...], "predict_s": [...]}, wall seconds.
+    """
+    models = list(latency)
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.5, 1.5 * len(models) * 2 + 2), 4.2), squeeze=False)
+    for ax, key, title in zip(axes[0], ("fit_s", "predict_s"), ("fit", "predict")):
+        # A log axis cannot show 0; a timer tick that short is shown at one microsecond.
+        ax.boxplot([[max(v, 1e-6) for v in latency[m][key]] for m in models], tick_labels=models)
+        ax.set_yscale("log")
+        ax.set_title(f"{title} seconds per model", fontsize=9)
+        ax.set_ylabel("seconds (log scale)")
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+        ax.grid(axis="y", alpha=0.3, which="both")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def draw_sweep_plots(summary: list[dict], latency: dict[str, dict[str, list[float]]], folder: Path, *,
+                     metric: str, lower_is_better: bool = False) -> list[Path]:
+    """Both plots of a sweep into `folder`: ``sweep_<metric>_vs_train_size.png`` and ``sweep_latency.png``."""
+    folder = Path(folder)
+    return [sweep_metric_plot(summary, folder / f"sweep_{metric}_vs_train_size.png", metric=metric,
+                              lower_is_better=lower_is_better),
+            latency_box_plot(latency, folder / "sweep_latency.png")]

@@ -51,7 +51,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError
 
-from .runs import check_run_id
+from .runs import check_run_id, staging_dir
 from .settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -191,9 +191,32 @@ class Storage:
         if not local_dir.is_dir():
             raise StorageError(f"{local_dir} is not a folder: nothing to upload")
         key_prefix = self.prefix + (f"{relative.as_posix()}/" if relative.parts else "")
+        return self._sync_files(local_dir, key_prefix, _files_to_upload(local_dir))
+
+    def upload_submitted_run(self, run_id: str) -> SyncReport:
+        """Copy what was submitted for a run that is not published yet to ``<prefix>runs/<run_id>/``.
+
+        The files of the staging folder ``runs/.<run_id>.partial/`` (its
+        task_setup.yml and the user's submission files) are uploaded, never its
+        manifest.json: a run without a manifest in the bucket is an incomplete
+        upload to every reader (`list_runs` gives it state None, `download_run`
+        and `restore_history` leave it alone), so the submitted file is kept
+        even if the instance is lost, and `upload_run` completes the same
+        folder once the run is published.
+        """
+        if not self.enabled:
+            return SyncReport()
+        staging = staging_dir(self.settings.runs_dir / check_run_id(run_id))
+        if not staging.is_dir():
+            raise StorageError(f"run {run_id} has no staging folder {staging}: nothing to upload")
+        files = [path for path in _files_to_upload(staging) if path.name != MANIFEST]
+        return self._sync_files(staging, self._key(RUNS, run_id) + "/", files)
+
+    def _sync_files(self, local_dir: Path, key_prefix: str, files: list[Path]) -> SyncReport:
+        """Upload those of `files` (under `local_dir`) that are new or changed, to `key_prefix` + their path."""
         remote = self._list_objects(key_prefix)
         uploaded, skipped, sent = [], [], 0
-        for path in _files_to_upload(local_dir):
+        for path in files:
             key = key_prefix + path.relative_to(local_dir).as_posix()
             digest = _digest(path)
             if self._is_unchanged(digest, remote.get(key)):

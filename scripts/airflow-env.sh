@@ -54,7 +54,7 @@
 #   APPLIANCE_AIRFLOW_PORT        API server port (default 8080)
 #   APPLIANCE_AIRFLOW_UI_URL      the Airflow UI as a browser reaches it (links from the app;
 #                                 default http://localhost:$APPLIANCE_AIRFLOW_PORT)
-#   APPLIANCE_AIRFLOW_PARALLELISM task processes at once (default 4: suits a 2 to 4 core instance)
+#   APPLIANCE_AIRFLOW_PARALLELISM task processes at once (default 2: keeps idle memory under 1.5 GB on a 2 to 4 core instance)
 #   APPLIANCE_AIRFLOW_LOG_PORT    the scheduler's task-log server port (default 8793)
 #   APPLIANCE_TASK_JOBS           worker processes of one `evaluate` task (default 1: tasks run side by side)
 #   APPLIANCE_TASK_THREADS        BLAS/OpenMP threads per process (default 1)
@@ -71,8 +71,9 @@ case ":$PATH:" in
   *) export PATH="$APPLIANCE_VENV/bin:$PATH" ;;
 esac
 
-export APPLIANCE_DATA_DIR=$(realpath -m "${APPLIANCE_DATA_DIR:-./data}")
-export AIRFLOW_HOME=$(realpath -m "${AIRFLOW_HOME:-$APPLIANCE_DATA_DIR/airflow}")
+APPLIANCE_DATA_DIR=$(realpath -m "${APPLIANCE_DATA_DIR:-./data}")
+AIRFLOW_HOME=$(realpath -m "${AIRFLOW_HOME:-$APPLIANCE_DATA_DIR/airflow}")
+export APPLIANCE_DATA_DIR AIRFLOW_HOME
 if [ -n "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" ] && [ -z "${APPLIANCE_AIRFLOW_DB:-}" ]; then
   APPLIANCE_AIRFLOW_DB=external
 fi
@@ -82,7 +83,7 @@ export APPLIANCE_PGDATA=${APPLIANCE_PGDATA:-$AIRFLOW_HOME/postgres}
 export APPLIANCE_AIRFLOW_HOST=${APPLIANCE_AIRFLOW_HOST:-0.0.0.0}
 export APPLIANCE_AIRFLOW_PORT=${APPLIANCE_AIRFLOW_PORT:-8080}
 export APPLIANCE_AIRFLOW_UI_URL=${APPLIANCE_AIRFLOW_UI_URL:-http://localhost:$APPLIANCE_AIRFLOW_PORT}
-export APPLIANCE_AIRFLOW_PARALLELISM=${APPLIANCE_AIRFLOW_PARALLELISM:-4}
+export APPLIANCE_AIRFLOW_PARALLELISM=${APPLIANCE_AIRFLOW_PARALLELISM:-2}
 export APPLIANCE_AIRFLOW_LOG_PORT=${APPLIANCE_AIRFLOW_LOG_PORT:-8793}
 export APPLIANCE_TASK_JOBS=${APPLIANCE_TASK_JOBS:-1}
 _appliance_secrets=$AIRFLOW_HOME/secrets
@@ -97,6 +98,8 @@ export AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG=16
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__CORE__DAG_RUN_CONF_OVERRIDES_PARAMS=True
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$APPLIANCE_AIRFLOW_PORT/execution/
+# A scheduler that died leaves its task instances orphaned: adopt or reset them after a minute, not five.
+export AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL=${AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL:-60}
 # Task processes start with the benchmark's libraries already imported: the scheduler's LocalExecutor
 # workers come from a forkserver that imported them once (about 3 s of imports saved per task; a
 # module that fails to import is skipped, the task then imports what it needs itself).

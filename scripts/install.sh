@@ -20,5 +20,5 @@ fi
 "$venv/bin/python" -m pip install --quiet --progress-bar off --upgrade pip
 # Editable, so that the templates/ and dags/ beside the package are the ones in use.
 "$venv/bin/python" -m pip install --quiet --progress-bar off \
-  -c "$repo/constraints.txt" -e "$repo[$extras]"
+  -c "$repo/constraints.txt" -e "${repo}[$extras]"
 echo "installed the appliance into $venv"

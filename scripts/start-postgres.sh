@@ -35,6 +35,15 @@ if [ ! -x "$pg_bin/postgres" ]; then
   exit 1
 fi
 
+# The cluster's superuser is named after the server's OS user: local connections use peer authentication,
+# which admits an OS user only as the database role of the same name (`postgres` when started as root,
+# else the user running this script, e.g. `appliance` in the image).
+if [ "$(id -u)" = 0 ]; then
+  pg_superuser=${APPLIANCE_PG_OS_USER:-postgres}
+else
+  pg_superuser=$(id -un)
+fi
+
 # Runs a command as the server's OS user (PostgreSQL refuses root).
 as_pg() {
   if [ "$(id -u)" = 0 ]; then
@@ -76,7 +85,7 @@ init_cluster() {
       chown "${APPLIANCE_PG_OS_USER:-postgres}:" "$pgdata"
     fi
     chmod 0700 "$pgdata"
-    as_pg initdb -D "$pgdata" --username=postgres --encoding=UTF8 --locale=C.UTF-8 \
+    as_pg initdb -D "$pgdata" --username="$pg_superuser" --encoding=UTF8 --locale=C.UTF-8 \
       --auth-local=peer --auth-host=scram-sha-256 >/dev/null
   fi
   if [ -e "$pgdata/.appliance-initialized" ]; then
@@ -88,7 +97,7 @@ init_cluster() {
     started_here=1
   fi
   # The password goes through stdin, never on a command line or in a log.
-  as_pg psql -h "$pgdata" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -q >/dev/null <<SQL
+  as_pg psql -h "$pgdata" -p "$port" -U "$pg_superuser" -d postgres -v ON_ERROR_STOP=1 -q >/dev/null <<SQL
 DO \$\$ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'airflow') THEN
     CREATE ROLE airflow LOGIN PASSWORD '$password';

@@ -10,9 +10,7 @@ export APPLIANCE_VENV=${APPLIANCE_VENV:-$repo/.venv}
 
 "$repo/scripts/install.sh" --with-tests
 "$repo/scripts/install_checkov.sh"
-if [ -x "$repo/scripts/install-browser.sh" ]; then
-  "$repo/scripts/install-browser.sh"
-fi
+"$repo/scripts/install-browser.sh"
 
 cd "$repo"
 exec "$APPLIANCE_VENV/bin/python" -m pytest "$@"

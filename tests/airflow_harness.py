@@ -240,13 +240,24 @@ TEST_BUCKET = "dataperf-orchestration-test"
 TEST_PREFIX = "dataperf-appliance/"
 
 
+#: The stack of the session, once a module has started it. Each test module that imports the fixture
+#: gets a fixture of its own (pytest keys session fixtures by where they are defined): without this, every
+#: such module would start (and keep until the session ends) an Airflow of its own.
+_session_stack: AirflowStack | None = None
+
+
 @pytest.fixture(scope="session")
 def airflow_stack(tmp_path_factory: pytest.TempPathFactory, moto_server) -> Iterator[AirflowStack]:
     """Airflow (api-server, scheduler, dag-processor) + PostgreSQL, synced to a bucket of the moto server.
 
     The test process's environment holds the stack's settings while it runs
     (the gateway and `pipeline` use them); every process is stopped at the end.
+    One stack serves every module of the session.
     """
+    global _session_stack
+    if _session_stack is not None:
+        yield _session_stack
+        return
     import boto3
 
     env = moto_server.env()
@@ -259,6 +270,8 @@ def airflow_stack(tmp_path_factory: pytest.TempPathFactory, moto_server) -> Iter
         stack.start()
         stack.activate()
         stack.wait_for_dag("dataperf_benchmark")
+        _session_stack = stack
         yield stack
     finally:
+        _session_stack = None
         stack.stop()

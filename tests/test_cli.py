@@ -140,3 +140,53 @@ def test_a_users_own_submission_is_evaluated_like_a_strategy(tmp_path, default_r
 def test_datasets_lists_the_embedded_ones(tmp_path):
     listed = cli("datasets", cwd=tmp_path, data_dir=tmp_path)
     assert listed.returncode == 0 and "digits" in listed.stdout and "synthetic" in listed.stdout
+
+
+# --- the selection track --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def selection_run(tmp_path_factory):
+    """One run of the default selection config (digits, three tasks, four strategies)."""
+    work = tmp_path_factory.mktemp("cli-selection")
+    rendered = cli("render", "--set", "track=selection", cwd=work, data_dir=work / "data")
+    assert rendered.returncode == 0, rendered.stderr
+    (work / "task_setup.yaml").write_text(rendered.stdout)
+    checked = cli("validate", "task_setup.yaml", cwd=work, data_dir=work / "data")
+    assert (checked.returncode, checked.stdout.strip()) == (0, "valid"), checked.stderr
+    done = cli("run", "task_setup.yaml", "--out", "runs/selection", cwd=work, data_dir=work / "data")
+    assert done.returncode == 0, done.stderr
+    return work, work / "runs" / "selection", rendered.stdout, done
+
+
+def test_render_prints_the_default_selection_config(selection_run):
+    _, _, text, _ = selection_run
+    assert "track: selection\n" in text and "model: logistic_regression" in text
+    assert "eval_tasks: [digit-0, digit-3, even-odd]" in text
+    assert "strategies: [random, balanced_random, uncertainty, diversity]" in text
+
+
+def test_the_default_selection_run(selection_run):
+    work, run, _, done = selection_run
+    assert (run / "task_setup.yml").read_text() == (work / "task_setup.yaml").read_text()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["state"] == "success" and manifest["track"] == "selection"
+    results = json.loads((run / "results.json").read_text())
+    assert (results["track"], results["model"], results["dataset"]) == ("selection", "logistic_regression", "digits")
+    assert list(results["tasks"]) == ["digit-0", "digit-3", "even-odd"]
+    for task, task_result in results["tasks"].items():
+        for name in ("random", "balanced_random", "uncertainty", "diversity"):
+            entry = task_result["strategies"][name]
+            assert {"accuracy", "precision", "recall", "f1", "train_size"} <= set(entry)
+            assert entry["train_size"] == 100
+            assert (run / "submissions" / f"{task}_{name}.csv").read_text().startswith("ImageID,Confidence\n")
+    [reference] = (run / "results" / "random").glob("result_UTC-*.json")
+    assert set(json.loads(reference.read_text())["digit-3"]) == {"accuracy", "recall", "precision", "f1"}
+    assert (run / "plots" / "selection_metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (run / "sweep.csv").exists() and "sweep" not in results  # no lists, no repeats: no sweep
+    assert "accuracy" in done.stdout and "balanced_random" in done.stdout
+
+
+def test_the_default_debugging_run_has_no_sweep_outputs(default_run):
+    _, run, _ = default_run
+    assert not (run / "sweep.csv").exists() and not list((run / "partial").glob("sweep_*"))
+    assert "sweep" not in json.loads((run / "results.json").read_text())

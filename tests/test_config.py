@@ -28,7 +28,9 @@ from dataperf_appliance.config.loader import load_yaml, read_config_text
 from dataperf_appliance.debugging.strategies import STRATEGY_NAMES
 from dataperf_appliance.models import MODEL_NAMES
 
-BAD_CONFIGS = Path(__file__).parent / "bad_configs" / "debugging"
+#: The bad-file corpus of each track: tests/bad_configs/<track>/NN_what_is_wrong.<suffix>.
+BAD_CONFIGS = Path(__file__).parent / "bad_configs"
+CORPUS_SUFFIX = {"debugging": "yml", "selection": "yaml"}  # the reference's own file names
 
 GOOD = """\
 # a comment
@@ -86,19 +88,22 @@ def errors_of(text: str, **kwargs) -> ConfigError:
 
 # --- the corpus of bad files --------------------------------------------------------------
 
-def _corpus() -> list[Path]:
-    return sorted(BAD_CONFIGS.glob("*.yml"))
+def _corpus(track: str | None = None) -> list[Path]:
+    tracks = [track] if track else list(CORPUS_SUFFIX)
+    return [path for name in tracks for path in sorted((BAD_CONFIGS / name).glob(f"*.{CORPUS_SUFFIX[name]}"))]
 
 
-def test_the_corpus_has_at_least_25_files_each_with_an_expectation():
-    files = _corpus()
+@pytest.mark.parametrize("track", list(CORPUS_SUFFIX))
+def test_the_corpus_has_at_least_25_files_each_with_an_expectation(track: str):
+    files = _corpus(track)
     assert len(files) >= 25
+    assert sorted(p.name for p in (BAD_CONFIGS / track).iterdir() if p.name != "README.md") == [p.name for p in files]
     for path in files:
-        assert re.fullmatch(r"\d\d_[a-z0-9_]+\.yml", path.name), path.name
+        assert re.fullmatch(rf"\d\d_[a-z0-9_]+\.{CORPUS_SUFFIX[track]}", path.name), path.name
         assert path.read_bytes().startswith(b"# expect: "), path.name
 
 
-@pytest.mark.parametrize("path", _corpus(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", _corpus(), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_bad_file_is_rejected_with_its_message_and_place(path: Path, tmp_path: Path):
     expected = path.read_bytes().split(b"\n", 1)[0].decode().removeprefix("# expect: ")
     before = sorted(tmp_path.rglob("*"))

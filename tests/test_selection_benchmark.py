@@ -21,9 +21,13 @@ METRIC_KEYS = {"accuracy", "precision", "recall", "f1", "train_size", "time_s", 
 STRATEGIES = ["random", "balanced_random", "uncertainty", "diversity", "centroid"]
 
 
+def digits_pairs(tasks) -> dict[str, tuple[str, str]]:
+    return {t: (data.random_train_file_name(t), data.test_file_name(t, data.DIGITS_DIM)) for t in tasks}
+
+
 @dataclass
 class StandInSetup:
-    """The fields of the lead's selection setup that the engine reads."""
+    """The fields of `SelectionSetup` that the engine reads, without its checks (so the engine's own show)."""
 
     dataset: str = "digits"
     dim: int = 128
@@ -31,13 +35,20 @@ class StandInSetup:
     seed: int = 0
     train_size: int = 100
     test_size: int = 100
-    tasks: list[str] = field(default_factory=lambda: ["digit-0", "digit-3", "even-odd"])
+    eval_tasks: list[str] = field(default_factory=lambda: ["digit-0", "digit-3", "even-odd"])
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
     submissions: list[str] = field(default_factory=list)
-    emb_file: str | None = None
-    task_files: dict[str, tuple[str, str]] = field(default_factory=dict)
+    emb_file: str = data.pool_file_name(data.DIGITS_DIM)
+    tasks: dict[str, tuple[str | None, str]] = field(
+        default_factory=lambda: digits_pairs(data.TASK_IDS))
     results_dir: str = "results"
     track: str = "selection"
+
+
+def test_the_stand_in_has_only_fields_of_the_real_setup():
+    from dataperf_appliance.config import SelectionSetup
+
+    assert set(StandInSetup.__dataclass_fields__) <= set(SelectionSetup.model_fields)
 
 
 def write_user_csv(source: Path, task: str, method: str, data_root: Path, seed: int = 0) -> Path:
@@ -57,7 +68,7 @@ def digits_run(tmp_path_factory):
     data_root, work_dir, source = root / "data", root / "run", root / "source"
     setup = StandInSetup(submissions=["mine"])
     benchmark.prepare_data(setup, data_root)
-    for task in setup.tasks:
+    for task in setup.eval_tasks:
         write_user_csv(source, task, "mine", data_root)
     calls = []
     returned = benchmark.evaluate_tasks(setup, data_root, work_dir, source, n_jobs=2,
@@ -69,7 +80,7 @@ def digits_run(tmp_path_factory):
 def test_prepare_data_gives_the_files_of_every_task(tmp_path):
     setup = StandInSetup()
     found = benchmark.prepare_data(setup, tmp_path)
-    assert set(found) == set(setup.tasks)
+    assert set(found) == set(setup.eval_tasks)
     for paths in found.values():
         assert {"pool", "test", "examples"} <= set(paths) and all(p.exists() for p in paths.values())
         assert paths["pool"].parent.parent == tmp_path / "datasets" / "digits-selection" / "seed-0"
@@ -82,7 +93,7 @@ def test_results_json_has_the_right_keys(digits_run):
     assert {"track", "model", "seed", "dataset", "tasks"} <= set(results)
     assert (results["track"], results["model"], results["seed"], results["dataset"]) == (
         "selection", "logistic_regression", 0, "digits")
-    assert list(results["tasks"]) == setup.tasks
+    assert list(results["tasks"]) == setup.eval_tasks
     for task, task_result in results["tasks"].items():
         assert list(task_result["strategies"]) == [*STRATEGIES, "mine", "train_csv"]
         for name, entry in task_result["strategies"].items():
@@ -103,7 +114,7 @@ def test_results_json_has_the_right_keys(digits_run):
 def test_training_sets_are_written_in_the_dataperf_format(digits_run):
     setup, data_root, work_dir, source, _, results, _ = digits_run
     pool = files.read_pool(data.dataset_dir(data_root, "digits") / data.pool_file_name(128))
-    for task in setup.tasks:
+    for task in setup.eval_tasks:
         for name in STRATEGIES:
             path = work_dir / "submissions" / f"{task}_{name}.csv"
             assert results["tasks"][task]["strategies"][name]["file"] == f"submissions/{task}_{name}.csv"
@@ -121,7 +132,7 @@ def test_reference_result_files_one_per_method(digits_run):
         assert re.fullmatch(r"result_UTC-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}\.json", path.name)
         assert results["reference_results"][method] == str(path.relative_to(work_dir))
         content = json.loads(path.read_text())
-        assert list(content) == setup.tasks
+        assert list(content) == setup.eval_tasks
         for task, scores in content.items():
             assert list(scores) == ["accuracy", "recall", "precision", "f1"]
             assert scores["f1"] == results["tasks"][task]["strategies"][method]["f1"]
@@ -174,7 +185,7 @@ def test_one_worker_gives_the_same_numbers(digits_run, tmp_path):
 
 
 def test_a_bad_user_csv_stops_the_run_before_any_work(tmp_path):
-    setup = StandInSetup(tasks=["digit-3"], strategies=["random"], submissions=["mine"])
+    setup = StandInSetup(eval_tasks=["digit-3"], strategies=["random"], submissions=["mine"])
     benchmark.prepare_data(setup, tmp_path / "data")
     path = tmp_path / "source" / "submissions" / "digit-3_mine.csv"
     path.parent.mkdir(parents=True)
@@ -185,7 +196,7 @@ def test_a_bad_user_csv_stops_the_run_before_any_work(tmp_path):
 
 
 def test_a_missing_user_csv_is_named(tmp_path):
-    setup = StandInSetup(tasks=["digit-3"], strategies=[], submissions=["mine"])
+    setup = StandInSetup(eval_tasks=["digit-3"], strategies=[], submissions=["mine"])
     with pytest.raises(FileNotFoundError, match="digit-3_mine.csv"):
         benchmark.evaluate_tasks(setup, tmp_path / "data", tmp_path / "run", tmp_path / "source", n_jobs=1)
 
@@ -195,7 +206,8 @@ def test_a_missing_user_csv_is_named(tmp_path):
     ({"submissions": ["train_csv"]}, ValueError, "used twice"),
     ({"strategies": ["nope"]}, ValueError, "unknown strategy"),
     ({"strategies": ["../x"]}, ValueError, "cannot be part of a file name"),
-    ({"tasks": ["cat"]}, ValueError, "unknown digits task"),
+    ({"eval_tasks": ["cat"], "tasks": digits_pairs(["cat"])}, ValueError, "unknown digits task"),
+    ({"eval_tasks": ["cat"]}, ValueError, "tasks names no"),
     ({"dim": 256}, ValueError, "the digits embeddings have 128 values"),
     ({"test_size": 5000}, ValueError, "at most"),
 ])
@@ -251,10 +263,10 @@ def write_official_folder(folder: Path, *, with_labels: bool = True) -> None:
 
 
 def official_setup(**change) -> StandInSetup:
-    fields = dict(dataset="tiny", dim=DIM, tasks=["A", "B"], train_size=16, strategies=["random", "centroid"],
+    fields = dict(dataset="tiny", dim=DIM, eval_tasks=["A", "B"], train_size=16, strategies=["random", "centroid"],
                   emb_file=f"embeddings/train_emb_{DIM}_dataperf.parquet",
-                  task_files={t: ("train_sets/random_20.csv", f"test_sets/alpha_test_set_{t}_{DIM}.parquet")
-                              for t in ("A", "B")})
+                  tasks={t: ("train_sets/random_20.csv", f"test_sets/alpha_test_set_{t}_{DIM}.parquet")
+                         for t in ("A", "B")})
     return StandInSetup(**{**fields, **change})
 
 
@@ -299,7 +311,7 @@ def test_official_folder_without_pool_labels(tmp_path):
     ({"dim": 8}, ValueError, rf"train_emb_{DIM}_dataperf\.parquet: embeddings must have 8 values"),
     ({"emb_file": "embeddings/nope.parquet"}, FileNotFoundError, "nope.parquet"),
     ({"emb_file": "../../x.parquet"}, ValueError, "inside the dataset folder"),
-    ({"task_files": {}}, ValueError, "task_files names no"),
+    ({"tasks": {}}, ValueError, "tasks names no"),
     ({"dataset": "missing"}, FileNotFoundError, "not found"),
 ])
 def test_official_folder_problems(tmp_path, change, error, message):

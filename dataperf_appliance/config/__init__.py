@@ -1,11 +1,12 @@
 """The ``task_setup.yml`` of a benchmark: render it, load it safely, check it.
 
-A file is rendered from ``templates/<track>_task_setup.yml.j2`` with a flat
-dict of parameters (`default_params`, `apply_overrides`, `render_task_setup`),
-and read back with `load_task_setup` / `parse_task_setup`, which return a
-frozen pydantic model (`DebuggingSetup`) or raise `ConfigError` listing every
-problem as a `ConfigIssue` with its line, column and field. Checking never
-writes anything.
+A file is rendered from the track's template (``templates/debugging_task_setup.yml.j2``,
+``templates/selection_task_setup.yaml.j2``) with a flat dict of parameters
+(`default_params`, `apply_overrides`, `render_task_setup`), and read back with
+`load_task_setup` / `parse_task_setup`, which return a frozen pydantic model
+(`DebuggingSetup` or `SelectionSetup`, by the file's ``track``) or raise
+`ConfigError` listing every problem as a `ConfigIssue` with its line, column
+and field. Checking never writes anything.
 
 Example::
 
@@ -28,19 +29,21 @@ from .render import (
 )
 from .schema import (
     DEFAULT_TRACK,
+    MAX_GRID_CELLS,
     SETUP_MODELS,
     Baseline,
     DebuggingSetup,
     DebuggingTask,
     Paths,
+    SelectionSetup,
     TaskSetup,
     load_task_setup,
     parse_task_setup,
 )
 
 __all__ = [
-    "DEFAULT_TRACK", "MAX_FILE_BYTES", "SETUP_MODELS", "Baseline", "ConfigError", "ConfigIssue", "DebuggingSetup",
-    "DebuggingTask", "Paths", "TaskSetup", "apply_overrides", "default_params", "load_task_setup", "load_yaml",
-    "parse_task_setup", "render_and_parse", "render_task_setup", "template_parameters", "templates_dir",
-    "yaml_value",
+    "DEFAULT_TRACK", "MAX_FILE_BYTES", "MAX_GRID_CELLS", "SETUP_MODELS", "Baseline", "ConfigError", "ConfigIssue",
+    "DebuggingSetup", "DebuggingTask", "Paths", "SelectionSetup", "TaskSetup", "apply_overrides", "default_params",
+    "load_task_setup", "load_yaml", "parse_task_setup", "render_and_parse", "render_task_setup",
+    "template_parameters", "templates_dir", "yaml_value",
 ]

@@ -8,10 +8,22 @@ fills naturally, for the debugging track::
      "train_size": 200, "val_size": 40, "test_size": 100, "noise_level": 0.3,
      "strategies": ["random", "knn_shapley", "confident_learning", "loss"], "submissions": []}
 
+and for the selection track (``emb_file``, ``train_csv`` and ``test_parquet``
+are patterns: ``{task}`` and ``{dim}`` become each task's name and the
+embedding length)::
+
+    {"track": "selection", "dataset": "digits", "model": "logistic_regression", "seed": 0, "repeats": 1,
+     "dim": 128, "emb_file": "embeddings/train_emb_{dim}_dataperf.parquet", "train_size": 100,
+     "test_size": 100, "tasks": ["digit-0", "digit-3", "even-odd"],
+     "train_csv": "train_sets/random_500_{task}.csv", "test_parquet": "test_sets/alpha_test_set_{task}_{dim}.parquet",
+     "strategies": ["random", "balanced_random", "uncertainty", "diversity"], "submissions": [],
+     "results_dir": "results"}
+
 Every task gets the same sizes and noise level; a user who wants them to
-differ edits the YAML. `render_task_setup` fills ``templates/<track>_task_setup.yml.j2``
-and validates the result, so it never returns a file that `parse_task_setup`
-would refuse.
+differ edits the YAML. ``train_size``, ``noise_level`` and ``model`` may be
+lists (a sweep, see `dataperf_appliance.sweeps`). `render_task_setup` fills
+the track's template (`template_name`) and validates the result, so it never
+returns a file that `parse_task_setup` would refuse.
 
 Every ``{{ expression }}`` of a template is written through `yaml_value` (the
 Jinja2 environment's ``finalize``): a value always becomes one YAML scalar or
@@ -57,7 +69,29 @@ _DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
         "strategies": ["random", "knn_shapley", "confident_learning", "loss"],
         "submissions": [],
     },
+    "selection": {
+        "track": "selection",
+        "dataset": "digits",
+        "model": "logistic_regression",
+        "seed": 0,
+        "repeats": 1,
+        "dim": 128,
+        "emb_file": "embeddings/train_emb_{dim}_dataperf.parquet",
+        "train_size": 100,
+        "test_size": 100,
+        # A common digit, a rarer-looking one and a balanced task: balancing matters on the first two.
+        "tasks": ["digit-0", "digit-3", "even-odd"],
+        "train_csv": "train_sets/random_500_{task}.csv",
+        "test_parquet": "test_sets/alpha_test_set_{task}_{dim}.parquet",
+        "strategies": ["random", "balanced_random", "uncertainty", "diversity"],
+        "submissions": [],
+        "results_dir": "results",
+    },
 }
+#: Parameters that may be given a list of values (a sweep) although their default is one value.
+SWEEP_PARAMS = frozenset({"train_size", "noise_level", "model"})
+#: The template of each track (the selection reference calls its file task_setup.yaml).
+TEMPLATE_NAMES = {"debugging": "debugging_task_setup.yml.j2", "selection": "selection_task_setup.yaml.j2"}
 
 
 def default_params(track: str = DEFAULT_TRACK) -> dict[str, Any]:
@@ -80,8 +114,8 @@ def _parse_override(raw: str, assignment: str) -> Any:
         raise ValueError(f"{assignment!r}: the value is not valid YAML: {error.issues[0].message}") from None
 
 
-def _as_name(value: Any, raw: str, assignment: str) -> str:
-    if isinstance(value, str):
+def _as_name(value: Any, raw: str, assignment: str) -> str | None:
+    if isinstance(value, str) or value is None:  # null (or nothing) stays null: train_csv=null
         return value
     if isinstance(value, (list, dict)):
         raise ValueError(f"{assignment!r}: expected a single value, got a {type(value).__name__}")
@@ -107,7 +141,9 @@ def apply_overrides(params: Mapping[str, Any], assignments: list[str]) -> dict[s
     default is a list takes a YAML list or a comma-separated text
     (``tasks=digit-3,digit-4``); a key whose default is text keeps the text
     typed (``dataset=2023``). ``train_size=150`` sets the size of every task.
-    The values are checked when the file is rendered.
+    ``train_size``, ``noise_level`` and ``model`` also take a list, a sweep
+    (``train_size=[50, 100, 200]`` or ``model=knn,mlp``). The values are
+    checked when the file is rendered.
 
     Raises ValueError for an assignment without '=', an unknown key (naming
     it and the known ones), a value that is not YAML, or a change of track.
@@ -124,7 +160,12 @@ def apply_overrides(params: Mapping[str, Any], assignments: list[str]) -> dict[s
             raise ValueError(f"unknown parameter {key!r} in {assignment!r}; known parameters: {', '.join(result)}")
         value = _parse_override(raw, assignment)
         kind = defaults.get(key, result[key])
-        if isinstance(kind, list):
+        if key in SWEEP_PARAMS and isinstance(value, str) and "," in value:
+            value = [_parse_override(part, assignment) for part in raw.split(",")]  # model=knn,mlp
+        if key in SWEEP_PARAMS and isinstance(value, list):
+            if isinstance(kind, str):
+                value = _as_names(value, raw, assignment)
+        elif isinstance(kind, list):
             value = _as_names(value, raw, assignment)
         elif isinstance(kind, str):
             value = _as_name(value, raw, assignment)
@@ -209,11 +250,22 @@ def templates_dir() -> Path:
 
 
 def template_name(track: str) -> str:
-    return f"{track}_task_setup.yml.j2"
+    """The file name of the template of `track` in the templates folder."""
+    return TEMPLATE_NAMES.get(track, f"{track}_task_setup.yml.j2")
+
+
+def fill(pattern: Any, **fields: Any) -> Any:
+    """`pattern` with every ``{name}`` replaced by ``str(fields[name])`` (``{task}``, ``{dim}``); a value that
+    is not text (null, a number) is returned unchanged, for the schema to judge."""
+    if not isinstance(pattern, str):
+        return pattern
+    for name, value in fields.items():
+        pattern = pattern.replace("{" + name + "}", str(value))
+    return pattern
 
 
 def _environment(folder: Path) -> jinja2.Environment:
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # YAML, not HTML: escaping is yaml_value's job
@@ -222,6 +274,8 @@ def _environment(folder: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         finalize=yaml_value,
     )
+    environment.filters["fill"] = fill
+    return environment
 
 
 def template_parameters(track: str = DEFAULT_TRACK) -> set[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,61 @@ def _task_result(task: DebuggingTaskData, evaluation: TaskEvaluation,
     }
 
 
+@dataclass
+class TaskRun:
+    """One task ranked and evaluated in memory, nothing written yet (see `write_task_run`).
+
+    result: the task's entry of results.json (``partial/<data_id>.json``);
+    orders: method -> (inspection order (train_size,) of row indices, seconds to produce it or None);
+    fit_s, predict_s: mean wall seconds of one fit and of one test prediction over the task's
+    `result["trainings"]` distinct training sets.
+    """
+
+    data_id: str
+    result: dict
+    orders: dict[str, tuple[np.ndarray, float | None]]
+    fit_s: float
+    predict_s: float
+
+
+def run_tasks(setup, data_root: Path, source_dir: Path, *, data_ids: list[str] | None = None, n_jobs: int = -1,
+              progress: ProgressCallback | None = None) -> list[TaskRun]:
+    """Rank and evaluate the tasks `data_ids` (default: all), in setup order, writing nothing.
+
+    A user's submission file is checked before any work starts
+    (SubmissionError names the file and line).
+    """
+    wanted = [t for t in setup.tasks if data_ids is None or t.data_id in data_ids]
+    unknown = set(data_ids or ()) - {t.data_id for t in setup.tasks}
+    if unknown:
+        raise ValueError(f"no task {', '.join(sorted(unknown))} in this setup")
+    files = prepare_data(setup, data_root)
+    items, all_orders = [], []
+    for spec in wanted:
+        task = datasets.load_debugging_task(files[spec.data_id], task_spec(spec))
+        user_orders = _user_orders(setup, task, source_dir)  # a bad file is refused before any work
+        orders = {**_strategy_orders(setup, task), **user_orders}
+        items.append((task, {name: order for name, (order, _) in orders.items()}))
+        all_orders.append(orders)
+    evaluations = evaluate_many(items, model=setup.model, seed=setup.seed, eval_points=setup.eval_points,
+                                n_jobs=n_jobs, progress=progress)
+    return [TaskRun(task.data_id, _task_result(task, evaluation, orders, set(setup.submissions)), orders,
+                    evaluation.fit_s / evaluation.trainings, evaluation.predict_s / evaluation.trainings)
+            for (task, _), evaluation, orders in zip(items, evaluations, all_orders)]
+
+
+def write_task_run(setup, run: TaskRun, work_dir: Path, source_dir: Path) -> dict:
+    """Write a task's submissions (a user's files copied as given) and ``partial/<data_id>.json``; its result."""
+    submission_dir = work_dir / setup.paths.submission_folder
+    for name, (order, seconds) in run.orders.items():
+        if name in setup.submissions:
+            _copy_user_files(source_dir / setup.paths.submission_folder, submission_dir, run.data_id, name)
+        else:
+            submissions.write_submission(submission_dir, run.data_id, name, order, seconds)
+    write_json(work_dir / "partial" / f"{run.data_id}.json", run.result)
+    return run.result
+
+
 def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
                    data_ids: list[str] | None = None, n_jobs: int = -1,
                    progress: ProgressCallback | None = None) -> dict[str, dict]:
@@ -108,31 +164,28 @@ def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
     Writes `work_dir/partial/<data_id>.json` and the DataPerf submissions under
     `work_dir/<submission_folder>`; returns {data_id: task result}.
     """
-    wanted = [t for t in setup.tasks if data_ids is None or t.data_id in data_ids]
-    unknown = set(data_ids or ()) - {t.data_id for t in setup.tasks}
-    if unknown:
-        raise ValueError(f"no task {', '.join(sorted(unknown))} in this setup")
-    files = prepare_data(setup, data_root)
-    submission_dir = work_dir / setup.paths.submission_folder
-    items, all_orders = [], []
-    for spec in wanted:
-        task = datasets.load_debugging_task(files[spec.data_id], task_spec(spec))
-        user_orders = _user_orders(setup, task, source_dir)  # a bad file is refused before any work
-        orders = {**_strategy_orders(setup, task), **user_orders}
-        for name, (order, seconds) in orders.items():
-            if name in setup.submissions:
-                _copy_user_files(source_dir / setup.paths.submission_folder, submission_dir, task.data_id, name)
-            else:
-                submissions.write_submission(submission_dir, task.data_id, name, order, seconds)
-        items.append((task, {name: order for name, (order, _) in orders.items()}))
-        all_orders.append(orders)
-    evaluations = evaluate_many(items, model=setup.model, seed=setup.seed, eval_points=setup.eval_points,
-                                n_jobs=n_jobs, progress=progress)
-    out = {}
-    for (task, _), evaluation, orders in zip(items, evaluations, all_orders):
-        out[task.data_id] = _task_result(task, evaluation, orders, set(setup.submissions))
-        write_json(work_dir / "partial" / f"{task.data_id}.json", out[task.data_id])
-    return out
+    runs = run_tasks(setup, data_root, source_dir, data_ids=data_ids, n_jobs=n_jobs, progress=progress)
+    return {run.data_id: write_task_run(setup, run, work_dir, source_dir) for run in runs}
+
+
+#: The track's main figure of a strategy (lower is better): the sweep plot's y axis, the DAG's summary.
+MAIN_METRIC = "fraction_fixes"
+#: The figures of a strategy in a sweep row (see dataperf_appliance.sweeps), the main one first.
+SWEEP_METRICS = (MAIN_METRIC, "auc", "before_acc", "clean_acc", "trainings", "time_s", "fit_s", "predict_s")
+
+
+def sweep_metrics(run: TaskRun) -> dict[str, dict]:
+    """{method: {metric: value}} of a task run, the metrics of `SWEEP_METRICS`.
+
+    before_acc, clean_acc, trainings, fit_s and predict_s belong to the task
+    (its training sets are shared by the methods), so every method repeats them.
+    """
+    shared = {"before_acc": run.result["before_acc"], "clean_acc": run.result["clean_acc"],
+              "trainings": run.result["trainings"],
+              "fit_s": round(run.fit_s, 6), "predict_s": round(run.predict_s, 6)}
+    return {name: {"kind": entry["kind"], "fraction_fixes": entry["fraction_fixes"], "auc": entry["auc"],
+                   "time_s": entry["time_s"], **shared}
+            for name, entry in run.result["strategies"].items()}
 
 
 def reference_evaluation(task_result: dict) -> dict:

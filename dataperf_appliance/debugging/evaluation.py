@@ -13,18 +13,15 @@ trained in parallel on all cores.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 from collections.abc import Callable, Mapping
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..models import accuracy_after_fit
 from ..datasets.dataperf_files import DebuggingTaskData
+from ..models import fit_and_score
+from ..parallel import ordered_map
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -39,12 +36,18 @@ class FixingCurve:
 
 @dataclass(frozen=True)
 class TaskEvaluation:
-    """Everything measured for one task: accuracies before and after all fixes, and a curve per method."""
+    """Everything measured for one task: accuracies before and after all fixes, and a curve per method.
+
+    `trainings` distinct training sets were fitted; `fit_s` and `predict_s`
+    are the wall seconds of all their fits and of all their test predictions.
+    """
 
     before_acc: float
     clean_acc: float
     curves: dict[str, FixingCurve]
     trainings: int
+    fit_s: float = 0.0
+    predict_s: float = 0.0
 
 
 def budgets_for(train_size: int, eval_points: int | None = None) -> np.ndarray:
@@ -80,21 +83,16 @@ def _labels_for(key: bytes, task: DebuggingTaskData) -> np.ndarray:
     return labels
 
 
-def _accuracies_for_label_sets(model: str, seed: int, X: np.ndarray, label_sets: list[np.ndarray],
-                               X_test: np.ndarray, y_test: np.ndarray) -> list[float]:
+def _scores_for_label_sets(model: str, seed: int, X: np.ndarray, label_sets: list[np.ndarray],
+                           X_test: np.ndarray, y_test: np.ndarray) -> list[tuple[float, float, float]]:
+    """(accuracy, fit seconds, predict seconds) of classifier `model` trained on X with each label set."""
     # One BLAS thread everywhere, so a fit gives the same bits in a worker as in the naive loop.
     with threadpool_limits(limits=1):
-        return [accuracy_after_fit(model, seed, X, y, X_test, y_test) for y in label_sets]
+        return [fit_and_score(model, seed, X, y, X_test, y_test) for y in label_sets]
 
 
-def _call_with_arguments(arguments: tuple) -> list[float]:
-    return _accuracies_for_label_sets(*arguments)
-
-
-def _worker_count(n_jobs: int, n_chunks: int) -> int:
-    available = os.cpu_count() or 1
-    wanted = available if n_jobs < 0 else n_jobs
-    return max(1, min(wanted, available, n_chunks))
+def _call_with_arguments(arguments: tuple) -> list[tuple[float, float, float]]:
+    return _scores_for_label_sets(*arguments)
 
 
 # Fits per job: enough that shipping a task's arrays to a worker is paid rarely,
@@ -124,11 +122,11 @@ class _TaskPlan:
         distinct = list(dict.fromkeys([nothing, everything, *(k for keys in keys_by_method.values() for k in keys)]))
         return cls(task, budgets, nothing, everything, keys_by_method, distinct)
 
-    def evaluation(self, accuracy: dict[bytes, float]) -> TaskEvaluation:
+    def evaluation(self, accuracy: dict[bytes, float], fit_s: float = 0.0, predict_s: float = 0.0) -> TaskEvaluation:
         curves = {name: FixingCurve(fixes=self.budgets.copy(), accuracy=np.array([accuracy[k] for k in keys]))
                   for name, keys in self.keys_by_method.items()}
         return TaskEvaluation(before_acc=accuracy[self.nothing_fixed], clean_acc=accuracy[self.all_fixed],
-                              curves=curves, trainings=len(self.distinct))
+                              curves=curves, trainings=len(self.distinct), fit_s=fit_s, predict_s=predict_s)
 
 
 def evaluate_many(items: list[tuple[DebuggingTaskData, Mapping[str, np.ndarray]]], *,
@@ -138,21 +136,19 @@ def evaluate_many(items: list[tuple[DebuggingTaskData, Mapping[str, np.ndarray]]
     plans = [_TaskPlan.build(task, orders, eval_points) for task, orders in items]
     chunks = [(index, plan.distinct[start:start + _CHUNK])
               for index, plan in enumerate(plans) for start in range(0, len(plan.distinct), _CHUNK)]
-    arguments = ((model, seed, plans[i].task.X_train, [_labels_for(key, plans[i].task) for key in keys],
-                  plans[i].task.X_test, plans[i].task.y_test) for i, keys in chunks)
+    arguments = [(model, seed, plans[i].task.X_train, [_labels_for(key, plans[i].task) for key in keys],
+                  plans[i].task.X_test, plans[i].task.y_test) for i, keys in chunks]
     accuracy: list[dict[bytes, float]] = [{} for _ in plans]
+    seconds = np.zeros((len(plans), 2))  # per task: fit, predict
     total, done = sum(len(plan.distinct) for plan in plans), 0
-    workers = _worker_count(n_jobs, len(chunks))
-    # Forked workers start in milliseconds and inherit the imported libraries.
-    with (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) if workers > 1
-          else nullcontext()) as pool:
-        outputs = pool.map(_call_with_arguments, arguments) if pool else map(_call_with_arguments, arguments)
-        for (index, keys), values in zip(chunks, outputs):
-            accuracy[index].update(zip(keys, values))
-            done += len(keys)
-            if progress:
-                progress(done, total)
-    return [plan.evaluation(acc) for plan, acc in zip(plans, accuracy)]
+    for (index, keys), values in zip(chunks, ordered_map(_call_with_arguments, arguments, n_jobs=n_jobs)):
+        accuracy[index].update(zip(keys, (value[0] for value in values)))
+        seconds[index] += np.sum([value[1:] for value in values], axis=0)
+        done += len(keys)
+        if progress:
+            progress(done, total)
+    return [plan.evaluation(acc, float(fit_s), float(predict_s))
+            for plan, acc, (fit_s, predict_s) in zip(plans, accuracy, seconds)]
 
 
 def evaluate_orders(task: DebuggingTaskData, orders: Mapping[str, np.ndarray], *, model: str = "logistic_regression",
@@ -177,8 +173,8 @@ def naive_fixing_curve(task: DebuggingTaskData, order: np.ndarray, *, model: str
         inspected = np.asarray(order)[:budget]
         labels[inspected] = task.y_true[inspected]
         label_sets.append(labels)
-    accuracies = _accuracies_for_label_sets(model, seed, task.X_train, label_sets, task.X_test, task.y_test)
-    return FixingCurve(fixes=budgets, accuracy=np.array(accuracies))
+    scores = _scores_for_label_sets(model, seed, task.X_train, label_sets, task.X_test, task.y_test)
+    return FixingCurve(fixes=budgets, accuracy=np.array([accuracy for accuracy, _, _ in scores]))
 
 
 def fraction_fixes(accuracy: np.ndarray) -> float:

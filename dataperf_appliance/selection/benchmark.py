@@ -9,12 +9,15 @@ Folders: `data_root` holds the datasets; `work_dir` is the run being written
 came from (a user's own training sets sit in its ``submissions/`` folder, one
 ``{task}_{method}.csv`` per task and method).
 
-The setup fields read here: ``track`` ("selection"), ``dataset`` ("digits" or
-a folder under ``<data root>/datasets``), ``dim``, ``model``, ``seed``,
-``train_size`` (the budget), ``test_size`` (digits only), ``tasks``,
-``strategies``, ``submissions``, ``emb_file`` and ``task_files``
-({task: (train_csv, test_parquet)}, paths inside the dataset folder; official
-folders only -- the digits use the file names of `data`), ``results_dir``.
+The setup is a `dataperf_appliance.config.SelectionSetup` with one value per
+field (a sweep is cut into such setups by `dataperf_appliance.sweeps`). Fields
+read here: ``dataset`` ("digits" or a folder under ``<data root>/datasets``),
+``dim``, ``model``, ``seed``, ``train_size`` (the budget), ``test_size``
+(digits only), ``emb_file`` and ``tasks`` ({task: (train_csv or None,
+test_parquet)}, paths inside the dataset folder, as the reference's
+task_setup.yaml gives them; the digits are generated under exactly those
+names), ``eval_tasks`` (the tasks evaluated, in order), ``strategies``,
+``submissions``, ``results_dir``.
 
 What is evaluated for each task, each as one entry of results.json:
 
@@ -33,27 +36,24 @@ What is evaluated for each task, each as one entry of results.json:
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing
-import os
 import re
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..parallel import ordered_map
 from ..runs import read_json, write_json
 from . import data, files, strategies
 from .evaluation import evaluate_training_set
 
 ProgressCallback = Callable[[int, int], None]
 SUBMISSION_FOLDER = "submissions"
-#: The name under which a task's own train csv (task_files[task][0]) is reported.
+#: The name under which a task's own train csv (the first path of its `tasks` pair) is reported.
 DATASET_TRAIN_CSV = "train_csv"
 #: The reference's result file name; one per evaluated method, in {results_dir}/{method}/.
 RESULT_FILE_FORMAT = "result_UTC-%Y-%m-%d-%H-%M-%S.json"
@@ -84,26 +84,30 @@ def _method_names(setup) -> list[str]:
     return names
 
 
+def task_ids(setup) -> list[str]:
+    """The benchmark tasks of a setup, in order: its ``eval_tasks``."""
+    return list(setup.eval_tasks)
+
+
 def _task_files(setup, data_root: Path, tasks: list[str]) -> dict[str, dict[str, Path]]:
     for task in tasks:
         _check_name("task", task)
+    missing = [t for t in tasks if t not in setup.tasks]
+    if missing:
+        raise ValueError(f"tasks names no [train_csv, test_parquet] for task(s) {', '.join(missing)}")
     folder = data.dataset_dir(data_root, setup.dataset, seed=setup.seed)
     if setup.dataset == data.DIGITS_DATASET:
         if setup.dim != data.DIGITS_DIM:
             raise ValueError(f"the digits embeddings have {data.DIGITS_DIM} values; the setup's dim is {setup.dim}")
-        found = data.generate_selection_dataset(folder, tasks, seed=setup.seed, test_size=setup.test_size)
-    else:
-        if not folder.is_dir():
-            raise FileNotFoundError(f"dataset {setup.dataset!r} not found: no folder {folder}")
-        task_files = getattr(setup, "task_files", None) or {}
-        missing = [t for t in tasks if t not in task_files]
-        if missing:
-            raise ValueError(f"task_files names no [train_csv, test_parquet] for task(s) {', '.join(missing)}")
-        found = {}
-        for task in tasks:
-            train_csv, test_parquet = task_files[task]
-            found[task] = data.folder_task_files(folder, task, emb_file=setup.emb_file, train_csv=train_csv,
-                                                 test_parquet=test_parquet)
+        data.generate_selection_dataset(folder, tasks, seed=setup.seed, test_size=setup.test_size)
+    elif not folder.is_dir():
+        raise FileNotFoundError(f"dataset {setup.dataset!r} not found: no folder {folder}")
+    # The setup's paths name the files, for the generated digits as for an official folder.
+    found = {}
+    for task in tasks:
+        train_csv, test_parquet = setup.tasks[task]
+        found[task] = data.folder_task_files(folder, task, emb_file=setup.emb_file, train_csv=train_csv,
+                                             test_parquet=test_parquet)
     buying = [s for s in setup.strategies if s in strategies.BUYS_LABELS]
     for task in tasks:
         if buying and "labels" not in found[task]:
@@ -123,7 +127,7 @@ def prepare_data(setup, data_root: Path) -> dict[str, dict[str, Path]]:
     what is missing, ValueError for a setup that does not fit the dataset.
     """
     _method_names(setup)
-    return _task_files(setup, Path(data_root), list(setup.tasks))
+    return _task_files(setup, Path(data_root), task_ids(setup))
 
 
 # --- evaluate ---------------------------------------------------------------------------------
@@ -178,27 +182,18 @@ def _run_job(job: tuple[str, str, str]) -> dict:
             "time_s": seconds, "labels_bought": bought, **metrics}
 
 
-def _worker_count(n_jobs: int, n_items: int) -> int:
-    available = os.cpu_count() or 1
-    wanted = available if n_jobs < 0 else max(1, n_jobs)
-    return max(1, min(wanted, available, n_items))
-
-
 def _run_jobs(jobs: list[tuple[str, str, str]], n_jobs: int, progress: ProgressCallback | None) -> list[dict]:
-    workers = _worker_count(n_jobs, len(jobs))
     out = []
-    # Forked workers start in milliseconds and inherit the pool arrays instead of receiving copies.
-    with (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) if workers > 1
-          else nullcontext()) as pool:
-        results = pool.map(_run_job, jobs) if pool else map(_run_job, jobs)
-        for done, result in enumerate(results, start=1):
-            out.append(result)
-            if progress:
-                progress(done, len(jobs))
+    # Forked workers inherit the pool arrays of _SHARED instead of receiving copies.
+    for done, result in enumerate(ordered_map(_run_job, jobs, n_jobs=n_jobs), start=1):
+        out.append(result)
+        if progress:
+            progress(done, len(jobs))
     return out
 
 
-def _entry(result: dict, pool_labels: np.ndarray | None, file: str) -> dict:
+def _entry(result: dict, pool_labels: np.ndarray | None) -> dict:
+    """A method's entry of results.json, but for its "file" (added when the run is written)."""
     labels = np.asarray(result["labels"])
     return {
         "kind": result["kind"],
@@ -216,7 +211,6 @@ def _entry(result: dict, pool_labels: np.ndarray | None, file: str) -> dict:
         "fit_s": round(float(result["fit_s"]), 6),
         "predict_s": round(float(result["predict_s"]), 6),
         "converged": result["converged"],
-        "file": file,
     }
 
 
@@ -260,23 +254,38 @@ def _load_task(setup, task: str, paths: dict[str, Path], pool: _Pool, source_dir
     return _TaskInputs(pool.embedded.embeddings, labels, examples, test, given), facts
 
 
-def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
-                   data_ids: list[str] | None = None, n_jobs: int = -1,
-                   progress: ProgressCallback | None = None) -> dict[str, dict]:
-    """Choose, write and evaluate the training sets of the tasks `data_ids` (default: all tasks).
+@dataclass
+class TaskRun:
+    """One task's training sets chosen and scored in memory, nothing written yet (see `write_task_run`).
+
+    facts: the task's figures of results.json (pool and test sizes, budget, ...);
+    entries: method -> its entry of results.json, without "file", in evaluation order;
+    chosen: strategy -> (ImageIDs (k,) str, labels (k,) int64) of the training set it chose;
+    dataset_csv: the task's own train csv (kind ``dataset``), relative to the dataset folder, or None.
+    """
+
+    task: str
+    facts: dict
+    entries: dict[str, dict]
+    chosen: dict[str, tuple[np.ndarray, np.ndarray]]
+    dataset_csv: str | None
+
+
+def run_tasks(setup, data_root: Path, source_dir: Path, *, data_ids: list[str] | None = None, n_jobs: int = -1,
+              progress: ProgressCallback | None = None) -> list[TaskRun]:
+    """Choose and evaluate the training sets of the tasks `data_ids` (default: all), in order, writing nothing.
 
     Every user csv is checked before any work starts (TrainingSetError names
-    the file and row). Writes ``work_dir/submissions/{task}_{method}.csv`` and
-    ``work_dir/partial/{task}.json``; returns {task: task result}.
-    `progress(done, total)` is called as (task, method) pairs finish.
+    the file and row). `progress(done, total)` is called as (task, method)
+    pairs finish.
     """
     global _SHARED, _SETTINGS
-    data_root, work_dir, source_dir = Path(data_root), Path(work_dir), Path(source_dir)
+    data_root, source_dir = Path(data_root), Path(source_dir)
     names = _method_names(setup)
-    unknown = set(data_ids or ()) - set(setup.tasks)
+    unknown = set(data_ids or ()) - set(setup.eval_tasks)
     if unknown:
         raise ValueError(f"no task {', '.join(sorted(unknown))} in this setup")
-    wanted = [t for t in setup.tasks if data_ids is None or t in data_ids]
+    wanted = [t for t in setup.eval_tasks if data_ids is None or t in data_ids]
     task_files = _task_files(setup, data_root, wanted)
     pools: dict[Path, _Pool] = {}
     inputs: dict[str, _TaskInputs] = {}
@@ -295,26 +304,67 @@ def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
     finally:
         _SHARED, _SETTINGS = {}, {}
     folder = data.dataset_dir(data_root, setup.dataset, seed=setup.seed)
-    out = {task: {**facts[task], "strategies": {}} for task in wanted}
+    runs = {task: TaskRun(task, facts[task], {}, {}, None) for task in wanted}
     for result in results:
-        task, name = result["task"], result["name"]
-        target = work_dir / SUBMISSION_FOLDER / f"{task}_{name}.csv"
+        run = runs[result["task"]]
+        run.entries[result["name"]] = _entry(result, inputs[run.task].pool_labels)
         if result["kind"] == "strategy":
-            pool_ids = pools[task_files[task]["pool"]].embedded.image_ids
-            files.write_training_set(target, pool_ids[result["rows"]], result["labels"])
-        elif result["kind"] == "submission":  # the run keeps the user's file exactly as given
+            pool_ids = pools[task_files[run.task]["pool"]].embedded.image_ids
+            run.chosen[result["name"]] = (pool_ids[result["rows"]], np.asarray(result["labels"]))
+        elif result["kind"] == "dataset":
+            run.dataset_csv = str(task_files[run.task]["train_csv"].relative_to(folder))
+    return list(runs.values())
+
+
+def write_task_run(setup, run: TaskRun, work_dir: Path, source_dir: Path) -> dict:
+    """Write a task's training sets to ``work_dir/submissions/`` (a user's csv copied as given) and
+    ``work_dir/partial/{task}.json``; return the task's result. (`setup` is not needed here: the
+    argument keeps the signature of the debugging track's `write_task_run`.)"""
+    work_dir, source_dir = Path(work_dir), Path(source_dir)
+    strategies_out = {}
+    for name, entry in run.entries.items():
+        target = work_dir / SUBMISSION_FOLDER / f"{run.task}_{name}.csv"
+        if entry["kind"] == "strategy":
+            files.write_training_set(target, *run.chosen[name])
+        elif entry["kind"] == "submission":  # the run keeps the user's file exactly as given
             source = source_dir / SUBMISSION_FOLDER / target.name
             if source.resolve() != target.resolve():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, target)
-        else:
-            target = task_files[task]["train_csv"]
         # A path inside the run, or (the dataset's own csv) inside the dataset folder.
-        file = str(target.relative_to(work_dir) if target.is_relative_to(work_dir) else target.relative_to(folder))
-        out[task]["strategies"][name] = _entry(result, inputs[task].pool_labels, file)
-    for task in wanted:
-        write_json(work_dir / "partial" / f"{task}.json", out[task])
-    return out
+        file = run.dataset_csv if entry["kind"] == "dataset" else str(target.relative_to(work_dir))
+        strategies_out[name] = {**entry, "file": file}
+    result = {**run.facts, "strategies": strategies_out}
+    write_json(work_dir / "partial" / f"{run.task}.json", result)
+    return result
+
+
+def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
+                   data_ids: list[str] | None = None, n_jobs: int = -1,
+                   progress: ProgressCallback | None = None) -> dict[str, dict]:
+    """Choose, write and evaluate the training sets of the tasks `data_ids` (default: all tasks).
+
+    Every user csv is checked before any work starts (TrainingSetError names
+    the file and row). Writes ``work_dir/submissions/{task}_{method}.csv`` and
+    ``work_dir/partial/{task}.json``; returns {task: task result}.
+    `progress(done, total)` is called as (task, method) pairs finish.
+    """
+    runs = run_tasks(setup, data_root, source_dir, data_ids=data_ids, n_jobs=n_jobs, progress=progress)
+    return {run.task: write_task_run(setup, run, work_dir, source_dir) for run in runs}
+
+
+#: The track's main figure of a method (higher is better): the sweep plot's y axis, the DAG's summary.
+MAIN_METRIC = "accuracy"
+#: The figures of a method in a sweep row (see dataperf_appliance.sweeps), the main one first. ``rows`` is
+#: the size of the training set scored (a strategy's min(budget, pool); the dataset's own csv's).
+SWEEP_METRICS = (MAIN_METRIC, "precision", "recall", "f1", "rows", "positives", "time_s", "fit_s", "predict_s")
+
+
+def sweep_metrics(run: TaskRun) -> dict[str, dict]:
+    """{method: {"kind", metric: value}} of a task run, the metrics of `SWEEP_METRICS`."""
+    return {name: {"kind": entry["kind"], **{metric: entry[metric] for metric in SWEEP_METRICS if metric != "rows"},
+                   "rows": entry["train_size"]}
+            for name, entry in run.entries.items()}
 
 
 # --- report -----------------------------------------------------------------------------------
@@ -328,7 +378,7 @@ def build_results(setup, task_results: dict[str, dict]) -> dict:
         "dataset": setup.dataset,
         "dim": setup.dim,
         "train_size": setup.train_size,
-        "tasks": {task: task_results[task] for task in setup.tasks},
+        "tasks": {task: task_results[task] for task in setup.eval_tasks},
     }
 
 
@@ -354,11 +404,11 @@ def report(setup, work_dir: Path, *, now: dt.datetime | None = None) -> dict:
     from . import plots  # matplotlib is imported only when a report is drawn
 
     work_dir = Path(work_dir)
-    missing = [t for t in setup.tasks if not (work_dir / "partial" / f"{t}.json").exists()]
+    missing = [t for t in setup.eval_tasks if not (work_dir / "partial" / f"{t}.json").exists()]
     if missing:
         raise FileNotFoundError(f"no evaluation of task(s) {', '.join(missing)} in {work_dir / 'partial'}: "
                                 "run evaluate_tasks first")
-    task_results = {t: read_json(work_dir / "partial" / f"{t}.json") for t in setup.tasks}
+    task_results = {t: read_json(work_dir / "partial" / f"{t}.json") for t in setup.eval_tasks}
     results = build_results(setup, task_results)
     results_dir = data.inside(work_dir, setup.results_dir, "results_dir")
     stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime(RESULT_FILE_FORMAT)

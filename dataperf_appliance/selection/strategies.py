@@ -352,7 +352,7 @@ STRATEGIES: dict[str, Strategy] = {
 }
 STRATEGY_NAMES = registry_names(STRATEGIES, catalog.SELECTION_STRATEGIES, "selection strategy")
 #: Strategies that buy their labels from the oracle (the rest guess them and need no pool labels).
-BUYS_LABELS: frozenset[str] = frozenset({"random", "balanced_random", "uncertainty", "diversity"})
+BUYS_LABELS: frozenset[str] = catalog.SELECTION_BUYS_LABELS
 
 
 def _check_seed(seed) -> int:

@@ -1,0 +1,55 @@
+# The DataPerf appliance in one image: Airflow (API server, scheduler, DAG processor, triggerer) on its own
+# PostgreSQL 15, and the Streamlit app, all under supervisord. It runs the scripts CI runs on the host:
+# scripts/install.sh to install, scripts/entrypoint.sh to start.
+#
+#   docker build --build-arg GIT_COMMIT="$(git rev-parse HEAD)" -t dataperf-appliance .
+#   docker run -d --name dataperf-appliance --stop-timeout 120 \
+#     -p 8501:8501 -p 8080:8080 -v dataperf-data:/data dataperf-appliance
+#
+# Everything runs as the non-root user `appliance` (uid 10001), PostgreSQL included: its cluster, Airflow's
+# home, the runs, the logs and the generated passwords are all under the volume /data. A host folder
+# mounted there must belong to uid 10001, or start the container with `--user 0`: the entrypoint then
+# hands /data to `appliance` and drops to that user before anything else runs.
+FROM python:3.11-slim-bookworm
+
+# PostgreSQL 15's server binaries, from Debian (in /usr/lib/postgresql/15/bin, where
+# scripts/start-postgres.sh looks), without the cluster the package would create: the appliance makes its
+# own under /data. Versions are not pinned: Debian's security updates replace a stable package's version
+# in the archive, so a pin would break the build at the next update (DL3008).
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-common \
+ && sed -ri 's/^#?\s*create_main_cluster\s*=.*$/create_main_cluster = false/' \
+      /etc/postgresql-common/createcluster.conf \
+ && apt-get install -y --no-install-recommends postgresql-15 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --user-group --create-home --home-dir /home/appliance \
+      --shell /usr/sbin/nologin appliance \
+ && mkdir -p /data \
+ && chown appliance:appliance /data \
+ && chmod 0750 /data
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    APPLIANCE_VENV=/opt/appliance/venv \
+    APPLIANCE_DATA_DIR=/data \
+    APPLIANCE_RUN_AS=appliance
+
+# The code, owned by root (the services cannot change it), installed the one way CI installs it.
+WORKDIR /opt/appliance/src
+COPY . .
+RUN scripts/install.sh
+
+ARG GIT_COMMIT=""
+ENV APPLIANCE_GIT_COMMIT=${GIT_COMMIT}
+
+USER 10001:10001
+EXPOSE 8501 8080
+VOLUME ["/data"]
+# Both services: Airflow's API server (with its database) and Streamlit.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=300s --retries=3 \
+  CMD ["/opt/appliance/venv/bin/python", "/opt/appliance/src/scripts/healthcheck.py"]
+# supervisord stops the programs in order on SIGTERM; give it time (docker run --stop-timeout 120).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/opt/appliance/src/scripts/entrypoint.sh"]

@@ -1,0 +1,132 @@
+"""Runs side by side: the parameters that differ, their metrics in one table, their curves together."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .run_detail import RunDetail, metric_columns
+from .run_list import setup_data
+
+MISSING = "—"
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A task_setup mapping as {dotted path: scalar}; list items that have a data_id or name are keyed by it.
+
+    ``tasks: [{data_id: digit-3, train_size: 60}]`` -> ``{"tasks[digit-3].train_size": 60}``, so runs
+    whose task lists differ in order or length still line up task by task.
+    """
+    out: dict[str, Any] = {}
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        for index, item in enumerate(value):
+            name = item.get("data_id", item.get("name", index)) if isinstance(item, Mapping) else index
+            rest = {k: v for k, v in item.items() if k not in ("data_id", "name")}
+            if rest:
+                out.update(flatten(rest, f"{prefix}[{name}]"))
+            else:
+                out[f"{prefix}[{name}]"] = "✓"
+    elif isinstance(value, list):
+        out[prefix] = ", ".join(map(str, value)) if value else "[]"
+    else:
+        out[prefix] = value
+    return out
+
+
+def differing_params(runs: Sequence[RunDetail]) -> list[dict[str, Any]]:
+    """Rows {"parameter": path, <run id>: value, ...} for every parameter whose value is not the same in all runs."""
+    flat = {run.run_id: flatten(setup_data(run.task_setup_text)) for run in runs}
+    keys = list(dict.fromkeys(key for values in flat.values() for key in values))
+    rows = []
+    for key in keys:
+        values = [flat[run.run_id].get(key, MISSING) for run in runs]
+        if len({repr(v) for v in values}) > 1:
+            rows.append({"parameter": key, **{run.run_id: _shown(v) for run, v in zip(runs, values)}})
+    return rows
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def metrics_table(runs: Sequence[RunDetail]) -> list[dict[str, Any]]:
+    """Every run's metrics in one table: one row per run, task and method."""
+    rows = []
+    for run in runs:
+        if not run.results:
+            continue
+        columns = metric_columns(run.results)
+        for task, task_result in (run.results.get("tasks") or {}).items():
+            for name, entry in (task_result.get("strategies") or {}).items():
+                rows.append({"run": run.run_id, "task": task, "method": name,
+                             **{c: entry.get(c) for c in columns}})
+    return rows
+
+
+def headline_pivot(runs: Sequence[RunDetail]) -> tuple[str | None, list[dict[str, Any]]]:
+    """(metric, rows): the main metric of every (task, method) with one column per run, for a quick look."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    metric = None
+    for run in runs:
+        if not run.results:
+            continue
+        run_metric = metric_columns(run.results)[0]
+        metric = metric or run_metric
+        if run_metric != metric:
+            continue  # runs of another track have other metrics: they are in the full table
+        for task, task_result in (run.results.get("tasks") or {}).items():
+            for name, entry in (task_result.get("strategies") or {}).items():
+                row = rows.setdefault((task, name), {"task": task, "method": name})
+                row[run.run_id] = entry.get(metric)
+    return metric, [rows[key] for key in sorted(rows)]
+
+
+def curve_points(runs: Sequence[RunDetail], task: str | None = None) -> list[dict[str, Any]]:
+    """The fixing curves of debugging runs as points {run, task, method, series, fixes, fraction, accuracy}.
+
+    `fraction` is fixes / train_size, so runs with different training sizes
+    share one x axis. `series` names a line: ``<run> · <method>``.
+    """
+    points = []
+    for run in runs:
+        if not run.results or run.results.get("track", "debugging") != "debugging":
+            continue
+        for task_id, task_result in (run.results.get("tasks") or {}).items():
+            if task is not None and task_id != task:
+                continue
+            size = task_result.get("train_size") or 0
+            for name, entry in (task_result.get("strategies") or {}).items():
+                curve = entry.get("curve") or {}
+                for fixes, accuracy in zip(curve.get("fixes", []), curve.get("accuracy", [])):
+                    points.append({"run": run.run_id, "task": task_id, "method": name,
+                                   "series": f"{run.run_id} · {name}", "fixes": fixes,
+                                   "fraction": fixes / size if size else None, "accuracy": accuracy})
+    return points
+
+
+def common_tasks(runs: Sequence[RunDetail]) -> list[str]:
+    """The tasks of the first run that has results, those shared by every other run first."""
+    task_sets = [list((run.results or {}).get("tasks") or {}) for run in runs if run.results]
+    if not task_sets:
+        return []
+    shared = [t for t in task_sets[0] if all(t in other for other in task_sets[1:])]
+    others = list(dict.fromkeys(t for tasks in task_sets for t in tasks if t not in shared))
+    return shared + others
+
+
+def metric_bars(runs: Sequence[RunDetail], metric: str = "accuracy") -> list[dict[str, Any]]:
+    """Selection runs: {run, task, method, value} of one metric, for a grouped bar chart."""
+    rows = []
+    for run in runs:
+        if not run.results or run.results.get("track") != "selection":
+            continue
+        for task, task_result in (run.results.get("tasks") or {}).items():
+            for name, entry in (task_result.get("strategies") or {}).items():
+                if entry.get(metric) is not None:
+                    rows.append({"run": run.run_id, "task": task, "method": name, "value": entry[metric]})
+    return rows

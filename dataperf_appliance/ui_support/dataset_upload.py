@@ -1,0 +1,360 @@
+"""Checking an uploaded DataPerf dataset before it is stored, and storing it.
+
+A dataset arrives as one zip of its folder (the way a folder travels through a
+browser). It is unpacked into a hidden folder beside ``<data root>/datasets/``,
+checked there with the same readers a run uses, and only when every file
+passes is it renamed into place as ``datasets/<name>/`` and uploaded to S3. A
+refused upload leaves nothing behind, and says why.
+
+The layouts recognized (dataperf-formats.md):
+
+debugging
+    ``embeddings/{data_id}_train_{noise_level}_{train_size}.parquet``,
+    ``embeddings/{data_id}_val_{n}.parquet``, ``embeddings/{data_id}_test_{n}.parquet``
+    (columns encoding, label, filename) and ``data/dataset_{data_id}_train.csv``
+    (ImageID, hv_label) for each task.
+selection
+    a candidate pool parquet (ImageID, embedding), a test-set parquet per task
+    (ImageID, embedding, Confidence), ``examples/alpha_example_set_{task}.csv``
+    per task, and optionally training-set csvs (ImageID,Confidence) whose
+    ImageIDs must be in the pool.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from ..settings import Settings
+from .form import GENERATED_FOLDERS
+
+MAX_UNPACKED_BYTES = 2 * 1024**3
+MAX_FILES = 20_000
+MAX_RATIO = 200  # unpacked / packed size of one member: more is a zip bomb, not a dataset
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_TRAIN = re.compile(r"^(?P<data_id>.+)_train_(?P<noise>[0-9.]+)_(?P<size>[0-9]+)\.parquet$")
+_SPLIT = re.compile(r"^(?P<data_id>.+)_(?P<split>val|test)_(?P<size>[0-9]+)\.parquet$")
+_EXAMPLES = re.compile(r"^alpha_example_set_(?P<task>.+)\.csv$")
+_LAYOUT_FOLDERS = {"embeddings", "data", "examples", "test_sets", "train_sets", "labels"}
+_SKIPPED = ("__MACOSX/", ".DS_Store")
+
+
+@dataclass
+class DatasetCheck:
+    """The outcome of an upload: ok with its kind and tasks, or refused with every reason found."""
+
+    name: str
+    kind: str | None = None
+    tasks: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    stored_at: Path | None = None
+    synced: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_name(name: str, existing: set[str]) -> list[str]:
+    """Problems of a new dataset's name: unsafe, reserved for generated data, or taken."""
+    if not _NAME.match(name or ""):
+        return [f"the name {name!r} is not usable: 1-100 letters, digits, '.', '_' or '-', starting with a "
+                "letter or digit"]
+    if name in GENERATED_FOLDERS:
+        return [f"{name!r} is the name of a generated dataset; choose another"]
+    if name in existing:
+        return [f"a dataset named {name!r} exists already (on disk or in S3); choose another name"]
+    return []
+
+
+# ---- unpacking ------------------------------------------------------------------------------------
+
+def _member_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
+    """The safe relative path of a zip member; None to skip it; ValueError when it would leave the folder."""
+    name = info.filename
+    if info.is_dir() or name.startswith(_SKIPPED) or PurePosixPath(name).name in _SKIPPED:
+        return None
+    if "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise ValueError(f"{name!r}: an absolute or Windows path; the zip must hold relative paths")
+    parts = PurePosixPath(name).parts
+    if any(part in ("..", ".") for part in parts):
+        raise ValueError(f"{name!r}: a path with '..' would leave the dataset folder")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise ValueError(f"{name!r}: a symbolic link; the zip must hold plain files")
+    if any(part.startswith(".") for part in parts):
+        return None
+    return PurePosixPath(*parts)
+
+
+def unpack(data: bytes, target: Path) -> list[str]:
+    """Unpack a zip into `target` (safely: no escape, bounded size); the relative paths written.
+
+    A single top folder that wraps everything (the zip of a folder) is removed.
+    Raises ValueError with the reason when the archive is not acceptable.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise ValueError("the file is not a zip archive; zip the dataset folder and upload the .zip") from None
+    with archive:
+        members = []
+        for info in archive.infolist():
+            if info.flag_bits & 0x1:
+                raise ValueError(f"{info.filename!r} is encrypted")
+            path = _member_path(info)
+            if path is not None:
+                members.append((info, path))
+        if not members:
+            raise ValueError("the zip holds no files")
+        if len(members) > MAX_FILES:
+            raise ValueError(f"the zip holds {len(members):,} files; at most {MAX_FILES:,}")
+        total = sum(info.file_size for info, _ in members)
+        if total > MAX_UNPACKED_BYTES:
+            raise ValueError(f"the zip unpacks to {total:,} bytes; at most {MAX_UNPACKED_BYTES:,}")
+        for info, _ in members:
+            if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 2**20:
+                raise ValueError(f"{info.filename!r} unpacks {info.file_size / info.compress_size:.0f} times "
+                                 "larger than it is packed: refused")
+        tops = {path.parts[0] for _, path in members}
+        strip = (len(tops) == 1 and all(len(path.parts) > 1 for _, path in members)
+                 and next(iter(tops)) not in _LAYOUT_FOLDERS)
+        written = []
+        for info, path in members:
+            relative = PurePosixPath(*path.parts[1:]) if strip else path
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as source, open(destination, "wb") as sink:
+                remaining = info.file_size
+                while chunk := source.read(min(1024 * 1024, remaining + 1)):
+                    remaining -= len(chunk)
+                    if remaining < 0:
+                        raise ValueError(f"{info.filename!r} is larger than the zip says")
+                    sink.write(chunk)
+            written.append(relative.as_posix())
+    return sorted(written)
+
+
+# ---- checking ---------------------------------------------------------------------------------------
+
+def _check_debugging(folder: Path, check: DatasetCheck) -> None:
+    from ..datasets.dataperf_files import read_debugging_task, read_embedding_parquet
+
+    embeddings = folder / "embeddings"
+    trains: dict[str, list[Path]] = {}
+    splits: dict[tuple[str, str], list[Path]] = {}
+    for path in sorted(embeddings.glob("*.parquet")):
+        if match := _TRAIN.match(path.name):
+            trains.setdefault(match["data_id"], []).append(path)
+        elif match := _SPLIT.match(path.name):
+            splits.setdefault((match["data_id"], match["split"]), []).append(path)
+    check.tasks = sorted(trains)
+    for data_id, train_files in sorted(trains.items()):
+        groundtruth = folder / "data" / f"dataset_{data_id}_train.csv"
+        missing = [f"embeddings/{data_id}_{split}_<size>.parquet" for split in ("val", "test")
+                   if not splits.get((data_id, split))]
+        if not groundtruth.exists():
+            missing.append(f"data/dataset_{data_id}_train.csv")
+        if missing:
+            check.problems.append(f"task {data_id}: missing {', '.join(missing)}")
+            continue
+        for train in train_files:
+            files = {"train": train, "val": splits[(data_id, "val")][0], "test": splits[(data_id, "test")][0],
+                     "groundtruth": groundtruth}
+            try:
+                read_debugging_task(files, data_id)
+            except (ValueError, OSError, KeyError) as error:
+                check.problems.append(f"task {data_id} ({train.name}): {error}")
+        for extra in splits[(data_id, "val")][1:] + splits[(data_id, "test")][1:]:
+            try:
+                read_embedding_parquet(extra)
+            except (ValueError, OSError) as error:
+                check.problems.append(f"{extra.name}: {error}")
+
+
+def _parquet_columns(path: Path) -> set[str]:
+    import pyarrow.parquet as pq
+
+    return set(pq.read_schema(path).names)
+
+
+def _check_selection(folder: Path, parquets: list[Path], check: DatasetCheck) -> None:
+    from ..selection import files
+
+    pools, tests = [], []
+    for path in parquets:
+        try:
+            columns = _parquet_columns(path)
+        except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a bad file
+            check.problems.append(f"{path.relative_to(folder)}: not a readable parquet file ({error})")
+            continue
+        (tests if files.LABEL_COLUMN in columns else pools).append(path)
+    pool_ids: set[str] | None = None
+    dims = set()
+    for path in pools:
+        try:
+            pool = files.read_pool(path)
+            dims.add(pool.embeddings.shape[1])
+            pool_ids = set(pool.image_ids.tolist()) if pool_ids is None else pool_ids | set(pool.image_ids.tolist())
+        except (ValueError, OSError) as error:
+            check.problems.append(f"{path.relative_to(folder)}: {error}")
+    for path in tests:
+        try:
+            dims.add(files.read_test_set(path).embeddings.shape[1])
+        except (ValueError, OSError) as error:
+            check.problems.append(f"{path.relative_to(folder)}: {error}")
+    if not pools:
+        check.problems.append("no candidate pool: a parquet file with the columns ImageID and embedding")
+    if not tests:
+        check.problems.append("no test set: a parquet file with the columns ImageID, embedding and Confidence")
+    if len(dims) > 1:
+        check.problems.append(f"the embeddings have different lengths: {sorted(dims)}")
+    tasks = []
+    for path in sorted((folder / "examples").glob("*.csv")):
+        match = _EXAMPLES.match(path.name)
+        if not match:
+            continue
+        tasks.append(match["task"])
+        try:
+            examples = files.read_examples(path)
+            unknown = sorted(set(examples[files.ID_COLUMN]) - (pool_ids or set()))
+            if pool_ids is not None and unknown:
+                check.problems.append(f"{path.relative_to(folder)}: {len(unknown)} example ImageID(s) are not in "
+                                      f"the pool, e.g. {unknown[0]}")
+        except (ValueError, OSError) as error:
+            check.problems.append(f"{path.relative_to(folder)}: {error}")
+    if not tasks:
+        check.problems.append("no task: each task needs examples/alpha_example_set_<task>.csv")
+    check.tasks = tasks
+    for path in sorted(folder.rglob("*.csv")):
+        if path.parent.name == "examples" or pool_ids is None:
+            continue
+        header = path.read_bytes()[:200].decode("utf-8-sig", errors="replace").splitlines()[:1]
+        if header and header[0].strip().replace(" ", "") == files.TRAINING_SET_HEADER:
+            try:
+                files.read_training_set(path, pool_ids)
+            except (ValueError, OSError) as error:
+                check.problems.append(f"{path.relative_to(folder)}: {error}")
+
+
+def check_folder(folder: Path, check: DatasetCheck) -> None:
+    """Recognize the dataset's layout and read every file of it; problems go to `check`."""
+    parquets = sorted(p for p in folder.rglob("*.parquet"))
+    if not parquets:
+        check.problems.append("no parquet file: a DataPerf dataset has its embeddings in parquet files "
+                              "(debugging: embeddings/<data_id>_train_<noise>_<size>.parquet; selection: a "
+                              "candidate pool with ImageID and embedding)")
+        return
+    if any(_TRAIN.match(p.name) for p in (folder / "embeddings").glob("*.parquet")):
+        check.kind = "debugging"
+        _check_debugging(folder, check)
+        if not check.tasks:
+            check.problems.append("no debugging task found")
+    else:
+        check.kind = "selection"
+        _check_selection(folder, parquets, check)
+
+
+# ---- the whole upload ---------------------------------------------------------------------------------
+
+def existing_datasets(settings: Settings, storage=None) -> set[str]:
+    names = set()
+    if settings.datasets_dir.is_dir():
+        names |= {p.name for p in settings.datasets_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    if storage is not None and getattr(storage, "enabled", False):
+        names |= {listing.name for listing in storage.list_datasets()}
+    return names
+
+
+def upload_dataset(name: str, data: bytes, settings: Settings, *, storage=None) -> DatasetCheck:
+    """Check the zip `data` as dataset `name`; if it passes, store it under datasets/ and upload it to S3.
+
+    Returns the check: `ok` with `stored_at` set, or the problems that refused
+    it (nothing is stored then, also when S3 cannot be listed).
+    """
+    from ..storage import StorageError
+
+    check = DatasetCheck(name=name)
+    try:
+        existing = existing_datasets(settings, storage)
+    except StorageError as error:
+        check.problems.append(f"S3 cannot be listed, so the name cannot be checked against it: {error}")
+        return check
+    check.problems += check_name(name, existing)
+    if check.problems:
+        return check
+    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".upload-{name}-", dir=settings.datasets_dir))
+    try:
+        try:
+            check.files = unpack(data, work)
+        except ValueError as error:
+            check.problems.append(str(error))
+            return check
+        check_folder(work, check)
+        if check.problems:
+            return check
+        final = settings.datasets_dir / name
+        try:
+            os.rename(work, final)
+        except OSError:
+            check.problems.append(f"a dataset named {name!r} appeared meanwhile; choose another name")
+            return check
+        os.chmod(final, 0o755)
+        check.stored_at = final
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if storage is not None and getattr(storage, "enabled", False):
+        try:
+            storage.upload_dataset(name)
+            check.synced = True
+        except StorageError as error:
+            check.warnings.append(f"stored on disk, but not uploaded to S3: {error}")
+    return check
+
+
+def dataset_rows(settings: Settings, storage=None) -> tuple[list[dict], list[str]]:
+    """Every dataset: generated ones, folders on disk and in S3, with kind, tasks and where; and notes."""
+    from ..datasets import list_datasets
+
+    notes = []
+    where: dict[str, str] = {}
+    if storage is not None and getattr(storage, "enabled", False):
+        from ..storage import StorageError
+
+        try:
+            where = {listing.name: listing.where for listing in storage.list_datasets()}
+        except StorageError as error:
+            notes.append(f"S3 could not be listed: {error}")
+    rows = []
+    for item in list_datasets(settings.data_dir):
+        name = item["name"]
+        local = (settings.datasets_dir / name).is_dir()
+        rows.append({"dataset": name, "kind": item["kind"],
+                     "tasks": ", ".join(item["tasks"][:12]) + (" …" if len(item["tasks"]) > 12 else ""),
+                     "where": _where_label(where.get(name), local, item["kind"]),
+                     "description": item["description"] if item["kind"] != "folder" else ""})
+    listed = {row["dataset"] for row in rows}
+    for name, place in sorted(where.items()):
+        if name not in listed and name not in GENERATED_FOLDERS:
+            rows.append({"dataset": name, "kind": "folder", "tasks": "", "where": "S3",
+                         "description": "in S3 only: brought to disk by the first run that uses it"})
+    return rows, notes
+
+
+def _where_label(s3: str | None, local: bool, kind: str) -> str:
+    if s3 == "both" or (s3 == "s3" and local):
+        return "disk + S3"
+    if s3 == "s3":
+        return "S3"
+    if local:
+        return "disk"
+    return "generated on demand" if kind != "folder" else "disk"

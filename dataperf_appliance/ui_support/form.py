@@ -1,0 +1,590 @@
+"""The New benchmark form, without Streamlit: fields, parameters, validation, launching a run.
+
+The form is built from a track's template parameters (`config.default_params`),
+so a parameter the template gains (the selection track's, a sweep setting)
+appears in the form without a change here: its widget follows the type of
+its default value (`field_specs`). Widget values become the flat parameter
+dict of `config.render_task_setup` (`params_from_values`); the live check
+(`check_params`, or `check_yaml` in the Advanced mode) renders and validates
+the file and files every problem under the form field it belongs to, by the
+YAML path of the problem (``tasks[0].train_size`` -> ``train_size``).
+
+`launch_run` is what the Run button does: store the run (`pipeline.create_run`),
+copy what was submitted to S3 when a bucket is set, trigger the DAG through the
+gateway. It is idempotent per run id, so a double click starts one run.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .. import catalog
+from ..config import ConfigError, ConfigIssue, default_params, parse_task_setup, render_and_parse
+from ..config import SETUP_MODELS
+from ..settings import Settings
+
+#: Form parameters whose values are chosen from a list, by track: {key: {track: options}}.
+_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "model": {"*": catalog.MODEL_NAMES},
+    "strategies": {"debugging": catalog.DEBUGGING_STRATEGIES, "selection": catalog.SELECTION_STRATEGIES},
+}
+#: The datasets every track can use without an upload (generated on demand).
+BUILTIN_DATASETS: dict[str, tuple[str, ...]] = {"debugging": ("digits", "synthetic"), "selection": ("digits",)}
+#: Folders under <data root>/datasets that hold generated data, not a user's dataset.
+GENERATED_FOLDERS = frozenset({"digits", "synthetic", "digits-selection"})
+
+#: How each known parameter is shown: (label, help). Unknown ones get a label made from their name.
+FIELD_INFO: dict[str, tuple[str, str]] = {
+    "track": ("Track", "debugging: find the mislabeled training points; selection: pick the best training set"),
+    "dataset": ("Dataset", "digits and synthetic are generated on demand; other names are dataset folders "
+                           "uploaded on the Datasets page"),
+    "model": ("Model", "the classifier trained on the (cleaned or selected) training data"),
+    "seed": ("Seed", "the same file and seed give the same results"),
+    "eval_points": ("Evaluation points", "blank: every budget 1..train_size; N: N evenly spaced budgets "
+                                         "(faster for large training sets)"),
+    "dim": ("Embedding dimension", "blank for the default; only the synthetic dataset (debugging) or the "
+                                   "embedding length (selection) uses it"),
+    "tasks": ("Tasks", "the benchmark tasks (one binary task each)"),
+    "train_size": ("Training size", "training points per task (the selection budget on the selection track)"),
+    "val_size": ("Validation size", "clean validation points given to the strategies"),
+    "test_size": ("Test size", "test points: the accuracy of every curve point"),
+    "noise_level": ("Noise level", "fraction of the training labels flipped (0 to 0.9)"),
+    "strategies": ("Strategies", "the methods of the appliance to compare"),
+    "submissions": ("Your methods", "names of your own methods; upload their files below "
+                                    "(filled in from the uploaded file names)"),
+    "repeats": ("Repeats", "how many times each setting is run, with the seeds seed, seed+1, ..."),
+    "emb_file": ("Pool embeddings file", "inside the dataset folder; {dim} is replaced by the dimension"),
+    "train_csv": ("Train csv of a task", "inside the dataset folder; {task} is the task"),
+    "test_parquet": ("Test set of a task", "inside the dataset folder; {task} and {dim} are replaced"),
+    "results_dir": ("Results folder", "inside the run folder: the reference's result files"),
+}
+
+#: The order of the form: the data and the model first, then sizes, methods, and the rest in template order.
+FIELD_ORDER = ("dataset", "model", "tasks", "train_size", "val_size", "test_size", "noise_level", "strategies",
+               "submissions", "seed", "repeats", "eval_points", "dim")
+
+#: YAML keys that are not parameter names, and the parameter that fills them.
+YAML_ALIASES: dict[str, str] = {"baselines": "strategies", "data_id": "tasks", "name": "strategies"}
+
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+
+
+# ---- fields ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One form field.
+
+    kind: track | choice | multichoice | int | float | bool | optional_number | names | numbers | text.
+    options: the choices (choice, multichoice; tasks when they are known).
+    """
+
+    key: str
+    kind: str
+    label: str
+    help: str
+    default: Any
+    options: tuple[str, ...] = ()
+
+    @property
+    def advanced(self) -> bool:
+        """Shown folded away: file path templates and other free text."""
+        return self.kind == "text"
+
+
+def available_tracks() -> list[str]:
+    """The tracks that have a schema, default parameters and a template file."""
+    from ..config import render as render_module
+
+    tracks = []
+    for track in SETUP_MODELS:
+        try:
+            default_params(track)
+            template = render_module.templates_dir() / render_module.template_name(track)
+        except (ValueError, KeyError, AttributeError):
+            continue
+        if template.is_file():
+            tracks.append(track)
+    return tracks
+
+
+def _label(key: str) -> tuple[str, str]:
+    return FIELD_INFO.get(key, (key.replace("_", " ").capitalize(), ""))
+
+
+def _options(key: str, track: str) -> tuple[str, ...]:
+    by_track = _CHOICES.get(key, {})
+    return tuple(by_track.get(track, by_track.get("*", ())))
+
+
+def dataset_options(track: str, default: str, folders: Iterable[str] = ()) -> tuple[str, ...]:
+    """The datasets a user can pick: the track's generated ones, then dataset folders (disk or S3)."""
+    names = [default, *BUILTIN_DATASETS.get(track, ())]
+    names += sorted(name for name in folders if name not in GENERATED_FOLDERS)
+    return tuple(dict.fromkeys(names))
+
+
+def task_options(dataset: str) -> tuple[str, ...]:
+    """The task ids of a dataset when they are known in advance (the digits), else ()."""
+    if dataset == "digits":
+        from ..datasets import digits
+
+        return tuple(digits.TASK_IDS)
+    return ()
+
+
+def nullable(track: str, key: str) -> bool:
+    """True when the file's top-level `key` of `track` may be null (a number field then accepts a blank)."""
+    import types
+    import typing
+
+    model = SETUP_MODELS.get(track)
+    field_info = getattr(model, "model_fields", {}).get(key)
+    if field_info is None:
+        return False
+    annotation = field_info.annotation
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType) and \
+        type(None) in typing.get_args(annotation)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def sweep_params() -> frozenset[str]:
+    """The parameters that take a list of values in a sweep (the render module's SWEEP_PARAMS)."""
+    from ..config import render as render_module
+
+    return frozenset(getattr(render_module, "SWEEP_PARAMS", ()))
+
+
+def field_specs(track: str, *, dataset: str | None = None, dataset_folders: Iterable[str] = (),
+                sweep: bool = False) -> list[FieldSpec]:
+    """The fields of the form of `track`, in the template's parameter order.
+
+    The widget kind follows the default value: text with known choices -> a
+    choice, a list with known choices -> a multiple choice, int/float/bool ->
+    a number or a checkbox, None -> an optional number, a list of numbers ->
+    numbers, a list of names -> names, other text -> text (shown with the
+    advanced settings). With `sweep`, the sweepable parameters (a model, a
+    number) take several values: a multiple choice, or numbers.
+    """
+    defaults = default_params(track)
+    swept = sweep_params() if sweep else frozenset()
+    specs = []
+    for key, default in defaults.items():
+        label, help_text = _label(key)
+        options = _options(key, track)
+        if key in swept and not isinstance(default, list):
+            if options:
+                specs.append(FieldSpec(key, "multichoice", label, help_text, [default], options))
+                continue
+            if _is_number(default):
+                specs.append(FieldSpec(key, "numbers", label, f"{help_text} (sweep: comma-separated values)".strip(),
+                                       [default]))
+                continue
+        if key == "track":
+            specs.append(FieldSpec(key, "track", label, help_text, track, tuple(available_tracks())))
+        elif key == "dataset" and isinstance(default, str):
+            specs.append(FieldSpec(key, "choice", label, help_text, default,
+                                   dataset_options(track, default, dataset_folders)))
+        elif key == "tasks" and isinstance(default, list):
+            chosen = dataset if dataset is not None else defaults.get("dataset", "")
+            known = task_options(chosen)
+            if known and chosen == defaults.get("dataset"):
+                known = tuple(dict.fromkeys([*known, *default]))
+            kind = "multichoice" if known else "names"
+            specs.append(FieldSpec(key, kind, label, help_text, list(default), known))
+        elif options and isinstance(default, list):
+            specs.append(FieldSpec(key, "multichoice", label, help_text, list(default), options))
+        elif options and isinstance(default, str):
+            specs.append(FieldSpec(key, "choice", label, help_text, default, options))
+        elif isinstance(default, bool):
+            specs.append(FieldSpec(key, "bool", label, help_text, default))
+        elif _is_number(default) and nullable(track, key):
+            specs.append(FieldSpec(key, "optional_number", label, f"{help_text} (blank: null)".strip(), default))
+        elif isinstance(default, int):
+            specs.append(FieldSpec(key, "int", label, help_text, default))
+        elif isinstance(default, float):
+            specs.append(FieldSpec(key, "float", label, help_text, default))
+        elif default is None:
+            specs.append(FieldSpec(key, "optional_number", label, help_text, None))
+        elif isinstance(default, list) and default and all(_is_number(v) for v in default):
+            specs.append(FieldSpec(key, "numbers", label, help_text, list(default)))
+        elif isinstance(default, list):
+            specs.append(FieldSpec(key, "names", label, help_text, list(default)))
+        else:
+            specs.append(FieldSpec(key, "text", label, help_text, default))
+    rank = {key: index for index, key in enumerate(("track", *FIELD_ORDER))}
+    return sorted(specs, key=lambda spec: rank.get(spec.key, len(rank)))
+
+
+def text_of(spec: FieldSpec, value: Any) -> str:
+    """The text a text-like field shows for `value` (names and numbers comma-separated, None blank)."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+# ---- values -> parameters ---------------------------------------------------------------------
+
+def _number(text: str) -> int | float:
+    token = text.strip()
+    if not _NUMBER.match(token):
+        raise ValueError(f"{token!r} is not a number")
+    number = float(token)
+    return int(token) if re.fullmatch(r"[+-]?\d+", token) else number
+
+
+def parse_field(spec: FieldSpec, value: Any) -> Any:
+    """The parameter value of one widget value; ValueError with a plain message when it cannot be read.
+
+    Widgets that hold typed values (choices, numbers, checkboxes) pass
+    through; text fields are read: names and numbers comma-separated, an
+    optional number blank for null.
+    """
+    if spec.kind in ("names", "numbers", "optional_number", "text") and not isinstance(value, str):
+        return list(value) if isinstance(value, (list, tuple)) else value
+    if spec.kind == "names":
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if spec.kind == "numbers":
+        parts = [part for part in value.split(",") if part.strip()]
+        if not parts:
+            raise ValueError("give at least one number")
+        return [_number(part) for part in parts]
+    if spec.kind == "optional_number":
+        return None if not value.strip() else _number(value)
+    if spec.kind == "multichoice":
+        return list(value or [])
+    if spec.kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def params_from_values(track: str, values: Mapping[str, Any], specs: Sequence[FieldSpec] | None = None,
+                       ) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """(parameters, errors by field) from the widget values; a field without a value keeps its default."""
+    specs = specs if specs is not None else field_specs(track)
+    params = default_params(track)
+    errors: dict[str, list[str]] = {}
+    for spec in specs:
+        if spec.key == "track":
+            continue
+        if spec.key not in values:
+            continue
+        try:
+            params[spec.key] = parse_field(spec, values[spec.key])
+        except ValueError as error:
+            errors.setdefault(spec.key, []).append(str(error))
+    return params, errors
+
+
+# ---- validation ----------------------------------------------------------------------------------
+
+@dataclass
+class FormCheck:
+    """The outcome of checking the form (or the YAML).
+
+    text: the task_setup.yml as it would be stored (None when it cannot be rendered at all);
+    setup: the validated setup, None while invalid;
+    field_errors: messages by form field; general_errors: the others (with their line);
+    issues: every ConfigIssue of the file, with its line; warnings: what does not stop a run.
+    """
+
+    text: str | None = None
+    setup: Any = None
+    field_errors: dict[str, list[str]] = field(default_factory=dict)
+    general_errors: list[str] = field(default_factory=list)
+    issues: list[ConfigIssue] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.setup is not None and not self.field_errors and not self.general_errors
+
+    def add_field_error(self, key: str, message: str) -> None:
+        messages = self.field_errors.setdefault(key, [])
+        if message not in messages:
+            messages.append(message)
+
+    @property
+    def messages(self) -> list[str]:
+        """Every error, each naming its field: for a summary above the Run button."""
+        out = [f"{key}: {message}" for key, messages in self.field_errors.items() for message in messages]
+        return out + list(self.general_errors)
+
+
+def field_of_issue(issue_field: str | None, keys: Iterable[str]) -> str | None:
+    """The form field a problem at a YAML path belongs to (``tasks[0].train_size`` -> ``train_size``), or None."""
+    if not issue_field:
+        return None
+    keys = set(keys)
+    parts = [p for p in re.split(r"[.\[\]]", issue_field) if p and not p.isdigit()]
+    for part in reversed(parts):
+        if part in keys:
+            return part
+        if part in YAML_ALIASES and YAML_ALIASES[part] in keys:
+            return YAML_ALIASES[part]
+    return None
+
+
+def _where(issues: list[ConfigIssue]) -> str:
+    """Where one problem is, for a message: ``(line 16, tasks[0].noise_level)``, or the lines of its repeats."""
+    lines = [issue.line for issue in issues if issue.line is not None]
+    if len(issues) == 1:
+        bits = [f"line {lines[0]}"] if lines else []
+        bits += [issues[0].field] if issues[0].field else []
+        return f" ({', '.join(bits)})" if bits else ""
+    return f" (lines {', '.join(map(str, lines))}: {len(issues)} places)" if lines else f" ({len(issues)} places)"
+
+
+def _file_issues(check: FormCheck, error: ConfigError, keys: Iterable[str]) -> None:
+    """File every issue under its form field; the same message at several places (every task) once."""
+    keys = list(keys)
+    check.issues = list(error.issues)
+    grouped: dict[tuple[str | None, str], list[ConfigIssue]] = {}
+    for issue in error.issues:
+        grouped.setdefault((field_of_issue(issue.field, keys), issue.message), []).append(issue)
+    for (key, message), issues in grouped.items():
+        if key is None:
+            check.general_errors.append(f"{message}{_where(issues)}")
+        else:
+            check.add_field_error(key, f"{message}{_where(issues)}")
+
+
+def validation_data_root(settings: Settings, dataset: Any) -> Path | None:
+    """Where dataset folders are looked for while checking: the data root, unless the dataset may be in S3 only.
+
+    The same rule as `pipeline.create_run`: with a bucket, a dataset that is
+    not on disk is checked once the DAG has brought it.
+    """
+    if not settings.s3_bucket:
+        return settings.data_dir
+    if isinstance(dataset, str) and dataset and (settings.datasets_dir / dataset).is_dir():
+        return settings.data_dir
+    return None
+
+
+def preview_text(params: Mapping[str, Any]) -> str | None:
+    """The task_setup.yml `params` render to, valid or not (None when the template cannot be filled)."""
+    from ..config import render as render_module
+
+    track = params.get("track")
+    try:
+        environment = render_module._environment(render_module.templates_dir())
+        return environment.get_template(render_module.template_name(track)).render(**params)
+    except Exception:  # noqa: BLE001 - a preview only; the check says what is wrong
+        return None
+
+
+def check_params(params: Mapping[str, Any], settings: Settings, *, files: Mapping[str, bytes] | None = None,
+                 parse_errors: Mapping[str, list[str]] | None = None) -> FormCheck:
+    """Render and validate the form's parameters; every problem under its field; the user's files checked."""
+    check = FormCheck()
+    for key, messages in (parse_errors or {}).items():
+        for message in messages:
+            check.add_field_error(key, message)
+    keys = list(params)
+    data_root = validation_data_root(settings, params.get("dataset"))
+    try:
+        check.text, check.setup = render_and_parse(params, data_root=data_root)
+    except ConfigError as error:
+        check.text = preview_text(params)
+        _file_issues(check, error, keys)
+    except (ValueError, TypeError) as error:
+        check.text = preview_text(params)
+        key = next((k for k in keys if f"'{k}'" in str(error)), None)
+        if key:
+            check.add_field_error(key, str(error))
+        else:
+            check.general_errors.append(str(error))
+    if check.setup is not None:
+        check_submission_files(check, files or {})
+    if check.field_errors or check.general_errors:
+        check.setup = None
+    return check
+
+
+def check_yaml(text: str, settings: Settings, *, files: Mapping[str, bytes] | None = None) -> FormCheck:
+    """Validate a task_setup.yml written by hand (the Advanced mode): every problem with its line."""
+    check = FormCheck(text=text)
+    dataset = None
+    try:
+        from ..config import load_yaml
+
+        data = load_yaml(text, filename="task_setup.yml").data
+        dataset = data.get("dataset") if isinstance(data, dict) else None
+    except ConfigError:
+        pass
+    try:
+        check.setup = parse_task_setup(text, filename="task_setup.yml",
+                                       data_root=validation_data_root(settings, dataset))
+    except ConfigError as error:
+        check.issues = list(error.issues)
+        check.general_errors = [str(issue) for issue in error.issues]
+        return check
+    check_submission_files(check, files or {})
+    if check.field_errors or check.general_errors:
+        check.setup = None
+    return check
+
+
+# ---- the user's own submission files -----------------------------------------------------------
+
+def submission_folder(setup) -> str:
+    """The folder of a run that holds submissions (``submissions/`` unless the setup says otherwise)."""
+    folder = (getattr(setup, "submission_folder", None)
+              or getattr(getattr(setup, "paths", None), "submission_folder", None) or "submissions/")
+    return folder if folder.endswith("/") else folder + "/"
+
+
+def _submission_suffix(setup) -> str:
+    return ".csv" if getattr(setup, "track", "debugging") == "selection" else ".txt"
+
+
+def _task_ids(setup) -> list[str]:
+    from ..pipeline import task_ids
+
+    return task_ids(setup)
+
+
+def methods_in_files(file_names: Iterable[str], task_ids: Iterable[str]) -> list[str]:
+    """The method names the uploaded files are for: ``{task}_{method}.txt|csv`` (time files skipped)."""
+    tasks = sorted(set(task_ids), key=len, reverse=True)  # the longest task id that matches wins
+    methods: list[str] = []
+    for name in file_names:
+        base = PurePosixPath(name).name
+        stem, dot, suffix = base.rpartition(".")
+        if not dot or base.startswith("time_") or suffix not in ("txt", "csv"):
+            continue
+        for task in tasks:
+            if stem.startswith(f"{task}_") and len(stem) > len(task) + 1:
+                methods.append(stem[len(task) + 1:])
+                break
+    return list(dict.fromkeys(methods))
+
+
+def with_uploaded_methods(values: Mapping[str, Any], specs: Sequence[FieldSpec], files: Iterable[str],
+                          ) -> tuple[dict[str, Any], list[str]]:
+    """(widget values with the uploaded files' methods added to `submissions`, the methods found in them)."""
+    values = dict(values)
+    spec = next((s for s in specs if s.key == "submissions"), None)
+    tasks = values.get("tasks")
+    task_list = tasks if isinstance(tasks, list) else [t.strip() for t in str(tasks or "").split(",")]
+    inferred = methods_in_files(files, task_list)
+    if not inferred or spec is None:
+        return values, []
+    try:
+        typed = parse_field(spec, values.get("submissions", ""))
+    except ValueError:
+        typed = []
+    values["submissions"] = list(dict.fromkeys([*typed, *inferred]))
+    return values, inferred
+
+
+def check_submission_files(check: FormCheck, files: Mapping[str, bytes]) -> None:
+    """Each method of `submissions` needs a file per task; a debugging order is checked line by line."""
+    setup = check.setup
+    methods = list(getattr(setup, "submissions", ()) or ())
+    names = {PurePosixPath(name).name: content for name, content in files.items()}
+    if not methods:
+        if names:
+            check.warnings.append(f"{len(names)} uploaded file(s) are not used: list their methods under "
+                                  "'Your methods'")
+        return
+    suffix = _submission_suffix(setup)
+    tasks = _task_ids(setup)
+    used = set()
+    for method in methods:
+        for task in tasks:
+            wanted = f"{task}_{method}{suffix}"
+            if wanted not in names:
+                check.add_field_error("submissions", f"method {method!r} needs the file {wanted}: upload it")
+                continue
+            used.add(wanted)
+            used.add(f"time_{task}_{method}.txt")
+            if suffix == ".txt":
+                _check_order_file(check, wanted, names[wanted], _train_size(setup, task))
+    unused = sorted(set(names) - used)
+    if unused:
+        check.warnings.append(f"not used by this setup: {', '.join(unused)}")
+
+
+def _train_size(setup, task: str) -> int | None:
+    for item in getattr(setup, "tasks", ()):
+        if getattr(item, "data_id", None) == task:
+            return item.train_size
+    return None
+
+
+def _check_order_file(check: FormCheck, name: str, content: bytes, train_size: int | None) -> None:
+    if train_size is None:
+        return
+    from ..debugging.submissions import SubmissionError, read_submission
+
+    with tempfile.TemporaryDirectory(prefix="dataperf-upload-") as folder:
+        path = Path(folder) / name
+        path.write_bytes(content)
+        try:
+            read_submission(path, train_size)
+        except SubmissionError as error:
+            for problem in error.problems[:5]:
+                check.add_field_error("submissions", problem)
+
+
+def run_files(setup, files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """The uploaded files as `pipeline.create_run` stores them: under the run's submission folder."""
+    folder = submission_folder(setup)
+    return {folder + PurePosixPath(name).name: content for name, content in files.items()}
+
+
+# ---- launching ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Launch:
+    """What the Run button did: the run id, whether Airflow took it, and messages for the user."""
+
+    run_id: str
+    triggered: bool
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def launch_run(text: str, run_id: str, *, settings: Settings, files: Mapping[str, bytes] | None = None,
+               trigger: Callable[[str], Any] | None = None, storage=None) -> Launch:
+    """Store the run, copy it to S3 when a bucket is set, trigger the DAG; idempotent for one run id.
+
+    `trigger` defaults to `airflow_gateway.trigger_run`. A second call with the
+    same id and text (a double click) creates and triggers nothing new. When
+    Airflow cannot take the run, the stored run is marked failed with the
+    reason, so it does not wait forever as queued.
+    """
+    from .. import airflow_gateway, pipeline
+
+    trigger = trigger or airflow_gateway.trigger_run
+    warnings = []
+    pipeline.create_run(text, run_id, files=dict(files or {}), settings=settings)
+    if settings.s3_bucket:
+        from ..storage import StorageError, open_storage
+
+        try:
+            (storage or open_storage(settings)).upload_submitted_run(run_id)
+        except (StorageError, OSError) as error:
+            warnings.append(f"the run's files were not copied to S3 yet ({error}); the run uploads them when "
+                            "it is published")
+    try:
+        trigger(run_id)
+    except airflow_gateway.RunAlreadyTriggered:
+        pass  # this run id was triggered by an earlier click
+    except airflow_gateway.AirflowUnavailable as error:
+        message = f"Airflow could not start the run: {error}"
+        pipeline.fail_run(run_id, message, settings=settings)
+        return Launch(run_id, False, message, tuple(warnings))
+    return Launch(run_id, True, None, tuple(warnings))

@@ -1,0 +1,273 @@
+"""One run for the Run page: its files, metrics as tables, progress from Airflow, a zip of it."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..runs import check_run_id, staging_dir
+from ..settings import Settings
+from .run_list import IN_FLIGHT_STATES, MANIFEST, RESULTS, TASK_SETUP, read_json_file
+
+#: The DAG's tasks in order, with what the page calls them.
+STEP_LABELS = {"validate": "Validate task_setup.yml", "prepare_data": "Prepare the data",
+               "evaluate": "Evaluate", "report": "Report: results and plots", "publish": "Publish (and sync to S3)"}
+DONE_STATES = ("success", "skipped")
+FAILED_STATES = ("failed", "upstream_failed")
+
+
+class RunNotFound(LookupError):
+    """No run with this id on disk or in the bucket."""
+
+
+@dataclass
+class RunDetail:
+    """A run as found on disk: `folder` is the published folder, or the staging one while it is written."""
+
+    run_id: str
+    folder: Path
+    published: bool
+    manifest: dict = field(default_factory=dict)
+    results: dict | None = None
+    task_setup_text: str | None = None
+
+    @property
+    def state(self) -> str:
+        return self.manifest.get("state") or ("success" if self.results else "queued")
+
+    @property
+    def in_flight(self) -> bool:
+        return self.state in IN_FLIGHT_STATES
+
+    @property
+    def error(self) -> str | None:
+        return self.manifest.get("error")
+
+    @property
+    def traceback(self) -> str | None:
+        return self.manifest.get("traceback")
+
+    @property
+    def plots(self) -> list[Path]:
+        """Every picture of the run (``plots/*.png``), curves first, galleries last."""
+        folder = self.folder / "plots"
+        if not folder.is_dir():
+            return []
+        found = [p for p in folder.glob("*.png") if not p.name.startswith(".")]
+        return sorted(found, key=lambda p: ("gallery" in p.name, p.name))
+
+    @property
+    def charts(self) -> list[Path]:
+        return [p for p in self.plots if "gallery" not in p.name]
+
+    @property
+    def gallery(self) -> list[Path]:
+        return [p for p in self.plots if "gallery" in p.name]
+
+    def file_bytes(self, name: str) -> bytes | None:
+        try:
+            return (self.folder / name).read_bytes()
+        except OSError:
+            return None
+
+    def task_ids(self) -> list[str]:
+        """The benchmark tasks of the run, in the order of the DAG's mapped `evaluate` instances."""
+        if self.results and isinstance(self.results.get("tasks"), Mapping):
+            return list(self.results["tasks"])
+        if not self.task_setup_text:
+            return []
+        from ..config import ConfigError, parse_task_setup
+        from ..pipeline import task_ids
+
+        try:
+            return task_ids(parse_task_setup(self.task_setup_text, data_root=None))
+        except (ConfigError, ValueError):
+            return []
+
+
+def load_run(settings: Settings, run_id: str, *, storage=None) -> RunDetail:
+    """The run `run_id` from disk; from the bucket (downloaded once) when it is only there.
+
+    Raises RunNotFound (also for an id that is not a run id) with a message for the user.
+    """
+    try:
+        final = settings.runs_dir / check_run_id(run_id)
+    except ValueError as error:
+        raise RunNotFound(str(error)) from None
+    folder = final if final.is_dir() else staging_dir(final)
+    if not folder.is_dir() and storage is not None and getattr(storage, "enabled", False):
+        from ..storage import StorageError
+
+        try:
+            folder = storage.download_run(run_id)
+        except StorageError as error:
+            raise RunNotFound(str(error)) from None
+    if not folder.is_dir():
+        raise RunNotFound(f"no run {run_id} on disk ({settings.runs_dir})")
+    published = folder == final
+    try:
+        text = (folder / TASK_SETUP).read_text()
+    except OSError:
+        text = None
+    return RunDetail(run_id, folder, published, read_json_file(folder / MANIFEST) or {},
+                     read_json_file(folder / RESULTS) if published else None, text)
+
+
+# ---- metrics ------------------------------------------------------------------------------------
+
+DEBUGGING_COLUMNS = ("fraction_fixes", "auc", "time_s", "kind")
+SELECTION_COLUMNS = ("accuracy", "precision", "recall", "f1", "train_size", "positives", "wrong_labels",
+                     "time_s", "kind")
+
+
+def metric_columns(results: Mapping) -> tuple[str, ...]:
+    """The metrics shown for a run, its track's main metric first."""
+    from .run_list import main_metric
+
+    columns = SELECTION_COLUMNS if results.get("track") == "selection" else DEBUGGING_COLUMNS
+    metric, _ = main_metric(results.get("track"))
+    return (metric, *[c for c in columns if c != metric])
+
+
+def metrics_rows(results: Mapping | None) -> list[dict[str, Any]]:
+    """One row per task and method: the task, the method and the track's metrics (best first per task)."""
+    if not results or not isinstance(results.get("tasks"), Mapping):
+        return []
+    from .run_list import main_metric
+
+    columns = metric_columns(results)
+    lower = main_metric(results.get("track"))[1]
+    rows = []
+    for task, task_result in results["tasks"].items():
+        entries = list((task_result.get("strategies") or {}).items())
+        key = columns[0]
+        entries.sort(key=lambda item: (item[1].get(key) is None,
+                                       (item[1].get(key) or 0) * (1 if lower else -1), item[0]))
+        for name, entry in entries:
+            rows.append({"task": task, "method": name, **{c: entry.get(c) for c in columns}})
+    return rows
+
+
+def task_rows(results: Mapping | None) -> list[dict[str, Any]]:
+    """One row per task: what the task was (debugging: accuracy before and after cleaning, wrong labels)."""
+    if not results or not isinstance(results.get("tasks"), Mapping):
+        return []
+    rows = []
+    for task, task_result in results["tasks"].items():
+        row = {"task": task}
+        for key in ("train_size", "mislabeled", "before_acc", "clean_acc", "trainings"):
+            if key in task_result:
+                row[key] = task_result[key]
+        rows.append(row)
+    return rows
+
+
+def method_means(results: Mapping | None) -> list[dict[str, Any]]:
+    """Each method's mean of the track's main metric over the tasks, best first."""
+    from .run_list import main_metric
+    from .run_list import method_means as means_of
+
+    means = means_of(results)
+    if not means:
+        return []
+    metric, lower = main_metric(results.get("track"))
+    rows = [{"method": name, "metric": metric, "mean": value, "lower_is_better": lower}
+            for name, value in means.items()]
+    return sorted(rows, key=lambda m: (m["mean"] if lower else -m["mean"], m["method"]))
+
+
+def sweep_summary(results: Mapping | None) -> list[dict[str, Any]]:
+    """A sweep's summary: the main metric's mean and standard error over repeats, per setting and strategy."""
+    sweep = (results or {}).get("sweep") or {}
+    return [{k: v for k, v in row.items() if k != "metric"} for row in sweep.get("summary") or []]
+
+
+def stage_rows(manifest: Mapping) -> list[dict[str, Any]]:
+    """The stages of the manifest: start, seconds, outcome; the parts of `evaluate` one by one."""
+    rows = []
+    for name, entry in (manifest.get("stages") or {}).items():
+        rows.append({"stage": name, "started": entry.get("started_at"), "seconds": entry.get("seconds"),
+                     "ok": entry.get("ok")})
+        for part, sub in (entry.get("parts") or {}).items():
+            rows.append({"stage": f"{name} · {part}", "started": sub.get("started_at"),
+                         "seconds": sub.get("seconds"), "ok": sub.get("ok")})
+    return rows
+
+
+# ---- progress ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Step:
+    label: str
+    state: str | None  # Airflow's task instance state (None: not scheduled yet)
+
+    @property
+    def done(self) -> bool:
+        return self.state in DONE_STATES
+
+    @property
+    def failed(self) -> bool:
+        return self.state in FAILED_STATES
+
+
+def progress_steps(status, task_ids: list[str]) -> list[Step]:
+    """The DAG's task instances as steps, `evaluate` once per benchmark task (named by its task id).
+
+    `status` is an airflow_gateway.RunStatus. Benchmark tasks that are not
+    mapped yet (before prepare_data finished) appear as not started.
+    """
+    by_task: dict[str, dict[int, str | None]] = {}
+    for ti in getattr(status, "task_instances", []):
+        by_task.setdefault(ti.task_id, {})[ti.map_index] = ti.state
+    steps = []
+    for task_id, label in STEP_LABELS.items():
+        states = by_task.get(task_id, {})
+        if task_id == "evaluate":
+            count = max(len(task_ids), len([i for i in states if i >= 0]))
+            for index in range(count):
+                name = task_ids[index] if index < len(task_ids) else f"task {index + 1}"
+                steps.append(Step(f"{label} {name}", states.get(index)))
+            if count == 0:
+                steps.append(Step(label, states.get(-1)))
+        else:
+            steps.append(Step(label, states.get(-1)))
+    return steps
+
+
+def progress_fraction(steps: list[Step]) -> float:
+    return sum(step.done for step in steps) / len(steps) if steps else 0.0
+
+
+def step_icon(step: Step) -> str:
+    if step.done:
+        return "✅"
+    if step.failed:
+        return "❌"
+    return {"running": "🔄", "queued": "⏳", "scheduled": "⏳", "up_for_retry": "🔁", "deferred": "⏸️",
+            "restarting": "🔁"}.get(step.state or "", "▫️")
+
+
+# ---- downloads ----------------------------------------------------------------------------------------
+
+def build_zip(folder: Path, root_name: str | None = None) -> bytes:
+    """A zip of every file under `folder` (hidden ones left out), paths under `root_name`/ (default: its name).
+
+    Entries are sorted and dated the same, so the same run gives the same bytes.
+    """
+    folder = Path(folder)
+    root = root_name or folder.name
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            relative = path.relative_to(folder)
+            if not path.is_file() or any(part.startswith(".") for part in relative.parts):
+                continue
+            info = zipfile.ZipInfo(f"{root}/{relative.as_posix()}", date_time=(2000, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, path.read_bytes())
+    return buffer.getvalue()

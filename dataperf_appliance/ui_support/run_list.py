@@ -1,0 +1,354 @@
+"""Every run, from every place it can be: one row each for the Runs page.
+
+A run is found
+
+* on disk, published (``runs/<id>/``) or still being written / failed
+  (``runs/.<id>.partial/``): its manifest gives state and timings, its
+  results.json the headline score, its task_setup.yml dataset and model;
+* in the S3 bucket only (`Storage.list_runs`): the state of its manifest there
+  (a run whose upload is incomplete has none: state ``incomplete``);
+* in Airflow (`airflow_gateway.list_recent_runs`): the DAG run's state refines a
+  run that is not finished on disk (a DAG run that failed before the run's
+  manifest said so shows as failed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..settings import Settings
+
+MANIFEST, RESULTS, TASK_SETUP = "manifest.json", "results.json", "task_setup.yml"
+IN_FLIGHT_STATES = ("queued", "running", "publishing")
+_STAGING = re.compile(r"^\.(?P<run_id>[A-Za-z0-9][A-Za-z0-9._-]{0,127})\.partial$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Headline:
+    """A run's headline score: the best method's mean over the tasks of one metric."""
+
+    metric: str
+    value: float
+    method: str
+    lower_is_better: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.metric} {'↓' if self.lower_is_better else '↑'}"
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run as the Runs page lists it. state: queued | running | publishing | success | failed | incomplete."""
+
+    run_id: str
+    state: str
+    where: str  # "disk", "disk + S3", "S3"
+    published: bool
+    track: str | None = None
+    dataset: str | None = None
+    model: str | None = None
+    created_at: dt.datetime | None = None
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    headline: Headline | None = None
+    error: str | None = None
+    airflow_state: str | None = None
+
+    @property
+    def in_flight(self) -> bool:
+        return self.state in IN_FLIGHT_STATES
+
+    @property
+    def start(self) -> dt.datetime | None:
+        return self.started_at or self.created_at
+
+    def duration_s(self, now: dt.datetime | None = None) -> float | None:
+        """Seconds from start to finish; for a run in flight, until `now`."""
+        if self.start is None:
+            return None
+        end = self.finished_at or (now or dt.datetime.now(dt.timezone.utc) if self.in_flight else None)
+        return None if end is None else max(0.0, (end - self.start).total_seconds())
+
+
+# ---- reading one run ------------------------------------------------------------------------------
+
+def parse_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def read_json_file(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def setup_data(text: str | None) -> dict:
+    """The mapping of a task_setup.yml's text (safely loaded), {} when it cannot be read."""
+    if not text:
+        return {}
+    from ..config import ConfigError, load_yaml
+
+    try:
+        data = load_yaml(text, filename=TASK_SETUP).data
+    except ConfigError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    numbers = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return sum(numbers) / len(numbers) if numbers else None
+
+
+def main_metric(track: str | None) -> tuple[str, bool]:
+    """(the track's main metric, lower is better): debugging fraction_fixes (lower), selection accuracy."""
+    from ..benchmark import track_module
+
+    track = track or "debugging"
+    try:
+        metric = track_module(track).MAIN_METRIC
+    except (ValueError, AttributeError, ImportError):
+        metric = "accuracy" if track == "selection" else "fraction_fixes"
+    return metric, track == "debugging"
+
+
+def method_means(results: Mapping | None) -> dict[str, float]:
+    """Each method's mean of the track's main metric over the tasks of results.json."""
+    if not results or not isinstance(results.get("tasks"), Mapping):
+        return {}
+    metric, _ = main_metric(results.get("track"))
+    per_method: dict[str, list] = {}
+    for task in results["tasks"].values():
+        for name, entry in (task.get("strategies") or {}).items():
+            per_method.setdefault(name, []).append(entry.get(metric))
+    return {name: m for name, values in per_method.items() if (m := _mean(values)) is not None}
+
+
+def headline(results: Mapping | None) -> Headline | None:
+    """The best method's mean over the tasks of the track's main metric."""
+    means = method_means(results)
+    if not means:
+        return None
+    metric, lower = main_metric(results.get("track"))
+    best = (min if lower else max)(means, key=lambda name: (means[name], name))
+    return Headline(metric, means[best], best, lower)
+
+
+def read_run_folder(folder: Path, run_id: str, *, published: bool) -> RunRow:
+    """The row of a run folder on disk (published or staging)."""
+    manifest = read_json_file(folder / MANIFEST) or {}
+    results = read_json_file(folder / RESULTS) if published else None
+    try:
+        text = (folder / TASK_SETUP).read_text()
+    except OSError:
+        text = None
+    data = setup_data(text)
+    stages = manifest.get("stages") or {}
+    started = parse_time(manifest.get("started_at")) or parse_time((stages.get("validate") or {}).get("started_at"))
+    state = manifest.get("state") or ("success" if published and results else "queued")
+    return RunRow(
+        run_id=run_id, state=state, where="disk", published=published,
+        track=manifest.get("track") or data.get("track") or (results or {}).get("track") or
+        ("debugging" if data else None),
+        dataset=(results or {}).get("dataset") or _text(data.get("dataset")),
+        model=(results or {}).get("model") or _text(data.get("model")),
+        created_at=parse_time(manifest.get("created_at")), started_at=started,
+        finished_at=parse_time(manifest.get("finished_at")), headline=headline(results),
+        error=manifest.get("error"),
+    )
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+# ---- all runs ---------------------------------------------------------------------------------------
+
+def local_runs(settings: Settings) -> dict[str, RunRow]:
+    """Every run folder on disk: published ones, and staging ones (in flight or failed) with no published twin."""
+    rows: dict[str, RunRow] = {}
+    folder = settings.runs_dir
+    if not folder.is_dir():
+        return rows
+    staging = {}
+    for child in folder.iterdir():
+        if not child.is_dir():
+            continue
+        match = _STAGING.match(child.name)
+        if match:
+            staging[match["run_id"]] = child
+        elif _RUN_ID.match(child.name):
+            rows[child.name] = read_run_folder(child, child.name, published=True)
+    for run_id, child in staging.items():
+        if run_id not in rows:
+            rows[run_id] = read_run_folder(child, run_id, published=False)
+    return rows
+
+
+def merge_s3(rows: dict[str, RunRow], listings: Iterable) -> dict[str, RunRow]:
+    """Add the bucket's runs (storage.RunListing: run_id, where, state) to the rows from disk."""
+    out = dict(rows)
+    for listing in listings:
+        if listing.where not in ("s3", "both"):
+            continue
+        row = out.get(listing.run_id)
+        if row is not None:
+            out[listing.run_id] = replace(row, where="disk + S3")
+        else:
+            out[listing.run_id] = RunRow(listing.run_id, listing.state or "incomplete", "S3", published=True)
+    return out
+
+
+def merge_airflow(rows: dict[str, RunRow], statuses: Iterable) -> dict[str, RunRow]:
+    """Refine runs that are not finished on disk with their DAG run's state (airflow_gateway.RunStatus)."""
+    out = dict(rows)
+    for status in statuses:
+        row = out.get(status.run_id)
+        if row is None:
+            continue
+        row = replace(row, airflow_state=status.state)
+        if row.in_flight and status.state == "failed":
+            row = replace(row, state="failed", finished_at=row.finished_at or status.end_date,
+                          error=row.error or "Airflow marked the DAG run failed; open its logs in Airflow")
+        elif row.state == "queued" and status.state == "running":
+            row = replace(row, state="running", started_at=row.started_at or status.start_date)
+        out[status.run_id] = row
+    return out
+
+
+def sort_rows(rows: Iterable[RunRow]) -> list[RunRow]:
+    """Newest first (by start, then run id, which starts with its creation time)."""
+    epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+    return sorted(rows, key=lambda r: (r.start or epoch, r.run_id), reverse=True)
+
+
+@dataclass
+class RunCollection:
+    rows: list[RunRow]
+    notes: list[str]
+
+    @property
+    def in_flight(self) -> list[RunRow]:
+        return [row for row in self.rows if row.in_flight]
+
+
+def collect_runs(settings: Settings, *, storage=None, airflow_runs=None) -> RunCollection:
+    """Every run: disk, then the bucket (`storage`, when enabled), then Airflow's states (`airflow_runs`).
+
+    `airflow_runs` is a callable returning RunStatus items (default: the
+    gateway's list_recent_runs); when Airflow or S3 cannot be reached the runs
+    of disk are still listed, and `notes` says what is missing.
+    """
+    from .. import airflow_gateway
+
+    notes: list[str] = []
+    rows = local_runs(settings)
+    if storage is not None and getattr(storage, "enabled", False):
+        from ..storage import StorageError
+
+        try:
+            rows = merge_s3(rows, storage.list_runs(with_state=True))
+        except StorageError as error:
+            notes.append(f"S3 could not be listed: {error}")
+    if any(row.in_flight for row in rows.values()):
+        try:
+            rows = merge_airflow(rows, (airflow_runs or airflow_gateway.list_recent_runs)())
+        except airflow_gateway.AirflowUnavailable as error:
+            notes.append(f"Airflow cannot be reached, states are from disk: {error}")
+    return RunCollection(sort_rows(rows.values()), notes)
+
+
+def filter_rows(rows: Iterable[RunRow], *, states: Iterable[str] = (), tracks: Iterable[str] = (),
+                models: Iterable[str] = (), text: str = "") -> list[RunRow]:
+    """The rows matching every filter given (an empty filter matches all); `text` searches id and dataset."""
+    states, tracks, models = set(states), set(tracks), set(models)
+    needle = text.strip().lower()
+    return [row for row in rows
+            if (not states or row.state in states) and (not tracks or row.track in tracks)
+            and (not models or row.model in models)
+            and (not needle or needle in row.run_id.lower() or needle in (row.dataset or "").lower())]
+
+
+STATE_ICONS = {"queued": "⏳", "running": "🔄", "publishing": "☁️", "success": "✅", "failed": "❌",
+               "incomplete": "❔"}
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def rows_table(rows: Iterable[RunRow], now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """The rows as plain records for a table (one dict per run, display-ready)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    table = []
+    for row in rows:
+        score = row.headline
+        table.append({
+            "run": row.run_id,
+            "state": f"{STATE_ICONS.get(row.state, '')} {row.state}".strip(),
+            "started (UTC)": row.start.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if row.start else "",
+            "duration": format_duration(row.duration_s(now)),
+            "track": row.track or "",
+            "dataset": row.dataset or "",
+            "model": row.model or "",
+            "score": None if score is None else round(score.value, 4),
+            "best": "" if score is None else f"{score.method} · {score.label}",
+            "where": row.where,
+        })
+    return table
+
+
+def restore_finished(storage) -> tuple[list[str], list[str]]:
+    """Download the successful runs that are only in the bucket (whole, so they open like local ones).
+
+    Only runs whose manifest in the bucket says success: a run in flight or
+    being published elsewhere is listed from the bucket but left there.
+    Returns (run ids downloaded, notes).
+    """
+    if storage is None or not getattr(storage, "enabled", False):
+        return [], []
+    from ..storage import StorageError
+
+    restored, notes = [], []
+    try:
+        listings = storage.list_runs(with_state=True)
+    except StorageError as error:
+        return [], [f"S3 could not be listed: {error}"]
+    for listing in listings:
+        if listing.where != "s3" or listing.state != "success":
+            continue
+        try:
+            storage.download_run(listing.run_id)
+            restored.append(listing.run_id)
+        except StorageError as error:
+            notes.append(f"run {listing.run_id} could not be brought from S3: {error}")
+    return restored, notes

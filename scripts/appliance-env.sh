@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The appliance's settings beyond Airflow's: sourced by scripts/entrypoint.sh, scripts/start.sh and
+# scripts/service.sh. Sources scripts/airflow-env.sh first (data root, Airflow, database), then exports:
+#
+#   APPLIANCE_LOG_DIR       the programs' logs, rotated by supervisord (default $APPLIANCE_DATA_DIR/logs)
+#   APPLIANCE_RUN_DIR       supervisord's pid file and control socket, and start.sh's pid file
+#                           (default $APPLIANCE_DATA_DIR/run; a folder under $TMPDIR when that path is too
+#                           long for a unix socket)
+#   APPLIANCE_UI_PORT       Streamlit's port (default 8501)
+#   APPLIANCE_UI_HOST       Streamlit's address (default 0.0.0.0)
+#   APPLIANCE_PG_AUTOSTART  true when supervisord runs the local PostgreSQL (APPLIANCE_AIRFLOW_DB=postgres)
+#
+# Only sourced: it sets variables and a function, and changes nothing on disk.
+
+# shellcheck source=scripts/airflow-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/airflow-env.sh"
+
+APPLIANCE_LOG_DIR=$(realpath -m "${APPLIANCE_LOG_DIR:-$APPLIANCE_DATA_DIR/logs}")
+if [ -z "${APPLIANCE_RUN_DIR:-}" ]; then
+  APPLIANCE_RUN_DIR=$APPLIANCE_DATA_DIR/run
+  # A unix socket path has at most 107 bytes.
+  if [ "${#APPLIANCE_RUN_DIR}" -gt 90 ]; then
+    APPLIANCE_RUN_DIR=${TMPDIR:-/tmp}/dataperf-appliance-$(id -u)-$(printf '%s' "$APPLIANCE_DATA_DIR" | cksum | cut -d ' ' -f 1)
+  fi
+fi
+APPLIANCE_RUN_DIR=$(realpath -m "$APPLIANCE_RUN_DIR")
+export APPLIANCE_LOG_DIR APPLIANCE_RUN_DIR
+export APPLIANCE_UI_PORT=${APPLIANCE_UI_PORT:-8501}
+export APPLIANCE_UI_HOST=${APPLIANCE_UI_HOST:-0.0.0.0}
+if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
+  export APPLIANCE_PG_AUTOSTART=true
+else
+  export APPLIANCE_PG_AUTOSTART=false
+fi
+
+# The pids of the live processes in session $1, one a line (read from /proc: no ps needed).
+appliance_session_pids() {
+  local stat line fields
+  for stat in /proc/[0-9]*/stat; do
+    line=$(cat "$stat" 2>/dev/null) || continue
+    # The fields after the command name: state ppid pgrp session ...
+    read -r -a fields <<<"${line##*) }"
+    if [ "${fields[3]:-}" = "$1" ] && [ "${fields[0]}" != Z ]; then
+      stat=${stat#/proc/}
+      echo "${stat%/stat}"
+    fi
+  done
+}

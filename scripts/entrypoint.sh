@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The appliance's entrypoint: the image's ENTRYPOINT, and what scripts/start.sh runs on a plain host.
+# Every start (each step is idempotent, so a first boot and a restart are the same):
+#
+#   1. scripts/airflow-env.sh init: folders, generated secrets and Airflow admin password (never a default),
+#      the local PostgreSQL cluster, `airflow db migrate`;
+#   2. the UI password: `python -m dataperf_appliance.access` (generated at the first start unless
+#      APPLIANCE_UI_PASSWORD is set);
+#   3. with APPLIANCE_S3_BUCKET set: restores the run history from the bucket (every run there that is
+#      not on disk; storage.restore_history). When S3 cannot be read the appliance starts anyway with the
+#      runs on disk, and says so;
+#   4. exec supervisord in the foreground (supervisord.conf): it becomes this process, so `docker stop`'s
+#      SIGTERM (or a SIGTERM to this pid) stops every program in order before it exits. The DAG is unpaused
+#      by the one-shot program `unpause-dag` once the DAG processor has stored it.
+#
+# Who runs what: everything runs as the user that starts this script. In the image that is the
+# non-root user `appliance`, PostgreSQL included. Started as root with APPLIANCE_RUN_AS=<user> (the image
+# sets APPLIANCE_RUN_AS=appliance, so `docker run --user 0` with a data volume owned by root works), it
+# hands the data root to that user and continues as that user. Started as root without it (a plain host
+# as root), the programs run as root except PostgreSQL, which refuses root and runs as the OS user
+# `postgres` (scripts/start-postgres.sh): that user must be able to reach $APPLIANCE_PGDATA.
+#
+# Settings: scripts/appliance-env.sh and scripts/airflow-env.sh (their headers list them), the storage
+# settings APPLIANCE_S3_BUCKET / APPLIANCE_S3_PREFIX / AWS_ENDPOINT_URL, and APPLIANCE_UI_PASSWORD.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+if [ "$(id -u)" = 0 ] && [ -n "${APPLIANCE_RUN_AS:-}" ]; then
+  data=$(realpath -m "${APPLIANCE_DATA_DIR:-./data}")
+  mkdir -p "$data"
+  if [ "$(stat -c %U "$data")" != "$APPLIANCE_RUN_AS" ]; then
+    echo "entrypoint: handing $data to the user $APPLIANCE_RUN_AS"
+    chown -R "$APPLIANCE_RUN_AS:" "$data"
+  fi
+  home=$(getent passwd "$APPLIANCE_RUN_AS" | cut -d: -f6)
+  exec setpriv --reuid="$APPLIANCE_RUN_AS" --regid="$(id -g "$APPLIANCE_RUN_AS")" --init-groups -- \
+    env HOME="${home:-/tmp}" USER="$APPLIANCE_RUN_AS" APPLIANCE_RUN_AS= "$0" "$@"
+fi
+
+umask 027
+# shellcheck source=scripts/appliance-env.sh
+source "$repo/scripts/appliance-env.sh"
+cd "$repo"
+
+say() { echo "entrypoint: $*"; }
+
+running_supervisord() {
+  local pid
+  pid=$(cat "$APPLIANCE_RUN_DIR/supervisord.pid" 2>/dev/null || true)
+  [ -n "$pid" ] && [ "$pid" != "$$" ] && [ -r "/proc/$pid/cmdline" ] \
+    && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q supervisord
+}
+if running_supervisord; then
+  say "an appliance runs already on $APPLIANCE_DATA_DIR (supervisord pid $(cat "$APPLIANCE_RUN_DIR/supervisord.pid"))" >&2
+  exit 1
+fi
+
+if ! mkdir -p "$APPLIANCE_DATA_DIR" 2>/dev/null || [ ! -w "$APPLIANCE_DATA_DIR" ]; then
+  say "the data root $APPLIANCE_DATA_DIR is not writable by $(id -un) (uid $(id -u)): give that user the" \
+    "folder (e.g. chown -R $(id -u):$(id -g) on the host folder mounted there), or start as root with" \
+    "APPLIANCE_RUN_AS=$(id -un) (the image: docker run --user 0) to have it done" >&2
+  exit 1
+fi
+mkdir -p "$APPLIANCE_LOG_DIR" "$APPLIANCE_RUN_DIR"
+chmod 0700 "$APPLIANCE_RUN_DIR"
+
+if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
+  # A postmaster.pid left by a server that was killed with its container names a pid that, in the next
+  # container, may belong to another process of the same user: PostgreSQL would then refuse to start.
+  # At this point no server of this cluster runs unless a process named postgres has that pid.
+  pg_pid_file=$APPLIANCE_PGDATA/postmaster.pid
+  if [ -f "$pg_pid_file" ]; then
+    pg_pid=$(head -n 1 "$pg_pid_file" 2>/dev/null || true)
+    if ! { [ -n "$pg_pid" ] && [ "$(cat "/proc/$pg_pid/comm" 2>/dev/null)" = postgres ]; }; then
+      say "removing the stale $pg_pid_file (pid ${pg_pid:-?} is not a PostgreSQL server)"
+      rm -f "$pg_pid_file"
+    fi
+  fi
+  if [ "$(id -u)" = 0 ]; then
+    # As root the server runs as ${APPLIANCE_PG_OS_USER:-postgres}: let it traverse (not list) the
+    # folders of the data root above its cluster, then check that it can reach it.
+    pg_user=${APPLIANCE_PG_OS_USER:-postgres}
+    pg_parent=$(dirname "$APPLIANCE_PGDATA")
+    mkdir -p "$pg_parent"
+    folder=$pg_parent
+    while [ "${folder#"$APPLIANCE_DATA_DIR"}" != "$folder" ]; do
+      chmod o+x "$folder"
+      folder=$(dirname "$folder")
+    done
+    if ! setpriv --reuid="$pg_user" --regid="$pg_user" --init-groups -- test -x "$pg_parent"; then
+      say "PostgreSQL runs as the OS user $pg_user (it refuses root) and cannot reach $pg_parent:" \
+        "run the appliance as a normal user, or set APPLIANCE_PGDATA to a folder $pg_user can reach" >&2
+      exit 1
+    fi
+  fi
+fi
+
+setup_started=$SECONDS
+"$repo/scripts/airflow-env.sh" init
+say "Airflow's setup took $((SECONDS - setup_started)) s"
+
+ui_password_file=$(python -m dataperf_appliance.access)
+
+if [ -n "${APPLIANCE_S3_BUCKET:-}" ]; then
+  if ! python - <<'PY'; then
+import sys
+import time
+
+from dataperf_appliance.storage import StorageError, open_storage
+
+storage = open_storage()
+started = time.monotonic()
+try:
+    restored = storage.restore_history()
+except StorageError as error:
+    print(f"entrypoint: cannot restore the run history from {storage.location}: {error}", file=sys.stderr)
+    sys.exit(1)
+print(f"entrypoint: restored {len(restored)} run(s) from {storage.location} in {time.monotonic() - started:.1f} s")
+PY
+    say "starting with the runs on disk only; the history is restored at the next start" >&2
+  fi
+fi
+
+say "setup done in $((SECONDS - setup_started)) s; starting the programs"
+say "Airflow admin password in $AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+say "app password ${ui_password_file:+in }${ui_password_file:-from APPLIANCE_UI_PASSWORD}"
+say "programs' logs in $APPLIANCE_LOG_DIR; control: supervisorctl -s unix://$APPLIANCE_RUN_DIR/supervisor.sock status"
+exec supervisord -n -c "$repo/supervisord.conf"

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# One program of the appliance, in the foreground, as supervisord runs it (see supervisord.conf), with
+# Airflow's settings from scripts/airflow-env.sh. The Airflow programs first wait (up to 2 minutes) for the
+# local PostgreSQL cluster to accept connections, so that a start or restart of the whole appliance does
+# not burn their restart attempts while the database comes up.
+#
+# Usage: scripts/service.sh api-server|scheduler|dag-processor|triggerer|streamlit|unpause-dag
+# Settings: scripts/appliance-env.sh (APPLIANCE_UI_PORT, APPLIANCE_UI_HOST) and scripts/airflow-env.sh.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=scripts/appliance-env.sh
+source "$here/appliance-env.sh"
+
+wait_for_database() {
+  [ "$APPLIANCE_AIRFLOW_DB" = postgres ] || return 0
+  local attempt
+  for attempt in $(seq 1 240); do
+    if "$here/start-postgres.sh" status; then
+      return 0
+    fi
+    [ "$attempt" = 1 ] && echo "service: waiting for PostgreSQL on 127.0.0.1:$APPLIANCE_PG_PORT"
+    sleep 0.5
+  done
+  echo "service: PostgreSQL does not accept connections on 127.0.0.1:$APPLIANCE_PG_PORT after 2 minutes" >&2
+  exit 1
+}
+
+# LocalExecutor workers left by a scheduler that was killed (SIGKILL, out of memory) wait forever for work
+# that never comes, about 90 MB each. The idle ones are ended before a new scheduler starts; a busy one
+# finishes its task first (Airflow takes its result, or resets the task for the new scheduler) and is
+# ended at the next scheduler start, or when the appliance stops.
+end_idle_orphaned_workers() {
+  local self pid command
+  read -r -a self <<<"$(sed 's/.*) //' "/proc/$$/stat")"
+  for pid in $(appliance_session_pids "${self[3]}"); do
+    command=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
+    case "$command" in
+      "airflow worker -- LocalExecutor"*"<idle>"*)
+        echo "service: ending an idle LocalExecutor worker left by an earlier scheduler (pid $pid)"
+        kill -s TERM "$pid" 2>/dev/null || true ;;
+    esac
+  done
+}
+
+name=${1:-}
+case "$name" in
+  api-server|dag-processor)
+    wait_for_database
+    exec airflow "$name" ;;
+  scheduler)
+    end_idle_orphaned_workers
+    wait_for_database
+    exec airflow scheduler ;;
+  triggerer)
+    # No log server of its own: it would serve the logs of deferred tasks, which the benchmark DAG has
+    # not, and costs about 85 MB.
+    wait_for_database
+    exec airflow triggerer --skip-serve-logs ;;
+  streamlit)
+    exec streamlit run "$APPLIANCE_REPO/ui/app.py" \
+      --server.port "$APPLIANCE_UI_PORT" \
+      --server.address "$APPLIANCE_UI_HOST" \
+      --server.headless true \
+      --server.fileWatcherType none \
+      --browser.gatherUsageStats false ;;
+  unpause-dag)
+    exec python "$here/unpause_dag.py" ;;
+  *)
+    echo "usage: $0 api-server|scheduler|dag-processor|triggerer|streamlit|unpause-dag" >&2
+    exit 2 ;;
+esac

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Starts the appliance on this machine, without Docker, on its embedded default: the data root on local
+# disk (./data in the repository), no AWS (export APPLIANCE_S3_BUCKET, and AWS credentials, to sync with a
+# bucket). Installs the appliance first when its virtual environment lacks it (scripts/install.sh), then
+# runs scripts/entrypoint.sh (setup, then supervisord with every program) and prints the two URLs and
+# where the passwords are.
+#
+# Usage:
+#   scripts/start.sh               in the foreground; Ctrl-C, or SIGTERM to this script or to the
+#                                  entrypoint (supervisord), stops everything
+#   scripts/start.sh --background  detached: returns once both services answer (exit 1 if they do not
+#                                  within APPLIANCE_START_TIMEOUT seconds, default 600); its output goes
+#                                  to $APPLIANCE_LOG_DIR/start.log
+#   scripts/start.sh --stop        stops the appliance of this data root, however it was started here
+#   scripts/start.sh --status      the programs' states (supervisorctl status)
+#
+# Settings: the environment variables of the README's table (ports, data root, bucket, database), e.g.
+#   APPLIANCE_DATA_DIR=/srv/dataperf APPLIANCE_UI_PORT=8601 scripts/start.sh --background
+#
+# When supervisord has exited, this script also ends whatever is left of the appliance's processes (the
+# entrypoint runs in a session of its own): task processes orphaned by a scheduler that was killed, for
+# example, would otherwise outlive it. In the image there is no such leftover: the container ends them.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+APPLIANCE_DATA_DIR=$(realpath -m "${APPLIANCE_DATA_DIR:-$repo/data}")
+export APPLIANCE_DATA_DIR
+export APPLIANCE_VENV=${APPLIANCE_VENV:-$repo/.venv}
+timeout_s=${APPLIANCE_START_TIMEOUT:-600}
+
+installed() {
+  [ -x "$APPLIANCE_VENV/bin/airflow" ] && [ -x "$APPLIANCE_VENV/bin/streamlit" ] \
+    && [ -x "$APPLIANCE_VENV/bin/supervisord" ] \
+    && "$APPLIANCE_VENV/bin/python" -c 'import dataperf_appliance' 2>/dev/null
+}
+
+# shellcheck source=scripts/appliance-env.sh
+source "$repo/scripts/appliance-env.sh"
+python=$APPLIANCE_VENV/bin/python
+start_pid_file=$APPLIANCE_RUN_DIR/start.pid
+
+alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+# Ends what is left in the entrypoint's session: SIGTERM, then SIGKILL after 10 s.
+sweep_session() {
+  local pids signal
+  for signal in TERM KILL; do
+    pids=$(appliance_session_pids "$session")
+    [ -n "$pids" ] || return 0
+    echo "start: ending processes left over from the appliance ($signal): $(echo "$pids" | tr '\n' ' ')"
+    # shellcheck disable=SC2086 # one pid a word
+    kill -s "$signal" $pids 2>/dev/null || true
+    for _ in $(seq 1 20); do
+      [ -n "$(appliance_session_pids "$session")" ] || return 0
+      sleep 0.5
+    done
+  done
+}
+
+banner() {
+  local ui_password
+  ui_password=$("$python" -m dataperf_appliance.access 2>/dev/null || true)
+  ui_password=${ui_password:+cat $ui_password}
+  cat <<EOF
+
+DataPerf Appliance is up (data root $APPLIANCE_DATA_DIR).
+  The app:  http://localhost:$APPLIANCE_UI_PORT
+            password: ${ui_password:-the value of APPLIANCE_UI_PASSWORD}
+  Airflow:  $APPLIANCE_AIRFLOW_UI_URL
+            user admin, password: cat $AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE
+  Logs:     $APPLIANCE_LOG_DIR
+  Programs: supervisorctl -s unix://$APPLIANCE_RUN_DIR/supervisor.sock status
+  Stop:     scripts/start.sh --stop (or Ctrl-C in the foreground)
+
+EOF
+}
+
+run_foreground() {
+  mkdir -p "$APPLIANCE_RUN_DIR" "$APPLIANCE_LOG_DIR"
+  chmod 0700 "$APPLIANCE_RUN_DIR"
+  echo "$$" >"$start_pid_file"
+  # Its own session (the pid of the entrypoint, then of supervisord, is the session id).
+  setsid "$repo/scripts/entrypoint.sh" &
+  entry=$!
+  session=$entry
+  trap 'kill -s TERM "$entry" 2>/dev/null || true' TERM INT HUP
+  (
+    if "$python" "$repo/scripts/healthcheck.py" --wait "$timeout_s" --pid "$entry" 2>/dev/null; then
+      banner
+    elif alive "$entry"; then
+      echo "start: the services do not answer after $timeout_s s; see $APPLIANCE_LOG_DIR" >&2
+    fi
+  ) &
+  while :; do
+    status=0
+    wait "$entry" || status=$?
+    alive "$entry" || break # else wait was interrupted by a signal that the trap forwarded
+  done
+  sweep_session
+  rm -f "$start_pid_file"
+  echo "start: the appliance has stopped (exit $status)"
+  exit "$status"
+}
+
+case "${1:-}" in
+  ""|--foreground)
+    installed || "$repo/scripts/install.sh"
+    run_foreground ;;
+  --background)
+    installed || "$repo/scripts/install.sh"
+    if alive "$(cat "$start_pid_file" 2>/dev/null || true)"; then
+      echo "start: the appliance of $APPLIANCE_DATA_DIR runs already (pid $(cat "$start_pid_file"))" >&2
+      exit 1
+    fi
+    mkdir -p "$APPLIANCE_LOG_DIR"
+    setsid "$0" --foreground >>"$APPLIANCE_LOG_DIR/start.log" 2>&1 </dev/null &
+    keeper=$!
+    echo "start: starting in the background (pid $keeper, output in $APPLIANCE_LOG_DIR/start.log)"
+    if "$python" "$repo/scripts/healthcheck.py" --wait "$timeout_s" --pid "$keeper"; then
+      banner
+      exit 0
+    fi
+    echo "start: the appliance did not come up; the end of $APPLIANCE_LOG_DIR/start.log:" >&2
+    tail -n 30 "$APPLIANCE_LOG_DIR/start.log" >&2
+    exit 1 ;;
+  --stop)
+    pid=$(cat "$start_pid_file" 2>/dev/null || true)
+    alive "$pid" || pid=$(cat "$APPLIANCE_RUN_DIR/supervisord.pid" 2>/dev/null || true)
+    if ! alive "$pid"; then
+      echo "start: no appliance runs on $APPLIANCE_DATA_DIR"
+      exit 0
+    fi
+    kill -s TERM "$pid"
+    for _ in $(seq 1 360); do
+      alive "$pid" || { echo "start: stopped"; exit 0; }
+      sleep 0.5
+    done
+    echo "start: pid $pid is still running after 3 minutes" >&2
+    exit 1 ;;
+  --status)
+    exec "$APPLIANCE_VENV/bin/supervisorctl" -s "unix://$APPLIANCE_RUN_DIR/supervisor.sock" status ;;
+  *)
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+    exit 2 ;;
+esac

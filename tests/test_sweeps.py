@@ -1,0 +1,180 @@
+"""Sweeps over train sizes, noise levels, models and seeds, in both tracks: the grid, the runs, the outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from dataperf_appliance import pipeline, sweeps
+from dataperf_appliance.benchmark import run_benchmark
+from dataperf_appliance.config import (
+    ConfigError,
+    apply_overrides,
+    default_params,
+    parse_task_setup,
+    render_task_setup,
+)
+from dataperf_appliance.settings import Settings
+
+PNG = b"\x89PNG\r\n\x1a\n"
+# Small grids: 8 cells each, a few seconds on two cores.
+SELECTION_SWEEP = ["tasks=[digit-3, even-odd]", "strategies=[random, uncertainty]", "train_size=[20, 40]",
+                   "repeats=2", "test_size=50"]
+DEBUGGING_SWEEP = ["tasks=[digit-3]", "strategies=[random, loss]", "train_size=[20, 40]",
+                   "model=[logistic_regression, knn]", "eval_points=4", "val_size=20", "test_size=60"]
+TIMING = {"time_s", "fit_s", "predict_s"}
+
+
+def sweep_text(track: str, assignments: list[str], *, repeats: int | None = None) -> str:
+    text = render_task_setup(apply_overrides(default_params(track), assignments))
+    if repeats:  # the debugging template has no repeats parameter: a user adds the key
+        text = text.replace("\nseed: 0\n", f"\nseed: 0\nrepeats: {repeats}\n")
+    return text
+
+
+def read_table(path: Path) -> list[dict]:
+    with path.open(newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def without_timing(rows: list[dict]) -> list[dict]:
+    return [{key: value for key, value in row.items() if key not in TIMING} for row in rows]
+
+
+def run(text: str, folder: Path, data_root: Path, n_jobs: int) -> tuple[Path, dict]:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "task_setup.yml").write_text(text)
+    results = run_benchmark(folder / "task_setup.yml", folder / "run", data_root=data_root, n_jobs=n_jobs)
+    return folder / "run", results
+
+
+# --- the grid ---------------------------------------------------------------------------------------
+
+def test_the_grid_of_a_selection_sweep():
+    setup = parse_task_setup(sweep_text("selection", SELECTION_SWEEP + ["model=[logistic_regression, knn]"]))
+    assert sweeps.is_sweep(setup) and sweeps.swept_fields(setup) == [("model",), ("repeats",), ("train_size",)]
+    grid = sweeps.cells(setup)
+    assert len(grid) == sweeps.grid_size(setup) == 2 * 2 * 2 * 2
+    assert grid[:3] == [sweeps.Cell("digit-3", 20, None, "logistic_regression", 0, 0),
+                        sweeps.Cell("digit-3", 20, None, "logistic_regression", 1, 1),
+                        sweeps.Cell("digit-3", 20, None, "knn", 0, 0)]
+    one = sweeps.cell_setup(setup, grid[-1])
+    assert (one.eval_tasks, one.train_size, one.model, one.seed, one.repeats) == (("even-odd",), 40, "knn", 1, 1)
+    primary = sweeps.primary_setup(setup)
+    assert not sweeps.is_sweep(primary) and (primary.train_size, primary.model) == (20, "logistic_regression")
+
+
+def test_the_grid_of_a_debugging_sweep_is_per_task():
+    text = sweep_text("debugging", ["tasks=[digit-3, digit-8]", "noise_level=[0.1, 0.3]"], repeats=3)
+    text = text.replace("train_size: 200", "train_size: [50, 100]", 1)  # the first task only
+    setup = parse_task_setup(text)
+    assert sweeps.grid_size(setup) == (2 * 2 + 1 * 2) * 1 * 3
+    cell = sweeps.cells(setup, ["digit-8"])[-1]
+    assert cell == sweeps.Cell("digit-8", 200, 0.3, "logistic_regression", 2, 2)
+    task = sweeps.cell_setup(setup, cell).tasks
+    assert len(task) == 1 and (task[0].train_size, task[0].noise_level) == (200, 0.3)
+
+
+def test_a_config_without_lists_or_repeats_is_no_sweep():
+    for track in ("debugging", "selection"):
+        assert not sweeps.is_sweep(parse_task_setup(render_task_setup(default_params(track))))
+    assert sweeps.is_sweep(parse_task_setup(sweep_text("debugging", [], repeats=2)))
+
+
+def test_the_grid_bound_is_checked_at_validation():
+    with pytest.raises(ConfigError) as caught:
+        parse_task_setup(sweep_text("selection", ["train_size=[10, 20, 30, 40, 50, 60]", "repeats=30"]))
+    [issue] = caught.value.issues
+    assert issue.field == "repeats" and issue.line == 6
+    assert "the sweep has 540 cells (3 task(s) x 6 train size(s) x 1 model(s) x 30 repeat(s)); at most 500" \
+        in issue.message
+    exactly = sweep_text("selection", ["tasks=[digit-0, digit-3]", "train_size=[10, 20, 30, 40, 50]", "repeats=50"])
+    assert sweeps.grid_size(parse_task_setup(exactly)) == 500
+
+
+# --- runs -------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def selection_sweep(tmp_path_factory):
+    work = tmp_path_factory.mktemp("selection-sweep")
+    run_dir, results = run(sweep_text("selection", SELECTION_SWEEP), work, work / "data", n_jobs=2)
+    return work, run_dir, results
+
+
+def test_a_selection_sweep_writes_the_table_the_plots_and_the_primary_run(selection_sweep):
+    _, run_dir, results = selection_sweep
+    rows = read_table(run_dir / "sweep.csv")
+    assert list(rows[0]) == ["task", "train_size", "model", "repeat", "seed", "strategy", "kind", "accuracy",
+                             "precision", "recall", "f1", "rows", "positives", "time_s", "fit_s", "predict_s"]
+    assert len(rows) == 8 * 3  # cells x (two strategies and the dataset's own train csv)
+    assert {(r["train_size"], r["repeat"], r["seed"]) for r in rows} == {
+        ("20", "0", "0"), ("20", "1", "1"), ("40", "0", "0"), ("40", "1", "1")}
+    assert all(float(r["fit_s"]) > 0 and float(r["predict_s"]) > 0 for r in rows)
+    sweep = results["sweep"]
+    assert sweep["cells"] == 8 and sweep["table"] == "sweep.csv"
+    assert [{k: "" if v is None else str(v) for k, v in row.items()} for row in sweep["rows"]] == rows  # same table
+    assert json.loads((run_dir / "results.json").read_text())["sweep"] == sweep
+    assert sweep["parameters"] == {"model": ["logistic_regression"], "repeats": 2, "seeds": [0, 1],
+                                   "train_size": [20, 40]}
+    means = {(s["task"], s["strategy"], s["train_size"]): s for s in sweep["summary"]}
+    assert means["digit-3", "random", 40]["repeats"] == 2 and means["digit-3", "random", 40]["sem"] >= 0
+    assert sweep["plots"] == ["plots/sweep_accuracy_vs_train_size.png", "plots/sweep_latency.png"]
+    assert all((run_dir / p).read_bytes()[:8] == PNG for p in sweep["plots"])
+    # The primary cell (first size, repeat 0) is the ordinary run: tasks, training sets, reference files.
+    assert results["train_size"] == 20 and list(results["tasks"]) == ["digit-3", "even-odd"]
+    primary = [r for r in rows if (r["task"], r["train_size"], r["repeat"], r["strategy"]) ==
+               ("digit-3", "20", "0", "random")]
+    assert float(primary[0]["accuracy"]) == results["tasks"]["digit-3"]["strategies"]["random"]["accuracy"]
+    assert sorted(p.name for p in (run_dir / "submissions").iterdir()) == [
+        f"{t}_{s}.csv" for t in ("digit-3", "even-odd") for s in ("random", "uncertainty")]
+    assert len(list((run_dir / "results" / "random").glob("result_UTC-*.json"))) == 1
+
+
+def test_a_sweep_through_the_dag_stages_gives_the_same_table(selection_sweep, tmp_path):
+    """The DAG runs one `evaluate` per task (one process each); the numbers are those of the one-call run."""
+    work, run_dir, _ = selection_sweep
+    settings = Settings(data_dir=work / "data", s3_bucket=None, s3_prefix="")
+    run_id = pipeline.create_run(sweep_text("selection", SELECTION_SWEEP), "dag-sweep", settings=settings)
+    task_ids = pipeline.validate_run(run_id, settings=settings)
+    assert pipeline.prepare_run(run_id, settings=settings) == task_ids == ["digit-3", "even-odd"]
+    summaries = [pipeline.evaluate_run_task(run_id, task, n_jobs=1, settings=settings) for task in task_ids]
+    assert summaries[0]["cells"] == 4 and set(summaries[0]["strategies"]) == {"random", "uncertainty", "train_csv"}
+    assert pipeline.report_run(run_id, settings=settings)["tasks"] == task_ids
+    pipeline.publish_run(run_id, settings=settings)
+    published = settings.runs_dir / run_id
+    assert without_timing(read_table(published / "sweep.csv")) == without_timing(read_table(run_dir / "sweep.csv"))
+    manifest = json.loads((published / "manifest.json").read_text())
+    assert manifest["state"] == "success" and set(manifest["stages"]["evaluate"]["parts"]) == set(task_ids)
+
+
+def test_a_debugging_sweep_is_reproducible_and_independent_of_the_workers(tmp_path):
+    text = sweep_text("debugging", DEBUGGING_SWEEP, repeats=2)
+    first, results = run(text, tmp_path / "a", tmp_path / "data", n_jobs=2)
+    again, _ = run(text, tmp_path / "b", tmp_path / "data", n_jobs=1)
+    rows = read_table(first / "sweep.csv")
+    assert len(rows) == 8 * 2  # cells x strategies
+    assert list(rows[0])[:8] == ["task", "train_size", "noise_level", "model", "repeat", "seed", "strategy", "kind"]
+    assert {r["model"] for r in rows} == {"logistic_regression", "knn"}
+    assert without_timing(rows) == without_timing(read_table(again / "sweep.csv"))
+    assert results["sweep"]["plots"] == ["plots/sweep_fraction_fixes_vs_train_size.png", "plots/sweep_latency.png"]
+    assert all((first / p).read_bytes()[:8] == PNG for p in results["sweep"]["plots"])
+    # The primary cell is the ordinary run of the first values: its curves, orders and reference file.
+    task = results["tasks"]["digit-3"]
+    assert (results["model"], task["train_size"]) == ("logistic_regression", 20)
+    assert (first / "submissions" / "digit-3_loss.txt").exists()
+    assert (first / "results" / "digit-3_evaluation.json").exists()
+
+
+def test_the_cli_refuses_a_grid_over_the_bound(tmp_path):
+    import subprocess
+    import sys
+
+    text = sweep_text("selection", ["train_size=[10, 20, 30, 40, 50, 60]"]).replace("repeats: 1", "repeats: 30")
+    (tmp_path / "big.yaml").write_text(text)
+    cli = Path(sys.executable).with_name("dataperf-appliance")
+    done = subprocess.run([str(cli), "validate", "big.yaml", "--data-dir", str(tmp_path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "big.yaml:6:1: repeats: the sweep has 540 cells" in done.stderr

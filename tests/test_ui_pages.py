@@ -1,0 +1,301 @@
+"""Each page of the Streamlit app, through Streamlit's AppTest (no browser).
+
+Airflow is replaced by fake gateway functions here (the browser end-to-end
+test, test_ui_e2e.py, uses the real one); everything else is real: the
+package, the run folders on disk, the password check.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from ui_fixtures import write_run
+
+from conftest import REPO_ROOT
+from dataperf_appliance import airflow_gateway
+
+APP = str(REPO_ROOT / "ui" / "app.py")
+PASSWORD = "correct horse battery staple"
+TIMEOUT_S = 60
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    """A data root of its own, a known password, no Airflow and no S3."""
+    monkeypatch.setenv("APPLIANCE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("APPLIANCE_UI_PASSWORD", PASSWORD)
+    for name in ("APPLIANCE_S3_BUCKET", "AIRFLOW_HOME", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def triggered(monkeypatch):
+    """Replace the gateway's trigger (Airflow) by a recorder; the run ids it was given."""
+    calls: list[str] = []
+
+    def trigger_run(run_id: str) -> dict:
+        if run_id in calls:
+            raise airflow_gateway.RunAlreadyTriggered(run_id)
+        calls.append(run_id)
+        return {"run_id": run_id, "dag_id": airflow_gateway.DAG_ID, "state": "queued", "dag_paused": False}
+
+    monkeypatch.setattr(airflow_gateway, "trigger_run", trigger_run)
+    return calls
+
+
+def app(page: str | None = None, **query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S)
+    at.session_state["authenticated"] = True
+    at.run()
+    if page:
+        for key, value in query.items():
+            at.query_params[key] = value
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+# ---- access -------------------------------------------------------------------------------------
+
+def test_the_app_asks_for_the_password_and_never_shows_it(app_env):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["DataPerf Appliance"]
+    assert not any(b.key == "nb.run" for b in at.button)  # no page before the password
+    at.text_input(key="login.password").input("wrong")
+    at.form_submit_button[0].click().run()
+    assert "Wrong password." in texts(at.error)
+    assert "authenticated" not in at.session_state
+    at.text_input(key="login.password").input(PASSWORD)
+    at.form_submit_button[0].click().run()
+    assert at.session_state["authenticated"]
+    assert [t.value for t in at.title] == ["New benchmark"]
+    everything = "\n".join(str(getattr(e, "value", "")) for e in at.main) + str(at.sidebar)
+    assert PASSWORD not in everything
+
+
+# ---- New benchmark ----------------------------------------------------------------------------------
+
+def test_an_invalid_value_keeps_run_disabled_and_names_the_field(app_env, triggered):
+    at = app()
+    assert [t.value for t in at.title] == ["New benchmark"]
+    assert not at.button(key="nb.run").disabled  # the defaults are valid
+    at.number_input(key="nb.debugging.noise_level.float").set_value(2.0).run()
+    assert at.button(key="nb.run").disabled
+    errors = texts(at.error)
+    assert "Noise level" in errors and "noise_level" in errors and "line" in errors
+    assert "noise_level: 2.0" in at.code[0].value  # the live preview shows the file as it stands
+    at.number_input(key="nb.debugging.noise_level.float").set_value(0.2).run()
+    assert not at.button(key="nb.run").disabled
+    assert triggered == []
+
+
+def test_the_same_problem_of_every_task_is_said_once(app_env):
+    at = app()
+    at.number_input(key="nb.debugging.noise_level.float").set_value(2.0).run()
+    messages = [e.value for e in at.error if "noise_level" in e.value]
+    assert len(messages) == 1 and "lines 16, 21, 26" in messages[0]
+
+
+def test_the_form_keeps_its_values_while_other_pages_are_open(app_env):
+    at = app()
+    at.number_input(key="nb.debugging.train_size.int").set_value(60).run()
+    at.switch_page("views/runs.py").run()
+    assert [t.value for t in at.title] == ["Runs"]
+    at.switch_page("views/new_benchmark.py").run()
+    assert at.number_input(key="nb.debugging.train_size.int").value == 60
+    assert not at.exception and not at.main.warning  # (Streamlit warns of a value set twice)
+
+
+def test_a_valid_form_triggers_exactly_one_run(app_env, triggered):
+    at = app()
+    at.number_input(key="nb.debugging.train_size.int").set_value(60).run()
+    at.multiselect(key="nb.debugging.tasks.multichoice").set_value(["digit-3"]).run()
+    at.multiselect(key="nb.debugging.strategies.multichoice").set_value(["random", "loss"]).run()
+    preview = at.code[0].value
+    assert "train_size: 60" in preview and "- name: loss" in preview
+    at.button(key="nb.run").click().run()
+    assert not at.exception, at.exception
+    assert len(triggered) == 1
+    run_id = triggered[0]
+    staging = app_env / "runs" / f".{run_id}.partial"
+    assert (staging / "task_setup.yml").read_text().rstrip("\n") == preview
+    assert [t.value for t in at.title] == [f"Run {run_id}"]  # taken to the run's page
+    assert len(list((app_env / "runs").iterdir())) == 1
+
+
+def test_every_track_and_a_sweep_from_the_form(app_env, triggered):
+    from dataperf_appliance.ui_support import form
+
+    at = app()
+    for track in form.available_tracks():
+        at.selectbox(key="nb.track").set_value(track).run()
+        assert not at.exception, at.exception
+        assert f"track: {track}" in at.code[0].value and not at.button(key="nb.run").disabled
+    at.selectbox(key="nb.track").set_value("debugging").run()
+    at.toggle(key="nb.debugging.sweep").set_value(True).run()
+    at.text_input(key="nb.debugging.train_size.numbers").input("50, 100").run()
+    at.multiselect(key="nb.debugging.model.multichoice").set_value(["knn", "logistic_regression"]).run()
+    assert "train_size: [50, 100]" in at.code[0].value and "model: [knn, logistic_regression]" in at.code[0].value
+    assert not at.button(key="nb.run").disabled
+    at.text_input(key="nb.debugging.train_size.numbers").input("50, fifty").run()
+    assert at.button(key="nb.run").disabled and "'fifty' is not a number" in texts(at.error)
+
+
+def test_own_submission_files_are_uploaded_with_the_run(app_env, triggered):
+    at = app()
+    at.number_input(key="nb.debugging.train_size.int").set_value(60).run()
+    at.multiselect(key="nb.debugging.tasks.multichoice").set_value(["digit-3"]).run()
+    order = "\n".join(str(i) for i in range(60)).encode()
+    at.file_uploader(key="nb.uploads.debugging").set_value(("digit-3_mine.txt", order, "text/plain")).run()
+    assert "Methods found in the uploaded files: mine" in texts(at.caption)
+    assert "submissions: [mine]" in at.code[0].value
+    at.button(key="nb.run").click().run()
+    assert len(triggered) == 1
+    stored = app_env / "runs" / f".{triggered[0]}.partial" / "submissions" / "digit-3_mine.txt"
+    assert stored.read_bytes() == order
+
+
+def test_a_bad_submission_file_keeps_run_disabled(app_env, triggered):
+    at = app()
+    at.number_input(key="nb.debugging.train_size.int").set_value(60).run()
+    at.multiselect(key="nb.debugging.tasks.multichoice").set_value(["digit-3"]).run()
+    at.file_uploader(key="nb.uploads.debugging").set_value(("digit-3_mine.txt", b"3\n3\n", "text/plain")).run()
+    assert at.button(key="nb.run").disabled
+    assert "duplicate index 3" in texts(at.error)
+
+
+def test_advanced_yaml_mode_checks_the_same_way(app_env, triggered):
+    at = app()
+    at.toggle(key="nb.advanced").set_value(True).run()
+    area = at.text_area(key="nb.yaml")
+    assert "track: debugging" in area.value  # starts from the form's file
+    area.input(area.value.replace("noise_level: 0.3", "noise_level: 7")).run()
+    assert at.button(key="nb.run").disabled
+    assert "noise_level" in texts(at.error)
+    at.text_area(key="nb.yaml").input("tasks: [digit-3\n").run()
+    assert at.button(key="nb.run").disabled and "line" in texts(at.error)
+    assert triggered == []
+
+
+def test_airflow_down_at_run_is_said_plainly(app_env, monkeypatch):
+    def down(run_id):
+        raise airflow_gateway.AirflowUnavailable("the metadata database cannot be reached")
+
+    monkeypatch.setattr(airflow_gateway, "trigger_run", down)
+    at = app()
+    at.number_input(key="nb.debugging.train_size.int").set_value(60).run()
+    at.button(key="nb.run").click().run()
+    assert "Airflow could not start the run" in texts(at.error)
+
+
+# ---- Runs -------------------------------------------------------------------------------------------
+
+def test_runs_page_empty_state(app_env):
+    at = app("views/runs.py")
+    assert "No runs yet" in texts(at.info)
+
+
+def test_runs_page_lists_every_run(app_env, monkeypatch):
+    monkeypatch.setattr(airflow_gateway, "list_recent_runs", lambda limit=50: [])
+    write_run(app_env / "runs", "20261123-080000-aaaaaa")
+    write_run(app_env / "runs", "20261123-090000-bbbbbb", state="failed", error="ValueError: boom")
+    write_run(app_env / "runs", "20261123-100000-cccccc", state="running")
+    at = app("views/runs.py")
+    table = at.dataframe[0].value
+    assert list(table["run"]) == ["20261123-100000-cccccc", "20261123-090000-bbbbbb", "20261123-080000-aaaaaa"]
+    assert list(table["best"])[-1] == "loss · fraction_fixes ↓"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Runs": "3", "In flight": "1", "Succeeded": "1", "Failed": "1"}
+    assert "refreshes every" in texts(at.caption)
+    at.multiselect(key="runs.states").set_value(["failed"]).run()
+    assert list(at.dataframe[0].value["run"]) == ["20261123-090000-bbbbbb"]
+
+
+# ---- Run ----------------------------------------------------------------------------------------------
+
+def test_a_failed_run_shows_its_error(app_env, monkeypatch):
+    def not_found(run_id):
+        raise airflow_gateway.RunNotFound(run_id)
+
+    monkeypatch.setattr(airflow_gateway, "get_run", not_found)
+    write_run(app_env / "runs", "bad-run", state="failed",
+              error="SubmissionError: digit-3_mine.txt:2: duplicate index 3 (first on line 1)")
+    at = app("views/run.py", run="bad-run")
+    errors = texts(at.error)
+    assert "This run failed" in errors
+    assert "digit-3_mine.txt:2: duplicate index 3" in errors
+    assert any("track: debugging" in c.value for c in at.code)  # its task_setup.yml
+
+
+def test_a_finished_run_shows_metrics_plots_and_downloads(app_env):
+    write_run(app_env / "runs", "good-run", scores={"random": 0.8, "loss": 0.1})
+    at = app("views/run.py", run="good-run")
+    assert [t.value for t in at.title] == ["Run good-run"]
+    table = at.dataframe[0].value
+    assert list(table.columns[:3]) == ["task", "method", "fraction_fixes"]
+    assert list(table["method"])[:2] == ["loss", "random"]
+    assert {m.label for m in at.metric} == {"loss · mean fraction_fixes", "random · mean fraction_fixes"}
+    assert len(at.image) == 4  # three charts and one gallery
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["results.json", "Whole run (.zip)"]
+    assert any("track: debugging" in c.value for c in at.code)
+
+
+def test_a_run_in_flight_shows_progress(app_env, monkeypatch):
+    TI = airflow_gateway.TaskInstanceStatus
+    status = airflow_gateway.RunStatus("live-run", "running", None, None, None, task_instances=[
+        TI("validate", -1, "success", 1, None, None), TI("prepare_data", -1, "running", 1, None, None)])
+    monkeypatch.setattr(airflow_gateway, "get_run", lambda run_id: status)
+    write_run(app_env / "runs", "live-run", state="running")
+    at = app("views/run.py", run="live-run")
+    assert at.status[0].label.startswith("Running: 1 of 6 steps done")
+    assert "Evaluate digit-3" in texts(at.markdown)
+
+
+def test_an_unknown_run_is_said_so(app_env):
+    at = app("views/run.py", run="nope")
+    assert "Run not found" in texts(at.error)
+
+
+# ---- Compare -------------------------------------------------------------------------------------------
+
+def test_compare_two_runs(app_env):
+    write_run(app_env / "runs", "run-a", model="logistic_regression")
+    write_run(app_env / "runs", "run-b", model="knn", scores={"random": 0.5, "loss": 0.3})
+    at = app("views/compare.py")
+    differing = at.dataframe[0].value
+    assert list(differing["parameter"]) == ["model"]
+    pivot = at.dataframe[1].value
+    assert set(pivot.columns) == {"task", "method", "run-a", "run-b"}
+    assert len(at.get("vega_lite_chart")) == 1
+
+
+def test_compare_needs_two_runs(app_env):
+    write_run(app_env / "runs", "run-a")
+    at = app("views/compare.py")
+    assert "needs two finished runs" in texts(at.info)
+
+
+# ---- Datasets ------------------------------------------------------------------------------------------
+
+def test_datasets_page_refuses_a_bad_file_with_the_reason(app_env):
+    at = app("views/datasets.py")
+    assert {"digits", "synthetic"} <= set(at.dataframe[0].value["dataset"])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("embeddings/t1_train_0.3_20.parquet", b"not a parquet file")
+    at.text_input(key="dataset.name").input("mine")
+    at.file_uploader(key="dataset.zip").set_value(("mine.zip", buffer.getvalue(), "application/zip"))
+    at.form_submit_button[0].click().run()
+    errors = texts(at.error)
+    assert "Refused" in errors and "missing" in errors
+    assert not (app_env / "datasets" / "mine").exists()

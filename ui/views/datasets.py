@@ -1,0 +1,65 @@
+"""Datasets: what is available on disk and in S3; upload a DataPerf dataset (checked before it is stored)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import common
+from dataperf_appliance.ui_support import dataset_upload
+
+
+def listing() -> None:
+    rows, notes = dataset_upload.dataset_rows(common.settings(), common.storage())
+    for note in notes:
+        st.warning(note)
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def upload() -> None:
+    st.subheader("Upload a dataset")
+    st.markdown(
+        "Zip the dataset folder and upload the `.zip`. It is checked file by file before anything is stored.\n"
+        "- **Debugging**: `embeddings/<data_id>_train_<noise>_<size>.parquet`, `…_val_<n>.parquet`, "
+        "`…_test_<n>.parquet` (columns `encoding`, `label`, `filename`) and `data/dataset_<data_id>_train.csv` "
+        "(`ImageID`, `hv_label`).\n"
+        "- **Selection**: a candidate pool parquet (`ImageID`, `embedding`), a test set parquet per task "
+        "(`ImageID`, `embedding`, `Confidence`), `examples/alpha_example_set_<task>.csv`, and optionally "
+        "training-set csvs (`ImageID,Confidence`).")
+    with st.form("dataset.upload", clear_on_submit=False):
+        name = st.text_input("Name", key="dataset.name", placeholder="e.g. my-vision-tasks",
+                             help="Becomes the dataset's folder name and what you pick as the dataset of a run.")
+        archive = st.file_uploader("Dataset (.zip)", type=["zip"], key="dataset.zip")
+        submitted = st.form_submit_button("Check and store", type="primary", icon=":material/upload:")
+    if not submitted:
+        return
+    if archive is None or not name.strip():
+        st.error("Give a name and choose a .zip file.")
+        return
+    with st.spinner("Checking every file…"):
+        check = dataset_upload.upload_dataset(name.strip(), archive.getvalue(), common.settings(),
+                                              storage=common.storage())
+    if not check.ok:
+        st.error("**Refused**: nothing was stored.\n\n" + "\n".join(f"- {p}" for p in check.problems), icon="🚫")
+        return
+    where = "on disk and in S3" if check.synced else "on disk"
+    st.session_state["dataset.flash"] = (
+        f"Stored **{check.name}** ({check.kind} dataset, {len(check.files)} files) {where}. "
+        f"Tasks: {', '.join(check.tasks)}. Pick it as the dataset of a new benchmark.", check.warnings)
+    common.forget_dataset_names()
+    st.rerun()
+
+
+def main() -> None:
+    st.title("Datasets")
+    st.caption("The embedded digits and the synthetic data are generated on demand; uploaded DataPerf datasets "
+               "live under the data root and in S3.")
+    flash = st.session_state.pop("dataset.flash", None)
+    if flash:
+        st.success(flash[0], icon="✅")
+        for warning in flash[1]:
+            st.warning(warning)
+    listing()
+    upload()
+
+
+main()

@@ -1,0 +1,173 @@
+"""New benchmark: the form (or the YAML by hand), a live preview of task_setup.yml, Run."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import common
+from dataperf_appliance.runs import new_run_id
+from dataperf_appliance.ui_support import form
+
+WIDE_KINDS = ("multichoice", "names")
+PENDING_RUN = "nb.pending_run_id"
+
+
+def widget(spec: form.FieldSpec, track: str):
+    """Draw the widget of one field; its value. The value the user gave is kept across pages (common.keep_values)."""
+    key = f"nb.{track}.{spec.key}.{spec.kind}"
+    common.remember(key)
+    label, help_text = spec.label, spec.help or None
+    given = key in st.session_state  # then the widget takes its value from there, not from a default
+    if spec.kind == "choice":
+        options = list(spec.options)
+        if given and st.session_state[key] not in options:
+            del st.session_state[key]
+            given = False
+        index = options.index(spec.default) if spec.default in options else 0
+        return st.selectbox(label, options, key=key, help=help_text, **({} if given else {"index": index}))
+    if spec.kind == "multichoice":
+        if given and not set(st.session_state[key]) <= set(spec.options):
+            st.session_state[key] = [v for v in st.session_state[key] if v in spec.options]
+        default = [v for v in spec.default if v in spec.options]
+        return st.multiselect(label, list(spec.options), key=key, help=help_text,
+                              **({} if given else {"default": default}))
+    if spec.kind == "int":
+        return st.number_input(label, step=1, key=key, help=help_text,
+                               **({} if given else {"value": int(spec.default)}))
+    if spec.kind == "float":
+        return st.number_input(label, step=0.05, format="%.2f", key=key, help=help_text,
+                               **({} if given else {"value": float(spec.default)}))
+    if spec.kind == "bool":
+        return st.checkbox(label, key=key, help=help_text, **({} if given else {"value": bool(spec.default)}))
+    placeholder = {"optional_number": "blank: default", "names": "comma-separated names",
+                   "numbers": "comma-separated numbers"}.get(spec.kind)
+    return st.text_input(label, key=key, help=help_text, placeholder=placeholder,
+                         **({} if given else {"value": form.text_of(spec, spec.default)}))
+
+
+def uploads(track: str) -> dict[str, bytes]:
+    files = st.file_uploader(
+        "Your own submission files (optional)", accept_multiple_files=True, type=["txt", "csv"],
+        key=f"nb.uploads.{track}",
+        help="Debugging: {data_id}_{method}.txt (one training row index per line, in inspection order) and "
+             "optionally time_{data_id}_{method}.txt. Selection: {task}_{method}.csv (ImageID,Confidence).")
+    return {f.name: f.getvalue() for f in files or []}
+
+
+def show_field_errors(slots: dict, check: form.FormCheck, specs: list[form.FieldSpec]) -> None:
+    labels = {spec.key: spec.label for spec in specs}
+    for key, messages in check.field_errors.items():
+        slot = slots.get(key)
+        text = "\n".join(f"- **{labels.get(key, key)}** (`{key}`): {message}" for message in messages)
+        if slot is not None:
+            slot.error(text, icon="⚠️")
+
+
+def form_mode(track: str, settings, dataset_folders: list[str]) -> tuple[form.FormCheck, dict[str, bytes]]:
+    sweep = False
+    if form.sweep_params() & set(form.default_params(track)):
+        common.remember(f"nb.{track}.sweep")
+        sweep = st.toggle("Sweep: several models or sizes at once", key=f"nb.{track}.sweep",
+                          help="Give several values of the model, the training size or the noise level, and "
+                               "repeats: every combination is evaluated, the table and plots compare them.")
+    dataset_key = f"nb.{track}.dataset.choice"
+    specs = [s for s in form.field_specs(track, dataset=st.session_state.get(dataset_key),
+                                         dataset_folders=dataset_folders, sweep=sweep) if s.key != "track"]
+    values, slots = {}, {}
+    narrow = [s for s in specs if s.kind not in WIDE_KINDS and not s.advanced]
+    wide = [s for s in specs if s.kind in WIDE_KINDS]
+    columns = st.columns(3)
+    for index, spec in enumerate(narrow):
+        with columns[index % 3]:
+            values[spec.key] = widget(spec, track)
+            slots[spec.key] = st.empty()
+    for spec in wide:
+        values[spec.key] = widget(spec, track)
+        slots[spec.key] = st.empty()
+    advanced = [s for s in specs if s.advanced]
+    if advanced:
+        failing = set(st.session_state.get("nb.error_keys", ()))
+        with st.expander("File paths and other settings", expanded=any(s.key in failing for s in advanced)):
+            for spec in advanced:
+                values[spec.key] = widget(spec, track)
+                slots[spec.key] = st.empty()
+    files = uploads(track) if "submissions" in values else {}
+    values, inferred = form.with_uploaded_methods(values, specs, files)
+    if inferred:
+        st.caption(f"Methods found in the uploaded files: {', '.join(inferred)}")
+    params, parse_errors = form.params_from_values(track, values, specs)
+    params["track"] = track
+    check = form.check_params(params, settings, files=files, parse_errors=parse_errors)
+    show_field_errors(slots, check, specs)
+    st.session_state["nb.error_keys"] = list(check.field_errors)
+    st.session_state["nb.last_text"] = check.text
+    return check, files
+
+
+def yaml_mode(track: str, settings) -> tuple[form.FormCheck, dict[str, bytes]]:
+    if "nb.yaml" not in st.session_state:
+        st.session_state["nb.yaml"] = st.session_state.get("nb.last_text") or ""
+    text = st.text_area("task_setup.yml", key="nb.yaml", height=480,
+                        help="The whole file. It is checked as you type (Ctrl+Enter applies).")
+    if st.button("Start again from the form's file", icon=":material/restart_alt:"):
+        st.session_state.pop("nb.yaml", None)
+        st.rerun()
+    files = uploads(track)
+    return form.check_yaml(text, settings, files=files), files
+
+
+def launch(check: form.FormCheck, files: dict[str, bytes], settings) -> None:
+    run_id = st.session_state.setdefault(PENDING_RUN, new_run_id())
+    try:
+        with st.spinner("Storing the run and starting it in Airflow…"):
+            outcome = form.launch_run(check.text, run_id, settings=settings,
+                                      files=form.run_files(check.setup, files), storage=common.storage())
+    except (ValueError, OSError) as error:
+        st.session_state.pop(PENDING_RUN, None)
+        st.error(f"The run could not be stored: {error}")
+        return
+    st.session_state.pop(PENDING_RUN, None)
+    st.session_state["flash"] = list(outcome.warnings)
+    if outcome.error:
+        st.error(outcome.error)
+        common.open_run_link(run_id)
+        return
+    st.switch_page(common.RUN, query_params={"run": run_id})
+
+
+def main() -> None:
+    settings = common.settings()
+    st.title("New benchmark")
+    st.caption("Choose the track, the data, the model and the methods. The task_setup.yml on the right is what "
+               "will run; it is checked as you type.")
+    tracks = form.available_tracks()
+    for key in ("nb.track", "nb.advanced", "nb.yaml"):
+        common.remember(key)
+    top = st.columns([1, 1, 2])
+    track = top[0].selectbox("Track", tracks, key="nb.track", help=form.FIELD_INFO["track"][1])
+    advanced = top[1].toggle("Advanced: edit the YAML", key="nb.advanced",
+                             help="Write or paste the whole task_setup.yml; it is checked the same way.")
+    folders = common.dataset_names()
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        check, files = yaml_mode(track, settings) if advanced else form_mode(track, settings, folders)
+    with right:
+        st.subheader("task_setup.yml")
+        if check.ok:
+            st.success("Valid: ready to run.", icon="✅")
+        else:
+            count = sum(len(m) for m in check.field_errors.values()) + len(check.general_errors)
+            st.error(f"{count} problem(s) to fix before it can run.", icon="🚫")
+            for message in check.general_errors:
+                st.error(message)
+        for message in check.warnings:
+            st.warning(message)
+        st.code(check.text or "# the form's values cannot be written into the template yet",
+                language="yaml", line_numbers=True, wrap_lines=True)
+    clicked = st.button("Run benchmark", type="primary", icon=":material/play_arrow:", disabled=not check.ok,
+                        key="nb.run", help=None if check.ok else "Fix the problems shown first.")
+    if clicked and check.ok:
+        launch(check, files, settings)
+
+
+main()

@@ -1,0 +1,212 @@
+"""Run: progress while it runs; then metrics, every plot, the gallery, the exact file, the manifest, downloads."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import common
+from dataperf_appliance import airflow_gateway
+from dataperf_appliance.ui_support import run_detail, run_list
+
+REFRESH_S = 3
+NUMBER_COLUMNS = {name: st.column_config.NumberColumn(format="%.4f")
+                  for name in ("fraction_fixes", "auc", "time_s", "accuracy", "precision", "recall", "f1",
+                               "before_acc", "clean_acc")}
+
+
+def pick_run() -> str | None:
+    """The run of the address (?run=<id>), else one chosen from the list."""
+    run_id = st.query_params.get("run")
+    if run_id:
+        return run_id
+    st.title("Run")
+    rows = common.collect_runs().rows
+    if not rows:
+        st.info("No runs yet. Start one on **New benchmark**.", icon="🧪")
+        st.page_link(common.NEW_BENCHMARK, label="New benchmark", icon=":material/add_circle:")
+        return None
+    states = {r.run_id: r.state for r in rows}
+    choice = st.selectbox("Run", list(states), index=None, placeholder="Choose a run",
+                          format_func=lambda rid: f"{rid} · {states[rid]}")
+    st.caption("Or open one from **Runs**.")
+    if choice:
+        st.query_params["run"] = choice
+        st.rerun()
+    return None
+
+
+def airflow_link(run_id: str) -> None:
+    st.link_button("Logs in Airflow", airflow_gateway.airflow_ui_url(run_id), icon=":material/open_in_new:")
+
+
+def summary_line(detail: run_detail.RunDetail) -> None:
+    """State, track, dataset, model and duration, on one line."""
+    row = run_list.read_run_folder(detail.folder, detail.run_id, published=detail.published)
+    bits = [f"{run_list.STATE_ICONS.get(detail.state, '')} **{detail.state}**", row.track, row.dataset, row.model,
+            run_list.format_duration(row.duration_s())]
+    st.markdown(" · ".join(str(b) for b in bits if b))
+
+
+def progress(run_id: str) -> None:
+    """While the run is in flight: Airflow's task states as steps; the whole page reloads when it finishes."""
+    detail = run_detail.load_run(common.settings(), run_id)
+    if not detail.in_flight:
+        st.rerun()
+    summary_line(detail)
+    airflow_link(run_id)
+    try:
+        status = airflow_gateway.get_run(run_id)
+    except airflow_gateway.RunNotFound:
+        st.info("Airflow has not created this run yet; it appears here within seconds.", icon="⏳")
+        return
+    except airflow_gateway.AirflowUnavailable as error:
+        st.warning(f"Airflow cannot be reached, so progress is unknown: {error}")
+        return
+    if status.state == "failed":
+        st.error("Airflow marked this run failed; the run's own record follows in a moment. "
+                 "The logs are in Airflow.", icon="❌")
+        return
+    steps = run_detail.progress_steps(status, detail.task_ids())
+    done = sum(step.done for step in steps)
+    label = f"Running: {done} of {len(steps)} steps done" if status.state == "running" else \
+        f"Waiting for Airflow to start it ({status.state})"
+    # Not a `with` block: leaving one would mark the status complete.
+    box = st.status(label, state="running", expanded=True)
+    box.progress(run_detail.progress_fraction(steps))
+    for step in steps:
+        box.markdown(f"{run_detail.step_icon(step)} {step.label}"
+                     + (f" — *{step.state}*" if step.state and not step.done else ""))
+    st.caption(f"Refreshes every {REFRESH_S} s.")
+
+
+def failure(detail: run_detail.RunDetail) -> None:
+    st.error(f"**This run failed.**\n\n{detail.error or 'No error was recorded; see the logs in Airflow.'}",
+             icon="❌")
+    try:
+        status = airflow_gateway.get_run(detail.run_id)
+        failed = status.failed_tasks()
+        if failed:
+            st.markdown("Failed in Airflow: " + ", ".join(
+                f"`{ti.task_id}{'' if ti.map_index < 0 else f'[{ti.map_index}]'}` ({ti.state})" for ti in failed))
+    except (airflow_gateway.AirflowUnavailable, airflow_gateway.RunNotFound):
+        pass
+    if detail.traceback:
+        with st.expander("Traceback"):
+            st.code(detail.traceback, language="text")
+
+
+def headline(detail: run_detail.RunDetail) -> None:
+    means = run_detail.method_means(detail.results)
+    if not means:
+        return
+    lower = means[0]["lower_is_better"]
+    columns = st.columns(min(4, len(means)))
+    best = means[0]["mean"]
+    for column, item in zip(columns, means[:4]):
+        delta = None if item["mean"] == best else item["mean"] - best
+        column.metric(f"{item['method']} · mean {item['metric']}", f"{item['mean']:.3f}",
+                      delta=None if delta is None else f"{delta:+.3f} vs best",
+                      delta_color="inverse" if lower else "normal",
+                      help="lower is better" if lower else "higher is better")
+
+
+def results(detail: run_detail.RunDetail) -> None:
+    tabs = st.tabs(["Results", "Gallery", "task_setup.yml", "Manifest", "Files"])
+    with tabs[0]:
+        headline(detail)
+        st.subheader("Metrics")
+        st.dataframe(run_detail.metrics_rows(detail.results), hide_index=True, width="stretch",
+                     key="run.metrics", column_config=NUMBER_COLUMNS)
+        sweep(detail)
+        tasks = run_detail.task_rows(detail.results)
+        if tasks and len(tasks[0]) > 1:
+            st.caption("The tasks")
+            st.dataframe(tasks, hide_index=True, width="stretch", column_config=NUMBER_COLUMNS)
+        st.subheader("Plots")
+        charts = detail.charts
+        if not charts:
+            st.info("This run made no plots.")
+        columns = st.columns(2)
+        for index, path in enumerate(charts):
+            columns[index % 2].image(str(path), caption=path.stem.replace("_", " "))
+    with tabs[1]:
+        if not detail.gallery:
+            st.info("No gallery: galleries are drawn for the embedded digits, whose images are known.")
+        for path in detail.gallery:
+            st.image(str(path), caption=path.stem.replace("_", " "))
+    with tabs[2]:
+        st.caption("Exactly the file that was validated and run.")
+        st.code(detail.task_setup_text or "", language="yaml", line_numbers=True)
+    with tabs[3]:
+        st.json(detail.manifest, expanded=1)
+        stages = run_detail.stage_rows(detail.manifest)
+        if stages:
+            st.dataframe(stages, hide_index=True, width="stretch")
+    with tabs[4]:
+        files = sorted(str(p.relative_to(detail.folder)) for p in detail.folder.rglob("*") if p.is_file())
+        st.dataframe({"file": files}, hide_index=True, width="stretch")
+
+
+def sweep(detail: run_detail.RunDetail) -> None:
+    summary = run_detail.sweep_summary(detail.results)
+    if not summary:
+        return
+    info = detail.results["sweep"]
+    st.subheader(f"Sweep: {info.get('cells', '?')} settings")
+    st.caption(f"Mean and standard error over repeats of {detail.results['sweep']['summary'][0]['metric']}, per "
+               "setting and strategy; the tables above are the first setting's. The sweep plots are below.")
+    st.dataframe(summary, hide_index=True, width="stretch",
+                 column_config={"mean": st.column_config.NumberColumn(format="%.4f"),
+                                "sem": st.column_config.NumberColumn(format="%.4f")})
+    data = detail.file_bytes(info.get("table") or "sweep.csv")
+    if data is not None:
+        st.download_button("sweep.csv", data, file_name=f"{detail.run_id}-sweep.csv", mime="text/csv",
+                           icon=":material/download:")
+
+
+def downloads(detail: run_detail.RunDetail) -> None:
+    columns = st.columns([1, 1, 1, 3])
+    data = detail.file_bytes("results.json")
+    if data is not None:
+        columns[0].download_button("results.json", data, file_name=f"{detail.run_id}-results.json",
+                                   mime="application/json", icon=":material/download:")
+    columns[1].download_button("Whole run (.zip)", lambda: run_detail.build_zip(detail.folder, detail.run_id),
+                               file_name=f"{detail.run_id}.zip", mime="application/zip",
+                               icon=":material/folder_zip:")
+    with columns[2]:
+        airflow_link(detail.run_id)
+
+
+def main() -> None:
+    run_id = pick_run()
+    if run_id is None:
+        return
+    for message in st.session_state.pop("flash", []) or []:
+        st.warning(message)
+    try:
+        detail = run_detail.load_run(common.settings(), run_id, storage=common.storage())
+    except run_detail.RunNotFound as error:
+        st.title("Run")
+        st.error(f"Run not found: {error}")
+        st.page_link(common.RUNS, label="All runs", icon=":material/list:")
+        return
+    st.title(f"Run {run_id}")
+    if detail.in_flight:
+        st.fragment(run_every=REFRESH_S)(progress)(run_id)
+        with st.expander("task_setup.yml"):
+            st.code(detail.task_setup_text or "", language="yaml", line_numbers=True)
+        return
+    summary_line(detail)
+    if detail.state == "failed":
+        failure(detail)
+        airflow_link(run_id)
+        with st.expander("task_setup.yml", expanded=True):
+            st.code(detail.task_setup_text or "", language="yaml", line_numbers=True)
+        with st.expander("Manifest"):
+            st.json(detail.manifest)
+        return
+    downloads(detail)
+    results(detail)
+
+
+main()
