@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets.dataperf_files import atomic_write_bytes
+from ..user_files import UserFileError, decode_text, read_text
 
 #: A submission file larger than this is refused before it is read (bytes).
 MAX_SUBMISSION_BYTES = 10 * 2**20
@@ -36,18 +37,13 @@ _DIGITS = re.compile(r"[0-9]+")  # ASCII digits only: int() would also take '٣'
 _NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-class SubmissionError(ValueError):
+class SubmissionError(UserFileError):
     """A submission or time file that cannot be used.
 
     The message has one problem per line, each as ``file:line: what is wrong``
     (``file: what is wrong`` for the file as a whole); `problems` holds them
     as a list, `path` the file.
     """
-
-    def __init__(self, path: Path, problems: list[str]) -> None:
-        self.path = Path(path)
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
 
 
 def submission_paths(folder: Path, data_id: str, method: str) -> tuple[Path, Path]:
@@ -94,12 +90,8 @@ def _shown(token: str, limit: int = 40) -> str:
     return repr(token if len(token) <= limit else token[:limit] + "...")
 
 
-def _decode(path: Path, data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")  # -sig: a byte-order mark some editors write is not an error
-    except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n") + 1
-        raise SubmissionError(path, [f"{path.name}:{line}: not UTF-8 text (byte 0x{data[error.start]:02x})"]) from None
+def _line_name(line: int) -> str:
+    return f":{line}"
 
 
 def read_submission(path: Path, train_size: int) -> np.ndarray:
@@ -119,11 +111,8 @@ def read_submission(path: Path, train_size: int) -> np.ndarray:
     path = Path(path)
     train_size = _check_train_size(train_size)
     name = path.name
-    size = path.stat().st_size
-    if size > MAX_SUBMISSION_BYTES:
-        raise SubmissionError(path, [f"{name}: the file has {size:,} bytes; a submission may have at most "
-                                     f"{MAX_SUBMISSION_BYTES:,}"])
-    text = _decode(path, path.read_bytes())
+    text = read_text(path, max_bytes=MAX_SUBMISSION_BYTES, what="a submission", error=SubmissionError,
+                     line_name=_line_name)
     if not text.strip():
         raise SubmissionError(path, [f"{name}: the file is empty; expected one training row index per line"])
     lines = text.split("\n")
@@ -180,7 +169,7 @@ def read_time_file(path: Path) -> float | None:
         return None
     if size > MAX_TIME_FILE_BYTES:
         raise SubmissionError(path, [f"{name}: the file has {size:,} bytes; a time file holds one number"])
-    token = _decode(path, path.read_bytes()).strip()
+    token = decode_text(path, path.read_bytes(), SubmissionError, _line_name).strip()
     if not token:
         raise SubmissionError(path, [f"{name}: the file is empty; expected the seconds the method took"])
     if "\n" in token:

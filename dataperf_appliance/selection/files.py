@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..datasets.dataperf_files import atomic_write_bytes
+from ..user_files import UserFileError, read_text
 
 ID_COLUMN = "ImageID"
 EMBEDDING_COLUMN = "embedding"
@@ -45,7 +46,7 @@ MAX_TRAINING_SET_BYTES = 64 * 2**20
 MAX_REPORTED_PROBLEMS = 20
 
 
-class TrainingSetError(ValueError):
+class TrainingSetError(UserFileError):
     """A training-set csv that cannot be used.
 
     The message has one problem per line, ``file:row N: what is wrong`` with
@@ -53,11 +54,6 @@ class TrainingSetError(ValueError):
     / ``file: ...`` for the file as a whole. `problems` holds them as a list,
     `path` the file.
     """
-
-    def __init__(self, path: Path, problems: list[str]) -> None:
-        self.path = Path(path)
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -273,14 +269,9 @@ def _check_budget(budget) -> int | None:
     return int(budget)
 
 
-def _decoded(path: Path, data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")  # -sig: a byte-order mark some editors write is not an error
-    except UnicodeDecodeError as error:
-        line = data[:error.start].count(b"\n")  # the header is line 1 = row 0
-        where = "header" if line == 0 else f"row {line}"
-        problem = f"{path.name}:{where}: not UTF-8 text (byte 0x{data[error.start]:02x})"
-        raise TrainingSetError(path, [problem]) from None
+def _row_name(line: int) -> str:
+    """The header is line 1; data row N is line N + 1."""
+    return ":header" if line == 1 else f":row {line - 1}"
 
 
 def read_training_set(path: Path, pool_ids: set[str], budget: int | None = None) -> pd.DataFrame:
@@ -301,11 +292,8 @@ def read_training_set(path: Path, pool_ids: set[str], budget: int | None = None)
     path = Path(path)
     budget = _check_budget(budget)
     name = path.name
-    size = path.stat().st_size
-    if size > MAX_TRAINING_SET_BYTES:
-        raise TrainingSetError(path, [f"{name}: the file has {size:,} bytes; a training set may have at most "
-                                      f"{MAX_TRAINING_SET_BYTES:,}"])
-    text = _decoded(path, path.read_bytes())
+    text = read_text(path, max_bytes=MAX_TRAINING_SET_BYTES, what="a training set", error=TrainingSetError,
+                     line_name=_row_name)
     if not text.strip():
         raise TrainingSetError(path, [f"{name}: the file is empty; expected the header {TRAINING_SET_HEADER} "
                                       "and one row per chosen image"])
