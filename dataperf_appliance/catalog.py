@@ -7,10 +7,25 @@ selection/strategies.py) build from them and fail at import if one is missing.
 
 from __future__ import annotations
 
-MODEL_NAMES: tuple[str, ...] = (
-    "logistic_regression", "linear_svm", "knn", "random_forest", "hist_gradient_boosting", "mlp",
-)
-DEFAULT_MODEL = "logistic_regression"
+#: The classifier of the official DataPerf debugging evaluator (dataperf_appliance.reference_classifier).
+DATAPERF_REFERENCE_MODEL = "dataperf_reference"
+#: The classifier of the official DataPerf selection evaluator (see selection/evaluation.py).
+SELECTION_REFERENCE_MODEL = "logistic_regression"
+
+#: Every classifier, with what a user should know when choosing one.
+MODEL_DESCRIPTIONS: dict[str, str] = {
+    DATAPERF_REFERENCE_MODEL: "the official DataPerf debugging evaluator's classifier (gives DataPerf's numbers)",
+    "logistic_regression": "scikit-learn's logistic regression (the official selection evaluator's; not the "
+                           "official debugging model)",
+    "linear_svm": "scikit-learn's linear SVM (not an official DataPerf model)",
+    "knn": "5 nearest neighbours (not an official DataPerf model)",
+    "random_forest": "a random forest of 100 trees (not an official DataPerf model)",
+    "hist_gradient_boosting": "histogram gradient boosting (not an official DataPerf model)",
+    "mlp": "a one-hidden-layer perceptron (not an official DataPerf model)",
+}
+MODEL_NAMES: tuple[str, ...] = tuple(MODEL_DESCRIPTIONS)
+DEFAULT_DEBUGGING_MODEL = DATAPERF_REFERENCE_MODEL
+DEFAULT_SELECTION_MODEL = SELECTION_REFERENCE_MODEL
 
 DEBUGGING_STRATEGIES: tuple[str, ...] = ("random", "knn_shapley", "confident_learning", "loss")
 #: Names the DataPerf reference uses for the same strategies.

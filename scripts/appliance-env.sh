@@ -9,6 +9,8 @@
 #   APPLIANCE_UI_PORT       Streamlit's port (default 8501)
 #   APPLIANCE_UI_HOST       Streamlit's address (default 0.0.0.0)
 #   APPLIANCE_PG_AUTOSTART  true when supervisord runs the local PostgreSQL (APPLIANCE_AIRFLOW_DB=postgres)
+#   NUMBA_CACHE_DIR         numba's cache of compiled code (the DataPerf reference classifier's training loop),
+#                           written once and shared by every task process (default $APPLIANCE_DATA_DIR/cache/numba)
 #
 # Only sourced: it sets variables and a function, and changes nothing on disk.
 
@@ -27,6 +29,7 @@ APPLIANCE_RUN_DIR=$(realpath -m "$APPLIANCE_RUN_DIR")
 export APPLIANCE_LOG_DIR APPLIANCE_RUN_DIR
 export APPLIANCE_UI_PORT=${APPLIANCE_UI_PORT:-8501}
 export APPLIANCE_UI_HOST=${APPLIANCE_UI_HOST:-0.0.0.0}
+export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$APPLIANCE_DATA_DIR/cache/numba}
 if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
   export APPLIANCE_PG_AUTOSTART=true
 else

@@ -3,6 +3,12 @@
 
 Debugging track:
 
+0. The official procedure (model dataperf_reference) on 2 tasks x 4 strategies
+   x 100 budgets of 2,048-d embeddings: our evaluation (all cores) against a
+   plain PyTorch loop that retrains at every budget as the official main.py
+   does (dataperf_appliance/reference_torch.py; needs the reference-check
+   extra), the ratio, and how many curve points and fraction_fixes agree.
+   Target: at least 10x, >= 99% of points and every fraction_fixes equal.
 1. The default config (digits, three tasks, four strategies): wall time of our
    evaluation against a naive evaluator that retrains at every budget in one
    process (same classifier, same data, same run), their ratio, and a check
@@ -17,7 +23,7 @@ Selection track (printed by default; alone with --selection-only):
    cells), each run end to end on all cores: the wall time of its evaluate
    stage (the figure asked), of its data preparation and report, and in all.
 
-Usage: scripts/bench_engine.py [--skip-synthetic] [--selection-only] [--data-dir DIR]
+Usage: scripts/bench_engine.py [--skip-synthetic] [--skip-official] [--selection-only] [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -32,16 +38,16 @@ from pathlib import Path
 
 import numpy as np
 
-from dataperf_appliance import datasets
+from dataperf_appliance import catalog, datasets
 from dataperf_appliance.benchmark import run_benchmark
 from dataperf_appliance.config import apply_overrides, default_params, parse_task_setup, render_task_setup
 from dataperf_appliance.debugging import strategies
 from dataperf_appliance.debugging.benchmark import prepare_data, task_spec
-from dataperf_appliance.debugging.evaluation import evaluate_many, naive_fixing_curve
+from dataperf_appliance.debugging.evaluation import budgets_for, evaluate_many, fraction_fixes, naive_fixing_curve
 
 
-def default_evaluation_figures(data_root: Path) -> bool:
-    setup = parse_task_setup(render_task_setup(default_params("debugging")))
+def _load_tasks(setup, data_root: Path) -> list:
+    """(task data, {strategy: order}) of every task of `setup`, its data prepared under `data_root`."""
     files = prepare_data(setup, data_root)
     items = []
     for spec in setup.tasks:
@@ -50,19 +56,61 @@ def default_evaluation_figures(data_root: Path) -> bool:
                                                           task.y_val, seed=setup.seed, model=setup.model)
                   for b in setup.baselines}
         items.append((task, orders))
+    return items
+
+
+def _timed(compute):
+    """(compute(), its wall seconds)."""
+    started = time.perf_counter()
+    result = compute()
+    return result, time.perf_counter() - started
+
+
+def official_procedure_figures(data_root: Path) -> bool:
+    from dataperf_appliance import reference_torch
+
+    params = apply_overrides(default_params("debugging"), [
+        "dataset=synthetic", "tasks=[synthetic-0, synthetic-1]", "train_size=100", "val_size=100",
+        "test_size=500", "dim=2048", "noise_level=0.3", f"model={catalog.DATAPERF_REFERENCE_MODEL}",
+    ])
+    setup = parse_task_setup(render_task_setup(params))
+    items = _load_tasks(setup, data_root)
+    budgets = sum(task.train_size * len(orders) for task, orders in items)
+    print(f"official procedure: {len(items)} tasks x {len(setup.baselines)} strategies x "
+          f"{setup.tasks[0].train_size} budgets, {items[0][0].X_train.shape[1]}-d, {os.cpu_count()} cores")
+
+    ours, ours_s = _timed(lambda: evaluate_many(items, model=setup.model, seed=setup.seed))
+    plain, plain_s = _timed(lambda: [
+        {name: reference_torch.fixing_curve(task.X_train, task.y_train, task.y_true, order, task.X_test,
+                                            task.y_test, budgets_for(task.train_size))
+         for name, order in orders.items()} for task, orders in items])
+
+    points = sum(len(curve) for curves in plain for curve in curves.values())
+    equal = sum(int(np.sum(o.curves[name].accuracy == curve)) for o, curves in zip(ours, plain)
+                for name, curve in curves.items())
+    same_scores = sum(fraction_fixes(o.curves[name].accuracy) == fraction_fixes(curve)
+                      for o, curves in zip(ours, plain) for name, curve in curves.items())
+    n_curves = sum(len(curves) for curves in plain)
+    print(f"  plain PyTorch loop (retrain at every budget, as main.py): {plain_s:8.2f} s  ({budgets} trainings)")
+    print(f"  our evaluator (compiled, distinct training sets, all cores): {ours_s:8.2f} s  "
+          f"({sum(o.trainings for o in ours)} trainings)")
+    print(f"  speed-up: {plain_s / ours_s:.1f}x (target >= 10x)")
+    print(f"  curve points equal: {equal} of {points} ({equal / points:.2%}; target >= 99%); "
+          f"fraction_fixes equal: {same_scores} of {n_curves}")
+    return plain_s / ours_s >= 10 and equal / points >= 0.99 and same_scores == n_curves
+
+
+def default_evaluation_figures(data_root: Path) -> bool:
+    setup = parse_task_setup(render_task_setup(default_params("debugging")))
+    items = _load_tasks(setup, data_root)
     n_curves = sum(len(orders) for _, orders in items)
     budgets = sum(task.train_size * len(orders) for task, orders in items)
     print(f"default config: {len(items)} tasks x {len(setup.baselines)} strategies, model {setup.model}, "
           f"{budgets} budgets to evaluate, {os.cpu_count()} cores")
 
-    started = time.perf_counter()
-    fast = evaluate_many(items, model=setup.model, seed=setup.seed)
-    fast_s = time.perf_counter() - started
-
-    started = time.perf_counter()
-    naive = [{name: naive_fixing_curve(task, order, model=setup.model, seed=setup.seed)
-              for name, order in orders.items()} for task, orders in items]
-    naive_s = time.perf_counter() - started
+    fast, fast_s = _timed(lambda: evaluate_many(items, model=setup.model, seed=setup.seed))
+    naive, naive_s = _timed(lambda: [{name: naive_fixing_curve(task, order, model=setup.model, seed=setup.seed)
+                                      for name, order in orders.items()} for task, orders in items])
 
     identical = all(np.array_equal(f.curves[name].accuracy, n[name].accuracy)
                     and np.array_equal(f.curves[name].fixes, n[name].fixes)
@@ -126,13 +174,16 @@ def selection_figures(data_root: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--skip-official", action="store_true", help="no PyTorch comparison (needs torch)")
     parser.add_argument("--selection-only", action="store_true", help="only the selection track's figures")
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     data_root = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-data-"))
     ok = True
     if not args.selection_only:
-        ok = default_evaluation_figures(data_root)
+        if not args.skip_official:
+            ok = official_procedure_figures(data_root)
+        ok = default_evaluation_figures(data_root) and ok
         if not args.skip_synthetic:
             ok = synthetic_figures(data_root) and ok
     selection_figures(data_root)  # figures to report, no target

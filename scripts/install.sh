@@ -11,7 +11,8 @@ venv=${APPLIANCE_VENV:-$repo/.venv}
 python=${PYTHON:-python3}
 extras=appliance
 if [ "${1:-}" = "--with-tests" ]; then
-  extras=appliance,test
+  # reference-check: PyTorch (CPU) for the tests that compare the reference classifier with torch.
+  extras=appliance,test,reference-check
 fi
 
 if [ ! -x "$venv/bin/python" ]; then

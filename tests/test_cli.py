@@ -95,7 +95,7 @@ def test_results_follow_the_schema_and_good_strategies_beat_random(default_run):
     _, run, _ = default_run
     results = json.loads((run / "results.json").read_text())
     assert (results["track"], results["model"], results["seed"], results["dataset"]) == \
-        ("debugging", "logistic_regression", 0, "digits")
+        ("debugging", "dataperf_reference", 0, "digits")
     mean = {}
     for task in results["tasks"].values():
         assert 0 <= task["before_acc"] <= 1 and 0 <= task["clean_acc"] <= 1

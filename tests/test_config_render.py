@@ -32,7 +32,7 @@ INJECTION = 'x": \n- evil: 1\n  ": "'
 
 def test_the_defaults():
     assert default_params("debugging") == {
-        "track": "debugging", "dataset": "digits", "model": "logistic_regression", "seed": 0,
+        "track": "debugging", "dataset": "digits", "model": "dataperf_reference", "seed": 0,
         "eval_points": None, "dim": None, "tasks": ["digit-3", "digit-8", "digit-9"],
         "train_size": 200, "val_size": 40, "test_size": 100, "noise_level": 0.3,
         "strategies": ["random", "knn_shapley", "confident_learning", "loss"], "submissions": [],
@@ -58,7 +58,7 @@ def test_the_default_render_validates_and_round_trips():
     assert {(t.train_size, t.val_size, t.test_size, t.noise_level) for t in setup.tasks} == {(200, 40, 100, 0.3)}
     assert [b.name for b in setup.baselines] == ["random", "knn_shapley", "confident_learning", "loss"]
     assert (setup.model, setup.seed, setup.eval_points, setup.dim, setup.submissions) == (
-        "logistic_regression", 0, None, None, ())
+        "dataperf_reference", 0, None, None, ())
 
 
 def test_the_rendered_file_has_every_key_of_the_dataperf_reference():

@@ -45,6 +45,7 @@ from typing import Any
 import jinja2
 from jinja2 import meta
 
+from .. import catalog
 from .loader import ConfigError, load_yaml
 from .schema import DEFAULT_TRACK, SETUP_MODELS, TaskSetup, parse_task_setup
 
@@ -55,7 +56,7 @@ _DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "debugging": {
         "track": "debugging",
         "dataset": "digits",
-        "model": "logistic_regression",
+        "model": catalog.DEFAULT_DEBUGGING_MODEL,
         "seed": 0,
         "eval_points": None,
         "dim": None,
@@ -72,7 +73,7 @@ _DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "selection": {
         "track": "selection",
         "dataset": "digits",
-        "model": "logistic_regression",
+        "model": catalog.DEFAULT_SELECTION_MODEL,
         "seed": 0,
         "repeats": 1,
         "dim": 128,

@@ -20,7 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..datasets.dataperf_files import DebuggingTaskData
-from ..models import fit_and_score
+from ..models import fit_and_score, warm_up
 from ..parallel import ordered_map
 
 ProgressCallback = Callable[[int, int], None]
@@ -140,6 +140,7 @@ def evaluate_many(items: list[tuple[DebuggingTaskData, Mapping[str, np.ndarray]]
                   plans[i].task.X_test, plans[i].task.y_test) for i, keys in chunks]
     accuracy: list[dict[bytes, float]] = [{} for _ in plans]
     seconds = np.zeros((len(plans), 2))  # per task: fit, predict
+    warm_up(model)
     total, done = sum(len(plan.distinct) for plan in plans), 0
     for (index, keys), values in zip(chunks, ordered_map(_call_with_arguments, arguments, n_jobs=n_jobs)):
         accuracy[index].update(zip(keys, (value[0] for value in values)))

@@ -33,6 +33,16 @@ _CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "model": {"*": catalog.MODEL_NAMES},
     "strategies": {"debugging": catalog.DEBUGGING_STRATEGIES, "selection": catalog.SELECTION_STRATEGIES},
 }
+#: What each option of a choice means, shown beside its name: {key: {option: description}}.
+_OPTION_DESCRIPTIONS: dict[str, Mapping[str, str]] = {"model": catalog.MODEL_DESCRIPTIONS}
+
+
+def option_label(key: str, option: Any) -> str:
+    """How a choice's option is shown: its name, and what it is where that matters (official or not)."""
+    description = _OPTION_DESCRIPTIONS.get(key, {}).get(option)
+    return f"{option}: {description}" if description else str(option)
+
+
 #: The datasets every track can use without an upload (generated on demand).
 BUILTIN_DATASETS: dict[str, tuple[str, ...]] = {"debugging": ("digits", "synthetic"), "selection": ("digits",)}
 #: Folders under <data root>/datasets that hold generated data, not a user's dataset.

@@ -24,12 +24,15 @@ def widget(spec: form.FieldSpec, track: str):
             del st.session_state[key]
             given = False
         index = options.index(spec.default) if spec.default in options else 0
-        return st.selectbox(label, options, key=key, help=help_text, **({} if given else {"index": index}))
+        return st.selectbox(label, options, key=key, help=help_text,
+                            format_func=lambda option: form.option_label(spec.key, option),
+                            **({} if given else {"index": index}))
     if spec.kind == "multichoice":
         if given and not set(st.session_state[key]) <= set(spec.options):
             st.session_state[key] = [v for v in st.session_state[key] if v in spec.options]
         default = [v for v in spec.default if v in spec.options]
         return st.multiselect(label, list(spec.options), key=key, help=help_text,
+                              format_func=lambda option: form.option_label(spec.key, option),
                               **({} if given else {"default": default}))
     if spec.kind == "int":
         return st.number_input(label, step=1, key=key, help=help_text,
