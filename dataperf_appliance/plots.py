@@ -38,12 +38,14 @@ def fixing_curve_plot(data_id: str, task_result: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     ranked = sorted(task_result["strategies"].items(), key=lambda item: stats.mean_of(item[1], "fraction_fixes"))
     repeats = 1
+    banded = any(result.get("curve_over_repeats") for _, result in ranked)
     for name, result in ranked:
         curve, band = result["curve"], result.get("curve_over_repeats")
         score = stats.format_estimate(stats.mean_of(result, "fraction_fixes"),
                                       stats.summary_of(result, "fraction_fixes"))
+        first_only = " — first repeat only" if banded and band is None else ""  # a user's file
         line, = ax.plot(curve["fixes"], band[stats.MEAN] if band else curve["accuracy"], linewidth=1.6,
-                        label=f"{name} (fraction_fixes {score})")
+                        label=f"{name} (fraction_fixes {score}{first_only})")
         if band and band.get(stats.CI_LOW) is not None:
             repeats = band[stats.N]
             ax.fill_between(curve["fixes"], band[stats.CI_LOW], band[stats.CI_HIGH], color=line.get_color(),

@@ -141,8 +141,11 @@ def primary_setup(setup):
 
 
 def cell_setup(setup, cell: Cell):
-    """The one-valued setup of one cell: its task only, its values, its seed, one repeat."""
+    """The one-valued setup of one cell: its task only, its values, its seed, one repeat. A user's own
+    files (allowed with repeats alone) belong to the first repeat: they fit that seed's data only."""
     update: dict[str, Any] = {"model": cell.model, "seed": cell.seed, "repeats": 1}
+    if cell.repeat > 0:
+        update["submissions"] = ()
     if setup.track == "debugging":
         task = next(t for t in setup.tasks if t.data_id == cell.task)
         update["tasks"] = (task.model_copy(update={"train_size": cell.train_size, "noise_level": cell.noise_level}),)

@@ -3,7 +3,7 @@
 The parameters of a track are one flat dict that a form or the command line
 fills naturally, for the debugging track::
 
-    {"track": "debugging", "dataset": "digits", "model": "logistic_regression", "seed": 0, "repeats": 5,
+    {"track": "debugging", "dataset": "digits", "model": "logistic_regression", "seed": 0, "repeats": 6,
      "eval_points": None, "dim": None, "tasks": ["digit-3", "digit-8", "digit-9"],
      "train_size": 200, "val_size": 40, "test_size": 100, "noise_level": 0.3,
      "strategies": ["random", "knn_shapley", "confident_learning", "loss"], "submissions": []}
@@ -52,7 +52,7 @@ from .schema import DEFAULT_TRACK, SETUP_MODELS, TaskSetup, parse_task_setup
 TEMPLATES_DIR_ENV = "APPLIANCE_TEMPLATES_DIR"
 
 #: Repeats of the default debugging run (see the comment in _DEFAULT_PARAMS).
-DEFAULT_DEBUGGING_REPEATS = 5
+DEFAULT_DEBUGGING_REPEATS = 6
 _DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "debugging": {
         "track": "debugging",

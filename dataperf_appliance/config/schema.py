@@ -505,10 +505,10 @@ def _sweep_problems(setup) -> list[tuple[Loc, str]]:
     if setup.seed + setup.repeats - 1 > MAX_SEED:
         problems.append((("repeats",), f"seed + repeats - 1 = {setup.seed + setup.repeats - 1} is more than "
                                        f"{MAX_SEED}; lower the seed"))
-    if setup.submissions:
-        problems.append((("submissions",), "your own files cannot be part of a sweep or of repeats (a file fits "
-                                           "one train size and one seed's data): evaluate them in a run without "
-                                           "lists, with repeats: 1"))
+    if setup.submissions and sweeps.is_grid(setup):
+        # With repeats alone a file is evaluated on the first repeat's data, the one it was made for.
+        problems.append((("submissions",), "your own files cannot be part of a sweep (a file fits one train size "
+                                           "and seed): evaluate them in a run without lists"))
     return problems
 
 
