@@ -36,7 +36,8 @@ pytestmark = pytest.mark.slow
 DAG_ID = gateway.DAG_ID
 TIMING_FIELDS = {"time_s", "fit_s", "predict_s"}
 # A small setup: the concurrency and outage tests are about orchestration, not about the engine.
-SMALL = ["train_size=60", "val_size=20", "test_size=40", "tasks=digit-3,digit-8", "strategies=random,loss"]
+SMALL = ["train_size=60", "val_size=20", "test_size=40", "tasks=digit-3,digit-8", "strategies=random,loss",
+         "repeats=1"]
 
 
 def small_setup(*overrides: str) -> str:

@@ -118,7 +118,7 @@ def headline(detail: run_detail.RunDetail) -> None:
                             f"t-interval; {'lower' if lower else 'higher'} is better. The difference with random "
                             "is paired on the repeats (paired t-test)."))
     if means[0]["repeats"] < 2:
-        st.caption("One repeat: no interval and no test. Set repeats to 5 or more to tell methods apart.")
+        st.caption("One repeat: no interval and no test. Run several repeats to tell methods apart.")
 
 
 def comparisons(detail: run_detail.RunDetail) -> None:
