@@ -74,7 +74,9 @@ def test_the_run_layout(default_run):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["state"] == "success" and manifest["run_id"] == "default" and manifest["seed"] == 0
     assert set(manifest["stages"]) == {"validate", "prepare_data", "evaluate", "report", "publish"}
-    assert len(manifest["inputs"]) == 12 and all(len(h) == 64 for h in manifest["inputs"].values())
+    # 4 files per task and per repeat (each repeat draws its own noisy labels)
+    repeats = json.loads((run / "results.json").read_text())["repeats"]
+    assert len(manifest["inputs"]) == 12 * repeats and all(len(h) == 64 for h in manifest["inputs"].values())
     assert {"numpy", "scikit-learn", "cleanlab"} <= set(manifest["packages"])
     plots = {p.name for p in (run / "plots").iterdir()}
     for data_id in ("digit-3", "digit-8", "digit-9"):

@@ -120,8 +120,10 @@ def test_a_valid_form_triggers_exactly_one_run(app_env, triggered):
     at.number_input(key="nb.debugging.train_size.int").set_value(60).run()
     at.multiselect(key="nb.debugging.tasks.multichoice").set_value(["digit-3"]).run()
     at.multiselect(key="nb.debugging.strategies.multichoice").set_value(["random", "loss"]).run()
+    assert "repeats: 6" in at.code[0].value  # the default: replicates, for intervals and the test against random
+    at.number_input(key="nb.debugging.repeats.int").set_value(3).run()
     preview = at.code[0].value
-    assert "train_size: 60" in preview and "- name: loss" in preview
+    assert "train_size: 60" in preview and "- name: loss" in preview and "repeats: 3" in preview
     at.button(key="nb.run").click().run()
     assert not at.exception, at.exception
     assert len(triggered) == 1
