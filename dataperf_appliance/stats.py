@@ -165,7 +165,7 @@ def describe_curves(curves: Sequence[Sequence[float]]) -> dict[str, Any]:
     mean = array.mean(axis=0)
     if n < 2:
         return {MEAN: mean.tolist(), CI_LOW: None, CI_HIGH: None, N: n}
-    half = np.array([_t_half_width(1.0, n)]) * array.std(axis=0, ddof=1)
+    half = _t_half_width(1.0, n) * array.std(axis=0, ddof=1)  # t x sd / sqrt(n), point by point
     return {MEAN: mean.tolist(), CI_LOW: (mean - half).tolist(), CI_HIGH: (mean + half).tolist(), N: n}
 
 

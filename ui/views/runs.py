@@ -25,7 +25,7 @@ def table() -> None:
     for note in collection.notes:
         st.warning(note)
     if not rows:
-        st.info("No runs yet. Configure one on **New benchmark**: the defaults run in about a minute.", icon="🧪")
+        st.info("No runs yet. Configure one on **New benchmark**: the defaults run in a few minutes.", icon="🧪")
         st.page_link(common.NEW_BENCHMARK, label="New benchmark", icon=":material/add_circle:")
         return
     counts = st.columns(4)
