@@ -50,23 +50,53 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _estimate(entry: dict, metric: str) -> str:
+    """A metric of a results.json entry as ``mean ± half width`` over the repeats (the value of one repeat)."""
+    from .stats import format_estimate, mean_of, summary_of
+
+    return format_estimate(mean_of(entry, metric), summary_of(entry, metric))
+
+
+def _versus(entry: dict, metric: str) -> str:
+    from .stats import comparison_of, format_comparison
+
+    return format_comparison(comparison_of(entry, metric))
+
+
 def _summary(results: dict) -> str:
-    """The results as a table: fraction_fixes per strategy (debugging) or the four metrics (selection)."""
-    if results["track"] == "selection":
-        lines = [f"{'task':<12} {'method':<20} {'accuracy':>8} {'precision':>9} {'recall':>7} {'f1':>7} "
-                 f"{'rows':>6} {'time_s':>8}"]
-        for task, result in results["tasks"].items():
-            for name, r in sorted(result["strategies"].items(), key=lambda item: -item[1]["accuracy"]):
-                lines.append(f"{task:<12} {name:<20} {r['accuracy']:>8.3f} {r['precision']:>9.3f} "
-                             f"{r['recall']:>7.3f} {r['f1']:>7.3f} {r['train_size']:>6} {_seconds(r['time_s']):>8}")
-    else:
-        lines = [f"{'task':<12} {'strategy':<20} {'fraction_fixes':>14} {'auc':>7} {'time_s':>8}"]
-        for data_id, task in results["tasks"].items():
-            for name, r in sorted(task["strategies"].items(), key=lambda item: item[1]["fraction_fixes"]):
-                lines.append(f"{data_id:<12} {name:<20} {r['fraction_fixes']:>14.3f} {r['auc']:>7.3f} "
-                             f"{_seconds(r['time_s']):>8}")
-    if "sweep" in results:
-        lines += ["", _sweep_summary(results["sweep"])]
+    """The results as a table: per task and method the headline metrics as mean ± 95% interval half width
+    over the repeats, and the paired difference with random; then the means over the tasks."""
+    from .stats import BASELINE, mean_of
+
+    repeats = results.get("repeats", 1)
+    selection = results["track"] == "selection"
+    metrics = ("accuracy", "f1", "precision", "recall") if selection else ("fraction_fixes", "auc")
+    main, lower = metrics[0], not selection
+    width = 17 if repeats > 1 else 9
+    header = f"{'task':<12} {'method':<20} " + " ".join(f"{m:>{width}}" for m in metrics)
+    lines = [f"{repeats} repeat(s); mean ± half width of the 95% interval over them; vs {BASELINE}: the paired "
+             f"difference in {main} [95% interval], p of a paired t-test",
+             header + f" {'time_s':>8}  vs {BASELINE}"]
+
+    def rank(item: tuple[str, dict]) -> tuple:
+        return (bool(item[1].get("over_budget") or item[1].get("ranked") is False),
+                (mean_of(item[1], main) or 0.0) * (1 if lower else -1), item[0])
+
+    def line(task: str, name: str, entry: dict) -> str:
+        mark = "  (over the budget: not ranked)" if entry.get("over_budget") or entry.get("ranked") is False else ""
+        return (f"{task:<12} {name:<20} " + " ".join(f"{_estimate(entry, m):>{width}}" for m in metrics)
+                + f" {_seconds(entry.get('time_s')):>8}  {_versus(entry, main)}{mark}")
+
+    for task, result in results["tasks"].items():
+        for name, entry in sorted(result["strategies"].items(), key=rank):
+            lines.append(line(task, name, entry))
+    if results.get("overall") and len(results["tasks"]) > 1:
+        for name, entry in sorted(results["overall"].items(), key=rank):
+            lines.append(line("(all tasks)", name, entry))
+    for container in ("sweep", "replicates"):
+        if container in results:
+            lines += ["", _sweep_summary(results["sweep"]) if container == "sweep" else
+                      f"every repeat's figures: {results['replicates']['table']}"]
     return "\n".join(lines)
 
 

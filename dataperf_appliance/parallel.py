@@ -41,4 +41,9 @@ def ordered_map(fn: Callable[[Job], Result], jobs: Sequence[Job], *, n_jobs: int
         yield from map(fn, jobs)
         return
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        yield from pool.map(fn, jobs)
+        try:
+            yield from pool.map(fn, jobs)
+        except BaseException:
+            # A failed job (or a caller that stops) ends the work: the jobs not started yet are dropped.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise

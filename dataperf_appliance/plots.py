@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
+from . import stats  # noqa: E402
 from .datasets import digits  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
@@ -25,27 +26,44 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _error(summary) -> float:
+    """The half width of a summary's 95% interval, 0 when it has none (one repeat)."""
+    return stats.half_width(summary) or 0.0
+
+
 def fixing_curve_plot(data_id: str, task_result: dict, path: Path) -> Path:
     """DataPerf's curve: test accuracy against the number of inspected points, a line per strategy,
-    the accuracy before cleaning dashed, each strategy's fraction_fixes in the legend."""
+    the accuracy before cleaning dashed, each strategy's fraction_fixes in the legend. With repeats, each
+    line is the mean curve over them inside its shaded 95% band, and fraction_fixes is its mean ± half width."""
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    ranked = sorted(task_result["strategies"].items(), key=lambda item: item[1]["fraction_fixes"])
+    ranked = sorted(task_result["strategies"].items(), key=lambda item: stats.mean_of(item[1], "fraction_fixes"))
+    repeats = 1
+    banded = any(result.get("curve_over_repeats") for _, result in ranked)
     for name, result in ranked:
-        curve = result["curve"]
-        ax.plot(curve["fixes"], curve["accuracy"], linewidth=1.6,
-                label=f"{name} (fraction_fixes {result['fraction_fixes']:.3f})")
+        curve, band = result["curve"], result.get("curve_over_repeats")
+        score = stats.format_estimate(stats.mean_of(result, "fraction_fixes"),
+                                      stats.summary_of(result, "fraction_fixes"))
+        first_only = " — first repeat only" if banded and band is None else ""  # a user's file
+        line, = ax.plot(curve["fixes"], band[stats.MEAN] if band else curve["accuracy"], linewidth=1.6,
+                        label=f"{name} (fraction_fixes {score}{first_only})")
+        if band and band.get(stats.CI_LOW) is not None:
+            repeats = band[stats.N]
+            ax.fill_between(curve["fixes"], band[stats.CI_LOW], band[stats.CI_HIGH], color=line.get_color(),
+                            alpha=0.15, linewidth=0)
     ax.axhline(task_result["before_acc"], color="black", linestyle="--", linewidth=1.2,
-               label=f"before cleaning ({task_result['before_acc']:.3f})")
+               label=f"before cleaning ({task_result['before_acc']:.3f}, first repeat)")
     ax.set_xlabel("number of inspected training points")
-    ax.set_ylabel("test accuracy")
-    ax.set_title(f"{data_id}: {task_result['mislabeled']} of {task_result['train_size']} training labels wrong")
+    ax.set_ylabel("test accuracy" + (f" (mean and 95% band over {repeats} repeats)" if repeats > 1 else ""))
+    ax.set_title(f"{data_id}: {task_result['mislabeled']} of {task_result['train_size']} training labels wrong"
+                 + (" (first repeat)" if repeats > 1 else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)
 
 
 def fraction_fixes_vs_time_plot(results: dict, path: Path) -> Path:
-    """Aggregated: fraction_fixes (lower is better) against the seconds each method took, a marker shape per task."""
+    """Aggregated: fraction_fixes (lower is better) against the seconds each method took, a marker shape per
+    task; with repeats, the mean with its 95% interval as an error bar."""
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     names = sorted({n for t in results["tasks"].values() for n in t["strategies"]})
     colors = {name: plt.cm.tab10(i % 10) for i, name in enumerate(names)}
@@ -54,18 +72,52 @@ def fraction_fixes_vs_time_plot(results: dict, path: Path) -> Path:
             seconds = result["time_s"]
             if seconds is None:
                 continue
-            ax.scatter(max(seconds, 1e-4), result["fraction_fixes"], marker=MARKERS[i % len(MARKERS)],
-                       color=colors[name], s=60, edgecolor="black", linewidth=0.5)
+            ax.errorbar(max(seconds, 1e-4), stats.mean_of(result, "fraction_fixes"),
+                        yerr=_error(stats.summary_of(result, "fraction_fixes")), marker=MARKERS[i % len(MARKERS)],
+                        color=colors[name], markersize=8, markeredgecolor="black", markeredgewidth=0.5,
+                        capsize=3, linestyle="none")
     for name in names:
         ax.scatter([], [], color=colors[name], label=name)
     for i, data_id in enumerate(results["tasks"]):
         ax.scatter([], [], marker=MARKERS[i % len(MARKERS)], color="grey", label=data_id)
     ax.set_xscale("log")
-    ax.set_xlabel("time to produce the order (s, log scale)")
-    ax.set_ylabel("fraction_fixes (lower is better)")
+    ax.set_xlabel("time to produce the order (s, log scale; first repeat)")
+    repeats = results.get("repeats", 1)
+    ax.set_ylabel("fraction_fixes (lower is better)" + (f"\nmean and 95% interval over {repeats} repeats"
+                                                        if repeats > 1 else ""))
     ax.set_title("Cleaning strategies: quality against cost")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, ncol=2, loc="best")
+    return _save(fig, path)
+
+
+def comparison_plot(results: dict, path: Path, *, metric: str, lower_is_better: bool) -> Path:
+    """Each method minus random in `metric`, paired on the repeats: the mean difference and its 95% interval,
+    a panel per task (and one for the mean over the tasks); a filled marker is significant (paired t-test,
+    p < 0.05), a hollow one is not."""
+    panels = [(task, r["strategies"]) for task, r in results["tasks"].items()]
+    if len(panels) > 1 and results.get("overall"):
+        panels.append(("all tasks (mean)", results["overall"]))
+    names = list(dict.fromkeys(n for _, entries in panels for n, e in entries.items() if stats.VS_BASELINE in e))
+    fig, axes = _grid_of_axes(len(panels), width=4.2, height=0.45 * max(len(names), 1) + 1.4)
+    for ax, (title, entries) in zip(axes, panels):
+        for row, name in enumerate(names):
+            comparison = stats.comparison_of(entries.get(name), metric)
+            if not comparison or comparison.get(stats.DIFFERENCE) is None:
+                continue
+            significant = bool(comparison.get(stats.SIGNIFICANT))
+            color = "tab:blue" if significant else "grey"
+            ax.errorbar(comparison[stats.DIFFERENCE], row, xerr=_error(comparison), fmt="o", color=color,
+                        markerfacecolor=color if significant else "white", capsize=3)
+        ax.axvline(0, color="black", linewidth=1)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(f"{metric} − random" + (" (< 0: better)" if lower_is_better else " (> 0: better)"), fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"Against random, paired on {results.get('repeats', 1)} repeat(s): mean difference and 95% "
+                 "interval; hollow = not significant", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return _save(fig, path)
 
 
@@ -107,6 +159,10 @@ def draw_debugging_plots(results: dict, folder: Path, *, dataset: str) -> list[P
     made = [fixing_curve_plot(data_id, task, folder / f"{data_id}_fixing_curve.png")
             for data_id, task in results["tasks"].items()]
     made.append(fraction_fixes_vs_time_plot(results, folder / "fraction_fixes_vs_time.png"))
+    if results.get("repeats", 1) > 1 and any(stats.VS_BASELINE in e for t in results["tasks"].values()
+                                             for e in t["strategies"].values()):
+        made.append(comparison_plot(results, folder / "vs_random.png", metric="fraction_fixes",
+                                    lower_is_better=True))
     if dataset == digits.NAME:
         made += [flagged_gallery_plot(data_id, task, folder / f"{data_id}_flagged_gallery.png")
                  for data_id, task in results["tasks"].items()]
@@ -126,9 +182,9 @@ def _grid_of_axes(n_panels: int, *, width: float = 4.6, height: float = 3.6):
 
 def sweep_metric_plot(summary: list[dict], path: Path, *, metric: str, lower_is_better: bool = False) -> Path:
     """`metric` against the train size (log x axis), a panel per task (and noise level), a line per strategy
-    (and model, when several), each point the mean over repeats with a standard-error bar.
+    (and model, when several), each point the mean over repeats with its 95% interval as an error bar.
 
-    `summary` holds records {task, noise_level, model, strategy, train_size, mean, sem, repeats}
+    `summary` holds records {task, noise_level, model, strategy, train_size, mean, sem, ci_low, ci_high, n}
     (`dataperf_appliance.sweeps.summarize`).
     """
     panels = list(dict.fromkeys((s["task"], s["noise_level"]) for s in summary))
@@ -145,7 +201,7 @@ def sweep_metric_plot(summary: list[dict], path: Path, *, metric: str, lower_is_
             if not points:
                 continue
             ax.errorbar([p["train_size"] for p in points], [p["mean"] for p in points],
-                        yerr=[p["sem"] for p in points], color=colors[strategy], linestyle=styles[model],
+                        yerr=[_error(p) for p in points], color=colors[strategy], linestyle=styles[model],
                         marker=MARKERS[models.index(model) % len(MARKERS)], markersize=4, capsize=3, linewidth=1.4,
                         label=strategy if len(models) == 1 else f"{strategy} / {model}")
         ax.set_xscale("log")
@@ -159,8 +215,8 @@ def sweep_metric_plot(summary: list[dict], path: Path, *, metric: str, lower_is_
         ax.grid(alpha=0.3, which="both")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
-    repeats = max((s["repeats"] for s in summary), default=1)
-    fig.suptitle(f"{metric} against train size: mean and standard error over {repeats} repeat(s)", fontsize=10)
+    repeats = max((s[stats.N] for s in summary), default=1)
+    fig.suptitle(f"{metric} against train size: mean and 95% interval over {repeats} repeat(s)", fontsize=10)
     fig.tight_layout(rect=(0, 0.04 + 0.03 * ((len(labels) - 1) // 4), 1, 0.96))
     return _save(fig, path)
 

@@ -1,8 +1,11 @@
 """Sweeps (ablations): one benchmark over a grid of train sizes, noise levels, models and seeds.
 
-A setup is a sweep when ``model``, ``train_size`` (per task in the debugging
-track) or ``noise_level`` (debugging) is a list, or ``repeats`` is more than 1.
-Its grid has one *cell* per
+A setup runs more than one cell (`is_sweep`) when ``model``, ``train_size``
+(per task in the debugging track) or ``noise_level`` (debugging) is a list, or
+``repeats`` is more than 1. Repeats are replicates of one setting, not
+settings: a setup whose only list is ``repeats`` (`is_grid` false) is reported
+as its one setting, every headline metric summarized over the repeats. Its grid
+has one *cell* per
 
     task x train_size x noise_level (debugging only) x model x repeat
 
@@ -15,8 +18,12 @@ is validated.
 The *primary* cell of a task -- the first value of every list, repeat 0 -- is
 written exactly as the run of that one-valued setup (`primary_setup`) would
 be: its submissions, ``partial/<task>.json``, and at the report its
-results.json ``tasks``, reference files and plots. The whole grid goes to
-``sweep.csv``, to results.json under ``"sweep"`` and to two plots.
+results.json ``tasks``, reference files and plots. The *primary setting* --
+the first value of every list, every repeat -- gives the statistics over
+repeats of results.json's ``tasks`` and ``overall`` (`dataperf_appliance.stats`)
+and the bands of the plots. A grid goes to ``sweep.csv``, to results.json
+under ``"sweep"`` (with the same statistics per setting) and to two plots;
+repeats alone go to ``repeats.csv`` and results.json's ``"replicates"``.
 
 The stages have the signatures of a track's (prepare_data, evaluate_tasks,
 report), so `dataperf_appliance.pipeline` runs a sweep as it runs a track, and
@@ -41,6 +48,8 @@ from typing import Any
 #: Most cells of a sweep grid.
 MAX_CELLS = 500
 SWEEP_CSV = "sweep.csv"
+#: The table of a run whose only list is its repeats.
+REPEATS_CSV = "repeats.csv"
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -89,6 +98,11 @@ def is_sweep(setup) -> bool:
     return bool(swept_fields(setup))
 
 
+def is_grid(setup) -> bool:
+    """Whether `setup` has more than one setting (a list in a sweepable field), repeats aside."""
+    return any(location != ("repeats",) for location in swept_fields(setup))
+
+
 def grid_size(setup) -> int:
     """Number of cells: sum over tasks of (train sizes x noise levels), times models, times repeats."""
     per_task = sum(len(sizes) * len(noises) for _, sizes, noises in _task_axes(setup))
@@ -127,8 +141,11 @@ def primary_setup(setup):
 
 
 def cell_setup(setup, cell: Cell):
-    """The one-valued setup of one cell: its task only, its values, its seed, one repeat."""
+    """The one-valued setup of one cell: its task only, its values, its seed, one repeat. A user's own
+    files (allowed with repeats alone) belong to the first repeat: they fit that seed's data only."""
     update: dict[str, Any] = {"model": cell.model, "seed": cell.seed, "repeats": 1}
+    if cell.repeat > 0:
+        update["submissions"] = ()
     if setup.track == "debugging":
         task = next(t for t in setup.tasks if t.data_id == cell.task)
         update["tasks"] = (task.model_copy(update={"train_size": cell.train_size, "noise_level": cell.noise_level}),)
@@ -205,9 +222,13 @@ def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
     header = columns(setup)
     results: dict[str, dict] = {}
     rows: dict[str, list[dict]] = {task: [] for task in wanted}
+    curves: dict[str, dict[str, list]] = {task: {} for task in wanted}  # the primary setting's, per repeat
     for done, (cell, run) in enumerate(zip(grid, ordered_map(_run_cell, jobs, n_jobs=n_jobs)), start=1):
         if cell in first_cells:
             results[cell.task] = track.write_task_run(primary, run, work_dir, source_dir)
+        if _in_primary_setting(setup, cell) and hasattr(track, "replicate_curves"):
+            for name, curve in track.replicate_curves(run).items():
+                curves[cell.task].setdefault(name, []).append(curve)
         parameters = {name: getattr(cell, name) for name in _parameter_names(setup)}
         for name, metrics in track.sweep_metrics(run).items():
             row = {**parameters, "strategy": name, **metrics}
@@ -215,14 +236,38 @@ def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
         if progress:
             progress(done, len(jobs))
     for task in wanted:
-        write_json(work_dir / "partial" / f"sweep_{task}.json", {"rows": rows[task]})
+        write_json(work_dir / "partial" / f"sweep_{task}.json", {"rows": rows[task], "curves": curves[task]})
     return results
 
 
+def _in_primary_setting(setup, cell_or_row) -> bool:
+    """Whether a cell (or a table row) has the first value of every list: a repeat of the primary setting."""
+    get = (cell_or_row.get if isinstance(cell_or_row, dict) else lambda name: getattr(cell_or_row, name))
+    sizes, noises = next((sizes, noises) for task, sizes, noises in _task_axes(setup) if task == get("task"))
+    return (get("train_size"), get("model")) == (sizes[0], values(setup.model)[0]) and \
+        (setup.track != "debugging" or get("noise_level") == noises[0])
+
+
+def replicates(setup, rows: list[dict], curves: dict[str, dict[str, list]]) -> dict[str, dict[str, list[dict]]]:
+    """{task: {strategy: [its row of each repeat of the primary setting, in repeat order]}}; a debugging
+    row also gets the repeat's fixing-curve accuracies under ``"curve"`` (from `curves`)."""
+    out: dict[str, dict[str, list[dict]]] = {}
+    for row in rows:
+        if _in_primary_setting(setup, row):
+            out.setdefault(row["task"], {}).setdefault(row["strategy"], []).append(dict(row))
+    for task, by_name in out.items():
+        for name, entries in by_name.items():
+            for entry, curve in zip(entries, (curves.get(task) or {}).get(name) or []):
+                entry["curve"] = curve
+    return out
+
+
 def summarize(rows: list[dict], metric: str) -> list[dict]:
-    """Mean and standard error over repeats of `metric` (n values: sem = std(ddof=1) / sqrt(n), 0 for n = 1),
-    one record per task, noise level, model, strategy and train size, in the order first seen."""
-    import numpy as np
+    """`metric` over the repeats of each setting and strategy: one record per task, noise level, model,
+    strategy and train size, in the order first seen, holding `stats.describe`'s fields (mean, sem, 95%
+    interval, n) and, for a strategy other than random when the setup has random, `stats.VS_BASELINE`: the
+    paired comparison with random over the same repeats."""
+    from . import stats
 
     groups: dict[tuple, list[float]] = {}
     for row in rows:
@@ -230,11 +275,12 @@ def summarize(rows: list[dict], metric: str) -> list[dict]:
         groups.setdefault(key, []).append(row[metric])
     out = []
     for (task, noise_level, model, strategy, train_size), found in groups.items():
-        numbers = np.asarray(found, dtype=float)
-        sem = float(numbers.std(ddof=1) / np.sqrt(len(numbers))) if len(numbers) > 1 else 0.0
-        out.append({"task": task, "noise_level": noise_level, "model": model, "strategy": strategy,
-                    "train_size": train_size, "metric": metric, "mean": float(numbers.mean()), "sem": sem,
-                    "repeats": len(numbers)})
+        record = {"task": task, "noise_level": noise_level, "model": model, "strategy": strategy,
+                  "train_size": train_size, "metric": metric, **stats.describe(found)}
+        baseline = groups.get((task, noise_level, model, stats.BASELINE, train_size))
+        if baseline is not None and strategy != stats.BASELINE:
+            record[stats.VS_BASELINE] = stats.paired_comparison(found, baseline)
+        out.append(record)
     return out
 
 
@@ -263,8 +309,10 @@ def table_csv(rows: list[dict], header: list[str]) -> bytes:
 
 
 def report(setup, work_dir: Path) -> dict:
-    """The primary cell's report (the track's results.json, reference files, plots), then the sweep:
-    ``sweep.csv``, results.json's ``"sweep"`` and the sweep plots; returns results.json's content."""
+    """The primary setting's report (the track's results.json with its statistics over repeats, reference
+    files, plots), then the table: for a grid ``sweep.csv``, results.json's ``"sweep"`` and the sweep
+    plots; for repeats alone ``repeats.csv`` and results.json's ``"replicates"``. Returns results.json's
+    content."""
     from . import plots
     from .datasets.dataperf_files import atomic_write_bytes
     from .runs import read_json, write_json
@@ -275,11 +323,17 @@ def report(setup, work_dir: Path) -> dict:
     if missing:
         raise FileNotFoundError(f"no sweep evaluation of task(s) {', '.join(missing)} in {work_dir / 'partial'}: "
                                 "run evaluate_tasks first")
-    results = track.report(primary_setup(setup), work_dir)
-    rows = [row for task in _task_names(setup)
-            for row in read_json(work_dir / "partial" / f"sweep_{task}.json")["rows"]]
+    partials = [read_json(work_dir / "partial" / f"sweep_{task}.json") for task in _task_names(setup)]
+    rows = [row for partial in partials for row in partial["rows"]]
+    curves = {task: partial.get("curves") or {} for task, partial in zip(_task_names(setup), partials)}
+    results = track.report(primary_setup(setup), work_dir, replicates=replicates(setup, rows, curves))
     header = columns(setup)
-    atomic_write_bytes(work_dir / SWEEP_CSV, table_csv(rows, header))
+    table = {"table": SWEEP_CSV if is_grid(setup) else REPEATS_CSV, "columns": header, "rows": rows}
+    atomic_write_bytes(work_dir / table["table"], table_csv(rows, header))
+    if not is_grid(setup):
+        results["replicates"] = {"repeats": setup.repeats, "seeds": _parameters(setup)["seeds"], **table}
+        write_json(work_dir / "results.json", results)
+        return results
     metric = track.MAIN_METRIC
     summary = summarize(rows, metric)
     # The debugging track's fits are shared by the strategies of a cell: count each cell's timing once.
@@ -293,9 +347,7 @@ def report(setup, work_dir: Path) -> dict:
         "parameters": _parameters(setup),
         "primary": {"train_size": first.train_size, "noise_level": first.noise_level, "model": first.model,
                     "repeat": 0, "seed": setup.seed},
-        "table": SWEEP_CSV,
-        "columns": header,
-        "rows": rows,
+        **table,
         "summary": summary,
         "plots": [str(p.relative_to(work_dir)) for p in drawn],
     }

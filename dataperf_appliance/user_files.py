@@ -26,6 +26,10 @@ class UserFileError(ValueError):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
 
+    def __reduce__(self):
+        # Raised in a worker process (a cell of repeats), it is pickled back whole: path and problems.
+        return type(self), (self.path, self.problems)
+
 
 def decode_text(path: Path, data: bytes, error: type[UserFileError], line_name: LineName) -> str:
     """`data` (the bytes of `path`) as text; raises `error` naming the line of the first non-UTF-8 byte."""

@@ -29,7 +29,8 @@ pytestmark = pytest.mark.slow
 BUCKET = "dataperf-appliance-image-test"
 PREFIX = "dataperf-appliance/"
 RESTORED_RUN = "20250101-000000-restored"
-SMALL = ("train_size=60", "val_size=20", "test_size=40", "tasks=digit-3,digit-8", "strategies=random,loss")
+SMALL = ("train_size=60", "val_size=20", "test_size=40", "tasks=digit-3,digit-8", "strategies=random,loss",
+         "repeats=1")
 
 
 @pytest.fixture(scope="module")

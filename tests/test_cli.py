@@ -74,7 +74,9 @@ def test_the_run_layout(default_run):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["state"] == "success" and manifest["run_id"] == "default" and manifest["seed"] == 0
     assert set(manifest["stages"]) == {"validate", "prepare_data", "evaluate", "report", "publish"}
-    assert len(manifest["inputs"]) == 12 and all(len(h) == 64 for h in manifest["inputs"].values())
+    # 4 files per task and per repeat (each repeat draws its own noisy labels)
+    repeats = json.loads((run / "results.json").read_text())["repeats"]
+    assert len(manifest["inputs"]) == 12 * repeats and all(len(h) == 64 for h in manifest["inputs"].values())
     assert {"numpy", "scikit-learn", "cleanlab"} <= set(manifest["packages"])
     plots = {p.name for p in (run / "plots").iterdir()}
     for data_id in ("digit-3", "digit-8", "digit-9"):
@@ -109,6 +111,22 @@ def test_results_follow_the_schema_and_good_strategies_beat_random(default_run):
     assert mean["confident_learning"] < mean["random"]
 
 
+def test_the_default_run_reports_intervals_and_tells_knn_shapley_from_random(default_run):
+    _, run, done = default_run
+    results = json.loads((run / "results.json").read_text())
+    repeats = results["repeats"]
+    assert repeats == results["replicates"]["repeats"] > 1
+    for task in results["tasks"].values():
+        for name, entry in task["strategies"].items():
+            for metric in ("fraction_fixes", "auc"):
+                summary = entry["over_repeats"][metric]
+                assert summary["n"] == repeats and summary["ci_low"] <= summary["mean"] <= summary["ci_high"]
+    versus = results["overall"]["knn_shapley"]["vs_random"]["fraction_fixes"]
+    assert versus["significant"] is True and versus["p_value"] < 0.05 and versus["ci_high"] < 0
+    knn_line = next(line for line in done.stdout.splitlines() if line.startswith("(all tasks)  knn_shapley"))
+    assert "±" in knn_line and "p=" in knn_line and "not significant" not in knn_line
+
+
 def test_a_users_own_submission_is_evaluated_like_a_strategy(tmp_path, default_run):
     work, _, _ = default_run
     data = work / "data"
@@ -128,6 +146,11 @@ def test_a_users_own_submission_is_evaluated_like_a_strategy(tmp_path, default_r
     strategies = json.loads((tmp_path / "run" / "results.json").read_text())["tasks"]["digit-3"]["strategies"]
     assert strategies["oracle"]["kind"] == "submission" and strategies["oracle"]["time_s"] is None
     assert strategies["oracle"]["fraction_fixes"] <= strategies["random"]["fraction_fixes"]
+    # With repeats the file is evaluated on the first repeat's data only, the data it was made for: not tested.
+    assert strategies["random"]["over_repeats"]["fraction_fixes"]["n"] > 1
+    assert strategies["oracle"]["over_repeats"]["fraction_fixes"]["n"] == 1
+    assert strategies["oracle"]["vs_random"]["fraction_fixes"]["p_value"] is None
+    assert "(one repeat: not tested)" in done.stdout
     assert (tmp_path / "run" / "submissions" / "digit-3_oracle.txt").read_text() == \
         (tmp_path / "submissions" / "digit-3_oracle.txt").read_text()
 
@@ -183,10 +206,13 @@ def test_the_default_selection_run(selection_run):
     assert set(json.loads(reference.read_text())["digit-3"]) == {"accuracy", "recall", "precision", "f1"}
     assert (run / "plots" / "selection_metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (run / "sweep.csv").exists() and "sweep" not in results  # no lists, no repeats: no sweep
+    assert results["repeats"] == 1 and "replicates" not in results
+    assert results["tasks"]["digit-3"]["strategies"]["uncertainty"]["vs_random"]["accuracy"]["p_value"] is None
     assert "accuracy" in done.stdout and "balanced_random" in done.stdout
 
 
 def test_the_default_debugging_run_has_no_sweep_outputs(default_run):
     _, run, _ = default_run
-    assert not (run / "sweep.csv").exists() and not list((run / "partial").glob("sweep_*"))
-    assert "sweep" not in json.loads((run / "results.json").read_text())
+    results = json.loads((run / "results.json").read_text())
+    assert not (run / "sweep.csv").exists() and "sweep" not in results  # repeats alone are no sweep
+    assert (run / "repeats.csv").exists() and results["replicates"]["table"] == "repeats.csv"

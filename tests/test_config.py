@@ -139,7 +139,7 @@ def test_a_reference_style_file_without_track_is_the_debugging_track():
 def test_to_yaml_dict_round_trips():
     setup = parse_task_setup(GOOD)
     data = setup.to_yaml_dict()
-    assert list(data) == ["track", "dataset", "model", "seed", "eval_points", "dim", "paths", "tasks", "baselines",
+    assert list(data) == ["track", "dataset", "model", "seed", "repeats", "eval_points", "dim", "paths", "tasks", "baselines",
                           "submissions"]
     assert list(data["tasks"][0]) == ["data_id", "train_size", "noise_level", "test_size", "val_size"]
     assert DebuggingSetup.model_validate(data) == setup

@@ -32,7 +32,7 @@ INJECTION = 'x": \n- evil: 1\n  ": "'
 
 def test_the_defaults():
     assert default_params("debugging") == {
-        "track": "debugging", "dataset": "digits", "model": "dataperf_reference", "seed": 0,
+        "track": "debugging", "dataset": "digits", "model": "dataperf_reference", "seed": 0, "repeats": 6,
         "eval_points": None, "dim": None, "tasks": ["digit-3", "digit-8", "digit-9"],
         "train_size": 200, "val_size": 40, "test_size": 100, "noise_level": 0.3,
         "strategies": ["random", "knn_shapley", "confident_learning", "loss"], "submissions": [],
@@ -232,6 +232,7 @@ _names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}", fullmatch=True)
 @st.composite
 def valid_params(draw) -> dict:
     train_size = draw(st.integers(1, 100_000))
+    repeats = draw(st.integers(1, 100))
     strategies = draw(st.lists(st.sampled_from(STRATEGY_NAMES), unique=True, max_size=len(STRATEGY_NAMES)))
     submissions = draw(st.lists(_names.filter(lambda n: n not in STRATEGY_NAMES), unique=True,
                                 min_size=0 if strategies else 1, max_size=3))
@@ -240,7 +241,8 @@ def valid_params(draw) -> dict:
         # Any folder name but the generated datasets: without a data root it is not looked for.
         "dataset": draw(_names.filter(lambda n: n not in ("digits", "synthetic"))),
         "model": draw(st.sampled_from(MODEL_NAMES)),
-        "seed": draw(st.integers(0, 2**32 - 1)),
+        "seed": draw(st.integers(0, 2**32 - repeats)),  # the last repeat's seed, seed + repeats - 1, is 32-bit
+        "repeats": repeats,
         "eval_points": draw(st.none() | st.integers(2, max(2, train_size)).filter(lambda n: n <= train_size)),
         "dim": None,
         "tasks": draw(st.lists(_names, unique=True, min_size=1, max_size=5)),
@@ -257,8 +259,8 @@ def valid_params(draw) -> dict:
 @given(valid_params())
 def test_any_valid_params_render_to_a_file_that_parses_back_to_them(params: dict):
     text, setup = render_and_parse(params)
-    assert (setup.dataset, setup.model, setup.seed, setup.eval_points, setup.dim) == (
-        params["dataset"], params["model"], params["seed"], params["eval_points"], params["dim"])
+    assert (setup.dataset, setup.model, setup.seed, setup.repeats, setup.eval_points, setup.dim) == (
+        params["dataset"], params["model"], params["seed"], params["repeats"], params["eval_points"], params["dim"])
     assert [t.data_id for t in setup.tasks] == params["tasks"]
     for task in setup.tasks:
         assert (task.train_size, task.val_size, task.test_size, task.noise_level) == (

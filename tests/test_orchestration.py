@@ -36,7 +36,8 @@ pytestmark = pytest.mark.slow
 DAG_ID = gateway.DAG_ID
 TIMING_FIELDS = {"time_s", "fit_s", "predict_s"}
 # A small setup: the concurrency and outage tests are about orchestration, not about the engine.
-SMALL = ["train_size=60", "val_size=20", "test_size=40", "tasks=digit-3,digit-8", "strategies=random,loss"]
+SMALL = ["train_size=60", "val_size=20", "test_size=40", "tasks=digit-3,digit-8", "strategies=random,loss",
+         "repeats=1"]
 
 
 def small_setup(*overrides: str) -> str:
@@ -104,7 +105,8 @@ def default_run(airflow_stack: AirflowStack) -> dict:
     run_id = pipeline.create_run(text)
     started = time.monotonic()
     triggered = gateway.trigger_run(run_id)
-    status = wait_for_run(airflow_stack, run_id, timeout_s=300)
+    # The default has repeats: every mapped `evaluate` runs its task once per repeat.
+    status = wait_for_run(airflow_stack, run_id, timeout_s=900)
     return {"run_id": run_id, "text": text, "triggered": triggered, "status": status,
             "seconds": time.monotonic() - started}
 
@@ -136,6 +138,17 @@ def test_default_run_succeeds_on_disk_and_in_bucket(airflow_stack, default_run, 
         assert manifest["stages"][stage]["started_at"] <= manifest["stages"][stage]["finished_at"]
     assert set(manifest["stages"]["evaluate"]["parts"]) == set(json.loads(
         (run_dir / "results.json").read_text())["tasks"])
+    # The repeats are replicates: every headline figure over them, every strategy against random.
+    results = json.loads((run_dir / "results.json").read_text())
+    repeats = default_params("debugging")["repeats"]
+    assert repeats > 1 and results["repeats"] == repeats and len(results["replicates"]["rows"]) == \
+        repeats * len(setup_tasks) * len(default_params("debugging")["strategies"])
+    for task in results["tasks"].values():
+        for name, entry in task["strategies"].items():
+            assert entry["over_repeats"]["fraction_fixes"]["n"] == repeats
+            assert (name == "random") == ("vs_random" not in entry)
+    assert results["overall"]["knn_shapley"]["vs_random"]["fraction_fixes"]["significant"] is True
+    assert (run_dir / "repeats.csv").exists() and (run_dir / "plots" / "vs_random.png").exists()
     # The dataset was generated once and uploaded for the next instance.
     listed = s3_client(moto_server).list_objects_v2(Bucket=TEST_BUCKET, Prefix=f"{TEST_PREFIX}datasets/digits/")
     assert listed.get("KeyCount", 0) > 0

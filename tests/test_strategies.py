@@ -60,7 +60,7 @@ def test_random_is_numpy_permutation_of_the_seed(task):
 @pytest.mark.parametrize("name, model", [("loss", model) for model in MODEL_NAMES]
                          + [("confident_learning", "linear_svm"), ("confident_learning", "knn")])
 def test_probability_strategies_run_with_every_model(name, model):
-    # Both strategies share one probability helper, so `loss` covers every model.
+    # `loss` covers every model (in-sample fit); confident learning's out-of-fold helper the two odd ones.
     # linear_svm has no predict_proba: the strategies fall back to logistic regression.
     X_train, y_train, X_val, y_val, _ = noisy_task(n_train=60, n_val=20, n_features=5, seed=1)
     order = rank_training_points(name, X_train, y_train, X_val, y_val, seed=0, model=model)
@@ -81,12 +81,43 @@ def test_strategies_find_flipped_labels_far_better_than_chance(task, name):
     assert precision >= NOISE_RATE + 0.25, precision
 
 
-def test_loss_orders_by_out_of_fold_confidence_in_the_given_label(task):
+def test_loss_orders_by_the_in_sample_training_loss(task):
+    from sklearn.linear_model import LogisticRegression
+
     X_train, y_train, X_val, y_val, _ = task
     order = rank_training_points("loss", X_train, y_train, X_val, y_val, seed=0)
+    fitted = LogisticRegression(max_iter=1000, random_state=0).fit(X_train, y_train)  # the model, on every row
+    training_loss = -np.log(fitted.predict_proba(X_train)[np.arange(len(y_train)), y_train])
+    assert np.all(np.diff(training_loss[order]) <= 1e-12)  # highest loss first
+
+
+def test_confident_learning_ranks_cleanlabs_issue_set_first(task):
+    from cleanlab.filter import find_label_issues
+
+    X_train, y_train, X_val, y_val, _ = task
+    order = rank_training_points("confident_learning", X_train, y_train, X_val, y_val, seed=0)
     probs = strategies.out_of_fold_probabilities(X_train, y_train, seed=0, model="logistic_regression")
-    confidence = probs[np.arange(len(y_train)), y_train]
-    assert np.all(np.diff(confidence[order]) >= 0)
+    issues = find_label_issues(y_train, probs, return_indices_ranked_by="self_confidence")
+    assert 0 < len(issues) < len(y_train)
+    np.testing.assert_array_equal(order[:len(issues)], issues)
+
+
+def test_confident_learning_and_loss_give_different_orders_on_the_default_tasks(tmp_path):
+    """The two are distinct methods: out-of-sample confident learning against the in-sample training loss."""
+    from dataperf_appliance import datasets
+    from dataperf_appliance.config import default_params, render_and_parse
+    from dataperf_appliance.debugging.benchmark import prepare_data, task_spec
+
+    _, setup = render_and_parse(default_params("debugging"))
+    files = prepare_data(setup, tmp_path)
+    for spec in setup.tasks:
+        task = datasets.load_debugging_task(files[spec.data_id], task_spec(spec))
+        arguments = (task.X_train, task.y_train, task.X_val, task.y_val)
+        confident = rank_training_points("confident_learning", *arguments, seed=setup.seed, model=setup.model)
+        by_loss = rank_training_points("loss", *arguments, seed=setup.seed, model=setup.model)
+        top = len(by_loss) // 4
+        # Not one order under two names: they differ, already among the first quarter inspected.
+        assert not np.array_equal(confident[:top], by_loss[:top]), spec.data_id
 
 
 @pytest.mark.filterwarnings("ignore:May not flag all label issues:UserWarning")  # cleanlab, on a tiny class

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,3 +214,12 @@ def test_complete_order_keeps_a_full_order_and_completes_an_empty_one():
 def test_complete_order_refuses_what_read_submission_would_refuse(partial, message):
     with pytest.raises(ValueError, match=message):
         complete_order(partial, 8)
+
+
+def test_a_submission_error_survives_a_worker_process():
+    """Raised in a worker (a cell of a run with repeats), the error comes back whole, with its problems."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(SubmissionError(Path("mine.txt"), ["mine.txt:3: duplicate index 1"])))
+    assert isinstance(error, SubmissionError) and error.problems == ["mine.txt:3: duplicate index 1"]
+    assert str(error) == "mine.txt:3: duplicate index 1" and error.path == Path("mine.txt")

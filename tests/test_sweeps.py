@@ -28,11 +28,8 @@ DEBUGGING_SWEEP = ["tasks=[digit-3]", "strategies=[random, loss]", "train_size=[
 TIMING = {"time_s", "fit_s", "predict_s"}
 
 
-def sweep_text(track: str, assignments: list[str], *, repeats: int | None = None) -> str:
-    text = render_task_setup(apply_overrides(default_params(track), assignments))
-    if repeats:  # the debugging template has no repeats parameter: a user adds the key
-        text = text.replace("\nseed: 0\n", f"\nseed: 0\nrepeats: {repeats}\n")
-    return text
+def sweep_text(track: str, assignments: list[str], *, repeats: int = 1) -> str:
+    return render_task_setup(apply_overrides(default_params(track), [f"repeats={repeats}", *assignments]))
 
 
 def read_table(path: Path) -> list[dict]:
@@ -80,8 +77,12 @@ def test_the_grid_of_a_debugging_sweep_is_per_task():
 
 def test_a_config_without_lists_or_repeats_is_no_sweep():
     for track in ("debugging", "selection"):
-        assert not sweeps.is_sweep(parse_task_setup(render_task_setup(default_params(track))))
-    assert sweeps.is_sweep(parse_task_setup(sweep_text("debugging", [], repeats=2)))
+        assert not sweeps.is_sweep(parse_task_setup(sweep_text(track, [])))
+        assert not sweeps.is_grid(parse_task_setup(render_task_setup(default_params(track))))
+    repeated = parse_task_setup(sweep_text("debugging", [], repeats=2))
+    assert sweeps.is_sweep(repeated) and not sweeps.is_grid(repeated)  # replicates of one setting: no grid
+    # The default debugging run has repeats, so its scores come with intervals.
+    assert parse_task_setup(render_task_setup(default_params("debugging"))).repeats > 1
 
 
 def test_the_grid_bound_is_checked_at_validation():
@@ -120,7 +121,16 @@ def test_a_selection_sweep_writes_the_table_the_plots_and_the_primary_run(select
     assert sweep["parameters"] == {"model": ["logistic_regression"], "repeats": 2, "seeds": [0, 1],
                                    "train_size": [20, 40]}
     means = {(s["task"], s["strategy"], s["train_size"]): s for s in sweep["summary"]}
-    assert means["digit-3", "random", 40]["repeats"] == 2 and means["digit-3", "random", 40]["sem"] >= 0
+    assert means["digit-3", "random", 40]["n"] == 2 and means["digit-3", "random", 40]["sem"] >= 0
+    uncertain = means["digit-3", "uncertainty", 40]
+    assert uncertain["ci_low"] <= uncertain["mean"] <= uncertain["ci_high"]
+    assert uncertain["vs_random"]["n"] == 2 and "vs_random" not in means["digit-3", "random", 40]
+    # The primary setting (train size 20) is summarized over its two repeats in tasks and overall.
+    entry = results["tasks"]["digit-3"]["strategies"]["uncertainty"]
+    at_20 = [float(r["accuracy"]) for r in rows if (r["task"], r["train_size"], r["strategy"]) ==
+             ("digit-3", "20", "uncertainty")]
+    assert entry["over_repeats"]["accuracy"]["mean"] == pytest.approx(sum(at_20) / 2)
+    assert results["repeats"] == 2 and set(results["overall"]) == {"random", "uncertainty", "train_csv"}
     assert sweep["plots"] == ["plots/sweep_accuracy_vs_train_size.png", "plots/sweep_latency.png"]
     assert all((run_dir / p).read_bytes()[:8] == PNG for p in sweep["plots"])
     # The primary cell (first size, repeat 0) is the ordinary run: tasks, training sets, reference files.
@@ -178,3 +188,77 @@ def test_the_cli_refuses_a_grid_over_the_bound(tmp_path):
     done = subprocess.run([str(cli), "validate", "big.yaml", "--data-dir", str(tmp_path)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "big.yaml:6:1: repeats: the sweep has 540 cells" in done.stderr
+
+
+# --- repeats: replicates of one setting ----------------------------------------------------------
+
+REPLICATED = ["tasks=[digit-3, digit-9]", "strategies=[random, knn_shapley]", "train_size=60", "eval_points=6",
+              "val_size=20", "test_size=60"]
+
+
+def test_each_repeat_draws_new_noise_and_a_new_random_order(tmp_path):
+    from dataperf_appliance import datasets
+    from dataperf_appliance.debugging import benchmark, strategies
+
+    setup = parse_task_setup(sweep_text("debugging", REPLICATED, repeats=2))
+    first, second = (sweeps.cell_setup(setup, cell) for cell in sweeps.cells(setup, ["digit-3"]))
+    assert (first.seed, second.seed) == (setup.seed, setup.seed + 1)
+    loaded = []
+    for one in (first, second):
+        spec = one.tasks[0]
+        task = datasets.load_debugging_task(benchmark.prepare_data(one, tmp_path)[spec.data_id],
+                                            benchmark.task_spec(spec))
+        order = strategies.rank_training_points("random", task.X_train, task.y_train, task.X_val, task.y_val,
+                                                seed=one.seed)
+        loaded.append((task.mislabeled, order))
+    assert not (loaded[0][0] == loaded[1][0]).all()  # other labels flipped
+    assert not (loaded[0][1] == loaded[1][1]).all()  # another random order
+
+
+def test_repeats_alone_are_replicates_with_intervals_and_a_paired_test(tmp_path):
+    from dataperf_appliance import stats
+
+    run_dir, results = run(sweep_text("debugging", REPLICATED, repeats=3), tmp_path, tmp_path / "data", n_jobs=2)
+    assert "sweep" not in results and not (run_dir / "sweep.csv").exists()  # one setting: no sweep
+    table = read_table(run_dir / "repeats.csv")
+    assert results["replicates"]["table"] == "repeats.csv" and len(table) == 2 * 3 * 2  # tasks x repeats x methods
+    assert results["replicates"]["seeds"] == [0, 1, 2] and results["repeats"] == 3
+    for task in ("digit-3", "digit-9"):
+        per_repeat = {name: [float(r["fraction_fixes"]) for r in table
+                             if (r["task"], r["strategy"]) == (task, name)] for name in ("random", "knn_shapley")}
+        knn = results["tasks"][task]["strategies"]["knn_shapley"]
+        assert knn["over_repeats"]["fraction_fixes"] == pytest.approx(stats.describe(per_repeat["knn_shapley"]))
+        assert knn["vs_random"]["fraction_fixes"] == pytest.approx(
+            stats.paired_comparison(per_repeat["knn_shapley"], per_repeat["random"]))
+        assert knn["vs_random"]["fraction_fixes"]["test"] == "paired t-test"
+        assert "vs_random" not in results["tasks"][task]["strategies"]["random"]
+        band = knn["curve_over_repeats"]
+        assert band["n"] == 3 and len(band["mean"]) == len(knn["curve"]["fixes"]) == 6
+        assert all(low <= mean <= high for low, mean, high in zip(band["ci_low"], band["mean"], band["ci_high"]))
+        # The first repeat is the ordinary run: its curve and its reference file.
+        assert knn["fraction_fixes"] == per_repeat["knn_shapley"][0]
+    overall = results["overall"]["knn_shapley"]["over_repeats"]["auc"]
+    assert overall["n"] == 3 and overall["ci_low"] <= overall["mean"] <= overall["ci_high"]
+    assert json.loads((run_dir / "results.json").read_text())["overall"] == results["overall"]
+    assert (run_dir / "plots" / "vs_random.png").read_bytes()[:8] == PNG
+    assert (run_dir / "results" / "digit-3_evaluation.json").exists()
+
+
+def test_a_selection_method_over_the_budget_is_marked_and_not_ranked(tmp_path):
+    from dataperf_appliance.cli import _summary
+    from dataperf_appliance.ui_support import run_detail, run_list
+
+    text = sweep_text("selection", ["tasks=[digit-3]", "strategies=[random, centroid]", "train_size=40",
+                                    "test_size=60"], repeats=2)
+    _, results = run(text, tmp_path, tmp_path / "data", n_jobs=2)
+    entries = results["tasks"]["digit-3"]["strategies"]
+    assert entries["train_csv"]["over_budget"] is True and entries["train_csv"]["train_size"] > 40
+    assert entries["random"]["over_budget"] is False and entries["centroid"]["over_budget"] is False
+    assert results["overall"]["train_csv"]["ranked"] is False and results["overall"]["random"]["ranked"] is True
+    assert run_list.headline(results).method != "train_csv"
+    means = run_detail.method_means(results)
+    assert means[-1]["method"] == "train_csv" and not means[-1]["ranked"]
+    rows = run_detail.metrics_rows(results)
+    assert rows[-1]["method"] == "train_csv" and rows[-1]["over budget"] is True
+    task_lines = [line for line in _summary(results).splitlines() if line.startswith("digit-3")]
+    assert "train_csv" in task_lines[-1] and "over the budget: not ranked" in task_lines[-1]

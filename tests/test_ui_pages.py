@@ -102,7 +102,7 @@ def test_the_same_problem_of_every_task_is_said_once(app_env):
     at = app()
     at.number_input(key="nb.debugging.noise_level.float").set_value(2.0).run()
     messages = [e.value for e in at.error if "noise_level" in e.value]
-    assert len(messages) == 1 and "lines 16, 21, 26" in messages[0]
+    assert len(messages) == 1 and "lines 17, 22, 27" in messages[0]
 
 
 def test_the_form_keeps_its_values_while_other_pages_are_open(app_env):
@@ -120,8 +120,10 @@ def test_a_valid_form_triggers_exactly_one_run(app_env, triggered):
     at.number_input(key="nb.debugging.train_size.int").set_value(60).run()
     at.multiselect(key="nb.debugging.tasks.multichoice").set_value(["digit-3"]).run()
     at.multiselect(key="nb.debugging.strategies.multichoice").set_value(["random", "loss"]).run()
+    assert "repeats: 6" in at.code[0].value  # the default: replicates, for intervals and the test against random
+    at.number_input(key="nb.debugging.repeats.int").set_value(3).run()
     preview = at.code[0].value
-    assert "train_size: 60" in preview and "- name: loss" in preview
+    assert "train_size: 60" in preview and "- name: loss" in preview and "repeats: 3" in preview
     at.button(key="nb.run").click().run()
     assert not at.exception, at.exception
     assert len(triggered) == 1
@@ -243,7 +245,7 @@ def test_a_finished_run_shows_metrics_plots_and_downloads(app_env):
     table = at.dataframe[0].value
     assert list(table.columns[:3]) == ["task", "method", "fraction_fixes"]
     assert list(table["method"])[:2] == ["loss", "random"]
-    assert {m.label for m in at.metric} == {"loss · mean fraction_fixes", "random · mean fraction_fixes"}
+    assert {m.label for m in at.metric} == {"loss · fraction_fixes", "random · fraction_fixes"}
     assert len(at.image) == 4  # three charts and one gallery
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["results.json", "Whole run (.zip)"]
@@ -266,6 +268,64 @@ def test_an_unknown_run_is_said_so(app_env):
     assert "Run not found" in texts(at.error)
 
 
+@pytest.fixture(scope="module")
+def repeated_runs(tmp_path_factory):
+    """Two real debugging runs with 3 repeats each (small), in a data root of their own."""
+    from ui_fixtures import small_setup
+
+    from dataperf_appliance.benchmark import run_benchmark
+
+    data = tmp_path_factory.mktemp("repeated") / "data"
+    for run_id, model in (("rep-a", "logistic_regression"), ("rep-b", "knn")):
+        source = data.parent / run_id
+        source.mkdir()
+        (source / "task_setup.yml").write_text(small_setup(
+            f"model={model}", "repeats=3", "tasks=digit-3", "strategies=random,knn_shapley,loss", "eval_points=6"))
+        run_benchmark(source / "task_setup.yml", data / "runs" / run_id, data_root=data, n_jobs=2)
+    return data
+
+
+def test_a_run_with_repeats_shows_intervals_and_the_comparison_with_random(repeated_runs, monkeypatch):
+    import json
+
+    monkeypatch.setenv("APPLIANCE_DATA_DIR", str(repeated_runs))
+    monkeypatch.setenv("APPLIANCE_UI_PASSWORD", PASSWORD)
+    results = json.loads((repeated_runs / "runs" / "rep-a" / "results.json").read_text())
+    at = app("views/run.py", run="rep-a")
+    values = {m.label: m.value for m in at.metric}
+    assert set(values) == {"knn_shapley · fraction_fixes", "loss · fraction_fixes", "random · fraction_fixes"}
+    assert all(" ± " in value for value in values.values())  # mean ± half width of the 95% interval
+    frames = [frame.value for frame in at.dataframe]
+    metrics = next(frame for frame in frames if "vs random (paired)" in frame.columns)
+    assert {"± 95%", "vs random (paired)"} <= set(metrics.columns)
+    knn = metrics[metrics["method"] == "knn_shapley"].iloc[0]
+    summary = results["tasks"]["digit-3"]["strategies"]["knn_shapley"]["over_repeats"]["fraction_fixes"]
+    assert knn["fraction_fixes"] == pytest.approx(summary["mean"])
+    assert knn["± 95%"] == pytest.approx((summary["ci_high"] - summary["ci_low"]) / 2)
+    comparisons = next(frame for frame in frames if "difference" in frame.columns)
+    assert set(comparisons["method"]) == {"knn_shapley", "loss"} and set(comparisons["metric"]) == {"fraction_fixes",
+                                                                                                      "auc"}
+    weak = comparisons[~comparisons["significant"].astype(bool)]
+    warning = texts(at.warning)
+    # Every difference that is not significant is said so, and only those.
+    assert ("Not significantly different from random" in warning) == (len(weak) > 0)
+    for _, row in weak.iterrows():
+        assert f"{row['method']} ({row['task']}, {row['metric']})" in warning
+    plots = sorted((repeated_runs / "runs" / "rep-a" / "plots").glob("*.png"))
+    assert "vs_random.png" in [p.name for p in plots] and len(at.image) == len(plots)  # the paired plot shown
+    assert "repeats.csv" in " ".join(b.label for b in at.get("download_button"))
+
+
+def test_runs_and_compare_show_the_intervals(repeated_runs, monkeypatch):
+    monkeypatch.setenv("APPLIANCE_DATA_DIR", str(repeated_runs))
+    monkeypatch.setenv("APPLIANCE_UI_PASSWORD", PASSWORD)
+    monkeypatch.setattr(airflow_gateway, "list_recent_runs", lambda limit=50: [])
+    runs = app("views/runs.py").dataframe[0].value
+    assert runs["± 95%"].notna().all() and (runs["± 95%"] > 0).all()
+    pivot = app("views/compare.py").dataframe[1].value
+    assert pivot[["rep-a ± 95%", "rep-b ± 95%"]].notna().all().all()
+
+
 # ---- Compare -------------------------------------------------------------------------------------------
 
 def test_compare_two_runs(app_env):
@@ -275,7 +335,7 @@ def test_compare_two_runs(app_env):
     differing = at.dataframe[0].value
     assert list(differing["parameter"]) == ["model"]
     pivot = at.dataframe[1].value
-    assert set(pivot.columns) == {"task", "method", "run-a", "run-b"}
+    assert set(pivot.columns) == {"task", "method", "run-a", "run-b", "run-a ± 95%", "run-b ± 95%"}
     assert len(at.get("vega_lite_chart")) == 1
 
 

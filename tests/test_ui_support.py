@@ -275,8 +275,10 @@ def test_a_published_run_in_detail(settings):
     rows = run_detail.metrics_rows(detail.results)
     assert [(r["task"], r["method"]) for r in rows] == [("digit-3", "loss"), ("digit-3", "random"),
                                                        ("digit-8", "loss"), ("digit-8", "random")]
+    # A run written before repeats: its one value per task, no interval, no comparison.
     assert run_detail.method_means(detail.results)[0] == {"method": "loss", "metric": "fraction_fixes", "mean": 0.1,
-                                                          "lower_is_better": True}
+                                                          "half_width": None, "repeats": 1, "comparison": None,
+                                                          "ranked": True, "lower_is_better": True}
     assert run_detail.task_rows(detail.results)[0]["before_acc"] == 0.7
     assert detail.task_ids() == ["digit-3", "digit-8"]
 
@@ -329,7 +331,7 @@ def test_compare_two_runs(settings):
     assert compare.differing_params(runs) == [{"parameter": "model", "a": "logistic_regression", "b": "knn"}]
     metric, pivot = compare.headline_pivot(runs)
     assert metric == "fraction_fixes"
-    assert pivot[0] == {"task": "digit-3", "method": "loss", "a": 0.1, "b": 0.3}
+    assert pivot[0] == {"task": "digit-3", "method": "loss", "a": 0.1, "b": 0.3, "a ± 95%": None, "b ± 95%": None}
     table = compare.metrics_table(runs)
     assert len(table) == 8 and {r["run"] for r in table} == {"a", "b"}
     points = compare.curve_points(runs, "digit-3")

@@ -10,7 +10,8 @@ from dataperf_appliance.config import apply_overrides, default_params, render_ta
 
 # A 1x1 PNG: the pages show whatever picture a run has.
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
-SMALL = ["train_size=60", "val_size=20", "test_size=40", "tasks=digit-3,digit-8", "strategies=random,loss"]
+SMALL = ["train_size=60", "val_size=20", "test_size=40", "tasks=digit-3,digit-8", "strategies=random,loss",
+         "repeats=1"]
 
 
 def small_setup(*overrides: str) -> str:

@@ -18,7 +18,8 @@ They are frozen and refuse unknown keys; numbers and text are strict (the text
 
 Sweeps: ``train_size``, ``noise_level`` (debugging) and ``model`` take a list
 of distinct values instead of one, and ``repeats: R`` runs every combination
-with the seeds seed..seed+R-1; the grid (`dataperf_appliance.sweeps`) has at
+R times with the seeds seed..seed+R-1 (replicates: the figures are summarized
+over them, see `dataperf_appliance.stats`); the grid (`dataperf_appliance.sweeps`) has at
 most `MAX_GRID_CELLS` cells. A field with one value stays that value, so a
 file without lists or repeats is exactly what it was before sweeps.
 
@@ -273,7 +274,7 @@ class DebuggingSetup(BaseModel):
     dataset: SafeName = Field("digits", description="digits, synthetic, or a folder under <data root>/datasets")
     model: sweepable(ModelName) = Field(DEFAULT_DEBUGGING_MODEL, description="the classifier retrained at every budget")
     seed: Seed = 0
-    repeats: Repeats = Field(1, description="R: every sweep cell runs with the seeds seed..seed+R-1")
+    repeats: Repeats = Field(1, description="R replicates of every setting, with the seeds seed..seed+R-1")
     eval_points: Annotated[int, Strict(), Field(ge=2)] | None = Field(
         None, description="null: every budget 1..train_size; N: N evenly spaced budgets")
     dim: Annotated[int, Strict(), Field(ge=MIN_DIM, le=MAX_DIM)] | None = Field(
@@ -338,12 +339,8 @@ class DebuggingSetup(BaseModel):
         return self.paths.submission_folder
 
     def to_yaml_dict(self) -> dict[str, Any]:
-        """Plain data (dicts, lists, str, numbers, None) in the file's key order; loads back to an equal setup.
-
-        ``repeats`` is left out when it is 1, so a file written before sweeps
-        existed (the debugging template still writes none) maps to the same keys.
-        """
-        return self.model_dump(mode="json", exclude={"repeats"} if self.repeats == 1 else None)
+        """Plain data (dicts, lists, str, numbers, None) in the file's key order; loads back to an equal setup."""
+        return self.model_dump(mode="json")
 
 
 class SelectionSetup(BaseModel):
@@ -355,7 +352,7 @@ class SelectionSetup(BaseModel):
     dataset: SafeName = Field("digits", description="digits, or a folder under <data root>/datasets")
     model: sweepable(ModelName) = Field(DEFAULT_SELECTION_MODEL, description="the classifier fitted on each training set")
     seed: Seed = 0
-    repeats: Repeats = Field(1, description="R: every sweep cell runs with the seeds seed..seed+R-1")
+    repeats: Repeats = Field(1, description="R replicates of every setting, with the seeds seed..seed+R-1")
     dim: Annotated[int, Strict(), Field(ge=1, le=MAX_SELECTION_DIM)] = Field(
         description="embedding length of the pool and test sets")
     emb_file: DataFile = Field(description="the candidate pool parquet, inside the dataset folder")
@@ -508,9 +505,10 @@ def _sweep_problems(setup) -> list[tuple[Loc, str]]:
     if setup.seed + setup.repeats - 1 > MAX_SEED:
         problems.append((("repeats",), f"seed + repeats - 1 = {setup.seed + setup.repeats - 1} is more than "
                                        f"{MAX_SEED}; lower the seed"))
-    if setup.submissions:
+    if setup.submissions and sweeps.is_grid(setup):
+        # With repeats alone a file is evaluated on the first repeat's data, the one it was made for.
         problems.append((("submissions",), "your own files cannot be part of a sweep (a file fits one train size "
-                                           "and seed): evaluate them in a run without lists or repeats"))
+                                           "and seed): evaluate them in a run without lists"))
     return problems
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import datasets
+from .. import datasets, stats
 from ..datasets.dataperf_files import DebuggingTaskData
 from ..runs import read_json, write_json
 from . import strategies, submissions
@@ -170,8 +170,10 @@ def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
 
 #: The track's main figure of a strategy (lower is better): the sweep plot's y axis, the DAG's summary.
 MAIN_METRIC = "fraction_fixes"
+#: The headline figures of a strategy: summarized over repeats and compared with random (dataperf_appliance.stats).
+HEADLINE_METRICS = (MAIN_METRIC, "auc")
 #: The figures of a strategy in a sweep row (see dataperf_appliance.sweeps), the main one first.
-SWEEP_METRICS = (MAIN_METRIC, "auc", "before_acc", "clean_acc", "trainings", "time_s", "fit_s", "predict_s")
+SWEEP_METRICS = (*HEADLINE_METRICS, "before_acc", "clean_acc", "trainings", "time_s", "fit_s", "predict_s")
 
 
 def sweep_metrics(run: TaskRun) -> dict[str, dict]:
@@ -186,6 +188,11 @@ def sweep_metrics(run: TaskRun) -> dict[str, dict]:
     return {name: {"kind": entry["kind"], "fraction_fixes": entry["fraction_fixes"], "auc": entry["auc"],
                    "time_s": entry["time_s"], **shared}
             for name, entry in run.result["strategies"].items()}
+
+
+def replicate_curves(run: TaskRun) -> dict[str, list[float]]:
+    """{method: its fixing curve's accuracies} of a task run: one repeat's curves, for the bands over repeats."""
+    return {name: entry["curve"]["accuracy"] for name, entry in run.result["strategies"].items()}
 
 
 def reference_evaluation(task_result: dict) -> dict:
@@ -215,15 +222,29 @@ def build_results(setup, task_results: dict[str, dict]) -> dict:
     }
 
 
-def report(setup, work_dir: Path) -> dict:
-    """Merge the partial results into results.json, the reference files and every plot; return results."""
+def report(setup, work_dir: Path, *, replicates: dict | None = None) -> dict:
+    """Merge the partial results into results.json, the reference files and every plot; return results.
+
+    `replicates` ({task: {strategy: [its sweep row of each repeat, with the
+    repeat's ``curve``]}}, from `dataperf_appliance.sweeps`) gives the
+    statistics over repeats; without it the run is one repeat. The reference
+    files and the curves of ``tasks`` are the first repeat's; the mean curve
+    and its band over the repeats go to each strategy's ``curve_over_repeats``.
+    """
     from .. import plots  # matplotlib is imported only when a report is drawn
 
     task_results = {t.data_id: read_json(work_dir / "partial" / f"{t.data_id}.json") for t in setup.tasks}
-    results = build_results(setup, task_results)
     for data_id, task_result in task_results.items():
         write_json(work_dir / setup.paths.results_folder / f"{data_id}_evaluation.json",
                    reference_evaluation(task_result))
+    results = build_results(setup, task_results)
+    stats.add_to_results(results, replicates or stats.single_repeat(task_results), HEADLINE_METRICS)
+    for data_id, by_name in (replicates or {}).items():
+        for name, entries in by_name.items():
+            curves = [entry["curve"] for entry in entries if entry.get("curve") is not None]
+            entry = results["tasks"][data_id]["strategies"][name]
+            if len(curves) > 1 and all(len(c) == len(entry["curve"]["fixes"]) for c in curves):
+                entry["curve_over_repeats"] = {"fixes": entry["curve"]["fixes"], **stats.describe_curves(curves)}
     plots.draw_debugging_plots(results, work_dir / "plots", dataset=setup.dataset)
     write_json(work_dir / "results.json", results)
     return results

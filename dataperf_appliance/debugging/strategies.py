@@ -162,7 +162,7 @@ def knn_shapley(X_train, y_train, X_val, y_val, *, seed: int = 0, model: str = D
     return np.argsort(values, kind="stable").astype(np.int64)
 
 
-# --- cross-validated probabilities: confident learning and loss -------------------------------
+# --- model probabilities: confident learning (out-of-sample), loss (in-sample) -----------------
 
 def out_of_fold_probabilities(X_train: np.ndarray, y_train: np.ndarray, *, seed: int, model: str) -> np.ndarray:
     """Predicted class probabilities (n_train, 2) of each row from a model that did not train on it.
@@ -191,10 +191,9 @@ def confident_learning(X_train, y_train, X_val, y_val, *, seed: int = 0, model: 
     First the rows ``cleanlab.filter.find_label_issues`` flags, in cleanlab's
     order (lowest self-confidence first), then every other row by ascending
     ``cleanlab.rank.get_label_quality_scores``, ties by index. Uses only the
-    training rows: the validation set plays no part. On a binary task with
-    balanced noise the flagged rows are often exactly the lowest self-confidence
-    ones, and the order then equals `loss`'s; the two part where cleanlab's
-    per-class thresholds flag more of one class.
+    training rows: the validation set plays no part. The probabilities are
+    out-of-sample, as cleanlab requires: each row is scored by a model that did
+    not train on it (`loss` uses the in-sample ones).
     """
     X_train, y_train, X_val, y_val = _check_task(X_train, y_train, X_val, y_val)
     pred_probs = out_of_fold_probabilities(X_train, y_train, seed=_check_seed(seed), model=_check_model(model))
@@ -211,16 +210,35 @@ def confident_learning(X_train, y_train, X_val, y_val, *, seed: int = 0, model: 
     return np.concatenate([flagged, others]).astype(np.int64)
 
 
-def loss(X_train, y_train, X_val, y_val, *, seed: int = 0, model: str = DEFAULT_MODEL) -> np.ndarray:
-    """Rows by ascending out-of-fold self-confidence, the predicted probability of the given label; ties by index.
+def in_sample_probabilities(X_train: np.ndarray, y_train: np.ndarray, *, seed: int, model: str) -> np.ndarray:
+    """Predicted class probabilities (n_train, 2) of each row from classifier `model` fitted on all the rows,
+    its own included (logistic regression when `model` has no ``predict_proba``). A one-class training set
+    gives every row probability 1 for that class. Inputs are assumed checked."""
+    classes = np.unique(y_train)
+    if len(classes) == 1:
+        probabilities = np.zeros((len(y_train), 2))
+        probabilities[:, classes[0]] = 1.0
+        return probabilities
+    estimator = make_model(model, seed)
+    if not hasattr(estimator, "predict_proba"):
+        estimator = make_model("logistic_regression", seed)
+    return estimator.fit(X_train, y_train).predict_proba(X_train)
 
-    The row the model least believes is inspected first (the lowest
-    probability is the highest cross-entropy loss). Uses only the training rows.
+
+def loss(X_train, y_train, X_val, y_val, *, seed: int = 0, model: str = DEFAULT_MODEL) -> np.ndarray:
+    """Rows by descending training loss: the cross-entropy -log p(given label) of a model fitted on the whole
+    noisy training set (in-sample), ties by index.
+
+    Unlike `confident_learning` the model has seen the row it scores, so a
+    flexible model that memorized a wrong label hides it; the order is the
+    training loss a practitioner reads off the fitted model. Uses only the
+    training rows.
     """
     X_train, y_train, X_val, y_val = _check_task(X_train, y_train, X_val, y_val)
-    pred_probs = out_of_fold_probabilities(X_train, y_train, seed=_check_seed(seed), model=_check_model(model))
-    self_confidence = pred_probs[np.arange(len(y_train)), y_train]
-    return np.argsort(self_confidence, kind="stable").astype(np.int64)
+    probabilities = in_sample_probabilities(X_train, y_train, seed=_check_seed(seed), model=_check_model(model))
+    given = np.clip(probabilities[np.arange(len(y_train)), y_train], 1e-15, 1.0)
+    # Highest loss first: ascending -loss with a stable sort keeps ties in index order.
+    return np.argsort(np.log(given), kind="stable").astype(np.int64)
 
 
 # --- registry -----------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .. import stats
 from ..parallel import ordered_map
 from ..runs import read_json, write_json
 from . import data, files, strategies
@@ -192,11 +193,13 @@ def _run_jobs(jobs: list[tuple[str, str, str]], n_jobs: int, progress: ProgressC
     return out
 
 
-def _entry(result: dict, pool_labels: np.ndarray | None) -> dict:
+def _entry(result: dict, pool_labels: np.ndarray | None, budget: int) -> dict:
     """A method's entry of results.json, but for its "file" (added when the run is written)."""
     labels = np.asarray(result["labels"])
     return {
         "kind": result["kind"],
+        # More rows than the budget (the dataset's own csv): shown, but not ranked with the methods it would beat.
+        OVER_BUDGET: bool(len(labels) > budget),
         "accuracy": result["accuracy"],
         "precision": result["precision"],
         "recall": result["recall"],
@@ -307,7 +310,7 @@ def run_tasks(setup, data_root: Path, source_dir: Path, *, data_ids: list[str] |
     runs = {task: TaskRun(task, facts[task], {}, {}, None) for task in wanted}
     for result in results:
         run = runs[result["task"]]
-        run.entries[result["name"]] = _entry(result, inputs[run.task].pool_labels)
+        run.entries[result["name"]] = _entry(result, inputs[run.task].pool_labels, int(setup.train_size))
         if result["kind"] == "strategy":
             pool_ids = pools[task_files[run.task]["pool"]].embedded.image_ids
             run.chosen[result["name"]] = (pool_ids[result["rows"]], np.asarray(result["labels"]))
@@ -355,6 +358,10 @@ def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
 
 #: The track's main figure of a method (higher is better): the sweep plot's y axis, the DAG's summary.
 MAIN_METRIC = "accuracy"
+#: The headline figures of a method: summarized over repeats and compared with random (dataperf_appliance.stats).
+HEADLINE_METRICS = (MAIN_METRIC, "f1", "precision", "recall")
+#: The key of a method's entry (and of results.json's ``overall``) saying it used more points than the budget.
+OVER_BUDGET = "over_budget"
 #: The figures of a method in a sweep row (see dataperf_appliance.sweeps), the main one first. ``rows`` is
 #: the size of the training set scored (a strategy's min(budget, pool); the dataset's own csv's).
 SWEEP_METRICS = (MAIN_METRIC, "precision", "recall", "f1", "rows", "positives", "time_s", "fit_s", "predict_s")
@@ -391,7 +398,13 @@ def reference_results(results: dict) -> dict[str, dict[str, dict]]:
     return out
 
 
-def report(setup, work_dir: Path, *, now: dt.datetime | None = None) -> dict:
+def over_budget_methods(results: dict) -> set[str]:
+    """The methods whose training set exceeds the budget in some task: not ranked with the others."""
+    return {name for task in results["tasks"].values() for name, entry in task["strategies"].items()
+            if entry.get(OVER_BUDGET)}
+
+
+def report(setup, work_dir: Path, *, now: dt.datetime | None = None, replicates: dict | None = None) -> dict:
     """Merge the partial results into results.json, the reference's result files and the plot; return results.
 
     The reference writes one ``result_UTC-YYYY-MM-DD-HH-MM-SS.json`` holding
@@ -410,6 +423,9 @@ def report(setup, work_dir: Path, *, now: dt.datetime | None = None) -> dict:
                                 "run evaluate_tasks first")
     task_results = {t: read_json(work_dir / "partial" / f"{t}.json") for t in setup.eval_tasks}
     results = build_results(setup, task_results)
+    over = over_budget_methods(results)
+    stats.add_to_results(results, replicates or stats.single_repeat(task_results), HEADLINE_METRICS,
+                         ranked=lambda name: name not in over)
     results_dir = data.inside(work_dir, setup.results_dir, "results_dir")
     stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime(RESULT_FILE_FORMAT)
     written = {}

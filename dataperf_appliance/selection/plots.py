@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import stats
 from ..datasets import digits
-from ..plots import _save, plt
+from ..plots import _error, _save, comparison_plot, plt
 from . import data, files
 from .evaluation import METRICS
 
@@ -16,7 +17,9 @@ GALLERY_SIZE = 12
 
 
 def metrics_bar_plot(results: dict, path: Path) -> Path:
-    """Accuracy, precision, recall and f1 (one panel each): a group of bars per task, a bar per method."""
+    """Accuracy, precision, recall and f1 (one panel each): a group of bars per task, a bar per method; with
+    repeats, each bar is the mean over them with its 95% interval as an error bar. A method over the budget
+    is hatched (not ranked)."""
     tasks = list(results["tasks"])
     methods = list(dict.fromkeys(name for task in results["tasks"].values() for name in task["strategies"]))
     colors = {name: plt.cm.tab10(i % 10) for i, name in enumerate(methods)}
@@ -26,8 +29,12 @@ def metrics_bar_plot(results: dict, path: Path) -> Path:
     x = np.arange(len(tasks))
     for ax, metric in zip(axes.ravel(), METRICS):
         for j, name in enumerate(methods):
-            values = [results["tasks"][t]["strategies"].get(name, {}).get(metric, np.nan) for t in tasks]
-            ax.bar(x - 0.4 + width * (j + 0.5), values, width, color=colors[name], label=name,
+            entries = [results["tasks"][t]["strategies"].get(name) for t in tasks]
+            values = [np.nan if e is None else stats.mean_of(e, metric) for e in entries]
+            errors = [0.0 if e is None else _error(stats.summary_of(e, metric)) for e in entries]
+            over = any(e is not None and e.get("over_budget") for e in entries)
+            ax.bar(x - 0.4 + width * (j + 0.5), values, width, yerr=errors, capsize=2, color=colors[name],
+                   label=f"{name} (over the budget)" if over else name, hatch="//" if over else None,
                    edgecolor="black", linewidth=0.4)
         ax.set_title(metric)
         ax.set_xticks(x, tasks, rotation=30 if len(tasks) > 4 else 0, fontsize=8)
@@ -38,8 +45,9 @@ def metrics_bar_plot(results: dict, path: Path) -> Path:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(methods), 4), fontsize=8, frameon=False,
                bbox_to_anchor=(0.5, -0.02 - 0.03 * ((len(methods) - 1) // 4)))
-    fig.suptitle(f"Training sets of at most {results.get('train_size')} images, scored by {results.get('model')}",
-                 fontsize=10)
+    repeats = results.get("repeats", 1)
+    fig.suptitle(f"Training sets of at most {results.get('train_size')} images, scored by {results.get('model')}"
+                 + (f": mean and 95% interval over {repeats} repeats" if repeats > 1 else ""), fontsize=10)
     fig.tight_layout(rect=(0, 0.05 + 0.03 * ((len(methods) - 1) // 4), 1, 0.97))
     return _save(fig, path)
 
@@ -88,6 +96,9 @@ def draw_selection_plots(results: dict, folder: Path, *, run_dir: Path | None = 
     """
     folder = Path(folder)
     made = [metrics_bar_plot(results, folder / "selection_metrics.png")]
+    if results.get("repeats", 1) > 1 and any(stats.VS_BASELINE in e for t in results["tasks"].values()
+                                             for e in t["strategies"].values()):
+        made.append(comparison_plot(results, folder / "vs_random.png", metric="accuracy", lower_is_better=False))
     if run_dir is not None and results.get("dataset") == data.DIGITS_DATASET:
         made += [chosen_gallery_plot(task, task_result, run_dir, folder / f"{task}_chosen_gallery.png")
                  for task, task_result in results["tasks"].items()]

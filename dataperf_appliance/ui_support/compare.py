@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .run_detail import RunDetail, metric_columns
+from .. import stats
+from .run_detail import RunDetail, entry_row, metric_columns
 from .run_list import setup_data
 
 MISSING = "—"
@@ -55,21 +56,25 @@ def _shown(value: Any) -> str:
 
 
 def metrics_table(runs: Sequence[RunDetail]) -> list[dict[str, Any]]:
-    """Every run's metrics in one table: one row per run, task and method."""
+    """Every run's metrics in one table: one row per run, task and method (means over the repeats, the main
+    metric's interval and the comparison with random)."""
     rows = []
     for run in runs:
         if not run.results:
             continue
-        columns = metric_columns(run.results)
         for task, task_result in (run.results.get("tasks") or {}).items():
             for name, entry in (task_result.get("strategies") or {}).items():
-                rows.append({"run": run.run_id, "task": task, "method": name,
-                             **{c: entry.get(c) for c in columns}})
+                rows.append({"run": run.run_id, "task": task, "method": name, **entry_row(run.results, entry)})
     return rows
 
 
+#: The suffix of a run's interval column in the pivot (``<run id> ± 95%``).
+INTERVAL_SUFFIX = " ± 95%"
+
+
 def headline_pivot(runs: Sequence[RunDetail]) -> tuple[str | None, list[dict[str, Any]]]:
-    """(metric, rows): the main metric of every (task, method) with one column per run, for a quick look."""
+    """(metric, rows): the main metric's mean of every (task, method) with one column per run, and beside it
+    the half width of its 95% interval over the run's repeats (``<run id> ± 95%``), for a quick look."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     metric = None
     for run in runs:
@@ -82,12 +87,15 @@ def headline_pivot(runs: Sequence[RunDetail]) -> tuple[str | None, list[dict[str
         for task, task_result in (run.results.get("tasks") or {}).items():
             for name, entry in (task_result.get("strategies") or {}).items():
                 row = rows.setdefault((task, name), {"task": task, "method": name})
-                row[run.run_id] = entry.get(metric)
+                row[run.run_id] = stats.mean_of(entry, metric)
+                row[run.run_id + INTERVAL_SUFFIX] = stats.half_width(stats.summary_of(entry, metric))
     return metric, [rows[key] for key in sorted(rows)]
 
 
 def curve_points(runs: Sequence[RunDetail], task: str | None = None) -> list[dict[str, Any]]:
-    """The fixing curves of debugging runs as points {run, task, method, series, fixes, fraction, accuracy}.
+    """The fixing curves of debugging runs as points {run, task, method, series, fixes, fraction, accuracy,
+    ci_low, ci_high}: the mean curve over the repeats with its 95% band when the run has several, else the
+    one curve (no band).
 
     `fraction` is fixes / train_size, so runs with different training sizes
     share one x axis. `series` names a line: ``<run> · <method>``.
@@ -102,10 +110,15 @@ def curve_points(runs: Sequence[RunDetail], task: str | None = None) -> list[dic
             size = task_result.get("train_size") or 0
             for name, entry in (task_result.get("strategies") or {}).items():
                 curve = entry.get("curve") or {}
-                for fixes, accuracy in zip(curve.get("fixes", []), curve.get("accuracy", [])):
+                band = entry.get("curve_over_repeats") or {}
+                accuracy = band.get(stats.MEAN) or curve.get("accuracy", [])
+                lows = band.get(stats.CI_LOW) or [None] * len(accuracy)
+                highs = band.get(stats.CI_HIGH) or [None] * len(accuracy)
+                for fixes, value, low, high in zip(curve.get("fixes", []), accuracy, lows, highs):
                     points.append({"run": run.run_id, "task": task_id, "method": name,
                                    "series": f"{run.run_id} · {name}", "fixes": fixes,
-                                   "fraction": fixes / size if size else None, "accuracy": accuracy})
+                                   "fraction": fixes / size if size else None, "accuracy": value,
+                                   "ci_low": low, "ci_high": high})
     return points
 
 
@@ -120,13 +133,17 @@ def common_tasks(runs: Sequence[RunDetail]) -> list[str]:
 
 
 def metric_bars(runs: Sequence[RunDetail], metric: str = "accuracy") -> list[dict[str, Any]]:
-    """Selection runs: {run, task, method, value} of one metric, for a grouped bar chart."""
+    """Selection runs: {run, task, method, value, ci_low, ci_high} of one metric (mean over the repeats and
+    its 95% interval, None for one repeat), for a grouped bar chart with error bars."""
     rows = []
     for run in runs:
         if not run.results or run.results.get("track") != "selection":
             continue
         for task, task_result in (run.results.get("tasks") or {}).items():
             for name, entry in (task_result.get("strategies") or {}).items():
-                if entry.get(metric) is not None:
-                    rows.append({"run": run.run_id, "task": task, "method": name, "value": entry[metric]})
+                value = stats.mean_of(entry, metric)
+                if value is not None:
+                    summary = stats.summary_of(entry, metric) or {}
+                    rows.append({"run": run.run_id, "task": task, "method": name, "value": value,
+                                 "ci_low": summary.get(stats.CI_LOW), "ci_high": summary.get(stats.CI_HIGH)})
     return rows

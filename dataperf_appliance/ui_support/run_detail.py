@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import stats
 from ..runs import check_run_id, staging_dir
 from ..settings import Settings
 from .run_list import IN_FLIGHT_STATES, MANIFEST, RESULTS, TASK_SETUP, read_json_file
@@ -117,11 +118,15 @@ def load_run(settings: Settings, run_id: str, *, storage=None) -> RunDetail:
                      read_json_file(folder / RESULTS) if published else None, text)
 
 
-# ---- metrics ------------------------------------------------------------------------------------
+# ---- metrics ----------------------------------------------------------------------------------------------------
 
 DEBUGGING_COLUMNS = ("fraction_fixes", "auc", "time_s", "kind")
 SELECTION_COLUMNS = ("accuracy", "precision", "recall", "f1", "train_size", "positives", "wrong_labels",
                      "time_s", "kind")
+#: The columns beside the main metric's mean: its 95% interval and the paired comparison with random.
+INTERVAL_COLUMN, VERSUS_COLUMN = "± 95%", f"vs {stats.BASELINE} (paired)"
+#: The column that marks a method over the selection budget (not ranked).
+OVER_BUDGET_COLUMN = "over budget"
 
 
 def metric_columns(results: Mapping) -> tuple[str, ...]:
@@ -133,22 +138,44 @@ def metric_columns(results: Mapping) -> tuple[str, ...]:
     return (metric, *[c for c in columns if c != metric])
 
 
-def metrics_rows(results: Mapping | None) -> list[dict[str, Any]]:
-    """One row per task and method: the task, the method and the track's metrics (best first per task)."""
-    if not results or not isinstance(results.get("tasks"), Mapping):
-        return []
+def _not_ranked(entry: Mapping) -> bool:
+    return bool(entry.get("over_budget")) or entry.get("ranked") is False
+
+
+def entry_row(results: Mapping, entry: Mapping) -> dict[str, Any]:
+    """One method's figures for a table: every metric (means over the repeats), the main metric's interval
+    half width, the paired comparison with random in words, and whether it is over the budget."""
+    columns = metric_columns(results)
+    main = columns[0]
+    row: dict[str, Any] = {c: (stats.mean_of(entry, c) if stats.summary_of(entry, c) else entry.get(c))
+                           for c in columns}
+    row[INTERVAL_COLUMN] = stats.half_width(stats.summary_of(entry, main))
+    row[VERSUS_COLUMN] = stats.format_comparison(stats.comparison_of(entry, main))
+    if results.get("track") == "selection":
+        row[OVER_BUDGET_COLUMN] = _not_ranked(entry)
+    return row
+
+
+def ranking_key(results: Mapping, name: str, entry: Mapping) -> tuple:
+    """Ranked methods first, best mean of the main metric first, then by name."""
     from .run_list import main_metric
 
-    columns = metric_columns(results)
-    lower = main_metric(results.get("track"))[1]
+    metric, lower = main_metric(results.get("track"))
+    mean = stats.mean_of(entry, metric)
+    return (_not_ranked(entry), mean is None, (mean or 0.0) * (1 if lower else -1), name)
+
+
+def metrics_rows(results: Mapping | None) -> list[dict[str, Any]]:
+    """One row per task and method: the task, the method and the track's metrics (best first per task);
+    a method over the budget last."""
+    if not results or not isinstance(results.get("tasks"), Mapping):
+        return []
     rows = []
     for task, task_result in results["tasks"].items():
-        entries = list((task_result.get("strategies") or {}).items())
-        key = columns[0]
-        entries.sort(key=lambda item: (item[1].get(key) is None,
-                                       (item[1].get(key) or 0) * (1 if lower else -1), item[0]))
+        entries = sorted((task_result.get("strategies") or {}).items(),
+                         key=lambda item: ranking_key(results, *item))
         for name, entry in entries:
-            rows.append({"task": task, "method": name, **{c: entry.get(c) for c in columns}})
+            rows.append({"task": task, "method": name, **entry_row(results, entry)})
     return rows
 
 
@@ -167,23 +194,51 @@ def task_rows(results: Mapping | None) -> list[dict[str, Any]]:
 
 
 def method_means(results: Mapping | None) -> list[dict[str, Any]]:
-    """Each method's mean of the track's main metric over the tasks, best first."""
+    """Each method's mean over the tasks of the track's main metric, with its 95% interval over the repeats
+    and the paired comparison with random; ranked methods best first, then those over the budget."""
     from .run_list import main_metric
-    from .run_list import method_means as means_of
+    from .run_list import overall_entries
 
-    means = means_of(results)
-    if not means:
+    overall = overall_entries(results)
+    if not overall:
         return []
     metric, lower = main_metric(results.get("track"))
-    rows = [{"method": name, "metric": metric, "mean": value, "lower_is_better": lower}
-            for name, value in means.items()]
-    return sorted(rows, key=lambda m: (m["mean"] if lower else -m["mean"], m["method"]))
+    rows = []
+    for name, entry in sorted(overall.items(), key=lambda item: ranking_key(results, *item)):
+        summary = stats.summary_of(entry, metric)
+        rows.append({"method": name, "metric": metric, "mean": stats.mean_of(entry, metric),
+                     "half_width": stats.half_width(summary), "repeats": (summary or {}).get(stats.N, 1),
+                     "comparison": stats.comparison_of(entry, metric), "ranked": not _not_ranked(entry),
+                     "lower_is_better": lower})
+    return [row for row in rows if row["mean"] is not None]
+
+
+def comparison_rows(results: Mapping | None) -> list[dict[str, Any]]:
+    """Every method against random, per task and over all tasks: the paired difference of each headline
+    metric, its 95% interval, p and whether it is significant (p < 0.05)."""
+    if not results or not isinstance(results.get("tasks"), Mapping):
+        return []
+    places = [(task, r.get("strategies") or {}) for task, r in results["tasks"].items()]
+    if len(places) > 1 and results.get("overall"):
+        places.append(("all tasks (mean)", results["overall"]))
+    rows = []
+    for task, entries in places:
+        for name, entry in entries.items():
+            for metric, comparison in (entry.get(stats.VS_BASELINE) or {}).items():
+                rows.append({"task": task, "method": name, "metric": metric,
+                             "difference": comparison.get(stats.DIFFERENCE), "ci_low": comparison.get(stats.CI_LOW),
+                             "ci_high": comparison.get(stats.CI_HIGH), "p": comparison.get(stats.P_VALUE),
+                             "significant": comparison.get(stats.SIGNIFICANT), "repeats": comparison.get(stats.N)})
+    return rows
 
 
 def sweep_summary(results: Mapping | None) -> list[dict[str, Any]]:
-    """A sweep's summary: the main metric's mean and standard error over repeats, per setting and strategy."""
+    """A sweep's summary: the main metric's mean, standard error and 95% interval over repeats per setting
+    and strategy, and the paired comparison with random in words."""
     sweep = (results or {}).get("sweep") or {}
-    return [{k: v for k, v in row.items() if k != "metric"} for row in sweep.get("summary") or []]
+    return [{**{k: v for k, v in row.items() if k not in ("metric", stats.VS_BASELINE)},
+             VERSUS_COLUMN: stats.format_comparison(row.get(stats.VS_BASELINE))}
+            for row in sweep.get("summary") or []]
 
 
 def stage_rows(manifest: Mapping) -> list[dict[str, Any]]:

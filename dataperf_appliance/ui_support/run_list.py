@@ -32,12 +32,14 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 @dataclass(frozen=True)
 class Headline:
-    """A run's headline score: the best method's mean over the tasks of one metric."""
+    """A run's headline score: the best ranked method's mean over the tasks (and repeats) of one metric,
+    with the half width of its 95% interval over the repeats (None for one repeat)."""
 
     metric: str
     value: float
     method: str
     lower_is_better: bool
+    half_width: float | None = None
 
     @property
     def label(self) -> str:
@@ -128,26 +130,42 @@ def main_metric(track: str | None) -> tuple[str, bool]:
     return metric, track == "debugging"
 
 
-def method_means(results: Mapping | None) -> dict[str, float]:
-    """Each method's mean of the track's main metric over the tasks of results.json."""
+def overall_entries(results: Mapping | None) -> dict[str, Mapping]:
+    """Each method's figures over all the tasks: results.json's ``overall`` (means over the tasks, summarized
+    over the repeats); for a run written before it existed, the plain means over the tasks."""
     if not results or not isinstance(results.get("tasks"), Mapping):
         return {}
+    if isinstance(results.get("overall"), Mapping):
+        return dict(results["overall"])
     metric, _ = main_metric(results.get("track"))
     per_method: dict[str, list] = {}
     for task in results["tasks"].values():
         for name, entry in (task.get("strategies") or {}).items():
             per_method.setdefault(name, []).append(entry.get(metric))
-    return {name: m for name, values in per_method.items() if (m := _mean(values)) is not None}
+    return {name: {metric: m} for name, values in per_method.items() if (m := _mean(values)) is not None}
+
+
+def method_means(results: Mapping | None) -> dict[str, float]:
+    """Each ranked method's mean of the track's main metric over the tasks (and repeats) of results.json."""
+    from .. import stats
+
+    metric, _ = main_metric((results or {}).get("track"))
+    means = {name: stats.mean_of(entry, metric) for name, entry in overall_entries(results).items()
+             if entry.get("ranked", True) is not False}
+    return {name: value for name, value in means.items() if value is not None}
 
 
 def headline(results: Mapping | None) -> Headline | None:
-    """The best method's mean over the tasks of the track's main metric."""
+    """The best ranked method's mean over the tasks of the track's main metric, with its interval."""
+    from .. import stats
+
     means = method_means(results)
     if not means:
         return None
     metric, lower = main_metric(results.get("track"))
     best = (min if lower else max)(means, key=lambda name: (means[name], name))
-    return Headline(metric, means[best], best, lower)
+    summary = stats.summary_of(overall_entries(results)[best], metric)
+    return Headline(metric, means[best], best, lower, stats.half_width(summary))
 
 
 def read_run_folder(folder: Path, run_id: str, *, published: bool) -> RunRow:
@@ -321,6 +339,7 @@ def rows_table(rows: Iterable[RunRow], now: dt.datetime | None = None) -> list[d
             "dataset": row.dataset or "",
             "model": row.model or "",
             "score": None if score is None else round(score.value, 4),
+            "± 95%": None if score is None or score.half_width is None else round(score.half_width, 4),
             "best": "" if score is None else f"{score.method} · {score.label}",
             "where": row.where,
         })

@@ -24,14 +24,19 @@ def curves(runs: list[run_detail.RunDetail]) -> None:
         st.info(f"No run has curves for {task}.")
         return
     x = "fraction" if relative else "fixes"
-    chart = alt.Chart(points).mark_line().encode(
-        x=alt.X(f"{x}:Q", title="fraction of the training set inspected" if relative else "points inspected"),
-        y=alt.Y("accuracy:Q", title="test accuracy", scale=alt.Scale(zero=False)),
+    x_axis = alt.X(f"{x}:Q", title="fraction of the training set inspected" if relative else "points inspected")
+    lines = alt.Chart(points).mark_line().encode(
+        x=x_axis,
+        y=alt.Y("accuracy:Q", title="test accuracy (mean over the repeats)", scale=alt.Scale(zero=False)),
         color=alt.Color("method:N", title="method"),
         strokeDash=alt.StrokeDash("run:N", title="run"),
         tooltip=["run", "method", "fixes", alt.Tooltip("accuracy:Q", format=".3f")],
-    ).properties(height=420)
-    st.altair_chart(chart, width="stretch")
+    )
+    # The 95% band over the repeats, where a run has several.
+    bands = alt.Chart(points.dropna(subset=["ci_low"])).mark_area(opacity=0.15).encode(
+        x=x_axis, y="ci_low:Q", y2="ci_high:Q", color=alt.Color("method:N"), detail="run:N")
+    st.altair_chart((bands + lines).properties(height=420), width="stretch")
+    st.caption("Lines: the mean curve over each run's repeats; shaded: its 95% interval.")
 
 
 def bars(runs: list[run_detail.RunDetail]) -> None:
@@ -39,11 +44,15 @@ def bars(runs: list[run_detail.RunDetail]) -> None:
     if not rows:
         return
     st.subheader("Accuracy by task and method")
-    chart = alt.Chart(pd.DataFrame(rows)).mark_bar().encode(
-        x=alt.X("method:N", title=None), xOffset="run:N", y=alt.Y("value:Q", title="accuracy"),
-        color=alt.Color("run:N"), column=alt.Column("task:N", title=None),
+    frame = pd.DataFrame(rows)
+    base = alt.Chart(frame).encode(x=alt.X("method:N", title=None), xOffset="run:N")
+    bars_layer = base.mark_bar().encode(
+        y=alt.Y("value:Q", title="accuracy (mean over the repeats)"), color=alt.Color("run:N"),
         tooltip=["run", "task", "method", alt.Tooltip("value:Q", format=".3f")])
+    error_layer = base.mark_rule(color="black").encode(y="ci_low:Q", y2="ci_high:Q")
+    chart = alt.layer(bars_layer, error_layer, data=frame).facet(column=alt.Column("task:N", title=None))
     st.altair_chart(chart)
+    st.caption("Bars: means over each run's repeats; black lines: their 95% intervals.")
 
 
 def main() -> None:
@@ -74,7 +83,9 @@ def main() -> None:
     st.subheader(f"{metric} by task and method" if metric else "Metrics")
     if pivot:
         st.dataframe(pivot, hide_index=True, width="stretch",
-                     column_config={r.run_id: st.column_config.NumberColumn(format="%.3f") for r in runs})
+                     column_config={name: st.column_config.NumberColumn(format="%.3f") for r in runs
+                                    for name in (r.run_id, r.run_id + compare.INTERVAL_SUFFIX)})
+        st.caption("Means over each run's repeats; ± 95%: half the width of the 95% interval.")
     with st.expander("Every metric of every run"):
         st.dataframe(compare.metrics_table(runs), hide_index=True, width="stretch")
     curves(runs)

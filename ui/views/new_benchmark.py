@@ -71,8 +71,8 @@ def form_mode(track: str, settings, dataset_folders: list[str]) -> tuple[form.Fo
     if form.sweep_params() & set(form.default_params(track)):
         common.remember(f"nb.{track}.sweep")
         sweep = st.toggle("Sweep: several models or sizes at once", key=f"nb.{track}.sweep",
-                          help="Give several values of the model, the training size or the noise level, and "
-                               "repeats: every combination is evaluated, the table and plots compare them.")
+                          help="Give several values of the model, the training size or the noise level: every "
+                               "combination is evaluated `repeats` times, the table and plots compare them.")
     dataset_key = f"nb.{track}.dataset.choice"
     specs = [s for s in form.field_specs(track, dataset=st.session_state.get(dataset_key),
                                          dataset_folders=dataset_folders, sweep=sweep) if s.key != "track"]

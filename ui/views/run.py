@@ -11,7 +11,7 @@ from dataperf_appliance.ui_support import run_detail, run_list
 REFRESH_S = 3
 NUMBER_COLUMNS = {name: st.column_config.NumberColumn(format="%.4f")
                   for name in ("fraction_fixes", "auc", "time_s", "accuracy", "precision", "recall", "f1",
-                               "before_acc", "clean_acc")}
+                               "before_acc", "clean_acc", run_detail.INTERVAL_COLUMN)}
 
 
 def pick_run() -> str | None:
@@ -96,18 +96,45 @@ def failure(detail: run_detail.RunDetail) -> None:
 
 
 def headline(detail: run_detail.RunDetail) -> None:
+    """The methods' means over the tasks and repeats, each with its 95% interval and its paired comparison
+    with random (a difference that is not significant is said so); a method over the budget is not ranked."""
     means = run_detail.method_means(detail.results)
     if not means:
         return
     lower = means[0]["lower_is_better"]
     columns = st.columns(min(4, len(means)))
-    best = means[0]["mean"]
     for column, item in zip(columns, means[:4]):
-        delta = None if item["mean"] == best else item["mean"] - best
-        column.metric(f"{item['method']} · mean {item['metric']}", f"{item['mean']:.3f}",
-                      delta=None if delta is None else f"{delta:+.3f} vs best",
-                      delta_color="inverse" if lower else "normal",
-                      help="lower is better" if lower else "higher is better")
+        value = f"{item['mean']:.3f}" + ("" if item["half_width"] is None else f" ± {item['half_width']:.3f}")
+        comparison = item["comparison"]
+        delta = None
+        if comparison and comparison.get("mean_difference") is not None:
+            delta = f"{comparison['mean_difference']:+.3f} vs random" + (
+                "" if comparison.get("significant") else " (not significant)")
+        label = f"{item['method']} · {item['metric']}" + ("" if item["ranked"] else " · over the budget, not ranked")
+        column.metric(label, value, delta=delta,
+                      delta_color="off" if not (comparison or {}).get("significant") else
+                      ("inverse" if lower else "normal"),
+                      help=(f"mean over the tasks and {item['repeats']} repeat(s), ± half the width of its 95% "
+                            f"t-interval; {'lower' if lower else 'higher'} is better. The difference with random "
+                            "is paired on the repeats (paired t-test)."))
+    if means[0]["repeats"] < 2:
+        st.caption("One repeat: no interval and no test. Run several repeats to tell methods apart.")
+
+
+def comparisons(detail: run_detail.RunDetail) -> None:
+    rows = run_detail.comparison_rows(detail.results)
+    if not rows:
+        return
+    st.subheader("Against random")
+    weak = sorted({f"{r['method']} ({r['task']}, {r['metric']})" for r in rows if r["significant"] is False})
+    if weak:
+        st.warning("Not significantly different from random (paired t-test over the repeats, p ≥ 0.05): "
+                   + ", ".join(weak), icon="⚖️")
+    st.caption("Difference = method − random, paired on the repeats (same noise, same data); its 95% interval "
+               "and the p-value of a paired t-test.")
+    st.dataframe(rows, hide_index=True, width="stretch", key="run.comparisons",
+                 column_config={name: st.column_config.NumberColumn(format="%.4f")
+                                for name in ("difference", "ci_low", "ci_high", "p")})
 
 
 def results(detail: run_detail.RunDetail) -> None:
@@ -115,8 +142,12 @@ def results(detail: run_detail.RunDetail) -> None:
     with tabs[0]:
         headline(detail)
         st.subheader("Metrics")
+        st.caption("Means over the repeats; ± 95% is half the width of the main metric's 95% interval."
+                   + (" A method over the budget is shown but not ranked." if detail.results.get("track") ==
+                      "selection" else ""))
         st.dataframe(run_detail.metrics_rows(detail.results), hide_index=True, width="stretch",
                      key="run.metrics", column_config=NUMBER_COLUMNS)
+        comparisons(detail)
         sweep(detail)
         tasks = run_detail.task_rows(detail.results)
         if tasks and len(tasks[0]) > 1:
@@ -148,16 +179,24 @@ def results(detail: run_detail.RunDetail) -> None:
 
 
 def sweep(detail: run_detail.RunDetail) -> None:
+    replicates = (detail.results or {}).get("replicates")
+    if replicates:
+        data = detail.file_bytes(replicates["table"])
+        if data is not None:
+            st.download_button(f"Every repeat's figures ({replicates['table']})", data,
+                               file_name=f"{detail.run_id}-{replicates['table']}", mime="text/csv",
+                               icon=":material/download:")
     summary = run_detail.sweep_summary(detail.results)
     if not summary:
         return
     info = detail.results["sweep"]
     st.subheader(f"Sweep: {info.get('cells', '?')} settings")
-    st.caption(f"Mean and standard error over repeats of {detail.results['sweep']['summary'][0]['metric']}, per "
-               "setting and strategy; the tables above are the first setting's. The sweep plots are below.")
+    st.caption(f"Mean, standard error and 95% interval over repeats of "
+               f"{detail.results['sweep']['summary'][0]['metric']}, per setting and strategy, and the paired "
+               "difference with random; the tables above are the first setting's. The sweep plots are below.")
     st.dataframe(summary, hide_index=True, width="stretch",
-                 column_config={"mean": st.column_config.NumberColumn(format="%.4f"),
-                                "sem": st.column_config.NumberColumn(format="%.4f")})
+                 column_config={name: st.column_config.NumberColumn(format="%.4f")
+                                for name in ("mean", "sem", "ci_low", "ci_high")})
     data = detail.file_bytes(info.get("table") or "sweep.csv")
     if data is not None:
         st.download_button("sweep.csv", data, file_name=f"{detail.run_id}-sweep.csv", mime="text/csv",

@@ -25,7 +25,7 @@ def table() -> None:
     for note in collection.notes:
         st.warning(note)
     if not rows:
-        st.info("No runs yet. Configure one on **New benchmark**: the defaults run in about a minute.", icon="🧪")
+        st.info("No runs yet. Configure one on **New benchmark**: the defaults run in a few minutes.", icon="🧪")
         st.page_link(common.NEW_BENCHMARK, label="New benchmark", icon=":material/add_circle:")
         return
     counts = st.columns(4)
@@ -41,7 +41,11 @@ def table() -> None:
         run_list.rows_table(shown), hide_index=True, width="stretch", on_select="rerun",
         selection_mode="single-row", key="runs.table",
         column_config={"score": st.column_config.NumberColumn("score", format="%.3f",
-                                                                 help="the best method's mean over the tasks"),
+                                                                 help="the best method's mean over the tasks "
+                                                                      "and repeats"),
+                       "± 95%": st.column_config.NumberColumn(
+                           "± 95%", format="%.3f", help="half the width of the score's 95% interval over the "
+                                                        "repeats (blank for one repeat)"),
                        "run": st.column_config.TextColumn("run", width="medium")})
     st.caption("Select a row to open the run.")
     selected = event.selection.rows if event is not None else []

@@ -1,0 +1,226 @@
+"""Figures over repeats: mean, standard error and 95% interval, and the paired comparison with `random`.
+
+A run with ``repeats: R`` evaluates the same setting R times with the seeds
+seed..seed+R-1: each repeat draws new label noise (debugging), new data
+(the digits) and a new random order or sample. These are replicates, so a
+strategy's headline metric is summarized over them (`describe`), and every
+strategy is compared with the baseline `BASELINE` repeat by repeat
+(`paired_comparison`): in a repeat both saw the same noise and the same data,
+which is what makes the comparison paired.
+
+The field names below are the ones results.json uses (docs/results.md lists
+them); each is defined here once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+#: The level of every interval, and the p-value under which a difference is called significant.
+CONFIDENCE = 0.95
+SIGNIFICANCE_LEVEL = 1 - CONFIDENCE
+#: The strategy every other one is compared with.
+BASELINE = "random"
+
+# A metric summarized over repeats: {MEAN, SEM, CI_LOW, CI_HIGH, N}.
+MEAN, SEM, CI_LOW, CI_HIGH, N = "mean", "sem", "ci_low", "ci_high", "n"
+# A paired comparison with the baseline: {DIFFERENCE, CI_LOW, CI_HIGH, P_VALUE, SIGNIFICANT, N, TEST};
+# the difference is strategy minus baseline, its interval under CI_LOW and CI_HIGH.
+DIFFERENCE, P_VALUE, SIGNIFICANT, TEST = "mean_difference", "p_value", "significant", "test"
+PAIRED_TEST = "paired t-test"
+
+#: The keys of a strategy's entry in results.json that hold these figures: {metric: summary} and
+#: {metric: comparison} (the latter absent for the baseline itself and when the run has no baseline).
+OVER_REPEATS, VS_BASELINE = "over_repeats", f"vs_{BASELINE}"
+
+
+def _numbers(values: Iterable[Any]) -> list[float]:
+    return [float(v) for v in values]
+
+
+def _t_half_width(sd: float, n: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n))
+
+
+def describe(values: Sequence[float]) -> dict[str, float | int | None]:
+    """{mean, sem, ci_low, ci_high, n} of one metric over n repeats.
+
+    sem is the sample standard deviation (ddof 1) over sqrt(n); the interval
+    is Student's t-interval mean +- t(0.975, n-1) x sem. With one repeat
+    there is no spread to estimate: sem and the interval are None.
+    """
+    numbers = _numbers(values)
+    if not numbers:
+        raise ValueError("no values to describe")
+    n = len(numbers)
+    mean = sum(numbers) / n
+    if n < 2:
+        return {MEAN: mean, SEM: None, CI_LOW: None, CI_HIGH: None, N: n}
+    sd = math.sqrt(sum((x - mean) ** 2 for x in numbers) / (n - 1))
+    half = _t_half_width(sd, n)
+    return {MEAN: mean, SEM: sd / math.sqrt(n), CI_LOW: mean - half, CI_HIGH: mean + half, N: n}
+
+
+def paired_comparison(values: Sequence[float], baseline: Sequence[float]) -> dict[str, Any]:
+    """A strategy against the baseline, repeat by repeat: {mean_difference, ci_low, ci_high, p_value,
+    significant, n, test}, the difference being strategy minus baseline.
+
+    The test is Student's paired t-test (scipy.stats.ttest_rel), two-sided, on
+    the per-repeat differences, and the interval is the t-interval of their
+    mean. Why this test: the pairs share a repeat's noise and data, so the
+    differences remove what the repeats have in common; and with the few
+    repeats a run can afford, a rank test cannot reject at all -- the exact
+    Wilcoxon signed-rank test's smallest two-sided p-value is 2 / 2**n,
+    0.0625 for 5 repeats -- while the t-test uses the size of the differences,
+    not only their signs. Its assumption, roughly normal differences, suits
+    metrics that are averages over many test points or budgets.
+
+    Degenerate cases: with fewer than 2 repeats nothing is tested (p_value
+    and significant None); when every difference is the same, the test is
+    exact: p 1 for no difference, 0 for a constant non-zero one.
+    """
+    a, b = _numbers(values), _numbers(baseline)
+    if len(a) != len(b):
+        raise ValueError(f"paired values need the same repeats: {len(a)} against {len(b)}")
+    differences = [x - y for x, y in zip(a, b)]
+    n = len(differences)
+    summary = describe(differences) if differences else {MEAN: None, CI_LOW: None, CI_HIGH: None}
+    out = {DIFFERENCE: summary[MEAN], CI_LOW: summary[CI_LOW], CI_HIGH: summary[CI_HIGH], P_VALUE: None,
+           SIGNIFICANT: None, N: n, TEST: PAIRED_TEST}
+    if n < 2:
+        return out
+    if max(differences) - min(differences) <= 1e-12 * max(1.0, abs(differences[0])):
+        p_value = 1.0 if abs(differences[0]) <= 1e-12 else 0.0
+    else:
+        from scipy import stats
+
+        p_value = float(stats.ttest_rel(a, b).pvalue)
+    out.update({P_VALUE: p_value, SIGNIFICANT: p_value < SIGNIFICANCE_LEVEL})
+    return out
+
+
+def attach(entries_by_repeat: Mapping[str, Sequence[Mapping[str, Any]]], metrics: Sequence[str]) -> dict:
+    """{strategy: {OVER_REPEATS: {metric: describe}, VS_BASELINE: {metric: paired}}} of strategies whose
+    entries are given per repeat, in repeat order (`entries_by_repeat[name][r][metric]`).
+
+    A strategy missing from a repeat is summarized over the repeats it has and
+    compared on the repeats both have. No VS_BASELINE for the baseline itself
+    or when there is none.
+    """
+    out: dict[str, dict] = {}
+    baseline = entries_by_repeat.get(BASELINE)
+    for name, entries in entries_by_repeat.items():
+        record: dict[str, dict] = {OVER_REPEATS: {m: describe([e[m] for e in entries]) for m in metrics}}
+        if baseline is not None and name != BASELINE:
+            record[VS_BASELINE] = {m: paired_comparison(*_paired(entries, baseline, m)) for m in metrics}
+        out[name] = record
+    return out
+
+
+def _paired(entries: Sequence[Mapping], baseline: Sequence[Mapping], metric: str) -> tuple[list, list]:
+    pairs = [(e[metric], b[metric]) for e, b in zip(entries, baseline)
+             if e is not None and b is not None and e.get(metric) is not None and b.get(metric) is not None]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def half_width(summary: Mapping[str, Any] | None) -> float | None:
+    """Half the width of a summary's or comparison's interval (None when it has none)."""
+    if not summary or summary.get(CI_LOW) is None or summary.get(CI_HIGH) is None:
+        return None
+    return (summary[CI_HIGH] - summary[CI_LOW]) / 2
+
+
+def format_estimate(value: float | None, summary: Mapping[str, Any] | None = None, digits: int = 3) -> str:
+    """``0.412 ± 0.031`` (mean and the interval's half width), or ``0.412`` without an interval."""
+    if value is None:
+        return "-"
+    width = half_width(summary)
+    return f"{value:.{digits}f}" if width is None else f"{value:.{digits}f} ± {width:.{digits}f}"
+
+
+def format_comparison(comparison: Mapping[str, Any] | None, digits: int = 3) -> str:
+    """``-0.120 [-0.180, -0.060] p=0.002`` or ``+0.010 [-0.050, 0.070] p=0.62, not significant``."""
+    if not comparison or comparison.get(DIFFERENCE) is None:
+        return ""
+    text = f"{comparison[DIFFERENCE]:+.{digits}f}"
+    if comparison.get(CI_LOW) is not None:
+        text += f" [{comparison[CI_LOW]:+.{digits}f}, {comparison[CI_HIGH]:+.{digits}f}]"
+    if comparison.get(P_VALUE) is None:
+        return text + " (one repeat: not tested)"
+    text += f" p={comparison[P_VALUE]:.2g}"
+    return text if comparison[SIGNIFICANT] else text + ", not significant"
+
+
+def describe_curves(curves: Sequence[Sequence[float]]) -> dict[str, Any]:
+    """The pointwise mean and 95% t-interval of equally long curves (one per repeat): {mean, ci_low, ci_high,
+    n}, each a list; the interval lists are None with one curve."""
+    import numpy as np
+
+    array = np.asarray(curves, dtype=float)
+    n = len(array)
+    mean = array.mean(axis=0)
+    if n < 2:
+        return {MEAN: mean.tolist(), CI_LOW: None, CI_HIGH: None, N: n}
+    half = _t_half_width(1.0, n) * array.std(axis=0, ddof=1)  # t x sd / sqrt(n), point by point
+    return {MEAN: mean.tolist(), CI_LOW: (mean - half).tolist(), CI_HIGH: (mean + half).tolist(), N: n}
+
+
+def single_repeat(task_results: Mapping[str, Mapping]) -> dict[str, dict[str, list[Mapping]]]:
+    """The replicates of a run of one repeat: {task: {strategy: [its entry]}}."""
+    return {task: {name: [entry] for name, entry in (result.get("strategies") or {}).items()}
+            for task, result in task_results.items()}
+
+
+def add_to_results(results: dict, replicates: Mapping[str, Mapping[str, Sequence[Mapping]]],
+                   metrics: Sequence[str], *, ranked: Any = None) -> dict:
+    """Write the statistics over repeats into results.json's content `results` (in place; returned).
+
+    `replicates` is {task: {strategy: [its figures in each repeat, in order]}}
+    (`single_repeat` for a run of one repeat). Every strategy entry of
+    ``results["tasks"]`` gets `OVER_REPEATS` and `VS_BASELINE` (see `attach`);
+    ``results["overall"]`` gets the same for each strategy's mean over the
+    tasks -- per repeat, the mean over the tasks, then summarized over the
+    repeats -- for the strategies of every task; ``results["repeats"]`` the
+    number of repeats. `ranked(name)`, when given, says whether a strategy
+    competes (the others are kept in ``overall`` but flagged ``"ranked": false``).
+    """
+    repeats = 1
+    for task, by_name in replicates.items():
+        for name, record in attach(by_name, metrics).items():
+            results["tasks"][task]["strategies"][name].update(record)
+        repeats = max([repeats, *(len(entries) for entries in by_name.values())])
+    tasks = list(replicates.values())
+    shared = [name for name in (tasks[0] if tasks else {}) if all(name in by_name for by_name in tasks)]
+    means = {name: [{m: sum(by_name[name][r][m] for by_name in tasks) / len(tasks) for m in metrics}
+                    for r in range(min(len(by_name[name]) for by_name in tasks))]
+             for name in shared}
+    overall = attach(means, metrics)
+    if ranked is not None:
+        for name, record in overall.items():
+            record["ranked"] = bool(ranked(name))
+    results["overall"] = overall
+    results["repeats"] = repeats
+    return results
+
+
+# --- reading the figures back (CLI, pages) -------------------------------------------------------
+
+def summary_of(entry: Mapping[str, Any] | None, metric: str) -> Mapping[str, Any] | None:
+    """The summary over repeats of `metric` in a results.json entry, or None (results from before repeats)."""
+    return ((entry or {}).get(OVER_REPEATS) or {}).get(metric)
+
+
+def mean_of(entry: Mapping[str, Any] | None, metric: str) -> float | None:
+    """`metric`'s mean over the repeats of a results.json entry (its one value when it has no summary)."""
+    summary = summary_of(entry, metric)
+    value = summary[MEAN] if summary else (entry or {}).get(metric)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def comparison_of(entry: Mapping[str, Any] | None, metric: str) -> Mapping[str, Any] | None:
+    """The paired comparison with the baseline of `metric` in a results.json entry, or None."""
+    return ((entry or {}).get(VS_BASELINE) or {}).get(metric)
