@@ -110,6 +110,9 @@ export AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG=16
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__CORE__DAG_RUN_CONF_OVERRIDES_PARAMS=True
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$APPLIANCE_AIRFLOW_PORT/execution/
+# Task processes wait this long for each answer of the API server (Airflow's default, 5 s, failed the tasks of
+# a run with ReadTimeout when the two cores were saturated: seen in tests on a loaded machine).
+export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=${AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT:-30}
 # A scheduler that died leaves its task instances orphaned: adopt or reset them after a minute, not five.
 export AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL=${AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL:-60}
 # Task processes start with the benchmark's libraries already imported: the scheduler's LocalExecutor
