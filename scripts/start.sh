@@ -87,8 +87,7 @@ DataPerf Appliance is up (data root $APPLIANCE_DATA_DIR).
   The app:  http://localhost:$APPLIANCE_UI_PORT
             password: ${ui_password:-the value of APPLIANCE_UI_PASSWORD}
   Airflow:  $APPLIANCE_AIRFLOW_UI_URL
-            user admin, password: python3 -c 'import json, sys; print(json.load(sys.stdin)["admin"])' \
-                <$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE
+            user admin, password: python3 -c 'import json, sys; print(json.load(sys.stdin)["admin"])' <$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE
   Logs:     $APPLIANCE_LOG_DIR
   Programs: supervisorctl -s unix://$APPLIANCE_RUN_DIR/supervisor.sock status
   Stop:     scripts/start.sh --stop (or Ctrl-C in the foreground)
