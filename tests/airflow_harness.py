@@ -36,19 +36,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, free_port, wait_for_http
+from helpers import AIRFLOW_ENV_SCRIPT as ENV_SCRIPT
+from helpers import REPO_ROOT, free_port, sourced_env, wait_for_http
 
-ENV_SCRIPT = REPO_ROOT / "scripts" / "airflow-env.sh"
 PG_SCRIPT = REPO_ROOT / "scripts" / "start-postgres.sh"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
-
-
-def sourced_env(base: dict[str, str]) -> dict[str, str]:
-    """The environment after `source scripts/airflow-env.sh` in a shell started with `base`."""
-    out = subprocess.run(["bash", "-c", f'source "{ENV_SCRIPT}" >/dev/null && env -0'], env=base,
-                         capture_output=True, check=True, timeout=60)
-    pairs = (item.split("=", 1) for item in out.stdout.decode().split("\0") if "=" in item)
-    return {key: value for key, value in pairs if not key.startswith("BASH_FUNC_")}
 
 
 @dataclass

@@ -26,9 +26,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import REPO_ROOT, free_port
+from helpers import REPO_ROOT, free_port, sourced_env
 
-START_SCRIPT = REPO_ROOT / "scripts" / "start.sh"
 GATEWAY_CLIENT = Path(__file__).resolve().parent / "gateway_client.py"
 #: The supervised services (the one-shot `unpause-dag` is not one).
 SERVICES = ("postgres", "api-server", "dag-processor", "triggerer", "scheduler", "streamlit")
@@ -38,6 +37,8 @@ SERVICES = ("postgres", "api-server", "dag-processor", "triggerer", "scheduler",
 class Appliance:
     root: Path
     env: dict[str, str]
+    #: the checkout whose scripts/start.sh starts it
+    repo: Path = REPO_ROOT
     scratch_dirs: list[Path] = field(default_factory=list)
     start_output: str = ""
     seen_pids: set[int] = field(default_factory=set)
@@ -45,17 +46,22 @@ class Appliance:
 
     # ---- where things are ----------------------------------------------------------------------
 
+    # Where start.sh puts them when the environment does not say (the README's defaults).
     @property
     def data_dir(self) -> Path:
-        return Path(self.env["APPLIANCE_DATA_DIR"])
+        return Path(self.env.get("APPLIANCE_DATA_DIR") or self.repo / "data")
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.env["APPLIANCE_RUN_DIR"])
+        return Path(self.env.get("APPLIANCE_RUN_DIR") or self.data_dir / "run")
 
     @property
     def log_dir(self) -> Path:
-        return Path(self.env["APPLIANCE_LOG_DIR"])
+        return Path(self.env.get("APPLIANCE_LOG_DIR") or self.data_dir / "logs")
+
+    @property
+    def start_script(self) -> Path:
+        return self.repo / "scripts" / "start.sh"
 
     @property
     def airflow_url(self) -> str:
@@ -85,7 +91,7 @@ class Appliance:
     def start(self, timeout_s: float = 420) -> float:
         """`scripts/start.sh --background`; the seconds it took until both services answered."""
         started = time.monotonic()
-        done = subprocess.run([str(START_SCRIPT), "--background"], env=self.env, capture_output=True, text=True,
+        done = subprocess.run([str(self.start_script), "--background"], env=self.env, capture_output=True, text=True,
                               timeout=timeout_s, stdin=subprocess.DEVNULL)
         seconds = time.monotonic() - started
         self.start_output = done.stdout + done.stderr
@@ -100,7 +106,7 @@ class Appliance:
     def stop(self, timeout_s: float = 200) -> None:
         """`scripts/start.sh --stop`, then SIGKILL by pid to anything of this appliance still alive."""
         if self.keeper_pid and _alive(self.keeper_pid):
-            subprocess.run([str(START_SCRIPT), "--stop"], env=self.env, capture_output=True, timeout=timeout_s)
+            subprocess.run([str(self.start_script), "--stop"], env=self.env, capture_output=True, timeout=timeout_s)
         self.remember_pids()
         for pid in self.leftover_pids():
             try:
@@ -160,7 +166,8 @@ class Appliance:
     def supervisorctl(self, *args: str, timeout_s: float = 30) -> subprocess.CompletedProcess:
         venv = Path(self.env.get("APPLIANCE_VENV") or REPO_ROOT / ".venv")
         return subprocess.run([str(venv / "bin" / "supervisorctl"), "-s", f"unix://{self.run_dir}/supervisor.sock",
-                               *args], env=self.env, capture_output=True, text=True, timeout=timeout_s)
+                               *args], env={**self.env, "APPLIANCE_RUN_DIR": str(self.run_dir)},  # ./supervisord.conf's
+                              capture_output=True, text=True, timeout=timeout_s)
 
     def status(self) -> dict[str, tuple[str, int | None]]:
         """{program: (state, pid)} from `supervisorctl status`."""
@@ -209,22 +216,22 @@ class Appliance:
         except urllib.error.HTTPError as error:
             return error.code, {}
 
+    def client_env(self) -> dict[str, str]:
+        """The appliance's settings, as its programs see them, for a process started from the tests."""
+        return sourced_env({**self.env, "APPLIANCE_DATA_DIR": str(self.data_dir)})
+
     def gateway(self, *args: str, timeout_s: float = 400) -> dict:
         """Run tests/gateway_client.py with the appliance's settings; its JSON answer."""
-        from airflow_harness import sourced_env
-
         done = subprocess.run([str(Path(self.env.get("APPLIANCE_VENV") or REPO_ROOT / ".venv") / "bin" / "python"),
-                               str(GATEWAY_CLIENT), *args], env=sourced_env(self.env), capture_output=True,
+                               str(GATEWAY_CLIENT), *args], env=self.client_env(), capture_output=True,
                               text=True, timeout=timeout_s)
         if done.returncode != 0:
             raise RuntimeError(f"gateway_client {args} failed:\n{done.stdout}\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     def gateway_in_background(self, *args: str) -> subprocess.Popen:
-        from airflow_harness import sourced_env
-
         return subprocess.Popen([str(Path(self.env.get("APPLIANCE_VENV") or REPO_ROOT / ".venv") / "bin" / "python"),
-                                 str(GATEWAY_CLIENT), *args], env=sourced_env(self.env), stdout=subprocess.PIPE,
+                                 str(GATEWAY_CLIENT), *args], env=self.client_env(), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
     def log_tail(self, program: str, lines: int = 40) -> str:

@@ -14,30 +14,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_http(url: str, timeout_s: float = 60.0) -> None:
-    """Poll `url` until it answers at all (any HTTP status), or fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError as error:
-            last_error = error
-            time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout_s}s: {last_error}")
+from helpers import REPO_ROOT, free_port, wait_for_http  # noqa: F401 (imported from conftest by tests)
 
 
 @dataclass
