@@ -11,6 +11,10 @@ MODEL_NAMES: tuple[str, ...] = (
     "logistic_regression", "linear_svm", "knn", "random_forest", "hist_gradient_boosting", "mlp",
 )
 DEFAULT_MODEL = "logistic_regression"
+#: The official DataPerf debugging evaluator's classifier, by the name models.py gives it.
+DATAPERF_REFERENCE_MODEL = "dataperf_reference"
+#: The classifier of the debugging track when none is named (a run's `model`, `evaluate --model`).
+DEFAULT_DEBUGGING_MODEL = "logistic_regression"
 
 DEBUGGING_STRATEGIES: tuple[str, ...] = ("random", "knn_shapley", "confident_learning", "loss")
 #: Names the DataPerf reference uses for the same strategies.

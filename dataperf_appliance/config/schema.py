@@ -66,7 +66,7 @@ from pydantic import (
 from .. import sweeps
 from ..catalog import DEBUGGING_STRATEGIES as STRATEGY_NAMES
 from ..catalog import DEBUGGING_STRATEGY_ALIASES, SELECTION_BUYS_LABELS, SELECTION_STRATEGIES
-from ..catalog import DEFAULT_MODEL, MODEL_NAMES
+from ..catalog import DEFAULT_DEBUGGING_MODEL, DEFAULT_MODEL, MODEL_NAMES
 from .loader import ConfigError, ConfigIssue, Loc, YamlDocument, format_loc, load_yaml, read_config_text
 
 #: The track of a file that does not say (the DataPerf reference files do not).
@@ -271,7 +271,7 @@ class DebuggingSetup(BaseModel):
 
     track: Literal["debugging"] = "debugging"
     dataset: SafeName = Field("digits", description="digits, synthetic, or a folder under <data root>/datasets")
-    model: sweepable(ModelName) = Field(DEFAULT_MODEL, description="the classifier retrained at every budget")
+    model: sweepable(ModelName) = Field(DEFAULT_DEBUGGING_MODEL, description="the classifier retrained at every budget")
     seed: Seed = 0
     repeats: Repeats = Field(1, description="R: every sweep cell runs with the seeds seed..seed+R-1")
     eval_points: Annotated[int, Strict(), Field(ge=2)] | None = Field(
