@@ -480,4 +480,8 @@ def test_the_run_page_offers_the_official_export(tmp_path, monkeypatch):
             "ui-run-official/submissions/digit-3_random.txt",
             "ui-run-official/submissions/time_digit-3_random.txt"} <= names
     assert notes == ["the run's model is logistic_regression; the official evaluator uses its own classifier "
-                     "(dataperf_reference), so its numbers are not the run's"]
+                     "(dataperf_reference), so its numbers are not the run's",
+                     "task digit-3: its embeddings have 128 values; the official main.py's classifier takes exactly "
+                     "2048 and stops at its first fit (`evaluate` takes any length)",
+                     "task digit-8: its embeddings have 128 values; the official main.py's classifier takes exactly "
+                     "2048 and stops at its first fit (`evaluate` takes any length)"]

@@ -26,16 +26,10 @@ import numpy as np
 
 from ..catalog import DEFAULT_DEBUGGING_MODEL
 from ..config.official import OfficialDebuggingSetup, OfficialSelectionSetup, load_official_setup
-from ..datasets import DebuggingTaskSpec, load_debugging_task
-from ..datasets.dataperf_files import task_file_paths
-from ..debugging import submissions
-from ..debugging.benchmark import reference_evaluation, task_result
-from ..debugging.evaluation import evaluate_many
 from ..runs import write_json
-from ..selection import files as selection_files
-from ..selection.benchmark import REFERENCE_RESULT_KEYS, RESULT_FILE_FORMAT, Pool
-from ..selection.evaluation import REFERENCE_MODEL, evaluate_training_set
 
+# Each track's modules are imported by its own function: a selection folder does not wait for the
+# debugging strategies' libraries to load, nor the other way round.
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -74,6 +68,12 @@ def evaluate_debugging(folder: Path, setup: OfficialDebuggingSetup, *, model: st
     (SubmissionError names the file and line); an order of fewer lines than
     train_size is completed with `submissions.complete_order`.
     """
+    from ..datasets import DebuggingTaskSpec, load_debugging_task
+    from ..datasets.dataperf_files import task_file_paths
+    from ..debugging import submissions
+    from ..debugging.benchmark import reference_evaluation, task_result
+    from ..debugging.evaluation import evaluate_many
+
     paths = setup.paths
     items, notes, found = [], [], {}
     for spec in setup.tasks:
@@ -114,6 +114,10 @@ def evaluate_selection(folder: Path, setup: OfficialSelectionSetup, *, model: st
     The pool is read once; every training csv is checked row by row against
     it (TrainingSetError names the file and row) before any fit.
     """
+    from ..selection import files as selection_files
+    from ..selection.benchmark import REFERENCE_RESULT_KEYS, RESULT_FILE_FORMAT, Pool
+    from ..selection.evaluation import evaluate_training_set
+
     data = setup.data_folder(folder)
     pool = Pool.read(data / setup.emb_file, setup.dim)
     inputs = {}
@@ -151,4 +155,6 @@ def evaluate_folder(folder: Path, *, model: str | None = None, seed: int = 0, n_
     if track == "debugging":
         return evaluate_debugging(folder, setup, model=model or DEFAULT_DEBUGGING_MODEL, seed=seed, n_jobs=n_jobs,
                                   progress=progress)
+    from ..selection.evaluation import REFERENCE_MODEL
+
     return evaluate_selection(folder, setup, model=model or REFERENCE_MODEL, seed=seed, now=now, progress=progress)

@@ -53,6 +53,8 @@ from ..selection.evaluation import REFERENCE_MODEL
 GROUNDTRUTH_FOLDER = "data/"
 OFFICIAL_DEBUGGING_PATHS = {"embedding_folder": "embeddings/", "groundtruth_folder": GROUNDTRUTH_FOLDER,
                             "submission_folder": "submissions/", "results_folder": "results/"}
+#: The input width the official debugging classifier hard-codes (nn.Linear(2048, 128) in its classifier.py).
+OFFICIAL_DEBUGGING_DIM = 2048
 #: The official selection task file's data folder, results folder and (unused here) Spark memory.
 SELECTION_DATA_DIR, SELECTION_RESULTS_DIR, SPARK_DRIVER_MEMORY = "data", "results", "6g"
 
@@ -82,6 +84,7 @@ def _yaml_text(data: dict, flow_lists: bool = False) -> str:
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = None if flow_lists else False
     yaml.sort_base_mapping_type_on_output = False
+    yaml.width = 4096  # a task's pair on one line, as the official files write it
     buffer = io.StringIO()
     yaml.dump(data, buffer)
     return buffer.getvalue()
@@ -140,6 +143,10 @@ def _export_debugging(setup, manifest: dict, results: dict, run_dir: Path, data_
             if key == "train" and not np.array_equal(embeddings.astype(np.float32), embeddings):
                 notes.append(f"task {spec.data_id}: the embeddings were rounded to float32 (the official main.py "
                              "needs float32), so a float64 model may score them slightly differently")
+            if key == "train" and embeddings.shape[1] != OFFICIAL_DEBUGGING_DIM:
+                notes.append(f"task {spec.data_id}: its embeddings have {embeddings.shape[1]} values; the official "
+                             f"main.py's classifier takes exactly {OFFICIAL_DEBUGGING_DIM} and stops at its first fit "
+                             "(`evaluate` takes any length)")
             write_embedding_parquet(staging / "embeddings" / name, embeddings, labels, ids, dtype=np.float32)
         (staging / GROUNDTRUTH_FOLDER).mkdir(exist_ok=True)
         shutil.copyfile(task_files["groundtruth"], staging / GROUNDTRUTH_FOLDER / task_files["groundtruth"].name)
