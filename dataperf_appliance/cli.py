@@ -1,4 +1,4 @@
-"""The command line: `dataperf-appliance validate | render | run | datasets`.
+"""The command line: `dataperf-appliance validate | render | run | evaluate | export | datasets`.
 
 Exit codes: 0 success, 1 a run failed, 2 invalid input (every error on stderr).
 """
@@ -121,18 +121,12 @@ def _sweep_summary(sweep: dict) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from .benchmark import run_benchmark
     from .config import ConfigError
     from .debugging.submissions import SubmissionError
     from .selection.files import TrainingSetError
 
-    bar = tqdm(total=0, unit="step", desc="evaluating", file=sys.stderr, disable=args.quiet)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+    bar, progress = _progress_bar(args.quiet)
 
     try:
         results = run_benchmark(Path(args.file), Path(args.out), data_root=_data_root(args), n_jobs=args.jobs,
@@ -150,6 +144,85 @@ def _run(args: argparse.Namespace) -> int:
         bar.close()
     print(_summary(results))
     print(f"run written to {Path(args.out).resolve()}")
+    return EXIT_OK
+
+
+def _progress_bar(quiet: bool):
+    """A tqdm bar on stderr and the `progress(done, total)` callback that moves it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="step", desc="evaluating", file=sys.stderr, disable=quiet)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return bar, progress
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .official.evaluate import evaluate_folder
+    from .user_files import UserFileError
+
+    bar, progress = _progress_bar(args.quiet)
+    try:
+        outcome = evaluate_folder(Path(args.dir), model=args.model, seed=args.seed, n_jobs=args.jobs,
+                                  progress=progress)
+    except (ConfigError, UserFileError, ValueError, OSError) as error:
+        bar.close()
+        print(error, file=sys.stderr)
+        return EXIT_INVALID
+    bar.close()
+    for note in outcome.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(_official_summary(outcome))
+    for path in outcome.written:
+        print(f"written: {path}")
+    return EXIT_OK
+
+
+def _official_summary(outcome) -> str:
+    """The official result files' figures as a table (debugging: fraction_fixes and before_acc)."""
+    if outcome.track == "selection":
+        lines = [f"{'task':<16} {'accuracy':>9} {'recall':>9} {'precision':>9} {'f1':>9}   model {outcome.model}"]
+        lines += [f"{task:<16} {r['accuracy']:>9.4f} {r['recall']:>9.4f} {r['precision']:>9.4f} {r['f1']:>9.4f}"
+                  for task, r in outcome.results.items()]
+        return "\n".join(lines)
+    lines = [f"{'task':<16} {'submission':<24} {'fraction_fixes':>14} {'before_acc':>10}   model {outcome.model}"]
+    for data_id, result in outcome.results.items():
+        for method, score in sorted(result["auc_score"].items(), key=lambda item: item[1]["fraction_fixes"]):
+            lines.append(f"{data_id:<16} {method:<24} {score['fraction_fixes']:>14.4f} {result['before_acc']:>10.4f}")
+    return "\n".join(lines)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .config import ConfigError
+    from .official.export import ExportError, export_run
+    from .runs import check_run_id
+    from .user_files import UserFileError
+
+    data_root = _data_root(args)
+    run_dir = Path(args.run)
+    if not run_dir.is_dir():  # not a folder: a run id under <data root>/runs
+        try:
+            run_dir = data_root / "runs" / check_run_id(args.run)
+        except ValueError as error:
+            print(error, file=sys.stderr)
+            return EXIT_INVALID
+        if not run_dir.is_dir():
+            print(f"{args.run}: no such run folder, and no run of that id in {data_root / 'runs'}", file=sys.stderr)
+            return EXIT_INVALID
+    try:
+        export = export_run(run_dir, Path(args.out), data_root=data_root)
+    except (ConfigError, ExportError, UserFileError, ValueError, OSError) as error:
+        print(error, file=sys.stderr)
+        return EXIT_INVALID
+    for note in export.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for folder in export.folders:
+        print(f"written: {folder}")
+    print(f"to reproduce the run's numbers: {export.evaluate_command.replace('DIR', '<folder>')}")
     return EXIT_OK
 
 
@@ -188,6 +261,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=-1, help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_run)
+
+    from .catalog import MODEL_NAMES
+
+    p = sub.add_parser("evaluate", help="write the official result files of a folder in an official DataPerf "
+                                        "layout (debugging: task_setup.yml; selection: task_setup.yaml)")
+    p.add_argument("dir", help="the folder holding task_setup.yml or task_setup.yaml")
+    p.add_argument("--model", choices=MODEL_NAMES, default=None,
+                   help="the classifier (default: the track's official one as the appliance has it)")
+    p.add_argument("--seed", type=int, default=0, help="the classifier's seed (default 0)")
+    p.add_argument("--jobs", type=int, default=-1, help="worker processes (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_evaluate)
+
+    p = with_data_dir(sub.add_parser("export", help="write a finished run as folders the official DataPerf "
+                                                    "evaluators read unchanged"))
+    p.add_argument("run", help="the run's folder, or its id under <data root>/runs")
+    p.add_argument("--out", required=True, help="the folder to create (it must not exist, or be empty)")
+    p.set_defaults(handler=_export)
 
     p = with_data_dir(sub.add_parser("datasets", help="list the datasets available"))
     p.set_defaults(handler=_datasets)

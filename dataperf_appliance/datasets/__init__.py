@@ -161,13 +161,13 @@ def prepare_debugging_task(data_root: Path, dataset: str, spec: DebuggingTaskSpe
 
 
 def load_debugging_task(files: dict[str, Path], spec: DebuggingTaskSpec) -> DebuggingTaskData:
-    """Read a task's files and check them against the sizes of its spec."""
+    """Read a task's files and check them against the sizes of its spec (val_size only with a "val" file)."""
     task = read_debugging_task(files, spec.data_id)
-    for name, expected, actual in (("train_size", spec.train_size, len(task.y_train)),
-                                   ("val_size", spec.val_size, len(task.y_val)),
-                                   ("test_size", spec.test_size, len(task.y_test))):
-        if expected != actual:
-            raise ValueError(f"task {spec.data_id}: {name} is {expected} but its file has {actual} rows")
+    for name, expected, actual, key in (("train_size", spec.train_size, len(task.y_train), "train"),
+                                        ("val_size", spec.val_size, len(task.y_val), "val"),
+                                        ("test_size", spec.test_size, len(task.y_test), "test")):
+        if key in files and expected != actual:
+            raise ValueError(f"{files[key].name}: {actual} rows, but the task's {name} is {expected}")
     return task
 
 

@@ -92,10 +92,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def write_embedding_parquet(path: Path, embeddings: np.ndarray, labels: np.ndarray, filenames: np.ndarray) -> None:
-    """Write a DataPerf embedding parquet: `encoding` (list of float), `label` (0/1), `filename`."""
+def write_embedding_parquet(path: Path, embeddings: np.ndarray, labels: np.ndarray, filenames: np.ndarray, *,
+                            dtype: type = np.float64) -> None:
+    """Write a DataPerf embedding parquet: `encoding` (list of `dtype`), `label` (0/1), `filename`.
+
+    The official evaluator's main.py needs float32 (its classifier's weights are float32).
+    """
+    value_type = pa.from_numpy_dtype(np.dtype(dtype))
     table = pa.table({
-        "encoding": pa.array(list(np.asarray(embeddings, dtype=np.float64)), type=pa.list_(pa.float64())),
+        "encoding": pa.array(list(np.asarray(embeddings, dtype=dtype)), type=pa.list_(value_type)),
         "label": pa.array(np.asarray(labels, dtype=np.int64)),
         "filename": pa.array([str(f) for f in filenames], type=pa.string()),
     })
@@ -148,10 +153,14 @@ def read_groundtruth_csv(path: Path) -> dict[str, int]:
 
 
 def read_debugging_task(files: dict[str, Path], data_id: str) -> DebuggingTaskData:
-    """Read one task's four DataPerf files (see `task_file_paths`)."""
+    """Read one task's DataPerf files (see `task_file_paths`); without a "val" file (the evaluation needs
+    none) the validation arrays are empty."""
     X_train, y_train, train_ids = read_embedding_parquet(files["train"])
-    X_val, y_val, _ = read_embedding_parquet(files["val"])
     X_test, y_test, _ = read_embedding_parquet(files["test"])
+    if "val" in files:
+        X_val, y_val, _ = read_embedding_parquet(files["val"])
+    else:
+        X_val, y_val = np.empty((0, X_train.shape[1])), np.empty(0, dtype=np.int64)
     truth = read_groundtruth_csv(files["groundtruth"])
     unknown = [i for i in train_ids if i not in truth]
     if unknown:

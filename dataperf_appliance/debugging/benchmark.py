@@ -77,8 +77,10 @@ def _first_flagged(task: DebuggingTaskData, order: np.ndarray) -> list[dict]:
              "true_label": int(task.y_true[row])} for row in order[:GALLERY_SIZE]]
 
 
-def _task_result(task: DebuggingTaskData, evaluation: TaskEvaluation,
-                 orders: dict[str, tuple[np.ndarray, float | None]], user_methods: set[str]) -> dict:
+def task_result(task: DebuggingTaskData, evaluation: TaskEvaluation,
+                orders: dict[str, tuple[np.ndarray, float | None]], user_methods: set[str]) -> dict:
+    """A task's entry of results.json: before/clean accuracy and, per method (order, seconds or None), its
+    scores, curve and first flagged rows."""
     results = {}
     for name, (order, seconds) in orders.items():
         curve = evaluation.curves[name]
@@ -139,7 +141,7 @@ def run_tasks(setup, data_root: Path, source_dir: Path, *, data_ids: list[str] |
         all_orders.append(orders)
     evaluations = evaluate_many(items, model=setup.model, seed=setup.seed, eval_points=setup.eval_points,
                                 n_jobs=n_jobs, progress=progress)
-    return [TaskRun(task.data_id, _task_result(task, evaluation, orders, set(setup.submissions)), orders,
+    return [TaskRun(task.data_id, task_result(task, evaluation, orders, set(setup.submissions)), orders,
                     evaluation.fit_s / evaluation.trainings, evaluation.predict_s / evaluation.trainings)
             for (task, _), evaluation, orders in zip(items, evaluations, all_orders)]
 

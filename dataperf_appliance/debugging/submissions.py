@@ -56,12 +56,13 @@ def submission_paths(folder: Path, data_id: str, method: str) -> tuple[Path, Pat
     return folder / f"{data_id}_{method}.txt", folder / f"time_{data_id}_{method}.txt"
 
 
-def write_submission(folder: Path, data_id: str, method: str, order: np.ndarray, seconds: float) -> Path:
-    """Write the order (n,) of non-negative, distinct row indices and its time (seconds >= 0); return the order file.
+def write_submission(folder: Path, data_id: str, method: str, order: np.ndarray, seconds: float | None) -> Path:
+    """Write the order (n,) of non-negative, distinct row indices and its time (seconds >= 0, or None: no time
+    file, for a user's order given without one); return the order file.
 
     Each file is written whole to a temporary name and then renamed, so a
     reader never sees half a file. The time file is written first: an order
-    file that exists always has its time beside it.
+    file that exists always has its time beside it (when it has one).
     """
     order = np.asarray(order)
     if order.ndim != 1 or len(order) == 0 or order.dtype.kind not in "iu":
@@ -70,11 +71,13 @@ def write_submission(folder: Path, data_id: str, method: str, order: np.ndarray,
         raise ValueError(f"order holds a negative row index {int(order.min())}")
     if len(np.unique(order)) != len(order):
         raise ValueError("order lists some row more than once")
-    seconds = float(seconds)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"seconds must be a finite number >= 0; got {seconds}")
+    if seconds is not None:
+        seconds = float(seconds)
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be a finite number >= 0; got {seconds}")
     order_path, time_path = submission_paths(folder, data_id, method)
-    atomic_write_bytes(time_path, f"{seconds!r}\n".encode("ascii"))
+    if seconds is not None:
+        atomic_write_bytes(time_path, f"{seconds!r}\n".encode("ascii"))
     atomic_write_bytes(order_path, "".join(f"{index}\n" for index in order.tolist()).encode("ascii"))
     return order_path
 

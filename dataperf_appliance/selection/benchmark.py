@@ -218,7 +218,7 @@ def _entry(result: dict, pool_labels: np.ndarray | None, budget: int) -> dict:
 
 
 @dataclass
-class _Pool:
+class Pool:
     """A pool read once for all the tasks that share it, with its ImageID -> row lookup."""
 
     embedded: files.EmbeddedSet
@@ -226,7 +226,7 @@ class _Pool:
     ids: set[str]
 
     @classmethod
-    def read(cls, path: Path, dim: int) -> _Pool:
+    def read(cls, path: Path, dim: int) -> Pool:
         pool = files.read_pool(path, dim)
         ids = pool.image_ids.tolist()
         return cls(pool, {image_id: row for row, image_id in enumerate(ids)}, set(ids))
@@ -238,7 +238,7 @@ class _Pool:
         return rows, frame[files.LABEL_COLUMN].to_numpy()
 
 
-def _load_task(setup, task: str, paths: dict[str, Path], pool: _Pool, source_dir: Path) -> tuple[_TaskInputs, dict]:
+def _load_task(setup, task: str, paths: dict[str, Path], pool: Pool, source_dir: Path) -> tuple[_TaskInputs, dict]:
     """Read and check everything one task needs; the user's csvs first, so a bad one stops the run at once."""
     given = {method: pool.training_set(source_dir / SUBMISSION_FOLDER / f"{task}_{method}.csv", setup.train_size)
              for method in setup.submissions}
@@ -290,13 +290,13 @@ def run_tasks(setup, data_root: Path, source_dir: Path, *, data_ids: list[str] |
         raise ValueError(f"no task {', '.join(sorted(unknown))} in this setup")
     wanted = [t for t in setup.eval_tasks if data_ids is None or t in data_ids]
     task_files = _task_files(setup, data_root, wanted)
-    pools: dict[Path, _Pool] = {}
+    pools: dict[Path, Pool] = {}
     inputs: dict[str, _TaskInputs] = {}
     facts: dict[str, dict] = {}
     for task in wanted:
         pool_path = task_files[task]["pool"]
         if pool_path not in pools:  # every task of a dataset shares one pool: read it once
-            pools[pool_path] = _Pool.read(pool_path, setup.dim)
+            pools[pool_path] = Pool.read(pool_path, setup.dim)
         inputs[task], facts[task] = _load_task(setup, task, task_files[task], pools[pool_path], source_dir)
     jobs = [(task, name, "strategy" if name in setup.strategies else "submission")
             for task in wanted for name in names]
@@ -389,12 +389,16 @@ def build_results(setup, task_results: dict[str, dict]) -> dict:
     }
 
 
+#: The figures of a task in the reference's result file, in its order.
+REFERENCE_RESULT_KEYS = ("accuracy", "recall", "precision", "f1")
+
+
 def reference_results(results: dict) -> dict[str, dict[str, dict]]:
     """{method: the reference's result file content {task: {"accuracy", "recall", "precision", "f1"}}}."""
     out: dict[str, dict[str, dict]] = {}
     for task, task_result in results["tasks"].items():
         for name, entry in task_result["strategies"].items():
-            out.setdefault(name, {})[task] = {key: entry[key] for key in ("accuracy", "recall", "precision", "f1")}
+            out.setdefault(name, {})[task] = {key: entry[key] for key in REFERENCE_RESULT_KEYS}
     return out
 
 

@@ -5,8 +5,8 @@ Files, each exactly as the reference evaluator (CoactiveAI/dataperf-vision-selec
 candidate pool, parquet
     ``ImageID`` (string), ``embedding`` (list of `dim` floats).
 test set of a task, parquet
-    ``ImageID``, ``embedding``, ``Confidence`` (the label 0/1; integers and
-    the strings '0'/'1' are accepted on read).
+    ``ImageID``, ``embedding``, ``Confidence`` (the label 0/1, written as the
+    strings '0'/'1' as in the official files; integers are accepted on read).
 training set of a task (a submission), csv
     header ``ImageID,Confidence``, one chosen pool point per row, Confidence
     its label 0/1.
@@ -181,7 +181,9 @@ def _embedding_table(image_ids, embeddings: np.ndarray, labels: np.ndarray | Non
         EMBEDDING_COLUMN: lists,
     }
     if labels is not None:
-        columns[LABEL_COLUMN] = pa.array(np.asarray(labels, dtype=np.int64))
+        # As the official test sets store it: the text "0"/"1". The official evaluator reads the training
+        # csv's labels as text (Spark) and scores with pos_label='1', so integer test labels crash it.
+        columns[LABEL_COLUMN] = pa.array(np.where(np.asarray(labels) == 1, "1", "0"), type=pa.string())
     return pa.table(columns)
 
 
@@ -214,7 +216,7 @@ def read_pool(path: Path, dim: int | None = None) -> EmbeddedSet:
 # --- test set -------------------------------------------------------------------------------
 
 def write_test_set(path: Path, image_ids, embeddings: np.ndarray, labels: np.ndarray) -> None:
-    """Write a test-set parquet: ImageID (n,), embeddings (n, dim), Confidence (n,) ints 0/1."""
+    """Write a test-set parquet: ImageID (n,), embeddings (n, dim), Confidence (n,) 0/1 as the text "0"/"1"."""
     labels = _labels_01(np.asarray(labels), "labels")
     if len(labels) != len(image_ids):
         raise ValueError(f"labels must have shape ({len(image_ids)},); got {labels.shape}")

@@ -1,4 +1,5 @@
-"""One run for the Run page: its files, metrics as tables, progress from Airflow, a zip of it."""
+"""One run for the Run page: its files, metrics as tables, progress from Airflow, a zip of it, and a zip of
+it in the official DataPerf evaluators' layout."""
 
 from __future__ import annotations
 
@@ -311,6 +312,7 @@ def step_icon(step: Step) -> str:
 def build_zip(folder: Path, root_name: str | None = None) -> bytes:
     """A zip of every file under `folder` (hidden ones left out), paths under `root_name`/ (default: its name).
 
+    An empty folder gets an entry of its own (the official evaluators need their empty results folder).
     Entries are sorted and dated the same, so the same run gives the same bytes.
     """
     folder = Path(folder)
@@ -319,10 +321,30 @@ def build_zip(folder: Path, root_name: str | None = None) -> bytes:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(folder.rglob("*")):
             relative = path.relative_to(folder)
-            if not path.is_file() or any(part.startswith(".") for part in relative.parts):
+            if any(part.startswith(".") for part in relative.parts):
+                continue
+            if path.is_dir() and not any(path.iterdir()):
+                info = zipfile.ZipInfo(f"{root}/{relative.as_posix()}/", date_time=(2000, 1, 1, 0, 0, 0))
+                info.external_attr = (0o40755 << 16) | 0x10  # a directory, for unzip and Python alike
+                archive.writestr(info, b"")
+                continue
+            if not path.is_file():
                 continue
             info = zipfile.ZipInfo(f"{root}/{relative.as_posix()}", date_time=(2000, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             archive.writestr(info, path.read_bytes())
     return buffer.getvalue()
+
+
+def official_export_zip(detail: RunDetail, data_root: Path) -> tuple[bytes, list[str]]:
+    """The run as the official evaluators' folders (`dataperf_appliance.official.export`), zipped under
+    ``<run_id>-official/``, and the export's notes. Raises ExportError (a ValueError) when it cannot be."""
+    import tempfile
+
+    from ..official.export import export_run
+
+    with tempfile.TemporaryDirectory(prefix="official-export-") as scratch:
+        out = Path(scratch) / "official"
+        export = export_run(detail.folder, out, data_root=data_root)
+        return build_zip(out, f"{detail.run_id}-official"), export.notes

@@ -203,8 +203,30 @@ def sweep(detail: run_detail.RunDetail) -> None:
                            icon=":material/download:")
 
 
+def official_export(detail: run_detail.RunDetail) -> None:
+    """The run in the official evaluators' layout, built on request (it copies the dataset's files) and kept
+    for the session, so the download survives reruns."""
+    key = f"official_export.{detail.run_id}"
+    if key not in st.session_state:
+        if not st.button("Official format", key="run.official_export", icon=":material/inventory_2:",
+                         help="Folders the official DataPerf evaluators read unchanged (docs/official-evaluators.md)"):
+            return
+        try:
+            with st.spinner("Writing the official folders..."):
+                st.session_state[key] = run_detail.official_export_zip(detail, common.settings().data_dir)
+        except (ValueError, OSError) as error:
+            st.error(f"This run cannot be exported in the official format: {error}")
+            return
+    data, notes = st.session_state[key]
+    st.download_button("Official format (.zip)", data, file_name=f"{detail.run_id}-official.zip",
+                       mime="application/zip", icon=":material/folder_zip:", key="run.official_zip",
+                       on_click="ignore")
+    for note in notes:
+        st.caption(f"Note: {note}")
+
+
 def downloads(detail: run_detail.RunDetail) -> None:
-    columns = st.columns([1, 1, 1, 3])
+    columns = st.columns([1, 1, 1, 1, 2])
     data = detail.file_bytes("results.json")
     if data is not None:
         columns[0].download_button("results.json", data, file_name=f"{detail.run_id}-results.json",
@@ -214,6 +236,8 @@ def downloads(detail: run_detail.RunDetail) -> None:
                                icon=":material/folder_zip:")
     with columns[2]:
         airflow_link(detail.run_id)
+    with columns[3]:
+        official_export(detail)
 
 
 def main() -> None:

@@ -1,0 +1,160 @@
+"""`dataperf-appliance evaluate DIR`: the official result files of a folder in an official layout.
+
+Debugging (``task_setup.yml``): for every task, the submissions the official
+main.py finds in the submission folder (every ``{data_id}_{method}.txt`` that
+is not a ``time_`` file) are evaluated on the fixing curve with the engine's
+evaluator, and ``{results_folder}/{data_id}_evaluation.json`` gets the
+official fields ``before_acc``, ``submitted_evaluations`` (``submission``,
+``accuracy``, ``fixes``) and ``auc_score`` ({method: ``auc``,
+``fraction_fixes``}).
+
+Selection (``task_setup.yaml``): every task of ``eval_tasks`` has its training
+csv scored on its test set, and ``{data_dir}/{results_dir}/result_UTC-....json``
+gets {task: ``accuracy``, ``recall``, ``precision``, ``f1``}.
+
+Nothing but the result files is written, each atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..catalog import DEFAULT_DEBUGGING_MODEL
+from ..config.official import OfficialDebuggingSetup, OfficialSelectionSetup, load_official_setup
+from ..runs import write_json
+
+# Each track's modules are imported by its own function: a selection folder does not wait for the
+# debugging strategies' libraries to load, nor the other way round.
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class FolderEvaluation:
+    """What `evaluate_folder` did.
+
+    results: debugging {data_id: the content of its ``_evaluation.json``}; selection {task: metrics};
+    written: the result files, in order; notes: what a user should know (a completed order, a task without
+    submissions), one line each.
+    """
+
+    track: str
+    model: str
+    results: dict[str, dict]
+    written: list[Path]
+    notes: list[str] = field(default_factory=list)
+
+
+def official_submissions(folder: Path, data_id: str) -> dict[str, Path]:
+    """{method: order file} of a task, found as the official main.py finds them, sorted by method: every
+    ``.txt`` file whose name up to the first '_' is `data_id` and that does not start with ``time``."""
+    found = {}
+    for path in sorted(Path(folder).iterdir()):
+        name = path.name
+        if path.is_file() and name.endswith(".txt") and name.split("_")[0] == data_id and not name.startswith("time"):
+            found[name[len(data_id) + 1:-len(".txt")]] = path
+    return found
+
+
+def evaluate_debugging(folder: Path, setup: OfficialDebuggingSetup, *, model: str, seed: int = 0,
+                       n_jobs: int = -1, progress: ProgressCallback | None = None) -> FolderEvaluation:
+    """Every task's submissions on its fixing curve; one ``{data_id}_evaluation.json`` per task.
+
+    Every submission of every task is read and checked before any training
+    (SubmissionError names the file and line); an order of fewer lines than
+    train_size is completed with `submissions.complete_order`.
+    """
+    from ..datasets import DebuggingTaskSpec, load_debugging_task
+    from ..datasets.dataperf_files import task_file_paths
+    from ..debugging import submissions
+    from ..debugging.benchmark import reference_evaluation, task_result
+    from ..debugging.evaluation import evaluate_many
+
+    paths = setup.paths
+    items, notes, found = [], [], {}
+    for spec in setup.tasks:
+        files = task_file_paths(folder, paths.embedding_folder, paths.groundtruth_folder, spec.data_id,
+                                spec.train_size, spec.noise_level, spec.val_size, spec.test_size)
+        del files["val"]  # the evaluation uses no validation set; the official main.py reads none
+        task = load_debugging_task(files, DebuggingTaskSpec(spec.data_id, spec.train_size, spec.noise_level,
+                                                            spec.val_size, spec.test_size))
+        orders = {}
+        found[spec.data_id] = official_submissions(folder / paths.submission_folder, spec.data_id)
+        for method, path in found[spec.data_id].items():
+            order = submissions.read_submission(path, task.train_size)
+            if len(order) < task.train_size:
+                notes.append(f"{path.name}: {len(order)} of {task.train_size} rows listed; the rest were appended "
+                             "in file order (the official evaluator would stop fixing after the last line)")
+            orders[method] = submissions.complete_order(order, task.train_size)
+        if not orders:
+            notes.append(f"task {spec.data_id}: no submission {spec.data_id}_<method>.txt in "
+                         f"{paths.submission_folder}; its result holds before_acc only")
+        items.append((task, orders))
+    evaluations = evaluate_many(items, model=model, seed=seed, n_jobs=n_jobs, progress=progress)
+    results, written = {}, []
+    for (task, orders), evaluation in zip(items, evaluations):
+        entry = task_result(task, evaluation, {name: (order, None) for name, order in orders.items()},
+                            set(orders))
+        results[task.data_id] = reference_evaluation(entry)
+        target = folder / paths.results_folder / f"{task.data_id}_evaluation.json"
+        write_json(target, results[task.data_id])
+        written.append(target)
+    return FolderEvaluation("debugging", model, results, written, notes)
+
+
+def evaluate_selection(folder: Path, setup: OfficialSelectionSetup, *, model: str, seed: int = 0,
+                       now: dt.datetime | None = None,
+                       progress: ProgressCallback | None = None) -> FolderEvaluation:
+    """Every task of eval_tasks: its training csv scored on its test set; one ``result_UTC-....json``.
+
+    The pool is read once; every training csv is checked row by row against
+    it (TrainingSetError names the file and row) before any fit.
+    """
+    from ..selection import files as selection_files
+    from ..selection.benchmark import REFERENCE_RESULT_KEYS, RESULT_FILE_FORMAT, Pool
+    from ..selection.evaluation import evaluate_training_set
+
+    data = setup.data_folder(folder)
+    pool = Pool.read(data / setup.emb_file, setup.dim)
+    inputs = {}
+    for task, (train_csv, test_parquet) in setup.pairs.items():
+        rows, labels = pool.training_set(data / train_csv, None)
+        inputs[task] = (rows, labels, selection_files.read_test_set(data / test_parquet, setup.dim))
+    results = {}
+    for done, (task, (rows, labels, test)) in enumerate(inputs.items(), start=1):
+        metrics = evaluate_training_set(pool.embedded.embeddings[rows], labels, test.embeddings, test.labels,
+                                        model=model, seed=seed)
+        results[task] = {key: metrics[key] for key in REFERENCE_RESULT_KEYS}
+        if progress:
+            progress(done, len(inputs))
+    stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime(RESULT_FILE_FORMAT)
+    target = data / setup.results_dir / stamp
+    write_json(target, results)
+    notes = [f"{task}: one class only in {setup.pairs[task][0]}; scored with a classifier that predicts it "
+             "(the official evaluator stops with an error)"
+             for task, (_, labels, _) in inputs.items() if len(np.unique(labels)) < 2]
+    return FolderEvaluation("selection", model, results, [target], notes)
+
+
+def evaluate_folder(folder: Path, *, model: str | None = None, seed: int = 0, n_jobs: int = -1,
+                    now: dt.datetime | None = None, progress: ProgressCallback | None = None) -> FolderEvaluation:
+    """Evaluate the official folder `folder` (track told by its task file) and write the official result files.
+
+    `model` defaults to the track's: `DEFAULT_DEBUGGING_MODEL`, or the
+    selection reference's logistic regression. Raises ConfigError for a task
+    file that is invalid or names a missing file, SubmissionError /
+    TrainingSetError for a user's file, ValueError for a data file that
+    cannot be used (each naming the file).
+    """
+    folder = Path(folder)
+    track, setup, _ = load_official_setup(folder)
+    if track == "debugging":
+        return evaluate_debugging(folder, setup, model=model or DEFAULT_DEBUGGING_MODEL, seed=seed, n_jobs=n_jobs,
+                                  progress=progress)
+    from ..selection.evaluation import REFERENCE_MODEL
+
+    return evaluate_selection(folder, setup, model=model or REFERENCE_MODEL, seed=seed, now=now, progress=progress)

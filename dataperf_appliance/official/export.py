@@ -1,0 +1,275 @@
+"""`dataperf-appliance export RUN --out DIR`: a finished run as folders the official evaluators read unchanged.
+
+Debugging: one folder, the official main.py's working folder::
+
+    task_setup.yml                                   paths and tasks in the official shape, baselines = the methods
+    embeddings/{data_id}_{train_N_M,val_V,test_T}.parquet   float32 (main.py fails on float64)
+    data/dataset_{data_id}_train.csv                 the ground truth (main.py reads it from data/, whatever the file says)
+    submissions/{data_id}_{method}.txt, time_...     the orders the run evaluated, and their seconds
+    results/                                         empty: main.py writes here and does not create it
+
+Selection: one folder per method (the official evaluator scores one training
+set per task), each the official repository's working folder::
+
+    <method>/task_setup.yaml                         the official keys, data_dir: data
+    <method>/data/embeddings/train_emb_{dim}_dataperf.parquet
+    <method>/data/train_sets/{task}.csv              that method's training set of the task
+    <method>/data/test_sets/alpha_test_set_{task}_{dim}.parquet   Confidence as the text "0"/"1"
+    <method>/data/results/                           empty, as above
+
+The pool and test files are the same for every method: written once and
+hard-linked where the file system allows. A sweep is exported as its primary
+cell (the first value of every list, repeat 0), the part of the run its
+results.json tables show. The dataset files come from the data root and must
+be the ones the run read (their sha256 in manifest.json). Everything is
+written into a hidden folder beside DIR and renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ruamel.yaml import YAML
+
+from ..catalog import DATAPERF_REFERENCE_MODEL
+from ..config import load_task_setup
+from ..config.official import DEBUGGING_FILE, SELECTION_FILE, OfficialSelectionSetup
+from ..datasets.dataperf_files import (
+    atomic_write_bytes,
+    noise_token,
+    read_embedding_parquet,
+    sha256_of,
+    write_embedding_parquet,
+)
+from ..runs import read_json
+from ..selection.evaluation import REFERENCE_MODEL
+
+#: The official debugging main.py reads the ground truth from this folder, whatever the task file says.
+GROUNDTRUTH_FOLDER = "data/"
+OFFICIAL_DEBUGGING_PATHS = {"embedding_folder": "embeddings/", "groundtruth_folder": GROUNDTRUTH_FOLDER,
+                            "submission_folder": "submissions/", "results_folder": "results/"}
+#: The input width the official debugging classifier hard-codes (nn.Linear(2048, 128) in its classifier.py).
+OFFICIAL_DEBUGGING_DIM = 2048
+#: The official selection task file's data folder, results folder and (unused here) Spark memory.
+SELECTION_DATA_DIR, SELECTION_RESULTS_DIR, SPARK_DRIVER_MEMORY = "data", "results", "6g"
+
+
+class ExportError(ValueError):
+    """A run that cannot be exported (not finished, data changed since, a name the official code cannot use)."""
+
+
+@dataclass
+class Export:
+    """What `export_run` wrote: `folders` (one, or one per selection method) under `out`, and notes to show."""
+
+    track: str
+    out: Path
+    folders: list[Path]
+    model: str
+    seed: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def evaluate_command(self) -> str:
+        """The command that reproduces the run's numbers from the export (per folder for selection)."""
+        return f"dataperf-appliance evaluate DIR --model {self.model} --seed {self.seed}"
+
+
+def _yaml_text(data: dict, flow_lists: bool = False) -> str:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = None if flow_lists else False
+    yaml.sort_base_mapping_type_on_output = False
+    yaml.width = 4096  # a task's pair on one line, as the official files write it
+    buffer = io.StringIO()
+    yaml.dump(data, buffer)
+    return buffer.getvalue()
+
+
+def _finished_run(run_dir: Path) -> tuple[dict, dict]:
+    """(manifest, results) of a published run; ExportError otherwise."""
+    if not (run_dir / DEBUGGING_FILE).is_file():
+        raise ExportError(f"{run_dir}: not a run folder (no {DEBUGGING_FILE})")
+    manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
+    state = manifest.get("state")
+    if state not in (None, "success") or not (run_dir / "results.json").is_file():
+        raise ExportError(f"{run_dir}: the run is not finished (state {state or 'unknown'}); only a finished run "
+                          "can be exported")
+    return manifest, read_json(run_dir / "results.json")
+
+
+def _check_inputs(paths: list[Path], manifest: dict, data_root: Path) -> None:
+    """Refuse dataset files that differ from the ones the run read (sha256 in the manifest)."""
+    recorded = manifest.get("inputs") or {}
+    for path in paths:
+        key = str(path.relative_to(data_root)) if path.is_relative_to(data_root) else str(path)
+        if key in recorded and sha256_of(path) != recorded[key]:
+            raise ExportError(f"{key}: changed since the run read it (sha256 differs from manifest.json); the "
+                              "export would not hold the run's data")
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+# --- debugging ----------------------------------------------------------------------------------
+
+def _export_debugging(setup, manifest: dict, results: dict, run_dir: Path, data_root: Path, staging: Path,
+                      notes: list[str]) -> list[Path]:
+    from ..debugging import benchmark, submissions
+
+    files = benchmark.prepare_data(setup, data_root)
+    _check_inputs([p for task_files in files.values() for p in task_files.values()], manifest, data_root)
+    methods: list[str] = []
+    tasks = []
+    for spec in setup.tasks:
+        if "_" in spec.data_id:
+            raise ExportError(f"task {spec.data_id!r} holds '_': the official evaluator finds a task's submissions "
+                              "by the file name's part before the first '_', so it would find none")
+        task_files = files[spec.data_id]
+        names = {"train": f"{spec.data_id}_train_{noise_token(spec.noise_level)}_{spec.train_size}.parquet",
+                 "val": f"{spec.data_id}_val_{spec.val_size}.parquet",
+                 "test": f"{spec.data_id}_test_{spec.test_size}.parquet"}
+        for key, name in names.items():
+            embeddings, labels, ids = read_embedding_parquet(task_files[key])
+            if key == "train" and not np.array_equal(embeddings.astype(np.float32), embeddings):
+                notes.append(f"task {spec.data_id}: the embeddings were rounded to float32 (the official main.py "
+                             "needs float32), so a float64 model may score them slightly differently")
+            if key == "train" and embeddings.shape[1] != OFFICIAL_DEBUGGING_DIM:
+                notes.append(f"task {spec.data_id}: its embeddings have {embeddings.shape[1]} values; the official "
+                             f"main.py's classifier takes exactly {OFFICIAL_DEBUGGING_DIM} and stops at its first fit "
+                             "(`evaluate` takes any length)")
+            write_embedding_parquet(staging / "embeddings" / name, embeddings, labels, ids, dtype=np.float32)
+        (staging / GROUNDTRUTH_FOLDER).mkdir(exist_ok=True)
+        shutil.copyfile(task_files["groundtruth"], staging / GROUNDTRUTH_FOLDER / task_files["groundtruth"].name)
+        run_submissions = run_dir / setup.paths.submission_folder
+        for method, entry in results["tasks"][spec.data_id]["strategies"].items():
+            order_path, time_path = submissions.submission_paths(run_submissions, spec.data_id, method)
+            order = submissions.read_submission(order_path, spec.train_size)
+            if len(order) < spec.train_size:
+                notes.append(f"{order_path.name}: {len(order)} of {spec.train_size} rows; exported as the run "
+                             "evaluated it, completed in file order")
+            submissions.write_submission(staging / "submissions", spec.data_id, method,
+                                         submissions.complete_order(order, spec.train_size),
+                                         submissions.read_time_file(time_path))
+            if method not in methods:
+                methods.append(method)
+        tasks.append({"data_id": spec.data_id, "train_size": spec.train_size, "noise_level": float(spec.noise_level),
+                      "test_size": spec.test_size, "val_size": spec.val_size})
+    (staging / "results").mkdir()
+    task_setup = {"paths": OFFICIAL_DEBUGGING_PATHS, "tasks": tasks, "baselines": [{"name": m} for m in methods]}
+    atomic_write_bytes(staging / DEBUGGING_FILE, _yaml_text(task_setup).encode())
+    if setup.eval_points is not None:
+        notes.append(f"the run evaluated {setup.eval_points} budgets per curve (eval_points); the official "
+                     "evaluators, and `evaluate`, evaluate every budget 1..train_size, so scores may differ")
+    return [staging]
+
+
+# --- selection ----------------------------------------------------------------------------------
+
+def _export_selection(setup, manifest: dict, results: dict, run_dir: Path, data_root: Path, staging: Path,
+                      notes: list[str]) -> list[Path]:
+    from ..selection import benchmark, data
+    from ..selection import files as selection_files
+
+    task_files = benchmark.prepare_data(setup, data_root)
+    pool_paths = {paths["pool"] for paths in task_files.values()}
+    _check_inputs(sorted(pool_paths | {p["test"] for p in task_files.values()}), manifest, data_root)
+    (pool_path,) = pool_paths  # every task of a selection dataset shares its pool
+    reserved = set(OfficialSelectionSetup.model_fields)
+    clashing = [task for task in setup.eval_tasks if task in reserved]
+    if clashing:
+        raise ExportError(f"task {clashing[0]!r} is also a key of the official task_setup.yaml; the official file "
+                          "cannot hold it")
+    pool_ids = set(selection_files.read_pool(pool_path, setup.dim).image_ids.tolist())
+    dataset_folder = data.dataset_dir(data_root, setup.dataset, seed=setup.seed)
+    emb_file = data.pool_file_name(setup.dim)
+    shared: dict[str, Path] = {}  # relative path -> the first copy, hard-linked into the other folders
+    methods = list(dict.fromkeys(m for t in setup.eval_tasks for m in results["tasks"][t]["strategies"]))
+    folders = []
+    for method in methods:
+        folder = staging / method
+        pairs = {}
+        for task in setup.eval_tasks:
+            entry = results["tasks"][task]["strategies"].get(method)
+            if entry is None:
+                raise ExportError(f"method {method!r} has no result for task {task}: the run is incomplete")
+            source = (dataset_folder if entry["kind"] == "dataset" else run_dir) / entry["file"]
+            frame = selection_files.read_training_set(source, pool_ids, None)
+            train_csv = f"train_sets/{task}.csv"
+            selection_files.write_training_set(folder / SELECTION_DATA_DIR / train_csv,
+                                               frame[selection_files.ID_COLUMN], frame[selection_files.LABEL_COLUMN])
+            test_parquet = data.test_file_name(task, setup.dim)
+            pairs[task] = [train_csv, test_parquet]
+            if test_parquet not in shared:
+                test = selection_files.read_test_set(task_files[task]["test"], setup.dim)
+                shared[test_parquet] = folder / SELECTION_DATA_DIR / test_parquet
+                selection_files.write_test_set(shared[test_parquet], test.image_ids, test.embeddings, test.labels)
+            else:
+                _link_or_copy(shared[test_parquet], folder / SELECTION_DATA_DIR / test_parquet)
+        if emb_file not in shared:
+            shared[emb_file] = folder / SELECTION_DATA_DIR / emb_file
+            shared[emb_file].parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(pool_path, shared[emb_file])
+        else:
+            _link_or_copy(shared[emb_file], folder / SELECTION_DATA_DIR / emb_file)
+        (folder / SELECTION_DATA_DIR / SELECTION_RESULTS_DIR).mkdir(parents=True)
+        task_setup = {"spark_driver_memory": SPARK_DRIVER_MEMORY, "data_dir": SELECTION_DATA_DIR,
+                      "emb_file": emb_file, **pairs, "results_dir": SELECTION_RESULTS_DIR, "dim": setup.dim,
+                      "eval_tasks": list(setup.eval_tasks), "docker_data_dir": SELECTION_DATA_DIR}
+        atomic_write_bytes(folder / SELECTION_FILE, _yaml_text(task_setup, flow_lists=True).encode())
+        folders.append(folder)
+        over = [t for t in setup.eval_tasks if results["tasks"][t]["strategies"][method]["train_size"]
+                > setup.train_size]
+        if over:
+            notes.append(f"{method}: its training set of {', '.join(over)} is larger than the budget "
+                         f"{setup.train_size} (the official evaluator does not check a budget)")
+    return folders
+
+
+def export_run(run_dir: Path, out: Path, *, data_root: Path) -> Export:
+    """Write the finished run at `run_dir` as official folders under `out` (a new or empty folder).
+
+    Raises ExportError for a run that cannot be exported, FileExistsError when
+    `out` holds anything. Nothing is left behind on failure.
+    """
+    from .. import sweeps
+
+    run_dir, out, data_root = Path(run_dir), Path(out), Path(data_root)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not an empty folder: choose a new folder for the export")
+    manifest, results = _finished_run(run_dir)
+    setup = load_task_setup(run_dir / DEBUGGING_FILE, data_root=data_root)
+    notes = []
+    if sweeps.is_sweep(setup):
+        setup = sweeps.primary_setup(setup)
+        notes.append(f"the run is a sweep: exported its primary cell (the first value of every list, repeat 0: "
+                     f"model {setup.model}, seed {setup.seed}), the one its results tables show")
+    if setup.repeats > 1:
+        notes.append(f"the run has {setup.repeats} repeats: exported the first (seed {setup.seed}), the one whose "
+                     "curves and files the run keeps; its intervals come from all of them")
+    model = setup.model
+    official = DATAPERF_REFERENCE_MODEL if setup.track == "debugging" else REFERENCE_MODEL
+    if model != official:
+        notes.append(f"the run's model is {model}; the official evaluator uses its own classifier ({official}), "
+                     "so its numbers are not the run's")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.{os.getpid()}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        export = _export_debugging if setup.track == "debugging" else _export_selection
+        folders = export(setup, manifest, results, run_dir, data_root, staging, notes)
+        os.replace(staging, out)  # an empty `out` is replaced by the one rename
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Export(setup.track, out, [out / f.relative_to(staging) for f in folders], model, setup.seed, notes)
