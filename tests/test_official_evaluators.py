@@ -28,7 +28,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-from dataperf_appliance import cli
+from dataperf_appliance import catalog, cli
 from dataperf_appliance.benchmark import run_benchmark
 from dataperf_appliance.config import apply_overrides, default_params, render_task_setup
 from dataperf_appliance.datasets import digits
@@ -348,7 +348,7 @@ def test_export_then_evaluate_gives_back_a_debugging_run(debugging_run, tmp_path
     assert (official / "submissions" / "time_digit-3_random.txt").is_file()
     assert len((official / "submissions" / "digit-3_mine.txt").read_text().split()) == 40  # completed
     assert "mine.txt: 3 of 40 rows" in err
-    assert "--model logistic_regression --seed 0" in out
+    assert f"--model {catalog.DEFAULT_DEBUGGING_MODEL} --seed 0" in out
 
     outcome = evaluate_folder(official, model=results["model"], seed=results["seed"], n_jobs=1)
     for data_id, task in results["tasks"].items():
@@ -479,8 +479,8 @@ def test_the_run_page_offers_the_official_export(tmp_path, monkeypatch):
             "ui-run-official/embeddings/digit-3_train_0.3_40.parquet",
             "ui-run-official/submissions/digit-3_random.txt",
             "ui-run-official/submissions/time_digit-3_random.txt"} <= names
-    assert notes == ["the run's model is logistic_regression; the official evaluator uses its own classifier "
-                     "(dataperf_reference), so its numbers are not the run's",
+    assert notes == ["the run has 6 repeats: exported the first (seed 0), the one whose curves and files the run "
+                     "keeps; its intervals come from all of them",
                      "task digit-3: its embeddings have 128 values; the official main.py's classifier takes exactly "
                      "2048 and stops at its first fit (`evaluate` takes any length)",
                      "task digit-8: its embeddings have 128 values; the official main.py's classifier takes exactly "

@@ -249,13 +249,13 @@ def export_run(run_dir: Path, out: Path, *, data_root: Path) -> Export:
     manifest, results = _finished_run(run_dir)
     setup = load_task_setup(run_dir / DEBUGGING_FILE, data_root=data_root)
     notes = []
-    if sweeps.is_sweep(setup):
-        setup = sweeps.primary_setup(setup)
-        notes.append(f"the run is a sweep: exported its primary cell (the first value of every list, repeat 0: "
-                     f"model {setup.model}, seed {setup.seed}), the one its results tables show")
     if setup.repeats > 1:
         notes.append(f"the run has {setup.repeats} repeats: exported the first (seed {setup.seed}), the one whose "
                      "curves and files the run keeps; its intervals come from all of them")
+    if sweeps.is_grid(setup):
+        setup = sweeps.primary_setup(setup)
+        notes.append(f"the run is a sweep: exported its primary cell (the first value of every list, repeat 0: "
+                     f"model {setup.model}, seed {setup.seed}), the one its results tables show")
     model = setup.model
     official = DATAPERF_REFERENCE_MODEL if setup.track == "debugging" else REFERENCE_MODEL
     if model != official:
