@@ -65,6 +65,8 @@ def ensure_password_file(settings: Settings | None = None) -> Path:
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(GENERATED_BYTES) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())  # on disk before the link makes it the password
             try:
                 os.link(tmp, path)  # fails if another process created it meanwhile: theirs is kept
             except FileExistsError:
