@@ -64,6 +64,8 @@ def start_moto_server() -> MotoServer:
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # AWS's managed policies exist, as on AWS (the deployment attaches AmazonSSMManagedInstanceCore).
+        env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
     )
     endpoint = f"http://127.0.0.1:{port}"
     wait_for_http(f"{endpoint}/moto-api/")
