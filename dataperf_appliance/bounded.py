@@ -2,14 +2,16 @@
 
 A file crafted to unpack or read to gigabytes then ends that child, with a
 clear error, instead of the app that serves every user (and Airflow and
-PostgreSQL beside it on a small instance). The child is spawned, not forked:
-a fork of a threaded server (Streamlit) may inherit a held lock.
+PostgreSQL beside it on a small instance). The child is a new interpreter,
+not a fork: a fork of a threaded server (Streamlit) may inherit a held lock.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import pickle
 import resource
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +26,9 @@ class BoundedRunError(RuntimeError):
     """The work in the child did not finish: over its memory or time, or it died. The message says which."""
 
 
-def _child(send, memory_bytes: int, function: Callable[..., Any], args: tuple) -> None:
+def _child_main() -> None:
+    """The child: read (memory_bytes, function, args) pickled from stdin, write the outcome pickled to stdout."""
+    memory_bytes, function, args = pickle.load(sys.stdin.buffer)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
         outcome = ("ok", function(*args))
@@ -33,39 +37,41 @@ def _child(send, memory_bytes: int, function: Callable[..., Any], args: tuple) -
     except Exception as error:  # noqa: BLE001 - sent to the parent as one line
         outcome = ("error", f"{type(error).__name__}: {error}".splitlines()[0])
     try:
-        send.send(outcome)
+        data = pickle.dumps(outcome)
     except MemoryError:
-        send.send(("error", f"its outcome needs more than the {memory_bytes / 2**30:.1f} GiB of memory a check "
-                            "may use"))
+        data = pickle.dumps(("error", f"its outcome needs more than the {memory_bytes / 2**30:.1f} GiB of memory "
+                                      "a check may use"))
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def run_bounded(function: Callable[..., Any], *args: Any, memory_bytes: int = CHECK_MEMORY_BYTES,
                 timeout_s: float = CHECK_TIMEOUT_S) -> Any:
-    """``function(*args)`` computed in a spawned child limited to `memory_bytes` of address space.
+    """``function(*args)`` computed in a new Python process limited to `memory_bytes` of address space.
 
-    `function` must be a module-level function; `args` and the result are
-    pickled. Raises BoundedRunError (one line) when the child runs out of
-    memory, takes longer than `timeout_s`, raises, or dies; the child is
-    always gone when this returns.
+    `function` must be a module-level function of an importable module; `args`
+    and the result are pickled. Raises BoundedRunError (one line) when the
+    child runs out of memory, takes longer than `timeout_s`, raises, or dies;
+    the child is always gone when this returns.
     """
-    context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(send, memory_bytes, function, args), daemon=True)
-    process.start()
-    send.close()
+    request = pickle.dumps((memory_bytes, function, args))
+    # A fresh interpreter (not a fork of a threaded server, nor multiprocessing's spawn, which would run
+    # the server's main module again), its errors to our stderr.
+    process = subprocess.Popen([sys.executable, "-c", "from dataperf_appliance.bounded import _child_main; "
+                                "_child_main()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
-        if not receive.poll(timeout_s):
-            raise BoundedRunError(f"it took longer than {timeout_s:.0f} s")
-        status, value = receive.recv()
-    except (EOFError, ConnectionError):
-        process.join(5)
-        raise BoundedRunError(f"the check's process died (exit code {process.exitcode}), most likely over the "
-                              f"{memory_bytes / 2**30:.1f} GiB of memory a check may use") from None
+        out, _ = process.communicate(request, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise BoundedRunError(f"it took longer than {timeout_s:.0f} s") from None
     finally:
-        receive.close()
-        if process.is_alive():
+        if process.poll() is None:
             process.kill()
-        process.join()
+            process.wait()
+    try:
+        status, value = pickle.loads(out)
+    except (pickle.UnpicklingError, EOFError, ValueError):
+        raise BoundedRunError(f"the check's process died (exit code {process.returncode}), most likely over the "
+                              f"{memory_bytes / 2**30:.1f} GiB of memory a check may use") from None
     if status != "ok":
         raise BoundedRunError(value)
     return value

@@ -87,7 +87,7 @@ def hostile_inputs() -> dict[str, bytes]:
     pool_bytes, test_bytes = (pa.BufferOutputStream(), pa.BufferOutputStream())
     pq.write_table(pool, pool_bytes)
     pq.write_table(test, test_bytes)
-    rows = "a,1\n" * 6_000_000  # every row after the first a duplicate: 6M problems
+    rows = "".join(f"{i:x},1\n" for i in range(6_000_000))  # none in the pool: 6M problems
     return {
         "2M x 64 zstd parquet": zipped({"embeddings/t1_train_0.3_4.parquet": zstd_parquet(2**21, 64),
                                         "embeddings/t1_val_4.parquet": debugging_split(4),

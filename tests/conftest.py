@@ -80,7 +80,11 @@ def moto_server() -> Iterator[MotoServer]:
         yield server
     finally:
         server.process.terminate()
-        server.process.wait(timeout=10)
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # busy (e.g. loading IAM's managed policies): stop it for good
+            server.process.kill()
+            server.process.wait(timeout=10)
 
 
 @pytest.fixture

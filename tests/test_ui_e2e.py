@@ -77,7 +77,7 @@ def appliance(airflow_stack: AirflowStack) -> Iterator[App]:  # noqa: F811 - the
     log = airflow_stack.logs_dir / "streamlit.log"
     service = REPO_ROOT / "scripts" / "service.sh"
     command = [str(service), "streamlit"] if os.access(service, os.X_OK) else [
-        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "ui" / "app.py"), "--server.port",
+        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "ui" / "server.py"), "--server.port",
         env["APPLIANCE_UI_PORT"], "--server.address", "127.0.0.1", "--server.headless", "true"]
     with open(log, "ab") as sink:
         process = subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=sink, stderr=subprocess.STDOUT,
