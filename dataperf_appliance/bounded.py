@@ -13,6 +13,7 @@ import resource
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 #: Address space of a check's child: what the largest dataset the appliance accepts needs to be read
@@ -31,7 +32,7 @@ def _child_main() -> None:
     memory_bytes, function, args = pickle.load(sys.stdin.buffer)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     try:
-        outcome = ("ok", function(*args))
+        outcome = ("ok", (function(*args), _peak_bytes()))
     except MemoryError:
         outcome = ("error", f"it needs more than the {memory_bytes / 2**30:.1f} GiB of memory a check may use")
     except Exception as error:  # noqa: BLE001 - sent to the parent as one line
@@ -45,9 +46,19 @@ def _child_main() -> None:
     sys.stdout.buffer.flush()
 
 
+def _peak_bytes() -> int:
+    """This process's peak resident memory (VmHWM)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def run_bounded(function: Callable[..., Any], *args: Any, memory_bytes: int = CHECK_MEMORY_BYTES,
-                timeout_s: float = CHECK_TIMEOUT_S) -> Any:
+                timeout_s: float = CHECK_TIMEOUT_S, with_peak: bool = False) -> Any:
     """``function(*args)`` computed in a new Python process limited to `memory_bytes` of address space.
+
+    With `with_peak`: (the result, the child's peak resident memory in bytes).
 
     `function` must be a module-level function of an importable module; `args`
     and the result are pickled. Raises BoundedRunError (one line) when the
@@ -74,4 +85,5 @@ def run_bounded(function: Callable[..., Any], *args: Any, memory_bytes: int = CH
                               f"{memory_bytes / 2**30:.1f} GiB of memory a check may use") from None
     if status != "ok":
         raise BoundedRunError(value)
-    return value
+    result, peak = value
+    return (result, peak) if with_peak else result

@@ -29,7 +29,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -114,7 +114,7 @@ def _safe_next(target: str | None) -> str:
 
 
 def _login_page(next_path: str, error: str = "", status: int = 200) -> HTMLResponse:
-    action = f"{LOGIN_PATH}?next={html.escape(next_path, quote=True)}"
+    action = f"{LOGIN_PATH}?next={html.escape(quote(next_path, safe='/'), quote=True)}"
     return HTMLResponse(LOGIN_PAGE.format(action=action, error=html.escape(error)), status_code=status,
                         headers={"Cache-Control": "no-store"})
 
@@ -147,7 +147,7 @@ class LoginGate:
             return
         elif scope["method"] == "GET" and "text/html" in connection.headers.get("accept", ""):
             target = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else "")
-            response = RedirectResponse(f"{LOGIN_PATH}?next={target}", status_code=303)
+            response = RedirectResponse(f"{LOGIN_PATH}?next={quote(target, safe='/')}", status_code=303)
         else:  # an upload, an API call: refused without reading the body
             response = PlainTextResponse("log in first", status_code=401, headers={"Connection": "close"})
         await response(scope, receive, send)

@@ -52,20 +52,12 @@ def zstd_parquet(rows: int, dim: int) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def checked_with_peak(name: str, archive: Path, work: Path) -> tuple[list[str], int]:
-    """In the check's child: the problems, and the child's peak memory (bytes)."""
-    check = dataset_upload.unpack_and_check(name, archive, work)
-    peak_kib = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
-                    if line.startswith("VmHWM:"))
-    return check.problems, peak_kib * 1024
-
-
 def child_peak_mib(data: bytes, root: Path) -> float:
     archive, work = root / "peak.zip", root / "peak"
     archive.write_bytes(data)
     work.mkdir()
     try:
-        _, peak = run_bounded(checked_with_peak, "peak", archive, work)
+        _, peak = run_bounded(dataset_upload.unpack_and_check, "peak", archive, work, with_peak=True)
     finally:
         import shutil
 

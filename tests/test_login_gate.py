@@ -100,11 +100,11 @@ def test_a_pre_login_websocket_session_is_refused(server):
 def test_pages_send_the_browser_to_the_login_page_and_the_password_opens_the_app(server):
     port, _ = server
     response, _ = request(port, "GET", "/runs?x=1", headers={"Accept": "text/html"})
-    assert response.status == 303 and response.getheader("Location") == "/login?next=/runs?x=1"
+    assert response.status == 303 and response.getheader("Location") == "/login?next=/runs%3Fx%3D1"
     response, page = request(port, "GET", "/login")
     assert response.status == 200 and b'type="password"' in page and PASSWORD.encode() not in page
 
-    response, page = log_in(port, PASSWORD)
+    response, page = log_in(port, PASSWORD)  # from /login?next=/runs
     assert response.status == 303 and response.getheader("Location") == "/runs"
     cookie = response.getheader("Set-Cookie")
     assert cookie.startswith(f"{login_gate.COOKIE}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
