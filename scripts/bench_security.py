@@ -105,7 +105,7 @@ def main() -> int:
             seconds = time.perf_counter() - started
             grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
             child = child_peak_mib(data, Path(root))
-            outcome = "stored" if check.ok else f"refused: {check.problems[0][:110]}"
+            outcome = "stored" if check.ok else f"refused ({len(check.problems)} problem lines): {check.problems[0][:90]}"
             print(f"{label:<26} {len(data) / 2**20:>7.1f}MB {seconds:>8.1f} {grown:>9.0f} {child:>10.0f}  {outcome}")
         left = sorted(p.name for p in settings.datasets_dir.iterdir()) if settings.datasets_dir.is_dir() else []
         print(f"left under datasets/: {left or 'nothing'}")

@@ -255,3 +255,19 @@ def test_fuzz_unpack_raises_only_value_errors_and_writes_only_inside_its_folder(
     else:
         assert all((target / name).resolve().is_relative_to(target.resolve()) for name in written)
     assert [p.name for p in root.iterdir()] == ["target"]
+
+
+def test_a_training_set_of_millions_of_bad_rows_is_listed_in_bounded_one_line_problems(settings):
+    pool = parquet_bytes(pa.table({"ImageID": ["a", "b"], "embedding": [[0.0, 1.0], [1.0, 0.0]]}))
+    test = parquet_bytes(pa.table({"ImageID": ["c", "d"], "embedding": [[0.0, 1.0], [1.0, 0.0]],
+                                   "Confidence": [0, 1]}))
+    rows = "".join(f"{i:x},1\n" for i in range(1_000_000))
+    files = {"pool.parquet": pool, "test_sets/t.parquet": test,
+             "examples/alpha_example_set_t.csv": b"LabelName,ImageID,Confidence\nx,a,1\n",
+             "train_sets/big.csv": ("ImageID,Confidence\n" + rows).encode()}
+    check = dataset_upload.upload_dataset("up", zipped(files), settings)
+    assert not check.ok and leftovers(settings) == []
+    assert check.problems[0] == "train_sets/big.csv:row 1: ImageID '0' is not in the pool"
+    hidden = 1_000_000 - 2 - 20  # rows "a" and "b" (10 and 11) are in the pool
+    assert check.problems[-1] == f"train_sets/big.csv: ... and {hidden} more problem(s) not shown"
+    assert len(check.problems) == 21 and all("\n" not in problem for problem in check.problems)

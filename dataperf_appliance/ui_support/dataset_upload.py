@@ -259,6 +259,9 @@ def _check_selection(folder: Path, parquets: list[Path], check: DatasetCheck) ->
         if header and header[0].strip().replace(" ", "") == files.TRAINING_SET_HEADER:
             try:
                 files.read_training_set(path, pool_ids)
+            except files.TrainingSetError as error:  # one problem a line, each naming the file and row
+                where = path.parent.relative_to(folder).as_posix()
+                check.problems += [problem if where == "." else f"{where}/{problem}" for problem in error.problems]
             except (ValueError, OSError) as error:
                 check.problems.append(f"{path.relative_to(folder)}: {error}")
 
