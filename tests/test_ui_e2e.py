@@ -209,7 +209,8 @@ def test_the_appliance_in_a_browser(page, appliance: App, airflow_stack: Airflow
     page.get_by_text("Wrong password.").wait_for()
     page.get_by_label("Password", exact=True).fill(appliance.password)
     page.get_by_role("button", name="Log in").click()
-    page.get_by_role("heading", name="New benchmark").wait_for()
+    # The login gate's page is not Streamlit's: after it the app loads from scratch.
+    page.get_by_role("heading", name="New benchmark").wait_for(timeout=120_000)
     assert appliance.password not in page.content()
 
     # A first run: the form, Run, its progress, then its metrics and plots.
