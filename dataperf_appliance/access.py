@@ -12,7 +12,9 @@ the app starts) makes sure the file exists and prints its path, never the
 password. With ``APPLIANCE_UI_PASSWORD`` set it writes nothing and prints
 nothing on stdout (a note goes to stderr).
 
-Passwords are compared in constant time (`hmac.compare_digest`).
+Passwords are compared in constant time (`hmac.compare_digest`). An operator-set
+password shorter than `MIN_PASSWORD_CHARS` is refused: the app does not start
+with it (the generated one has about 26 random characters).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ SECRETS_DIR = "secrets"
 PASSWORD_FILE = "ui-password"
 #: Bytes of randomness of a generated password (about 26 URL-safe characters).
 GENERATED_BYTES = 20
+#: The shortest password an operator may set: with the login backoff (login_gate.py), guessing one of 12
+#: characters is out of reach.
+MIN_PASSWORD_CHARS = 12
 
 
 class PasswordUnavailable(RuntimeError):
@@ -43,8 +48,13 @@ def password_file(settings: Settings | None = None) -> Path:
 
 
 def _configured(environ: dict[str, str] | None = None) -> str | None:
+    """The operator's password, if set; PasswordUnavailable if it is too short to be set."""
     env = os.environ if environ is None else environ
-    return env.get(PASSWORD_ENV) or None
+    password = env.get(PASSWORD_ENV) or None
+    if password is not None and len(password) < MIN_PASSWORD_CHARS:
+        raise PasswordUnavailable(f"{PASSWORD_ENV} has {len(password)} characters; a password has at least "
+                                  f"{MIN_PASSWORD_CHARS} (or unset it, and one is generated)")
+    return password
 
 
 def ensure_password_file(settings: Settings | None = None) -> Path:
@@ -65,6 +75,8 @@ def ensure_password_file(settings: Settings | None = None) -> Path:
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(GENERATED_BYTES) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())  # on disk before the link makes it the password
             try:
                 os.link(tmp, path)  # fails if another process created it meanwhile: theirs is kept
             except FileExistsError:
@@ -99,7 +111,12 @@ def check_password(given: str, settings: Settings | None = None, environ: dict[s
 
 def main(argv: list[str] | None = None) -> int:
     """Make sure a password exists; print the password file's path (never the password)."""
-    if _configured():
+    try:
+        configured = _configured()
+    except PasswordUnavailable as error:
+        print(f"cannot start: {error}", file=sys.stderr)
+        return 1
+    if configured:
         print(f"the app's password is {PASSWORD_ENV}'s: no password file is needed", file=sys.stderr)
         return 0
     try:

@@ -27,10 +27,12 @@ import fcntl
 import hashlib
 import os
 import re
+import shutil
+import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .runs import check_run_id, new_manifest, new_run_id, read_json, record_inputs, staging_dir, utc_now, write_json
@@ -163,12 +165,19 @@ def read_manifest(run_id: str, settings: Settings | None = None) -> dict:
 
 def start_run(paths: RunPaths, task_setup_text: str, setup, *, validated_at: dt.datetime | None = None,
               validate_seconds: float | None = None) -> None:
-    """Begin writing a run whose setup is already validated (the CLI's path): a fresh staging folder
-    holding the task_setup.yml and a `running` manifest."""
-    import shutil
+    """Begin writing a run whose setup is already validated (the CLI's path): a new staging folder
+    holding the task_setup.yml and a `running` manifest.
 
-    shutil.rmtree(paths.staging, ignore_errors=True)  # what a crashed earlier attempt left
-    paths.staging.mkdir(parents=True)
+    The staging folder is created exclusively: when it exists, another process
+    writes that run now or a crashed one left it, and FileExistsError says so;
+    it is never deleted here, as this process did not create it.
+    """
+    paths.staging.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        paths.staging.mkdir()
+    except FileExistsError:
+        raise FileExistsError(f"{paths.staging} exists: another run is writing {paths.final} now, or a crashed "
+                              "one left it (remove that folder once no run uses it)") from None
     (paths.staging / TASK_SETUP).write_text(task_setup_text)
     manifest = new_manifest(paths.run_id, task_setup_text, seed=setup.seed, track=setup.track)
     if validated_at is not None:
@@ -255,27 +264,40 @@ def create_run(task_setup_text: str, run_id: str | None = None, *, files: dict[s
         if existing.exists() and existing.read_text() == task_setup_text:
             return run_id
         raise FileExistsError(f"run {run_id} exists already with another task_setup.yml")
-    tmp = paths.staging.with_name(f"{paths.staging.name}.{os.getpid()}.tmp")
-    tmp.mkdir(parents=True)
-    for relative, content in (files or {}).items():
-        target = (tmp / relative).resolve()
-        if not target.is_relative_to(tmp.resolve()) or relative in (TASK_SETUP, MANIFEST, RESULTS):
-            raise ValueError(f"file {relative!r} cannot be stored in a run")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-    (tmp / TASK_SETUP).write_text(task_setup_text)
-    manifest = new_manifest(run_id, task_setup_text, seed=getattr(setup, "seed", None),
-                            track=getattr(setup, "track", None))
-    manifest["state"] = QUEUED
-    write_json(tmp / MANIFEST, manifest)
+    checked = {_run_file_path(relative): content for relative, content in (files or {}).items()}
+    paths.staging.parent.mkdir(parents=True, exist_ok=True)
+    # A folder of this call's own (created exclusively), renamed into place once complete.
+    tmp = Path(tempfile.mkdtemp(prefix=f"{paths.staging.name}.", suffix=".tmp", dir=paths.staging.parent))
     try:
+        for relative, content in checked.items():
+            target = tmp.joinpath(*relative.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        (tmp / TASK_SETUP).write_text(task_setup_text)
+        manifest = new_manifest(run_id, task_setup_text, seed=getattr(setup, "seed", None),
+                                track=getattr(setup, "track", None))
+        manifest["state"] = QUEUED
+        write_json(tmp / MANIFEST, manifest)
         os.rename(tmp, paths.staging)  # fails if another trigger created it meanwhile
     except OSError:
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
+        if not paths.staging.exists():
+            raise
         return create_run(task_setup_text, run_id, files=files, check=False, settings=settings)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return run_id
+
+
+def _run_file_path(relative: str) -> PurePosixPath:
+    """`relative` as a path inside a run folder, if it is a plain one a user's file may take; else ValueError."""
+    path = PurePosixPath(relative) if isinstance(relative, str) else None
+    if (path is None or not path.parts or path.is_absolute() or "\\" in relative or "\0" in relative
+            or any(part in {".", ".."} or part.startswith(".") for part in relative.split("/"))
+            or relative in (TASK_SETUP, MANIFEST, RESULTS)):
+        raise ValueError(f"file {relative!r} cannot be stored in a run")
+    return path
 
 
 def validate_run(run_id: str, *, settings: Settings | None = None) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -12,17 +13,17 @@ import numpy as np  # noqa: E402
 
 from . import stats  # noqa: E402
 from .datasets import digits  # noqa: E402
+from .datasets.dataperf_files import atomic_write_bytes  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
 DPI = 110
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=DPI, bbox_inches="tight")
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, image.getvalue())
     return path
 
 

@@ -13,17 +13,20 @@ pointed at the same bucket lists and opens every earlier run.
 Uploads are idempotent, so a failed sync is simply run again (the Airflow task
 retries): a file is uploaded only when it is new or its content changed. Every
 object carries the file's sha256 in its metadata (``x-amz-meta-sha256``). One
-paginated listing of the folder gives each object's size and ETag; a file is
-unchanged when the sizes agree and the ETag is the file's MD5 (true of every
-single-part upload without SSE-KMS, i.e. every object this module writes in a
-default bucket). Only when the ETag is not an MD5 (SSE-KMS, multipart uploads
-by other tools) is the sha256 read with one HEAD. There is no local index to go
-stale when the bucket or the data root is replaced.
+paginated listing of the folder gives each object's size; when the sizes of a
+file and its object agree, one HEAD reads the object's sha256, and the two are
+the same when the sha256 is. The ETag is never used: under SSE-KMS (the
+deployed bucket) and for multipart uploads it is not the content's MD5. The
+same check spares a download of a file already on disk. There is no local
+index to go stale when the bucket or the data root is replaced.
 
 A run's ``manifest.json`` is uploaded last, so a reader of the bucket that sees
 a manifest with state ``success`` sees a complete run. A run is downloaded into
 a hidden folder and renamed into place, so a local ``runs/<run_id>/`` is always
-complete, whether it was made here or downloaded.
+complete, whether it was made here or downloaded. The bucket is not trusted:
+a key that would leave its folder, a content that does not match its sha256 or
+a key the disk cannot hold fails that run's download with a StorageError naming
+the key, and `restore_history` skips that run and restores the others.
 
 Every S3 request fails in bounded time: short connect/read timeouts and
 botocore's ``standard`` retry mode (a few attempts, exponential backoff with
@@ -68,6 +71,7 @@ READ_TIMEOUT_S = 5.0
 TOTAL_ATTEMPTS = 3
 
 MAX_SINGLE_PUT_BYTES = 5 * 1024**3  # S3's limit for one PutObject
+MAX_NAME_BYTES = 255  # the longest file name of Linux file systems (NAME_MAX)
 _CHUNK = 1024 * 1024
 
 
@@ -102,17 +106,23 @@ class DatasetListing:
 
 
 @dataclass(frozen=True)
+class RestoreReport:
+    """What `restore_history` did: the runs restored, and the runs skipped with the reason of each."""
+
+    restored: tuple[str, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class _FileDigest:
     size: int
     sha256: str
-    md5: str
 
 
 @dataclass(frozen=True)
 class _RemoteObject:
     key: str
     size: int
-    etag: str = ""
 
 
 def open_storage(settings: Settings | None = None) -> Storage:
@@ -295,20 +305,23 @@ class Storage:
         logger.info("dataset %s: %d files downloaded from %s", name, count, self.location)
         return folder
 
-    def restore_history(self) -> list[str]:
-        """Download every run in the bucket that is not on disk; the run ids downloaded.
+    def restore_history(self) -> RestoreReport:
+        """Download every run in the bucket that is not on disk, each on its own.
 
         Whole runs: the UI opens any run from disk, and a run folder is always
-        complete. Runs whose upload is incomplete (no manifest.json in the bucket) are left out.
+        complete. Runs whose upload is incomplete (no manifest.json in the
+        bucket) are left out; a run that cannot be downloaded (an unsafe key, a
+        wrong checksum, a key the disk cannot hold) is logged and skipped, and
+        the others are restored. Only a failure to list the bucket raises.
         """
         if not self.enabled:
-            return []
+            return RestoreReport()
         key_prefix = self.prefix + RUNS + "/"
         by_run: dict[str, dict[str, _RemoteObject]] = {}
         for key, obj in self._list_objects(key_prefix).items():
             run_id = key[len(key_prefix):].split("/", 1)[0]
             by_run.setdefault(run_id, {})[key] = obj
-        restored = []
+        restored, skipped = [], []
         for run_id, objects in sorted(by_run.items()):
             if _check_name_or_none(run_id) is None or (self.settings.runs_dir / run_id).is_dir():
                 continue
@@ -316,9 +329,14 @@ class Storage:
                 logger.warning("run %s in %s has no %s (upload incomplete): not restored",
                                run_id, self.location, MANIFEST)
                 continue
-            self._download_run(run_id, objects)
+            try:
+                self._download_run(run_id, objects)
+            except StorageError as error:
+                logger.error("run %s in %s skipped: %s", run_id, self.location, error)
+                skipped.append((run_id, str(error)))
+                continue
             restored.append(run_id)
-        return restored
+        return RestoreReport(tuple(restored), tuple(skipped))
 
     # ---- internals -----------------------------------------------------------------------------
 
@@ -361,7 +379,7 @@ class Storage:
         with self._s3_errors(f"listing {key_prefix!r}"):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=key_prefix):
                 for item in page.get("Contents", []):
-                    objects[item["Key"]] = _RemoteObject(item["Key"], item["Size"], item.get("ETag", "").strip('"'))
+                    objects[item["Key"]] = _RemoteObject(item["Key"], item["Size"])
         return objects
 
     def _remote_children(self, folder: str) -> set[str]:
@@ -395,12 +413,9 @@ class Storage:
             return None
 
     def _is_unchanged(self, digest: _FileDigest, remote: _RemoteObject | None) -> bool:
-        """True when the object `remote` already holds the content described by `digest`."""
+        """True when the object `remote` holds the content described by `digest`: same size, same stored sha256."""
         if remote is None or remote.size != digest.size:
             return False
-        if remote.etag == digest.md5:
-            return True
-        # The ETag is not an MD5 (SSE-KMS, or a multipart upload): ask for the sha256 we stored.
         with self._s3_errors(f"reading the metadata of {remote.key!r}"):
             head = self.client.head_object(Bucket=self.bucket, Key=remote.key)
         return head.get("Metadata", {}).get(SHA256_METADATA) == digest.sha256
@@ -426,9 +441,10 @@ class Storage:
             self._download_objects(objects, key_prefix, download)
             try:
                 os.rename(download, final)
-            except OSError:
+            except OSError as error:
                 if not final.is_dir():
-                    raise
+                    raise StorageError(f"run {run_id}: cannot move its download into place at {final}: "
+                                       f"{error.strerror or error}") from error
                 # Another download of the same run won the race: use its copy.
         finally:
             shutil.rmtree(download, ignore_errors=True)
@@ -443,21 +459,17 @@ class Storage:
             if relative is None:
                 continue
             path = dest / relative
-            if path.is_file() and self._is_same_local_file(path, obj):
-                continue
-            self._get(key, path)
+            with _disk_errors(key):
+                if path.is_file() and self._is_unchanged(_digest(path), obj):
+                    continue
+                self._get(key, path)
             written += 1
         return written
-
-    @staticmethod
-    def _is_same_local_file(path: Path, remote: _RemoteObject) -> bool:
-        # Without an MD5 ETag, downloading again costs about what a HEAD would.
-        return path.stat().st_size == remote.size and _digest(path).md5 == remote.etag
 
     def _get(self, key: str, path: Path) -> None:
         """Download one object to `path` through a hidden temporary file; check its sha256 when it has one."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
         try:
             sha256 = hashlib.sha256()
             with os.fdopen(fd, "wb") as out, self._s3_errors(f"downloading {key!r}"):
@@ -465,6 +477,8 @@ class Storage:
                 for chunk in response["Body"].iter_chunks(_CHUNK):
                     sha256.update(chunk)
                     out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())  # on disk before the rename makes it the file
             expected = response.get("Metadata", {}).get(SHA256_METADATA)
             if expected and expected != sha256.hexdigest():
                 raise StorageError(f"downloading {key!r}: content does not match its sha256 {expected}")
@@ -472,6 +486,15 @@ class Storage:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+@contextlib.contextmanager
+def _disk_errors(key: str) -> Iterator[None]:
+    """Turn a filesystem error while writing the object `key` to disk into a StorageError naming the key."""
+    try:
+        yield
+    except OSError as error:
+        raise StorageError(f"downloading {key!r}: it cannot be written to disk: {error.strerror or error}") from error
 
 
 # ---- helpers -----------------------------------------------------------------------------------
@@ -530,17 +553,18 @@ def _safe_relative_path(relative_key: str, key: str) -> PurePosixPath | None:
     parts = relative_key.split("/")
     if any(part in {"", ".", ".."} or "\\" in part or "\0" in part for part in parts):
         raise StorageError(f"refusing to download {key!r}: it would write outside its folder")
+    if any(len(part.encode()) > MAX_NAME_BYTES for part in parts):
+        raise StorageError(f"refusing to download {key!r}: a name in it is longer than {MAX_NAME_BYTES} bytes")
     if any(part.startswith(".") for part in parts):
         return None
     return PurePosixPath(*parts)
 
 
 def _digest(path: Path) -> _FileDigest:
-    """Size, sha256 and MD5 of a file, in one read (MD5 only to compare with S3 ETags)."""
-    sha256, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+    """Size and sha256 of a file, in one read."""
+    sha256, size = hashlib.sha256(), 0
     with path.open("rb") as handle:
         while chunk := handle.read(_CHUNK):
             sha256.update(chunk)
-            md5.update(chunk)
             size += len(chunk)
-    return _FileDigest(size, sha256.hexdigest(), md5.hexdigest())
+    return _FileDigest(size, sha256.hexdigest())

@@ -13,6 +13,35 @@ from pathlib import Path
 #: How a track names the 1-based line of a file in a problem, e.g. ``":7"`` or ``":row 6"``.
 LineName = Callable[[int], str]
 
+#: At most this many problems are listed in one UserFileError.
+MAX_REPORTED_PROBLEMS = 20
+
+
+class ProblemList:
+    """The problems found in one file, kept up to `MAX_REPORTED_PROBLEMS` while collecting; the rest counted.
+
+    A file of millions of bad lines must not build millions of messages.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.kept: list[str] = []
+        self.hidden = 0
+
+    def add(self, problem: str) -> None:
+        if len(self.kept) < MAX_REPORTED_PROBLEMS:
+            self.kept.append(problem)
+        else:
+            self.hidden += 1
+
+    def __bool__(self) -> bool:
+        return bool(self.kept)
+
+    def lines(self) -> list[str]:
+        """The problems kept, then one line saying how many more there were."""
+        more = [f"{self.name}: ... and {self.hidden} more problem(s) not shown"] if self.hidden else []
+        return self.kept + more
+
 
 class UserFileError(ValueError):
     """A file handed in by a user that cannot be used.

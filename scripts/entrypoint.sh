@@ -99,11 +99,17 @@ from dataperf_appliance.storage import StorageError, open_storage
 storage = open_storage()
 started = time.monotonic()
 try:
-    restored = storage.restore_history()
+    report = storage.restore_history()
 except StorageError as error:
     print(f"entrypoint: cannot restore the run history from {storage.location}: {error}", file=sys.stderr)
     sys.exit(1)
-print(f"entrypoint: restored {len(restored)} run(s) from {storage.location} in {time.monotonic() - started:.1f} s")
+print(f"entrypoint: restored {len(report.restored)} run(s) from {storage.location} "
+      f"in {time.monotonic() - started:.1f} s")
+for run_id, reason in report.skipped:
+    print(f"entrypoint: run {run_id} skipped: {reason}", file=sys.stderr)
+if report.skipped:
+    print(f"entrypoint: {len(report.skipped)} run(s) in the bucket skipped (above); the others are restored",
+          file=sys.stderr)
 PY
     say "starting with the runs on disk only; the history is restored at the next start" >&2
   fi

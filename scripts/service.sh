@@ -58,11 +58,13 @@ case "$name" in
     wait_for_database
     exec airflow triggerer --skip-serve-logs ;;
   streamlit)
-    exec streamlit run "$APPLIANCE_REPO/ui/app.py" \
+    # ui/server.py: the app behind its login gate (no upload or session before the password).
+    exec streamlit run "$APPLIANCE_REPO/ui/server.py" \
       --server.port "$APPLIANCE_UI_PORT" \
       --server.address "$APPLIANCE_UI_HOST" \
       --server.headless true \
       --server.fileWatcherType none \
+      --server.maxUploadSize 512 \
       --browser.gatherUsageStats false ;;
   unpause-dag)
     exec python "$here/unpause_dag.py" ;;

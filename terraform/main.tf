@@ -6,17 +6,17 @@ locals {
 
   ipv4_cidrs = [for cidr in var.allowed_cidrs : cidr if !strcontains(cidr, ":")]
   ipv6_cidrs = [for cidr in var.allowed_cidrs : cidr if strcontains(cidr, ":")]
+  # Nothing by default: the operator comes in through SSM Session Manager.
   ingress_ports = merge(
-    {
-      streamlit = 8501
-      airflow   = 8080
-    },
+    var.public_https ? { https_app = 443, https_airflow = 8443 } : {},
+    var.public_https && var.domain != null ? { acme_http = 80 } : {},
     var.key_name != null ? { ssh = 22 } : {},
   )
 
   # Where the appliance keeps its data on the instance (mounted at /data in the container).
   host_data_dir = "/var/lib/dataperf-appliance/data"
   host          = var.associate_public_ip ? aws_instance.appliance.public_ip : aws_instance.appliance.private_ip
+  public_site   = var.domain != null ? var.domain : local.host
 }
 
 # ---------------------------------------------------------------------------
@@ -220,12 +220,12 @@ data "aws_iam_policy_document" "appliance" {
     }
   }
 
+  # No s3:DeleteObject: the sync only adds or replaces objects, and versioning keeps what was replaced.
   statement {
-    sid = "ReadWriteDeleteUnderThePrefix"
+    sid = "ReadWriteUnderThePrefix"
     actions = [
       "s3:GetObject",
       "s3:PutObject",
-      "s3:DeleteObject",
       "s3:AbortMultipartUpload",
     ]
     resources = ["${aws_s3_bucket.data.arn}/${var.s3_prefix}*"]
@@ -250,6 +250,12 @@ resource "aws_iam_role_policy" "appliance" {
   policy = data.aws_iam_policy_document.appliance.json
 }
 
+# Session Manager: the operator's shell and port forwarding, with no inbound port and no key.
+resource "aws_iam_role_policy_attachment" "ssm" {
+  role       = aws_iam_role.appliance.name
+  policy_arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+}
+
 resource "aws_iam_instance_profile" "appliance" {
   name_prefix = "${var.name}-"
   role        = aws_iam_role.appliance.name
@@ -261,7 +267,7 @@ resource "aws_iam_instance_profile" "appliance" {
 
 resource "aws_security_group" "appliance" {
   name_prefix = "${var.name}-"
-  description = "DataPerf appliance: Streamlit and Airflow from allowed_cidrs only"
+  description = "DataPerf appliance: no inbound by default; HTTPS or SSH from allowed_cidrs only when asked"
   vpc_id      = local.vpc_id
 
   dynamic "ingress" {
@@ -311,7 +317,7 @@ resource "aws_security_group" "appliance" {
 # ---------------------------------------------------------------------------
 
 resource "aws_instance" "appliance" {
-  #checkov:skip=CKV_AWS_88:The UIs are reached on the instance's public address; the security group admits allowed_cidrs only (set associate_public_ip = false to go without).
+  #checkov:skip=CKV_AWS_88:A public address lets the SSM agent and the image pulls out without a NAT gateway; the security group admits nothing by default, and allowed_cidrs only with public_https or key_name (set associate_public_ip = false to go without).
   #checkov:skip=CKV_AWS_126:Detailed (1-minute) monitoring costs extra; the 5-minute basic monitoring is enough for one appliance.
   ami                         = local.ami_id
   instance_type               = var.instance_type
@@ -331,6 +337,9 @@ resource "aws_instance" "appliance" {
     source_ref                 = var.source_ref
     data_dir                   = local.host_data_dir
     swap_size                  = var.swap_size
+    public_https               = var.public_https
+    domain                     = var.domain == null ? "" : var.domain
+    proxy_image                = var.proxy_image
     ui_password_parameter      = aws_ssm_parameter.password["ui_password"].name
     airflow_password_parameter = aws_ssm_parameter.password["airflow_admin_password"].name
   })
@@ -363,7 +372,7 @@ resource "aws_instance" "appliance" {
   }
 
   # The role's policy must be in place before the first boot uses it.
-  depends_on = [aws_iam_role_policy.appliance]
+  depends_on = [aws_iam_role_policy.appliance, aws_iam_role_policy_attachment.ssm]
 
   lifecycle {
     precondition {

@@ -1,11 +1,26 @@
 output "streamlit_url" {
-  description = "The appliance's UI (Streamlit). Log in with the UI password (see read_passwords_command). It answers a few minutes after apply, once the instance has installed Docker and pulled or built the image."
-  value       = "http://${local.host}:8501"
+  description = "The appliance's UI (Streamlit), behind its login page (the UI password: read_passwords_command). By default through the SSM port forward (ssm_port_forward_commands.streamlit, then open this URL); with public_https over HTTPS. It answers a few minutes after apply, once the instance has installed Docker and pulled or built the image."
+  value       = var.public_https ? "https://${local.public_site}" : "http://localhost:8501"
 }
 
 output "airflow_url" {
-  description = "Airflow's API server and web UI. User admin, password from read_passwords_command."
-  value       = "http://${local.host}:8080"
+  description = "Airflow's API server and web UI, user admin, password from read_passwords_command. By default through the SSM port forward (ssm_port_forward_commands.airflow); with public_https over HTTPS on 8443."
+  value       = var.public_https ? "https://${local.public_site}:8443" : "http://localhost:8080"
+}
+
+output "ssm_shell_command" {
+  description = "A root shell on the instance through SSM Session Manager (needs the AWS CLI's Session Manager plugin), e.g. to follow the first boot: sudo tail -f /var/log/cloud-init-output.log."
+  value       = "aws ssm start-session --region ${var.region} --target ${aws_instance.appliance.id}"
+}
+
+output "ssm_port_forward_commands" {
+  description = "Forward the app (8501) and Airflow (8080) to the same ports of your machine through SSM Session Manager; keep each running and open streamlit_url and airflow_url."
+  value = {
+    for name, port in { streamlit = 8501, airflow = 8080 } : name => join(" ", [
+      "aws ssm start-session --region ${var.region} --target ${aws_instance.appliance.id}",
+      "--document-name AWS-StartPortForwardingSession --parameters portNumber=${port},localPortNumber=${port}",
+    ])
+  }
 }
 
 output "bucket" {

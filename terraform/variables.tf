@@ -3,34 +3,67 @@
 # ---------------------------------------------------------------------------
 
 variable "allowed_cidrs" {
-  description = "CIDR blocks (IPv4 or IPv6) allowed to reach Streamlit (8501), Airflow (8080) and, when key_name is set, SSH (22). Usually your own address, e.g. [\"203.0.113.7/32\"]. No default on purpose. A /0 block (the whole internet) is refused unless allow_public = true."
+  description = "CIDR blocks (IPv4 or IPv6) allowed to reach the appliance's public ports: HTTPS (443 for the app, 8443 for Airflow) with public_https = true, and SSH (22) with key_name set. Usually your own address, e.g. [\"203.0.113.7/32\"]. Empty (the default) with neither: nothing listens to the internet, and the operator comes in through SSM Session Manager. An allow-list that covers the internet, whole (0.0.0.0/0) or split (0.0.0.0/1 + 128.0.0.0/1, or more than a /8 of IPv4 or a /32 of IPv6 in all), is refused unless allow_public = true."
   type        = list(string)
-
+  default     = []
+  nullable    = false
   validation {
-    condition     = length(var.allowed_cidrs) > 0
-    error_message = "allowed_cidrs must name at least one CIDR block, e.g. [\"203.0.113.7/32\"] (your address)."
+    condition     = length(var.allowed_cidrs) > 0 || (!var.public_https && var.key_name == null)
+    error_message = "public_https and key_name open ports: allowed_cidrs must then name who may reach them, e.g. [\"203.0.113.7/32\"] (your address)."
   }
-
   validation {
     condition     = alltrue([for cidr in var.allowed_cidrs : can(cidrhost(cidr, 0)) && length(split("/", cidr)) == 2])
     error_message = "Each entry of allowed_cidrs must be a CIDR block such as \"203.0.113.7/32\" or \"2001:db8::/64\"."
   }
-
   validation {
-    condition     = var.allow_public || alltrue([for cidr in var.allowed_cidrs : try(tonumber(split("/", cidr)[1]) > 0, false)])
-    error_message = "allowed_cidrs opens the appliance to the whole internet (a /0 block such as 0.0.0.0/0 or ::/0). Give your own address instead, or set allow_public = true if you really mean it."
+    # The addresses the list admits, summed per family (an upper bound of what it covers, overlaps counted
+    # twice): whatever way it is split, a list that covers the internet is over the limit.
+    condition = var.allow_public || try(
+      sum(concat([0], [for cidr in var.allowed_cidrs : pow(2, 32 - tonumber(split("/", cidr)[1])) if !strcontains(cidr, ":")])) <= pow(2, 24) &&
+      sum(concat([0], [for cidr in var.allowed_cidrs : pow(2, 128 - tonumber(split("/", cidr)[1])) if strcontains(cidr, ":")])) <= pow(2, 96),
+      false,
+    )
+    error_message = "allowed_cidrs admits more than a /8 of IPv4 or a /32 of IPv6 in all: it (nearly) opens the appliance to the whole internet (0.0.0.0/0, or the same split into blocks such as 0.0.0.0/1 + 128.0.0.0/1). Give your own address instead, or set allow_public = true if you really mean it."
   }
 }
 
 variable "allow_public" {
-  description = "Allow a /0 block (0.0.0.0/0, ::/0) in allowed_cidrs, i.e. expose the UIs to the whole internet. Both UIs are password protected, but they are plain HTTP."
+  description = "Allow an allow-list that covers the internet (0.0.0.0/0, ::/0, or the same split into blocks), i.e. expose the appliance's public ports to everyone. Even then only HTTPS and a password-protected login answer."
   type        = bool
   default     = false
   nullable    = false
 }
 
+variable "public_https" {
+  description = "Serve the app and Airflow over HTTPS to allowed_cidrs: a Caddy reverse proxy on the instance terminates TLS on 443 (the app) and 8443 (Airflow); the appliance itself listens on no public port. false (the default) = no public port: reach the app, Airflow and a shell through SSM Session Manager (see the ssm_* outputs)."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "domain" {
+  description = "With public_https: a DNS name pointing at the instance's address, for a Let's Encrypt certificate (Let's Encrypt must then reach ports 80 and 443, i.e. allow_public). null (the default) = a self-signed certificate for the instance's address, from Caddy's own CA (the browser warns once)."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.domain == null || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", coalesce(var.domain, "x")))
+    error_message = "domain must be null or a lower-case DNS name such as \"appliance.example.com\"."
+  }
+}
+
+variable "proxy_image" {
+  description = "The Caddy image of the TLS proxy (public_https = true)."
+  type        = string
+  default     = "docker.io/library/caddy:2.8"
+  nullable    = false
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$", var.proxy_image))
+    error_message = "proxy_image must be an image reference such as \"docker.io/library/caddy:2.8\"."
+  }
+}
+
 variable "key_name" {
-  description = "Name of an existing EC2 key pair for SSH. null (the default) = no key and no SSH port open."
+  description = "Name of an existing EC2 key pair for SSH from allowed_cidrs. null (the default) = no key and no SSH port open: SSM Session Manager gives a shell (ssm_shell_command)."
   type        = string
   default     = null
 

@@ -41,6 +41,8 @@ def start_moto_server() -> MotoServer:
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # AWS's managed policies exist, as on AWS (the deployment attaches AmazonSSMManagedInstanceCore).
+        env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
     )
     endpoint = f"http://127.0.0.1:{port}"
     wait_for_http(f"{endpoint}/moto-api/")
@@ -55,7 +57,11 @@ def moto_server() -> Iterator[MotoServer]:
         yield server
     finally:
         server.process.terminate()
-        server.process.wait(timeout=10)
+        try:
+            server.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # busy (e.g. loading IAM's managed policies): stop it for good
+            server.process.kill()
+            server.process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -52,8 +52,8 @@ def test_uses_compare_digest(data_dir, monkeypatch):
     calls = []
     real = access.hmac.compare_digest
     monkeypatch.setattr(access.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
-    monkeypatch.setenv(access.PASSWORD_ENV, "pw")
-    assert access.check_password("pw") and calls == [(b"pw", b"pw")]
+    monkeypatch.setenv(access.PASSWORD_ENV, "pw-long-enough")
+    assert access.check_password("pw-long-enough") and calls == [(b"pw-long-enough", b"pw-long-enough")]
 
 
 def test_the_command_prints_only_the_path(data_dir):
@@ -64,7 +64,18 @@ def test_the_command_prints_only_the_path(data_dir):
     path = data_dir / "secrets" / "ui-password"
     assert out.stdout == f"{path}\n"
     assert path.read_text().strip() not in out.stdout + out.stderr
-    env[access.PASSWORD_ENV] = "given"
+    env[access.PASSWORD_ENV] = "given-by-the-operator"
     out = subprocess.run([sys.executable, "-m", "dataperf_appliance.access"], env=env, capture_output=True,
                          text=True, check=True)
     assert out.stdout == "" and "given" not in out.stderr
+
+
+def test_an_operator_password_shorter_than_the_minimum_is_refused(data_dir, monkeypatch):
+    short = "x" * (access.MIN_PASSWORD_CHARS - 1)
+    monkeypatch.setenv(access.PASSWORD_ENV, short)
+    with pytest.raises(access.PasswordUnavailable, match=f"has {len(short)} characters; a password has at least"):
+        access.check_password(short)
+    env = {**os.environ, "APPLIANCE_DATA_DIR": str(data_dir), access.PASSWORD_ENV: short}
+    out = subprocess.run([sys.executable, "-m", "dataperf_appliance.access"], env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 1 and "at least" in out.stderr and short not in out.stderr

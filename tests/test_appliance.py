@@ -13,6 +13,7 @@ the first boot must restore. The tests run in order and share it:
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -24,6 +25,8 @@ import time
 import boto3
 import pytest
 from appliance_harness import SERVICES, Appliance, new_appliance
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 pytestmark = pytest.mark.slow
 
@@ -95,6 +98,15 @@ def test_start_brings_up_both_services_with_private_passwords(appliance: Applian
     assert status == 200 and health["metadatabase"]["status"] == "healthy"
     status, body = appliance.get_json("/_stcore/health", base=appliance.ui_url)
     assert status == 200 and body.get("text", "").strip() == "ok"
+    # The app's public port: no upload and no session before the password (the login gate).
+    port = int(env["APPLIANCE_UI_PORT"])
+    upload = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    upload.request("PUT", "/_stcore/upload_file/any-session/any-file", body=b"\0" * 2**16,
+                   headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert upload.getresponse().status == 401
+    upload.close()
+    with pytest.raises(InvalidStatus, match="403"):
+        connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], open_timeout=20)
     # The scheduler, DAG processor and triggerer report in (heartbeats) shortly after the start.
     _wait(lambda: all(appliance.get_json("/api/v2/monitor/health")[1].get(name, {}).get("status") == "healthy"
                       for name in ("scheduler", "dag_processor", "triggerer")), "Airflow components healthy", 90)

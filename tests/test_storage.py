@@ -15,8 +15,9 @@ import boto3
 import pytest
 
 from dataperf_appliance.settings import DEFAULT_S3_PREFIX, Settings
-from dataperf_appliance.storage import (DatasetListing, RunListing, Storage, StorageError, SyncReport,
-                                        open_storage)
+from dataperf_appliance.storage import (DatasetListing, RestoreReport, RunListing, Storage, StorageError,
+                                        SyncReport, open_storage)
+from dataperf_appliance.ui_support import run_list
 
 PREFIX = DEFAULT_S3_PREFIX
 
@@ -155,6 +156,41 @@ def test_object_whose_etag_is_not_an_md5_is_compared_by_its_sha256_metadata(tmp_
     assert heads == [key]
 
 
+def kms_style_etags(storage: Storage) -> None:
+    """Make every ETag the storage's client sees opaque, as SSE-KMS makes them (moto always returns MD5s)."""
+    def rewrite(parsed, **_):
+        for item in parsed.get("Contents", []):
+            item["ETag"] = '"' + hashlib.sha256(item["ETag"].encode()).hexdigest()[:32] + '"'
+        if "ETag" in parsed:
+            parsed["ETag"] = '"' + hashlib.sha256(parsed["ETag"].encode()).hexdigest()[:32] + '"'
+
+    for operation in ("ListObjectsV2", "HeadObject", "GetObject", "PutObject"):
+        storage.client.meta.events.register(f"after-call.s3.{operation}", lambda parsed, **kw: rewrite(parsed))
+
+
+def test_with_kms_style_etags_unchanged_files_are_neither_uploaded_nor_downloaded_again(tmp_path, bucket):
+    """Under SSE-KMS an ETag is not the MD5 of the content: the stored sha256 decides, both ways."""
+    old = Storage.from_settings(settings_for(tmp_path / "old", bucket))
+    kms_style_etags(old)
+    dataset = make_dataset(tmp_path / "old", "kms")
+    assert len(old.upload_dataset("kms").uploaded) == 2
+    again = old.upload_dataset("kms")
+    assert again.uploaded == () and len(again.skipped) == 2
+
+    new = Storage.from_settings(settings_for(tmp_path / "new", bucket))
+    kms_style_etags(new)
+    new.download_dataset("kms")
+    gets = record_calls(new, "GetObject")
+    new.download_dataset("kms")  # the next run on the same instance
+    assert gets == []
+    assert tree(tmp_path / "new" / "datasets" / "kms") == tree(dataset)
+
+    write(tmp_path / "new" / "datasets" / "kms" / "groundtruth" / "dataset_a_train.csv", "ImageID,hv_label\ny,0\n")
+    new.download_dataset("kms")  # same size, other content: fetched again
+    assert gets == [f"{PREFIX}datasets/kms/groundtruth/dataset_a_train.csv"]
+    assert tree(tmp_path / "new" / "datasets" / "kms") == tree(dataset)
+
+
 def test_staging_folders_and_hidden_files_are_never_uploaded(tmp_path, s3, bucket):
     make_run(tmp_path, "run-done")
     staging = make_run(tmp_path, ".run-wip.partial")
@@ -192,9 +228,9 @@ def test_fresh_empty_data_root_lists_and_opens_every_earlier_run(tmp_path, bucke
     gets = record_calls(new, "GetObject")
     assert new.download_run(ok.name) == opened and gets == []  # already on disk: no request
 
-    assert new.restore_history() == [failed.name]
+    assert new.restore_history().restored == (failed.name,)
     assert tree(new_root / "runs" / failed.name) == tree(failed)
-    assert new.restore_history() == []
+    assert new.restore_history() == RestoreReport()
     assert new.list_runs() == [RunListing(ok.name, "both", "success"), RunListing(failed.name, "both", "failed")]
 
     assert new.download_dataset("mine") == new_root / "datasets" / "mine"
@@ -212,7 +248,7 @@ def test_run_whose_upload_is_incomplete_is_listed_but_not_downloaded(tmp_path, s
     assert storage.list_runs() == [RunListing("run-half", "s3", None)]
     with pytest.raises(StorageError, match="no manifest.json"):
         storage.download_run("run-half")
-    assert storage.restore_history() == []
+    assert storage.restore_history().restored == ()
     assert not (tmp_path / "runs" / "run-half").exists()
     with pytest.raises(StorageError, match="neither on disk nor in"):
         storage.download_run("run-nowhere")
@@ -233,7 +269,7 @@ def test_without_a_bucket_disk_alone_is_the_store(tmp_path, aws_env):
     assert storage.download_run("run-local") == run
     assert storage.download_dataset("mine") == tmp_path / "datasets" / "mine"
     assert storage.download_dataset("absent") is None
-    assert storage.restore_history() == []
+    assert storage.restore_history().restored == ()
     with pytest.raises(StorageError, match="no bucket is configured"):
         storage.download_run("run-elsewhere")
 
@@ -309,3 +345,78 @@ def test_stalled_endpoint_fails_in_bounded_time_and_a_retried_upload_completes(t
     assert set(puts[:2]) <= set(retried.skipped)
     assert retried.uploaded[-1] == f"{PREFIX}runs/run-stall/manifest.json"
     assert bucket_tree(s3, bucket) == {f"{PREFIX}runs/run-stall/{name}": content for name, content in tree(run).items()}
+
+
+# ---- a bucket that cannot be trusted ---------------------------------------------------------------
+
+def plant_bad_runs(s3, bucket: str) -> dict[str, str]:
+    """Runs with one bad object each (beside a manifest): run id -> what the error names."""
+    manifest = json.dumps({"state": "success"}).encode()
+    bad = {
+        "r-dotdot": ("x/../../escape.txt", b"x", None),
+        "r-checksum": ("results.json", b"{}", hashlib.sha256(b"other").hexdigest()),
+        "r-long": ("n" * 300 + ".txt", b"x", None),
+        "r-nested": ("a", b"file", None),
+    }
+    for run_id, (name, body, sha256) in bad.items():
+        s3.put_object(Bucket=bucket, Key=f"{PREFIX}runs/{run_id}/manifest.json", Body=manifest)
+        s3.put_object(Bucket=bucket, Key=f"{PREFIX}runs/{run_id}/{name}", Body=body,
+                      Metadata={"sha256": sha256} if sha256 else {})
+    s3.put_object(Bucket=bucket, Key=f"{PREFIX}runs/r-nested/a/b", Body=b"under a file")
+    return {run_id: name for run_id, (name, _, _) in bad.items()}
+
+
+def test_one_bad_run_in_the_bucket_is_skipped_and_every_other_run_restored(tmp_path, s3, bucket):
+    old = Storage.from_settings(settings_for(tmp_path / "old", bucket))
+    good = [make_run(tmp_path / "old", run_id) for run_id in ("r-a-good", "r-z-good")]
+    for run in good:
+        old.upload_run(run.name)
+    bad = plant_bad_runs(s3, bucket)
+    root = tmp_path / "new"
+    storage = Storage.from_settings(settings_for(root, bucket))
+
+    report = storage.restore_history()
+
+    assert report.restored == ("r-a-good", "r-z-good")
+    assert [run_id for run_id, _ in report.skipped] == sorted(bad)
+    for run_id, reason in report.skipped:
+        assert f"{PREFIX}runs/{run_id}/" in reason and "\n" not in reason
+    for run in good:
+        assert tree(root / "runs" / run.name) == tree(run)
+    assert sorted(p.name for p in (root / "runs").iterdir()) == ["r-a-good", "r-z-good"]  # nothing half-written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "old"]  # nothing outside the data root
+    assert storage.restore_history() == RestoreReport(skipped=report.skipped)  # the same again, no error
+
+
+@pytest.mark.parametrize("run_id", ["r-dotdot", "r-checksum", "r-long", "r-nested"])
+def test_opening_a_bad_run_is_a_storage_error_naming_the_key(tmp_path, s3, bucket, run_id):
+    name = plant_bad_runs(s3, bucket)[run_id]
+    storage = Storage.from_settings(settings_for(tmp_path, bucket))
+    with pytest.raises(StorageError, match=f"runs/{run_id}/{name[:20]}"):
+        storage.download_run(run_id)
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_the_runs_page_loads_with_bad_runs_in_the_bucket_and_says_how_many_were_skipped(tmp_path, s3, bucket):
+    old = Storage.from_settings(settings_for(tmp_path / "old", bucket))
+    old.upload_run(make_run(tmp_path / "old", "r-good").name)
+    plant_bad_runs(s3, bucket)
+    settings = settings_for(tmp_path / "new", bucket)
+    storage = Storage.from_settings(settings)
+
+    restored, notes = run_list.restore_finished(storage)
+    collection = run_list.collect_runs(settings, storage=storage, airflow_runs=lambda: [])
+
+    assert restored == ["r-good"]
+    assert len(notes) == 1 and notes[0].startswith("4 run(s) in S3 skipped")
+    assert {row.run_id for row in collection.rows} == {"r-good", "r-checksum", "r-dotdot", "r-long", "r-nested"}
+
+
+@pytest.mark.parametrize("results", [{"tasks": {"t1": 0.5}}, {"tasks": {"t1": {"strategies": [1]}}},
+                                     {"tasks": {"t1": {"strategies": {"a": 3}}}}, [], "text"])
+def test_a_run_whose_files_are_not_as_the_appliance_writes_them_is_listed(tmp_path, results):
+    run = make_run(tmp_path, "r-odd")
+    write(run / "results.json", json.dumps(results))
+    write(run / "manifest.json", json.dumps({"state": "success", "stages": ["not", "a", "mapping"]}))
+    rows = run_list.collect_runs(settings_for(tmp_path, None), airflow_runs=lambda: []).rows
+    assert [(row.run_id, row.state in {"success", "unreadable"}) for row in rows] == [("r-odd", True)]

@@ -28,7 +28,6 @@ from conftest import REPO_ROOT, MotoServer
 TF_DIR = REPO_ROOT / "terraform"
 PROVIDER_MIRROR = "/opt/tf-plugins"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
-ALLOWED_CIDR = "203.0.113.0/24"  # TEST-NET-3: an address block that is nobody's
 
 # The variables main.tf passes to templatefile(), with test values: the two
 # ways of getting the image (pull a prebuilt one, build from the repository).
@@ -43,10 +42,16 @@ USER_DATA_VARS = {
     "swap_size": 2,
     "ui_password_parameter": "/dataperf-appliance/ui_password",
     "airflow_password_parameter": "/dataperf-appliance/airflow_admin_password",
+    "public_https": False,
+    "domain": "",
+    "proxy_image": "docker.io/library/caddy:2.8",
 }
 USER_DATA_MODES = {
     "image": {"image": "ghcr.io/example/dataperf-appliance:1.0"},
     "source": {"source_repo": "https://git.example.com/dataperf-appliance.git"},
+    "https-self-signed": {"image": "ghcr.io/example/dataperf-appliance:1.0", "public_https": True},
+    "https-domain": {"image": "ghcr.io/example/dataperf-appliance:1.0", "public_https": True,
+                     "domain": "appliance.example.com"},
 }
 
 
@@ -211,6 +216,12 @@ def test_user_data_passes_shellcheck(mode: str, tf_env: dict[str, str], tmp_path
     assert "--restart unless-stopped" in script
     assert f"bucket='{USER_DATA_VARS['bucket']}'" in script
     assert 'APPLIANCE_S3_BUCKET="$bucket"' in script
+    https = USER_DATA_MODES[mode].get("public_https", False)
+    assert f"public_https='{str(https).lower()}'" in script
+    # The appliance's own ports are published on 127.0.0.1 only; with HTTPS only the proxy faces the network.
+    assert "--publish 127.0.0.1:8501:8501 --publish 127.0.0.1:8080:8080" in script
+    assert "--publish 8501" not in script and "--publish 8080" not in script
+    assert "ports=(--publish 443:443 --publish 8443:8443)" in script and "reverse_proxy $container:8501" in script
     assert_shellcheck_clean(script, tmp_path, f"user_data-{mode}.sh")
 
 
@@ -311,7 +322,6 @@ def test_apply_and_destroy_against_moto(moto_server: MotoServer, tf_env: dict[st
     name = f"tftest-{uuid.uuid4().hex[:8]}"
     variables = {
         "name": name,
-        "allowed_cidrs": [ALLOWED_CIDR],
         "ami_id": moto_amazon_linux_ami(ec2),
         "source_repo": "https://git.example.com/dataperf-appliance.git",
         # moto ignores a change of the CPU credit option, so a plan after
@@ -331,8 +341,13 @@ def test_apply_and_destroy_against_moto(moto_server: MotoServer, tf_env: dict[st
         # Outputs
         assert re.fullmatch(rf"{name}-data-[0-9a-z]+", bucket)
         assert re.fullmatch(r"i-[0-9a-f]+", instance_id)
-        assert re.fullmatch(r"http://\d+\.\d+\.\d+\.\d+:8501", outputs["streamlit_url"])
-        assert outputs["airflow_url"] == outputs["streamlit_url"].replace(":8501", ":8080")
+        # By default nothing listens to the internet: the app and Airflow come through SSM port forwards.
+        assert outputs["streamlit_url"] == "http://localhost:8501" and outputs["airflow_url"] == "http://localhost:8080"
+        assert outputs["ssm_shell_command"] == f"aws ssm start-session --region us-east-1 --target {instance_id}"
+        for service, port in (("streamlit", 8501), ("airflow", 8080)):
+            assert outputs["ssm_port_forward_commands"][service] == (
+                f"aws ssm start-session --region us-east-1 --target {instance_id} --document-name "
+                f"AWS-StartPortForwardingSession --parameters portNumber={port},localPortNumber={port}")
         parameters = outputs["password_parameters"]
         assert parameters == {"ui_password": f"/{name}/ui_password",
                               "airflow_admin_password": f"/{name}/airflow_admin_password"}
@@ -367,13 +382,11 @@ def test_apply_and_destroy_against_moto(moto_server: MotoServer, tf_env: dict[st
         assert f"bucket='{bucket}'" in user_data and "--restart unless-stopped" in user_data
         assert_shellcheck_clean(user_data, tmp_path, "user_data-applied.sh")
 
-        # The security group opens nothing to the world, only 8501 and 8080 to allowed_cidrs.
+        # The default apply opens no inbound port at all; the appliance's ports are bound to 127.0.0.1.
         (group_id,) = [group["GroupId"] for group in instance["SecurityGroups"]]
         group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
-        assert {(rule["FromPort"], rule["ToPort"]) for rule in group["IpPermissions"]} == {(8501, 8501), (8080, 8080)}
-        for rule in group["IpPermissions"]:
-            assert [r["CidrIp"] for r in rule.get("IpRanges", [])] == [ALLOWED_CIDR]
-            assert not rule.get("Ipv6Ranges")
+        assert group["IpPermissions"] == []
+        assert "public_https='false'" in user_data
         for rule in group["IpPermissionsEgress"]:
             assert rule["IpProtocol"] == "tcp" and rule["FromPort"] in (80, 443)
 
@@ -381,7 +394,8 @@ def test_apply_and_destroy_against_moto(moto_server: MotoServer, tf_env: dict[st
         profile_name = instance["IamInstanceProfile"]["Arn"].rsplit("/", 1)[1]
         (role,) = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]["Roles"]
         role_name = role["RoleName"]
-        assert iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"] == []
+        attached = iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]
+        assert [policy["PolicyArn"] for policy in attached] == ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
         policy_names = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
         assert len(policy_names) == 1
         document = iam.get_role_policy(RoleName=role_name, PolicyName=policy_names[0])["PolicyDocument"]
@@ -398,7 +412,7 @@ def test_apply_and_destroy_against_moto(moto_server: MotoServer, tf_env: dict[st
         ssm_resources = {resource for resource in resources if resource.startswith("arn:aws:ssm:")}
         assert {resource.split(":parameter", 1)[1] for resource in ssm_resources} == set(parameters.values())
         assert set(resources) == s3_resources | ssm_resources
-        assert set(actions) == {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+        assert set(actions) == {"s3:ListBucket", "s3:GetObject", "s3:PutObject",  # no s3:DeleteObject
                                 "s3:AbortMultipartUpload", "ssm:GetParameter", "ssm:PutParameter"}
 
         # The password parameters exist as SecureString, waiting for the first boot.

@@ -290,6 +290,20 @@ def test_a_failed_run_in_detail(settings):
     assert detail.task_ids() == ["digit-3", "digit-8"]  # from the task_setup.yml
 
 
+def test_a_path_in_results_json_is_never_served(settings, tmp_path):
+    """results.json is data (it may come from the bucket): only a plain name inside the run folder is read."""
+    folder = write_run(settings.runs_dir, "done-1")
+    (folder / "sweep.csv").write_text("cell,score\n")
+    secret = tmp_path / "outside.txt"
+    secret.write_text("not the run's")
+    (folder / "link.csv").symlink_to(secret)
+    detail = run_detail.load_run(settings, "done-1")
+    assert detail.file_bytes("sweep.csv") == b"cell,score\n"
+    for name in (str(secret), "/etc/hostname", "../../outside.txt", "plots/../../../outside.txt", "link.csv",
+                 ".", "..", "", ".hidden", 7, None, ["sweep.csv"], "sweep.csv\0"):
+        assert detail.file_bytes(name) is None, name
+
+
 def test_unknown_runs_are_not_found(settings):
     with pytest.raises(run_detail.RunNotFound):
         run_detail.load_run(settings, "nope")
@@ -455,6 +469,6 @@ def test_a_submitted_run_is_copied_to_s3_without_a_manifest(tmp_path, aws_env):
                     "p/runs/sub-1/task_setup.yml"]
     storage = open_storage(settings)
     assert [(r.run_id, r.state) for r in storage.list_runs()] == [("sub-1", None)]  # incomplete to any reader
-    assert storage.restore_history() == []
+    assert storage.restore_history().restored == ()
     rows = {r.run_id: r for r in run_list.collect_runs(settings, storage=storage, airflow_runs=lambda: []).rows}
     assert rows["sub-1"].state == "queued" and rows["sub-1"].where == "disk + S3"

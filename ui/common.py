@@ -9,7 +9,7 @@ import time
 
 import streamlit as st
 
-from dataperf_appliance import access, airflow_gateway
+from dataperf_appliance import access, airflow_gateway, login_gate
 from dataperf_appliance.settings import Settings, load_settings
 from dataperf_appliance.ui_support import run_list
 
@@ -107,9 +107,16 @@ def forget_dataset_names() -> None:
 
 
 def login() -> bool:
-    """The login form while the session is not authenticated; True once it is."""
+    """The login form while the session is not authenticated; True once it is.
+
+    Behind the login gate (ui/server.py, how the appliance serves the app) the
+    browser has logged in already: its session cookie stands for the form.
+    """
     if st.session_state.get("authenticated"):
         return True
+    if login_gate.SESSIONS.valid(st.context.cookies.get(login_gate.COOKIE)):
+        st.session_state["authenticated"] = True
+        st.rerun()
     st.title("DataPerf Appliance")
     st.caption("Benchmark training data the DataPerf way: configure, run and compare benchmarks.")
     with st.form("login", border=True):
@@ -146,7 +153,9 @@ def sidebar() -> None:
         where = f"S3: `{current.s3_bucket}/{current.s3_prefix}`" if current.s3_bucket else "S3: off (disk only)"
         st.caption(f"Data root: `{current.data_dir}`  \n{where}")
         st.link_button("Airflow UI", airflow_gateway.airflow_ui_url(), icon=":material/open_in_new:")
-        if st.button("Log out", icon=":material/logout:"):
+        if login_gate.COOKIE in st.context.cookies:  # behind the gate: its cookie ends the session
+            st.markdown(f'<a href="{login_gate.LOGOUT_PATH}" target="_self">Log out</a>', unsafe_allow_html=True)
+        elif st.button("Log out", icon=":material/logout:"):
             st.session_state.clear()
             st.rerun()
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,13 @@ MAX_NODES = 10_000
 #: Deepest nesting of mappings and sequences accepted. ruamel.yaml's scanner
 #: is quadratic in the depth of flow collections, so depth is bounded early.
 MAX_DEPTH = 32
+
+#: Longest integer accepted, in characters: Python refuses to read one of more than 4,300 digits, and
+#: no setting needs more than a few (a seed has at most 10).
+MAX_INTEGER_CHARS = 100
+#: What YAML 1.2 (ruamel.yaml's default) reads as an integer.
+_INTEGER = re.compile(r"[-+]?[0-9_]+|0o[0-7_]+|0x[0-9a-fA-F_]+|0b[01_]+")
+_INT_TAG = "tag:yaml.org,2002:int"
 
 #: The standard tags a document may spell out: the JSON-compatible core schema.
 ALLOWED_TAGS = frozenset(
@@ -227,6 +235,11 @@ def _check_events(text: str, filename: str) -> None:
                 nodes += anchor_sizes.get(event.anchor, 1)  # an unknown anchor is reported by the loader
             elif isinstance(event, ScalarEvent):
                 nodes += 1
+                if (len(event.value) > MAX_INTEGER_CHARS and (event.style is None or str(event.tag) == _INT_TAG)
+                        and _INTEGER.fullmatch(event.value.strip())):
+                    raise ConfigError([_issue_at(filename, event.start_mark,
+                                                 f"a number of {len(event.value):,} characters; a number here "
+                                                 f"has at most {MAX_INTEGER_CHARS}")])
                 if event.anchor is not None:
                     anchor_sizes[event.anchor] = 1
             elif isinstance(event, CollectionStartEvent):

@@ -80,12 +80,18 @@ def task_file_paths(dataset_dir: Path, embedding_folder: str, groundtruth_folder
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file, so no reader sees half a file."""
+    """Write `data` to `path` through a temporary file, so no reader sees half a file.
+
+    The data reaches the disk (fsync) before the rename: after a crash the file
+    is the old one or the new one, never an empty one.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -126,19 +132,96 @@ def _binary_labels(values: pd.Series, where: str) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def read_embedding_parquet(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read a DataPerf embedding parquet -> (embeddings (n, d) float64, labels (n,), filenames (n,))."""
+#: The most values (rows x embedding length, plus the other columns' rows) one parquet may hold, checked
+#: in its footer before it is read: 2**26 float64 are 512 MiB in memory, e.g. a 256-long pool of 262,144
+#: images, or 32,768 debugging rows of 2048 values; several times the official DataPerf vision files.
+MAX_PARQUET_VALUES = 2**26
+#: ... and the most bytes its columns unpack to (the footer's uncompressed sizes).
+MAX_PARQUET_BYTES = 2**30
+
+
+def read_parquet_checked(path: Path, columns: list[str]) -> pa.Table:
+    """The `columns` of a parquet file, after checking from its footer alone that they exist and are not huge.
+
+    Raises FileNotFoundError when there is no file, ValueError naming the file
+    for an unreadable file, a missing column, or more than MAX_PARQUET_VALUES
+    values or MAX_PARQUET_BYTES bytes in those columns (a small, highly
+    compressed file can unpack to gigabytes).
+    """
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"missing file {path}")
-    frame = pq.read_table(path).to_pandas()
-    missing = {"encoding", "label", "filename"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"{path.name}: missing column(s) {', '.join(sorted(missing))}")
-    lengths = frame["encoding"].map(len)
-    if len(frame) and lengths.nunique() != 1:
-        raise ValueError(f"{path.name}: encodings have different lengths {sorted(lengths.unique())[:5]}")
-    embeddings = np.array(frame["encoding"].tolist(), dtype=np.float64).reshape(len(frame), -1)
-    return embeddings, _binary_labels(frame["label"], path.name), frame["filename"].astype(str).to_numpy()
+    try:
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise ValueError(f"{path.name}: missing column(s) {', '.join(missing)}; it has {', '.join(names)}")
+        meta = parquet.metadata
+        chunks = [meta.row_group(g).column(c) for g in range(meta.num_row_groups)
+                  for c in range(meta.num_columns)]
+        chunks = [chunk for chunk in chunks if chunk.path_in_schema.split(".")[0] in columns]
+        values = sum(chunk.num_values for chunk in chunks)
+        unpacked = sum(chunk.total_uncompressed_size for chunk in chunks)
+        if values > MAX_PARQUET_VALUES or unpacked > MAX_PARQUET_BYTES:
+            raise ValueError(f"{path.name}: {meta.num_rows:,} rows holding {values:,} values ({unpacked:,} bytes "
+                             f"unpacked); at most {MAX_PARQUET_VALUES:,} values and {MAX_PARQUET_BYTES:,} bytes "
+                             "are read")
+        return parquet.read(columns=columns)
+    except (pa.ArrowException, OSError) as error:
+        raise ValueError(f"{path.name}: not a readable parquet file ({error})") from None
+
+
+def embedding_matrix(table: pa.Table, column_name: str, path: Path, dim: int | None) -> np.ndarray:
+    """The column `column_name` (lists of numbers) as an (n, dim) array, checking every row has `dim` values.
+
+    `dim` None: every row must have as many as the first. The file's precision
+    is kept (float32 stays float32; integers become float64). Raises
+    ValueError naming the file for anything else: not lists of numbers, a
+    missing list or value, rows of different lengths, NaN or infinity.
+    """
+    column = table.column(column_name).combine_chunks()
+    n = len(column)
+    if pa.types.is_fixed_size_list(column.type):
+        lengths = np.full(n, column.type.list_size)
+    elif pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        lengths = np.diff(np.asarray(column.offsets))
+    else:
+        raise ValueError(f"{path.name}: column {column_name!r} must hold lists of floats; it is {column.type}")
+    if column.null_count:
+        raise ValueError(f"{path.name}: {column.null_count} row(s) have no embedding")
+    expected = dim if dim is not None else (int(lengths[0]) if n else 0)
+    wrong = np.flatnonzero(lengths != expected)
+    if len(wrong):
+        row = int(wrong[0])
+        what = f"the setup's dim is {dim}" if dim is not None else f"row 1 has {expected}"
+        raise ValueError(f"{path.name}: embeddings must have {expected} values ({what}), "
+                         f"but {len(wrong)} row(s) differ, e.g. row {row + 1} has {int(lengths[row])}")
+    if n and expected < 1:
+        raise ValueError(f"{path.name}: embeddings must have at least one value per row")
+    values = column.flatten()
+    if values.null_count:  # pandas writes NaN inside a list as a null
+        raise ValueError(f"{path.name}: embeddings hold {values.null_count} missing (null or NaN) value(s)")
+    if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
+        raise ValueError(f"{path.name}: embeddings must be numbers; they are {values.type}")
+    matrix = values.to_numpy(zero_copy_only=False).reshape(n, expected)
+    if matrix.dtype.kind != "f":
+        matrix = matrix.astype(np.float64)
+    if not np.isfinite(matrix).all():
+        raise ValueError(f"{path.name}: embeddings hold NaN or infinite values")
+    return matrix
+
+
+def read_embedding_parquet(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read a DataPerf embedding parquet -> (embeddings (n, d) float64, labels (n,), filenames (n,))."""
+    path = Path(path)
+    table = read_parquet_checked(path, ["encoding", "label", "filename"])
+    embeddings = embedding_matrix(table, "encoding", path, None).astype(np.float64, copy=False)
+    filenames = table.column("filename")
+    if filenames.null_count:
+        raise ValueError(f"{path.name}: {filenames.null_count} row(s) have no filename")
+    labels = _binary_labels(table.column("label").to_pandas(), path.name)
+    return embeddings, labels, filenames.to_pandas().astype(str).to_numpy()
 
 
 def read_groundtruth_csv(path: Path) -> dict[str, int]:

@@ -23,14 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets.dataperf_files import atomic_write_bytes
-from ..user_files import UserFileError, decode_text, read_text
+from ..user_files import MAX_REPORTED_PROBLEMS  # noqa: F401 (re-exported)
+from ..user_files import ProblemList, UserFileError, decode_text, read_text
 
 #: A submission file larger than this is refused before it is read (bytes).
 MAX_SUBMISSION_BYTES = 10 * 2**20
 #: A time file larger than this is refused before it is read (bytes).
 MAX_TIME_FILE_BYTES = 1024
-#: At most this many problems are listed in one SubmissionError.
-MAX_REPORTED_PROBLEMS = 20
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII digits only: int() would also take '٣', '+3', ' 3', '3_0'
 # data_id and method become parts of file names: no separators, no leading dot.
@@ -121,7 +120,7 @@ def read_submission(path: Path, train_size: int) -> np.ndarray:
     lines = text.split("\n")
     if text.endswith("\n"):
         lines.pop()  # the final line end is not a blank line
-    problems: list[str] = []
+    problems = ProblemList(name)
     order: list[int] = []
     first_line = [0] * train_size  # 1-based line where each index appeared; 0 = not yet
     widest = len(str(train_size - 1))
@@ -146,15 +145,12 @@ def read_submission(path: Path, train_size: int) -> np.ndarray:
                 first_line[index] = number
                 order.append(index)
         if problem:
-            problems.append(f"{name}:{number}: {problem}")
+            problems.add(f"{name}:{number}: {problem}")
     if len(lines) > train_size:
-        problems.append(f"{name}:{train_size + 1}: more than {train_size} lines; the task has {train_size} "
+        problems.add(f"{name}:{train_size + 1}: more than {train_size} lines; the task has {train_size} "
                         "training rows, and each is listed at most once")
     if problems:
-        if len(problems) > MAX_REPORTED_PROBLEMS:
-            hidden = len(problems) - MAX_REPORTED_PROBLEMS
-            problems = problems[:MAX_REPORTED_PROBLEMS] + [f"{name}: ... and {hidden} more problem(s) not shown"]
-        raise SubmissionError(path, problems)
+        raise SubmissionError(path, problems.lines())
     return np.array(order, dtype=np.int64)
 
 

@@ -31,8 +31,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..datasets.dataperf_files import atomic_write_bytes
-from ..user_files import UserFileError, read_text
+from ..datasets.dataperf_files import atomic_write_bytes, embedding_matrix, read_parquet_checked
+from ..user_files import MAX_REPORTED_PROBLEMS, ProblemList, UserFileError, read_text  # noqa: F401 (re-exported)
 
 ID_COLUMN = "ImageID"
 EMBEDDING_COLUMN = "embedding"
@@ -42,8 +42,6 @@ EXAMPLE_COLUMNS = ("LabelName", "ImageID", "Confidence", "OriginalURL", "Display
 
 #: A user's training-set file larger than this is refused before it is read (bytes).
 MAX_TRAINING_SET_BYTES = 64 * 2**20
-#: At most this many problems are listed in one TrainingSetError.
-MAX_REPORTED_PROBLEMS = 20
 
 
 class TrainingSetError(UserFileError):
@@ -106,52 +104,6 @@ def _labels_01(values: pd.Series | np.ndarray, where: str) -> np.ndarray:
     return numbers.astype(np.int64)
 
 
-def _embedding_matrix(table: pa.Table, path: Path, dim: int | None) -> np.ndarray:
-    """The `embedding` column as an (n, dim) array, checking every row has `dim` values."""
-    column = table.column(EMBEDDING_COLUMN).combine_chunks()
-    n = len(column)
-    if pa.types.is_fixed_size_list(column.type):
-        lengths = np.full(n, column.type.list_size)
-    elif pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-        lengths = np.diff(np.asarray(column.offsets))
-    else:
-        raise ValueError(f"{path.name}: column {EMBEDDING_COLUMN!r} must hold lists of floats; it is {column.type}")
-    if column.null_count:
-        raise ValueError(f"{path.name}: {column.null_count} row(s) have no embedding")
-    expected = dim if dim is not None else (int(lengths[0]) if n else 0)
-    wrong = np.flatnonzero(lengths != expected)
-    if len(wrong):
-        row = int(wrong[0])
-        what = f"the setup's dim is {dim}" if dim is not None else f"row 1 has {expected}"
-        raise ValueError(f"{path.name}: embeddings must have {expected} values ({what}), "
-                         f"but {len(wrong)} row(s) differ, e.g. row {row + 1} has {int(lengths[row])}")
-    values = column.flatten()
-    if values.null_count:  # pandas writes NaN inside a list as a null
-        raise ValueError(f"{path.name}: embeddings hold {values.null_count} missing (null or NaN) value(s)")
-    if not (pa.types.is_floating(values.type) or pa.types.is_integer(values.type)):
-        raise ValueError(f"{path.name}: embeddings must be numbers; they are {values.type}")
-    matrix = values.to_numpy(zero_copy_only=False).reshape(n, expected)
-    if matrix.dtype.kind != "f":
-        matrix = matrix.astype(np.float64)
-    if not np.isfinite(matrix).all():
-        raise ValueError(f"{path.name}: embeddings hold NaN or infinite values")
-    return matrix
-
-
-def _read_parquet(path: Path, columns: list[str]) -> pa.Table:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"missing file {path}")
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as error:
-        raise ValueError(f"{path.name}: not a readable parquet file ({error})") from None
-    missing = [c for c in columns if c not in schema.names]
-    if missing:
-        raise ValueError(f"{path.name}: missing column(s) {', '.join(missing)}; it has {', '.join(schema.names)}")
-    return pq.read_table(path, columns=columns)
-
-
 def _image_ids(table: pa.Table, path: Path) -> np.ndarray:
     ids = table.column(ID_COLUMN)
     if ids.null_count:
@@ -207,10 +159,10 @@ def read_pool(path: Path, dim: int | None = None) -> EmbeddedSet:
     another length, duplicate or missing ImageIDs, or an empty pool.
     """
     path = Path(path)
-    table = _read_parquet(path, [ID_COLUMN, EMBEDDING_COLUMN])
+    table = read_parquet_checked(path, [ID_COLUMN, EMBEDDING_COLUMN])
     if table.num_rows == 0:
         raise ValueError(f"{path.name}: the pool is empty")
-    return EmbeddedSet(_image_ids(table, path), _embedding_matrix(table, path, dim))
+    return EmbeddedSet(_image_ids(table, path), embedding_matrix(table, EMBEDDING_COLUMN, path, dim))
 
 
 # --- test set -------------------------------------------------------------------------------
@@ -230,11 +182,11 @@ def read_test_set(path: Path, dim: int | None = None) -> EmbeddedSet:
     another length than `dim`, a label other than 0/1, or no rows.
     """
     path = Path(path)
-    table = _read_parquet(path, [ID_COLUMN, EMBEDDING_COLUMN, LABEL_COLUMN])
+    table = read_parquet_checked(path, [ID_COLUMN, EMBEDDING_COLUMN, LABEL_COLUMN])
     if table.num_rows == 0:
         raise ValueError(f"{path.name}: the test set is empty")
     labels = _labels_01(table.column(LABEL_COLUMN).to_pandas(), path.name)
-    return EmbeddedSet(_image_ids(table, path), _embedding_matrix(table, path, dim), labels)
+    return EmbeddedSet(_image_ids(table, path), embedding_matrix(table, EMBEDDING_COLUMN, path, dim), labels)
 
 
 def parquet_rows(path: Path) -> int:
@@ -315,7 +267,7 @@ def read_training_set(path: Path, pool_ids: set[str], budget: int | None = None)
     rows = lines[1:]
     if not rows:
         raise TrainingSetError(path, [f"{name}: no rows after the header; a training set needs at least one image"])
-    problems: list[str] = []
+    problems = ProblemList(name)
     ids: list[str] = []
     labels: list[int] = []
     first_row: dict[str, int] = {}
@@ -347,15 +299,12 @@ def read_training_set(path: Path, pool_ids: set[str], budget: int | None = None)
                 ids.append(image_id)
                 labels.append(int(label))
         if problem:
-            problems.append(f"{name}:row {number}: {problem}")
+            problems.add(f"{name}:row {number}: {problem}")
     if budget is not None and len(rows) > budget:
-        problems.append(f"{name}:row {budget + 1}: more than {budget} rows; the budget is {budget} images "
+        problems.add(f"{name}:row {budget + 1}: more than {budget} rows; the budget is {budget} images "
                         f"(the file has {len(rows)})")
     if problems:
-        if len(problems) > MAX_REPORTED_PROBLEMS:
-            hidden = len(problems) - MAX_REPORTED_PROBLEMS
-            problems = problems[:MAX_REPORTED_PROBLEMS] + [f"{name}: ... and {hidden} more problem(s) not shown"]
-        raise TrainingSetError(path, problems)
+        raise TrainingSetError(path, problems.lines())
     return pd.DataFrame({ID_COLUMN: pd.Series(ids, dtype=object),
                          LABEL_COLUMN: np.array(labels, dtype=np.int64)})
 

@@ -6,6 +6,11 @@ checked there with the same readers a run uses, and only when every file
 passes is it renamed into place as ``datasets/<name>/`` and uploaded to S3. A
 refused upload leaves nothing behind, and says why.
 
+The archive is untrusted: its size, its packing ratio, every member's path and
+every parquet footer are checked before anything is unpacked or read, and
+the unpacking and checking run in a child process with a memory and a time
+limit (bounded.py), so no upload can exhaust the app's memory.
+
 The layouts recognized (dataperf-formats.md):
 
 debugging
@@ -32,12 +37,15 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..bounded import BoundedRunError, run_bounded
 from ..settings import Settings
 from .form import GENERATED_FOLDERS
 
 MAX_UNPACKED_BYTES = 2 * 1024**3
 MAX_FILES = 20_000
-MAX_RATIO = 200  # unpacked / packed size of one member: more is a zip bomb, not a dataset
+MAX_RATIO = 200  # unpacked / packed size of the whole archive: more is a zip bomb, not a dataset
+RATIO_FREE_BYTES = 2**20  # an archive that unpacks to less is small whatever its ratio
+MAX_NAME_BYTES = 255  # the longest file name of Linux file systems (NAME_MAX)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _TRAIN = re.compile(r"^(?P<data_id>.+)_train_(?P<noise>[0-9.]+)_(?P<size>[0-9]+)\.parquet$")
 _SPLIT = re.compile(r"^(?P<data_id>.+)_(?P<split>val|test)_(?P<size>[0-9]+)\.parquet$")
@@ -88,6 +96,8 @@ def _member_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
     parts = PurePosixPath(name).parts
     if any(part in ("..", ".") for part in parts):
         raise ValueError(f"{name!r}: a path with '..' would leave the dataset folder")
+    if any(len(part.encode()) > MAX_NAME_BYTES for part in parts):
+        raise ValueError(f"{name[:60]!r}...: a name longer than {MAX_NAME_BYTES} bytes")
     if stat.S_ISLNK(info.external_attr >> 16):
         raise ValueError(f"{name!r}: a symbolic link; the zip must hold plain files")
     if any(part.startswith(".") for part in parts):
@@ -95,15 +105,16 @@ def _member_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
     return PurePosixPath(*parts)
 
 
-def unpack(data: bytes, target: Path) -> list[str]:
-    """Unpack a zip into `target` (safely: no escape, bounded size); the relative paths written.
+def unpack(data: bytes | Path, target: Path) -> list[str]:
+    """Unpack a zip (its bytes, or its file) into `target` (safely: no escape, bounded size); the paths written.
 
     A single top folder that wraps everything (the zip of a folder) is removed.
-    Raises ValueError with the reason when the archive is not acceptable.
+    Raises ValueError with the reason when the archive is not acceptable or
+    cannot be written (a full disk), naming the member.
     """
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+        archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError):
         raise ValueError("the file is not a zip archive; zip the dataset folder and upload the .zip") from None
     with archive:
         members = []
@@ -120,10 +131,10 @@ def unpack(data: bytes, target: Path) -> list[str]:
         total = sum(info.file_size for info, _ in members)
         if total > MAX_UNPACKED_BYTES:
             raise ValueError(f"the zip unpacks to {total:,} bytes; at most {MAX_UNPACKED_BYTES:,}")
-        for info, _ in members:
-            if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 2**20:
-                raise ValueError(f"{info.filename!r} unpacks {info.file_size / info.compress_size:.0f} times "
-                                 "larger than it is packed: refused")
+        packed = sum(info.compress_size for info, _ in members)
+        if total > RATIO_FREE_BYTES and total > MAX_RATIO * packed:
+            raise ValueError(f"the zip unpacks {total / max(packed, 1):,.0f} times larger than it is packed "
+                             f"(at most {MAX_RATIO}): refused as a zip bomb")
         tops = {path.parts[0] for _, path in members}
         strip = (len(tops) == 1 and all(len(path.parts) > 1 for _, path in members)
                  and next(iter(tops)) not in _LAYOUT_FOLDERS)
@@ -131,14 +142,21 @@ def unpack(data: bytes, target: Path) -> list[str]:
         for info, path in members:
             relative = PurePosixPath(*path.parts[1:]) if strip else path
             destination = target / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as source, open(destination, "wb") as sink:
-                remaining = info.file_size
-                while chunk := source.read(min(1024 * 1024, remaining + 1)):
-                    remaining -= len(chunk)
-                    if remaining < 0:
-                        raise ValueError(f"{info.filename!r} is larger than the zip says")
-                    sink.write(chunk)
+            try:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(info) as source, open(destination, "xb") as sink:
+                    remaining = info.file_size
+                    while chunk := source.read(min(1024 * 1024, remaining + 1)):
+                        remaining -= len(chunk)
+                        if remaining < 0:
+                            raise ValueError(f"{info.filename!r} is larger than the zip says")
+                        sink.write(chunk)
+            except FileExistsError:
+                raise ValueError(f"{info.filename!r}: a second file, or a folder, of the same name") from None
+            except OSError as error:  # a full disk, a file where a folder should be
+                raise ValueError(f"{info.filename!r} cannot be written: {error.strerror or error}") from None
+            except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError) as error:
+                raise ValueError(f"{info.filename!r} cannot be unpacked: {error}") from None
             written.append(relative.as_posix())
     return sorted(written)
 
@@ -241,6 +259,9 @@ def _check_selection(folder: Path, parquets: list[Path], check: DatasetCheck) ->
         if header and header[0].strip().replace(" ", "") == files.TRAINING_SET_HEADER:
             try:
                 files.read_training_set(path, pool_ids)
+            except files.TrainingSetError as error:  # one problem a line, each naming the file and row
+                where = path.parent.relative_to(folder).as_posix()
+                check.problems += [problem if where == "." else f"{where}/{problem}" for problem in error.problems]
             except (ValueError, OSError) as error:
                 check.problems.append(f"{path.relative_to(folder)}: {error}")
 
@@ -264,6 +285,26 @@ def check_folder(folder: Path, check: DatasetCheck) -> None:
 
 
 # ---- the whole upload ---------------------------------------------------------------------------------
+
+def unpack_and_check(name: str, archive: Path, work: Path) -> DatasetCheck:
+    """Unpack the zip file `archive` into `work` and check every file: the untrusted part of an upload."""
+    check = DatasetCheck(name=name)
+    try:
+        check.files = unpack(archive, work)
+    except ValueError as error:
+        check.problems.append(str(error))
+        return check
+    check_folder(work, check)
+    return check
+
+
+def _remove(work: Path | None, archive: Path | None) -> None:
+    """Remove what an upload wrote (its hidden folder and zip), whatever is left of them."""
+    if work is not None:
+        shutil.rmtree(work, ignore_errors=True)
+    if archive is not None:
+        archive.unlink(missing_ok=True)
+
 
 def existing_datasets(settings: Settings, storage=None) -> set[str]:
     names = set()
@@ -291,27 +332,34 @@ def upload_dataset(name: str, data: bytes, settings: Settings, *, storage=None) 
     check.problems += check_name(name, existing)
     if check.problems:
         return check
-    settings.datasets_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".upload-{name}-", dir=settings.datasets_dir))
+    work = archive = None
+    try:
+        settings.datasets_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".upload-{name}-", dir=settings.datasets_dir))
+        archive = work.parent / f"{work.name}.zip"
+        archive.write_bytes(data)
+    except OSError as error:
+        check.problems.append(f"the upload cannot be written to {settings.datasets_dir}: {error.strerror or error}")
+        _remove(work, archive)
+        return check
     try:
         try:
-            check.files = unpack(data, work)
-        except ValueError as error:
-            check.problems.append(str(error))
-            return check
-        check_folder(work, check)
+            check = run_bounded(unpack_and_check, name, archive, work)
+        except BoundedRunError as error:
+            check.problems.append(f"the dataset cannot be checked: {error}")
         if check.problems:
             return check
         final = settings.datasets_dir / name
         try:
+            os.chmod(work, 0o755)
             os.rename(work, final)
-        except OSError:
-            check.problems.append(f"a dataset named {name!r} appeared meanwhile; choose another name")
+        except OSError as error:
+            check.problems.append(f"a dataset named {name!r} appeared meanwhile; choose another name"
+                                  if final.exists() else f"{final} cannot be stored: {error.strerror or error}")
             return check
-        os.chmod(final, 0o755)
         check.stored_at = final
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        _remove(work, archive)
     if storage is not None and getattr(storage, "enabled", False):
         try:
             storage.upload_dataset(name)

@@ -7,7 +7,7 @@ import io
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import stats
@@ -70,10 +70,19 @@ class RunDetail:
     def gallery(self) -> list[Path]:
         return [p for p in self.plots if "gallery" in p.name]
 
-    def file_bytes(self, name: str) -> bytes | None:
+    def file_bytes(self, name: object) -> bytes | None:
+        """The content of the run's file `name`, or None when there is none.
+
+        `name` may come from the run's own results.json, which is data: only a
+        plain, visible file name that resolves (links followed) inside the run
+        folder is read, never a path.
+        """
+        if not isinstance(name, str) or name != PurePosixPath(name).name or name.startswith(".") or "\\" in name:
+            return None
         try:
-            return (self.folder / name).read_bytes()
-        except OSError:
+            path = (self.folder / name).resolve()
+            return path.read_bytes() if path.is_relative_to(self.folder.resolve()) else None
+        except (OSError, ValueError):  # ValueError: a NUL in the name
             return None
 
     def task_ids(self) -> list[str]:

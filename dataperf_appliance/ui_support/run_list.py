@@ -26,6 +26,7 @@ from ..settings import Settings
 
 MANIFEST, RESULTS, TASK_SETUP = "manifest.json", "results.json", "task_setup.yml"
 IN_FLIGHT_STATES = ("queued", "running", "publishing")
+MAX_SKIPPED_SHOWN = 3  # runs named in the note about runs that could not be restored
 _STAGING = re.compile(r"^\.(?P<run_id>[A-Za-z0-9][A-Za-z0-9._-]{0,127})\.partial$")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -48,7 +49,10 @@ class Headline:
 
 @dataclass(frozen=True)
 class RunRow:
-    """One run as the Runs page lists it. state: queued | running | publishing | success | failed | incomplete."""
+    """One run as the Runs page lists it.
+
+    state: queued | running | publishing | success | failed | incomplete | unreadable.
+    """
 
     run_id: str
     state: str
@@ -140,8 +144,10 @@ def overall_entries(results: Mapping | None) -> dict[str, Mapping]:
     metric, _ = main_metric(results.get("track"))
     per_method: dict[str, list] = {}
     for task in results["tasks"].values():
-        for name, entry in (task.get("strategies") or {}).items():
-            per_method.setdefault(name, []).append(entry.get(metric))
+        # A results.json from the bucket is untrusted: a part of the wrong shape counts as missing.
+        strategies = task.get("strategies") if isinstance(task, Mapping) else None
+        for name, entry in (strategies.items() if isinstance(strategies, Mapping) else ()):
+            per_method.setdefault(name, []).append(entry.get(metric) if isinstance(entry, Mapping) else None)
     return {name: {metric: m} for name, values in per_method.items() if (m := _mean(values)) is not None}
 
 
@@ -151,7 +157,7 @@ def method_means(results: Mapping | None) -> dict[str, float]:
 
     metric, _ = main_metric((results or {}).get("track"))
     means = {name: stats.mean_of(entry, metric) for name, entry in overall_entries(results).items()
-             if entry.get("ranked", True) is not False}
+             if isinstance(entry, Mapping) and entry.get("ranked", True) is not False}
     return {name: value for name, value in means.items() if value is not None}
 
 
@@ -216,11 +222,21 @@ def local_runs(settings: Settings) -> dict[str, RunRow]:
         if match:
             staging[match["run_id"]] = child
         elif _RUN_ID.match(child.name):
-            rows[child.name] = read_run_folder(child, child.name, published=True)
+            rows[child.name] = _read_or_mark(child, child.name, published=True)
     for run_id, child in staging.items():
         if run_id not in rows:
-            rows[run_id] = read_run_folder(child, run_id, published=False)
+            rows[run_id] = _read_or_mark(child, run_id, published=False)
     return rows
+
+
+def _read_or_mark(folder: Path, run_id: str, *, published: bool) -> RunRow:
+    """The row of a run folder; a folder whose files are not what the appliance writes (they may come
+    from the bucket) is listed as `unreadable` rather than breaking the list."""
+    try:
+        return read_run_folder(folder, run_id, published=published)
+    except (AttributeError, TypeError, ValueError, KeyError) as error:
+        return RunRow(run_id, "unreadable", "disk", published=published,
+                      error=f"its manifest.json or results.json is not as the appliance writes it ({error})")
 
 
 def merge_s3(rows: dict[str, RunRow], listings: Iterable) -> dict[str, RunRow]:
@@ -308,7 +324,7 @@ def filter_rows(rows: Iterable[RunRow], *, states: Iterable[str] = (), tracks: I
 
 
 STATE_ICONS = {"queued": "⏳", "running": "🔄", "publishing": "☁️", "success": "✅", "failed": "❌",
-               "incomplete": "❔"}
+               "incomplete": "❔", "unreadable": "⚠️"}
 
 
 def format_duration(seconds: float | None) -> str:
@@ -350,14 +366,15 @@ def restore_finished(storage) -> tuple[list[str], list[str]]:
     """Download the successful runs that are only in the bucket (whole, so they open like local ones).
 
     Only runs whose manifest in the bucket says success: a run in flight or
-    being published elsewhere is listed from the bucket but left there.
+    being published elsewhere is listed from the bucket but left there. A run
+    that cannot be downloaded is skipped; one note says how many were, and why.
     Returns (run ids downloaded, notes).
     """
     if storage is None or not getattr(storage, "enabled", False):
         return [], []
     from ..storage import StorageError
 
-    restored, notes = [], []
+    restored, skipped = [], []
     try:
         listings = storage.list_runs(with_state=True)
     except StorageError as error:
@@ -369,5 +386,8 @@ def restore_finished(storage) -> tuple[list[str], list[str]]:
             storage.download_run(listing.run_id)
             restored.append(listing.run_id)
         except StorageError as error:
-            notes.append(f"run {listing.run_id} could not be brought from S3: {error}")
-    return restored, notes
+            skipped.append(f"{listing.run_id}: {error}")
+    if not skipped:
+        return restored, []
+    shown = "; ".join(skipped[:MAX_SKIPPED_SHOWN]) + ("; …" if len(skipped) > MAX_SKIPPED_SHOWN else "")
+    return restored, [f"{len(skipped)} run(s) in S3 skipped, they cannot be brought to disk ({shown})"]

@@ -13,8 +13,7 @@ mock_provider "aws" {
 }
 
 variables {
-  allowed_cidrs = ["203.0.113.7/32"]
-  source_repo   = "https://git.example.com/dataperf-appliance.git"
+  source_repo = "https://git.example.com/dataperf-appliance.git"
 }
 
 run "defaults" {
@@ -36,13 +35,23 @@ run "defaults" {
   }
 
   assert {
-    condition     = toset([for rule in aws_security_group.appliance.ingress : rule.from_port]) == toset([8080, 8501])
-    error_message = "Without key_name only 8080 and 8501 are open."
+    condition     = length(aws_security_group.appliance.ingress) == 0
+    error_message = "By default no inbound port is open."
   }
 
   assert {
-    condition     = alltrue([for rule in aws_security_group.appliance.ingress : toset(rule.cidr_blocks) == toset(["203.0.113.7/32"]) && length(rule.ipv6_cidr_blocks) == 0])
-    error_message = "Ingress is from allowed_cidrs only."
+    condition     = aws_iam_role_policy_attachment.ssm.policy_arn == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    error_message = "The role has Session Manager's managed policy."
+  }
+
+  assert {
+    condition     = !contains(tolist(data.aws_iam_policy_document.appliance.statement[1].actions), "s3:DeleteObject")
+    error_message = "The role may not delete objects."
+  }
+
+  assert {
+    condition     = strcontains(aws_instance.appliance.user_data, "public_https='false'") && strcontains(aws_instance.appliance.user_data, "--publish 127.0.0.1:8501:8501 --publish 127.0.0.1:8080:8080")
+    error_message = "By default the appliance's ports are bound to 127.0.0.1 (reached through SSM port forwarding)."
   }
 
   assert {
@@ -96,8 +105,13 @@ run "defaults" {
   }
 
   assert {
-    condition     = startswith(output.streamlit_url, "http://") && endswith(output.streamlit_url, ":8501") && endswith(output.airflow_url, ":8080")
-    error_message = "The URLs point at the instance's ports."
+    condition     = output.streamlit_url == "http://localhost:8501" && output.airflow_url == "http://localhost:8080"
+    error_message = "By default the URLs are the ends of the SSM port forwards."
+  }
+
+  assert {
+    condition     = strcontains(output.ssm_shell_command, "aws ssm start-session --region us-east-1 --target ") && strcontains(output.ssm_port_forward_commands["streamlit"], "--document-name AWS-StartPortForwardingSession --parameters portNumber=8501,localPortNumber=8501") && strcontains(output.ssm_port_forward_commands["airflow"], "portNumber=8080,localPortNumber=8080")
+    error_message = "The outputs give the SSM shell and port-forward commands."
   }
 
   assert {
@@ -110,13 +124,107 @@ run "ssh_only_with_a_key" {
   command = plan
 
   variables {
-    key_name = "my-key"
+    key_name      = "my-key"
+    allowed_cidrs = ["203.0.113.7/32"]
   }
 
   assert {
-    condition     = toset([for rule in aws_security_group.appliance.ingress : rule.from_port]) == toset([22, 8080, 8501])
-    error_message = "With key_name, SSH (22) is open to allowed_cidrs too."
+    condition     = toset([for rule in aws_security_group.appliance.ingress : rule.from_port]) == toset([22])
+    error_message = "With key_name, SSH (22) alone is open, to allowed_cidrs."
   }
+
+  assert {
+    condition     = alltrue([for rule in aws_security_group.appliance.ingress : toset(rule.cidr_blocks) == toset(["203.0.113.7/32"]) && length(rule.ipv6_cidr_blocks) == 0])
+    error_message = "Ingress is from allowed_cidrs only."
+  }
+}
+
+run "https_self_signed" {
+  command = apply
+
+  variables {
+    public_https  = true
+    allowed_cidrs = ["203.0.113.7/32"]
+  }
+
+  assert {
+    condition     = toset([for rule in aws_security_group.appliance.ingress : rule.from_port]) == toset([443, 8443])
+    error_message = "With public_https, HTTPS (443 and 8443) alone is open: never 8501 or 8080."
+  }
+
+  assert {
+    condition     = strcontains(aws_instance.appliance.user_data, "public_https='true'") && strcontains(aws_instance.appliance.user_data, "domain=''")
+    error_message = "The user data runs the TLS proxy with a certificate of its own CA."
+  }
+
+  assert {
+    condition     = startswith(output.streamlit_url, "https://") && startswith(output.airflow_url, "https://") && endswith(output.airflow_url, ":8443")
+    error_message = "With public_https the URLs are HTTPS."
+  }
+}
+
+run "https_with_a_domain" {
+  command = plan
+
+  variables {
+    public_https  = true
+    domain        = "appliance.example.com"
+    allowed_cidrs = ["0.0.0.0/0"]
+    allow_public  = true
+  }
+
+  assert {
+    condition     = toset([for rule in aws_security_group.appliance.ingress : rule.from_port]) == toset([80, 443, 8443])
+    error_message = "With a domain, port 80 opens too, for Let's Encrypt."
+  }
+
+  assert {
+    condition     = output.streamlit_url == "https://appliance.example.com" && output.airflow_url == "https://appliance.example.com:8443"
+    error_message = "With a domain, the URLs name it."
+  }
+}
+
+run "https_without_cidrs_refused" {
+  command = plan
+
+  variables {
+    public_https = true
+  }
+
+  expect_failures = [var.allowed_cidrs]
+}
+
+run "the_internet_split_in_halves_refused" {
+  command = plan
+
+  variables {
+    public_https  = true
+    allowed_cidrs = ["0.0.0.0/1", "128.0.0.0/1"]
+  }
+
+  expect_failures = [var.allowed_cidrs]
+}
+
+run "the_internet_split_in_many_blocks_refused" {
+  command = plan
+
+  variables {
+    public_https  = true
+    allowed_cidrs = [for first in range(0, 256, 8) : "${first}.0.0.0/5"]
+  }
+
+  expect_failures = [var.allowed_cidrs]
+}
+
+run "ipv6_internet_split_refused" {
+  command = plan
+
+  variables {
+    public_https  = true
+    allowed_cidrs = ["2000::/4", "3000::/4"]
+  }
+
+  expect_failures = [var.allowed_cidrs]
 }
 
 run "prebuilt_image" {
@@ -138,11 +246,12 @@ run "ipv6_and_whole_bucket" {
 
   variables {
     allowed_cidrs = ["203.0.113.7/32", "2001:db8::/64"]
+    public_https  = true
     s3_prefix     = ""
   }
 
   assert {
-    condition     = alltrue([for rule in aws_security_group.appliance.ingress : toset(rule.cidr_blocks) == toset(["203.0.113.7/32"]) && toset(rule.ipv6_cidr_blocks) == toset(["2001:db8::/64"])])
+    condition     = length(aws_security_group.appliance.ingress) == 2 && alltrue([for rule in aws_security_group.appliance.ingress : toset(rule.cidr_blocks) == toset(["203.0.113.7/32"]) && toset(rule.ipv6_cidr_blocks) == toset(["2001:db8::/64"])])
     error_message = "IPv6 blocks go to ipv6_cidr_blocks."
   }
 
@@ -215,19 +324,20 @@ run "public_cidr_allowed_when_asked" {
   variables {
     allowed_cidrs = ["0.0.0.0/0"]
     allow_public  = true
+    public_https  = true
   }
 
   assert {
-    condition     = alltrue([for rule in aws_security_group.appliance.ingress : toset(rule.cidr_blocks) == toset(["0.0.0.0/0"])])
+    condition     = length(aws_security_group.appliance.ingress) == 2 && alltrue([for rule in aws_security_group.appliance.ingress : toset(rule.cidr_blocks) == toset(["0.0.0.0/0"])])
     error_message = "allow_public lets 0.0.0.0/0 in."
   }
 }
 
-run "no_cidrs_refused" {
+run "ssh_without_cidrs_refused" {
   command = plan
 
   variables {
-    allowed_cidrs = []
+    key_name = "my-key"
   }
 
   expect_failures = [var.allowed_cidrs]
