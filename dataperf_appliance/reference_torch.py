@@ -36,7 +36,7 @@ def new_network(dim: int) -> nn.Sequential:
 
 def _accuracy(network: nn.Sequential, X: np.ndarray, y: np.ndarray, threshold: float) -> float:
     with torch.no_grad():
-        probability = torch.sigmoid(network(torch.as_tensor(X, dtype=torch.float32))).numpy().ravel()
+        probability = torch.sigmoid(network(torch.tensor(X, dtype=torch.float32))).numpy().ravel()
     # Two steps, as the evaluator: 0 at or below the float32 threshold, then 1 above the float64 one.
     predicted = np.where(probability <= np.float32(threshold), 0.0, probability)
     predicted = np.where(predicted > threshold, 1.0, predicted)
