@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dataperf_appliance import pipeline, sweeps
+from dataperf_appliance import catalog, pipeline, sweeps
 from dataperf_appliance.benchmark import run_benchmark
 from dataperf_appliance.config import (
     ConfigError,
@@ -70,7 +70,7 @@ def test_the_grid_of_a_debugging_sweep_is_per_task():
     setup = parse_task_setup(text)
     assert sweeps.grid_size(setup) == (2 * 2 + 1 * 2) * 1 * 3
     cell = sweeps.cells(setup, ["digit-8"])[-1]
-    assert cell == sweeps.Cell("digit-8", 200, 0.3, "logistic_regression", 2, 2)
+    assert cell == sweeps.Cell("digit-8", 200, 0.3, catalog.DEFAULT_DEBUGGING_MODEL, 2, 2)
     task = sweeps.cell_setup(setup, cell).tasks
     assert len(task) == 1 and (task[0].train_size, task[0].noise_level) == (200, 0.3)
 
