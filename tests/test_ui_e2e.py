@@ -152,14 +152,19 @@ def choose(page, label: str, values: list[str]) -> None:
     for value in values:
         box.locator("input").click()
         box.locator("input").fill(value)
-        page.get_by_role("option", name=value, exact=True).click()
+        page.get_by_role("option", name=option_name(value)).click()
         settle(page, 300)
     page.keyboard.press("Escape")
 
 
+def option_name(value: str) -> re.Pattern:
+    """An option as the form shows it: its value, alone or followed by what it is (a model's description)."""
+    return re.compile(f"^{re.escape(value)}(: .*)?$")
+
+
 def select(page, label: str, value: str) -> None:
     page.get_by_test_id("stSelectbox").filter(has_text=label).click()
-    page.get_by_role("option", name=value, exact=True).click()
+    page.get_by_role("option", name=option_name(value)).click()
     settle(page, 300)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -22,14 +23,20 @@ PASSWORD = "correct horse battery staple"
 TIMEOUT_S = 60
 
 
-@pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    """A data root of its own, a known password, no Airflow and no S3."""
-    monkeypatch.setenv("APPLIANCE_DATA_DIR", str(tmp_path / "data"))
+def use_data_root(monkeypatch, data_root: Path) -> Path:
+    """The app on `data_root`, with a known password, no Airflow and no S3 (whatever another test module's
+    stack left in the environment)."""
+    monkeypatch.setenv("APPLIANCE_DATA_DIR", str(data_root))
     monkeypatch.setenv("APPLIANCE_UI_PASSWORD", PASSWORD)
     for name in ("APPLIANCE_S3_BUCKET", "AIRFLOW_HOME", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
-    return tmp_path / "data"
+    return data_root
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    """A data root of its own, a known password, no Airflow and no S3."""
+    return use_data_root(monkeypatch, tmp_path / "data")
 
 
 @pytest.fixture
@@ -288,8 +295,7 @@ def repeated_runs(tmp_path_factory):
 def test_a_run_with_repeats_shows_intervals_and_the_comparison_with_random(repeated_runs, monkeypatch):
     import json
 
-    monkeypatch.setenv("APPLIANCE_DATA_DIR", str(repeated_runs))
-    monkeypatch.setenv("APPLIANCE_UI_PASSWORD", PASSWORD)
+    use_data_root(monkeypatch, repeated_runs)
     results = json.loads((repeated_runs / "runs" / "rep-a" / "results.json").read_text())
     at = app("views/run.py", run="rep-a")
     values = {m.label: m.value for m in at.metric}
@@ -317,8 +323,7 @@ def test_a_run_with_repeats_shows_intervals_and_the_comparison_with_random(repea
 
 
 def test_runs_and_compare_show_the_intervals(repeated_runs, monkeypatch):
-    monkeypatch.setenv("APPLIANCE_DATA_DIR", str(repeated_runs))
-    monkeypatch.setenv("APPLIANCE_UI_PASSWORD", PASSWORD)
+    use_data_root(monkeypatch, repeated_runs)
     monkeypatch.setattr(airflow_gateway, "list_recent_runs", lambda limit=50: [])
     runs = app("views/runs.py").dataframe[0].value
     assert runs["± 95%"].notna().all() and (runs["± 95%"] > 0).all()
