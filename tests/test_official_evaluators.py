@@ -31,7 +31,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from dataperf_appliance import catalog, cli
 from dataperf_appliance.benchmark import run_benchmark
 from dataperf_appliance.config import apply_overrides, default_params, render_task_setup
-from dataperf_appliance.datasets import digits
+from dataperf_appliance.datasets import dataset_dir, digits
 from dataperf_appliance.datasets.dataperf_files import (
     DebuggingTaskData,
     write_embedding_parquet,
@@ -378,7 +378,9 @@ def test_export_refuses_changed_data_and_leaves_nothing(debugging_run, tmp_path)
     work, run, _ = debugging_run
     data_root = tmp_path / "data"
     shutil.copytree(work / "data", data_root)
-    groundtruth = next(data_root.rglob("dataset_digit-8_train.csv"))
+    # The files of the repeat the export writes (the first: the setup's seed), not another repeat's.
+    first_repeat = dataset_dir(data_root, "digits", seed=0)
+    groundtruth = next(first_repeat.rglob("dataset_digit-8_train.csv"))
     groundtruth.write_text(groundtruth.read_text().replace(",0\n", ",1\n", 1))
     code, _, err = run_cli("export", str(run), "--out", str(tmp_path / "out"), data_dir=data_root)
     assert code == cli.EXIT_INVALID
