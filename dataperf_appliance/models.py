@@ -15,11 +15,19 @@ from sklearn.svm import LinearSVC
 
 from . import catalog
 from .catalog import registry_names
-from .reference_classifier import DataPerfReferenceClassifier, compile_kernels
+
+
+def _dataperf_reference(seed: int) -> ClassifierMixin:
+    """The official debugging classifier. It seeds itself (torch.manual_seed(42) at every fit): `seed` plays no
+    part. Imported here, not at the top: numba takes half a second to import, which the selection track and
+    every other model never need."""
+    from .reference_classifier import DataPerfReferenceClassifier
+
+    return DataPerfReferenceClassifier()
+
 
 _FACTORIES: dict[str, Callable[[int], ClassifierMixin]] = {
-    # The official procedure seeds itself (torch.manual_seed(42) at every fit): `seed` plays no part.
-    catalog.DATAPERF_REFERENCE_MODEL: lambda seed: DataPerfReferenceClassifier(),
+    catalog.DATAPERF_REFERENCE_MODEL: _dataperf_reference,
     "logistic_regression": lambda seed: LogisticRegression(max_iter=1000, random_state=seed),
     "linear_svm": lambda seed: LinearSVC(random_state=seed),
     "knn": lambda seed: KNeighborsClassifier(n_neighbors=5),
@@ -45,6 +53,8 @@ def warm_up(name: str) -> None:
     """Do once, in this process, the set-up that model `name` would otherwise repeat in every forked worker
     (compiling the DataPerf reference's training loop)."""
     if name == catalog.DATAPERF_REFERENCE_MODEL:
+        from .reference_classifier import compile_kernels  # numba only for this model (see _dataperf_reference)
+
         compile_kernels()
 
 

@@ -142,9 +142,7 @@ def synthetic_figures(data_root: Path) -> bool:
     ])
     work = Path(tempfile.mkdtemp(prefix="bench-synthetic-"))
     (work / "task_setup.yml").write_text(render_task_setup(params))
-    started = time.perf_counter()
-    results = run_benchmark(work / "task_setup.yml", work / "run", data_root=data_root)
-    seconds = time.perf_counter() - started
+    results, seconds = _timed(lambda: run_benchmark(work / "task_setup.yml", work / "run", data_root=data_root))
     task = results["tasks"]["synthetic-0"]
     print("synthetic 20,000 x 256, eval_points 100, four strategies, end to end:")
     for name, r in task["strategies"].items():
@@ -174,9 +172,7 @@ def _timed_run(text: str, data_root: Path, name: str) -> tuple[dict, dict, float
     """Run `text` end to end into a new folder; (results, the manifest's stage seconds, wall seconds)."""
     work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     (work / "task_setup.yaml").write_text(text)
-    started = time.perf_counter()
-    results = run_benchmark(work / "task_setup.yaml", work / "run", data_root=data_root)
-    seconds = time.perf_counter() - started
+    results, seconds = _timed(lambda: run_benchmark(work / "task_setup.yaml", work / "run", data_root=data_root))
     stages = json.loads((work / "run" / "manifest.json").read_text())["stages"]
     return results, {stage: entry["seconds"] for stage, entry in stages.items()}, seconds
 
@@ -238,13 +234,9 @@ def official_selection_figures(folder: Path | None) -> None:
     write_official_selection_folder(folder)
     print(f"official selection layout: {OFFICIAL_POOL:,} x {OFFICIAL_DIM} pool, {len(OFFICIAL_TASKS)} tasks, "
           f"folder {folder}")
-    started = time.perf_counter()
-    outcome = evaluate_folder(folder)
-    in_process = time.perf_counter() - started
+    outcome, in_process = _timed(lambda: evaluate_folder(folder))
     command = [str(Path(sys.executable).with_name("dataperf-appliance")), "evaluate", str(folder), "--quiet"]
-    started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
-    whole = time.perf_counter() - started
+    _, whole = _timed(lambda: subprocess.run(command, check=True, capture_output=True))
     print("  accuracy: " + ", ".join(f"{task} {r['accuracy']:.4f}" for task, r in outcome.results.items()))
     print(f"  evaluate in this process {in_process:.2f} s; `dataperf-appliance evaluate` command {whole:.2f} s "
           "(divide the Spark evaluator's `time python main.py` in that folder by this)")
