@@ -30,7 +30,7 @@ import os
 
 from airflow.sdk import Param, dag, task
 
-DAG_ID = "dataperf_benchmark"
+from dataperf_appliance.airflow_gateway import DAG_ID  # defined once: the gateway triggers this DAG by it
 log = logging.getLogger(__name__)
 
 

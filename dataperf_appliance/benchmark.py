@@ -1,4 +1,4 @@
-"""Run a whole benchmark from a task_setup.yml into the run layout (DESIGN.md).
+"""Run a whole benchmark from a task_setup.yml into the run layout (docs/architecture.md).
 
 This is what the CLI's `run` does in one process; the Airflow DAG runs the
 same stage functions (dataperf_appliance.pipeline) as separate tasks.
@@ -8,26 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
-from .config import load_task_setup
+from . import pipeline
 from .runs import staging_dir
+from .storage import Storage
+from .tracks import load_task_setup
+from .parallel import ProgressCallback
 
-ProgressCallback = Callable[[int, int], None]
-
-
-def track_module(track: str) -> ModuleType:
-    """The module that implements a track's stages (prepare_data, evaluate_tasks, report), and for sweeps
-    (dataperf_appliance.sweeps) run_tasks, write_task_run, sweep_metrics, MAIN_METRIC and SWEEP_METRICS."""
-    if track == "debugging":
-        from .debugging import benchmark
-        return benchmark
-    if track == "selection":
-        from .selection import benchmark
-        return benchmark
-    raise ValueError(f"unknown track {track!r}")
 
 
 def run_benchmark(task_setup_path: Path, run_dir: Path, *, data_root: Path, n_jobs: int = -1,
@@ -38,8 +26,6 @@ def run_benchmark(task_setup_path: Path, run_dir: Path, *, data_root: Path, n_jo
     later leaves the run under its hidden staging name with manifest state
     `failed` and the error, and is raised again. Disk only: no S3 sync.
     """
-    from . import pipeline
-
     task_setup_path, run_dir = Path(task_setup_path), Path(run_dir)
     validated_at, started = dt.datetime.now(dt.timezone.utc), time.perf_counter()
     setup = load_task_setup(task_setup_path, data_root=data_root)
@@ -52,12 +38,12 @@ def run_benchmark(task_setup_path: Path, run_dir: Path, *, data_root: Path, n_jo
                        validate_seconds=validate_seconds)
     try:
         with pipeline.stage(paths, "prepare_data"):
-            pipeline.prepare_data(paths, setup)
+            pipeline.prepare_data(paths, setup, Storage.disk_only(paths.data_root))
         with pipeline.stage(paths, "evaluate"):
             pipeline.evaluate(paths, setup, None, n_jobs=n_jobs, progress=progress)
         with pipeline.stage(paths, "report"):
             results = pipeline.report(paths, setup)
-        pipeline.publish(paths)
+        pipeline.publish(paths, Storage.disk_only(paths.data_root))
     except BaseException as error:
         pipeline.fail(paths, error)
         raise

@@ -19,7 +19,8 @@ def _data_root(args: argparse.Namespace) -> Path:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .config import ConfigError, load_task_setup
+    from .config import ConfigError
+    from .tracks import load_task_setup
 
     try:
         load_task_setup(Path(args.file), data_root=_data_root(args))
@@ -34,9 +35,10 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from .config import ConfigError, apply_overrides, default_params, render_task_setup
+    from .config import ConfigError
+    from .tracks import DEFAULT_TRACK, apply_overrides, default_params, render_task_setup
 
-    track = next((a.split("=", 1)[1] for a in args.set if a.startswith("track=")), "debugging")
+    track = next((a.split("=", 1)[1] for a in args.set if a.startswith("track=")), DEFAULT_TRACK)
     try:
         params = apply_overrides(default_params(track), [a for a in args.set if not a.startswith("track=")])
         sys.stdout.write(render_task_setup(params))
@@ -67,11 +69,12 @@ def _summary(results: dict) -> str:
     """The results as a table: per task and method the headline metrics as mean ± 95% interval half width
     over the repeats, and the paired difference with random; then the means over the tasks."""
     from .stats import BASELINE, mean_of
+    from .tracks import track_of
 
     repeats = results.get("repeats", 1)
-    selection = results["track"] == "selection"
-    metrics = ("accuracy", "f1", "precision", "recall") if selection else ("fraction_fixes", "auc")
-    main, lower = metrics[0], not selection
+    track = track_of(results["track"])
+    metrics = track.headline_metrics
+    main, lower = track.main_metric, track.lower_is_better
     width = 17 if repeats > 1 else 9
     header = f"{'task':<12} {'method':<20} " + " ".join(f"{m:>{width}}" for m in metrics)
     lines = [f"{repeats} repeat(s); mean ± half width of the 95% interval over them; vs {BASELINE}: the paired "
@@ -162,7 +165,7 @@ def _progress_bar(quiet: bool):
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .config import ConfigError
-    from .official.evaluate import evaluate_folder
+    from .tracks import evaluate_folder
     from .user_files import UserFileError
 
     bar, progress = _progress_bar(args.quiet)
@@ -176,30 +179,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     bar.close()
     for note in outcome.notes:
         print(f"note: {note}", file=sys.stderr)
-    print(_official_summary(outcome))
+    print(outcome.table)
     for path in outcome.written:
         print(f"written: {path}")
     return EXIT_OK
 
 
-def _official_summary(outcome) -> str:
-    """The official result files' figures as a table (debugging: fraction_fixes and before_acc)."""
-    if outcome.track == "selection":
-        lines = [f"{'task':<16} {'accuracy':>9} {'recall':>9} {'precision':>9} {'f1':>9}   model {outcome.model}"]
-        lines += [f"{task:<16} {r['accuracy']:>9.4f} {r['recall']:>9.4f} {r['precision']:>9.4f} {r['f1']:>9.4f}"
-                  for task, r in outcome.results.items()]
-        return "\n".join(lines)
-    lines = [f"{'task':<16} {'submission':<24} {'fraction_fixes':>14} {'before_acc':>10}   model {outcome.model}"]
-    for data_id, result in outcome.results.items():
-        for method, score in sorted(result["auc_score"].items(), key=lambda item: item[1]["fraction_fixes"]):
-            lines.append(f"{data_id:<16} {method:<24} {score['fraction_fixes']:>14.4f} {result['before_acc']:>10.4f}")
-    return "\n".join(lines)
-
-
 def _export(args: argparse.Namespace) -> int:
     from .config import ConfigError
-    from .official.export import ExportError, export_run
+    from .official.export import ExportError
     from .runs import check_run_id
+    from .tracks import export_run
     from .user_files import UserFileError
 
     data_root = _data_root(args)
@@ -262,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_run)
 
-    from .catalog import MODEL_NAMES
+    from .config.catalog import MODEL_NAMES
 
     p = sub.add_parser("evaluate", help="write the official result files of a folder in an official DataPerf "
                                         "layout (debugging: task_setup.yml; selection: task_setup.yaml)")

@@ -13,8 +13,8 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.svm import LinearSVC
 
-from . import catalog
-from .catalog import registry_names
+from .config import catalog
+from .config.catalog import registry_names
 
 
 def _dataperf_reference(seed: int) -> ClassifierMixin:

@@ -14,6 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
+#: `progress(done, total)`: called as pieces of work finish (a progress bar, a task's log line).
+ProgressCallback = Callable[[int, int], None]
+
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 

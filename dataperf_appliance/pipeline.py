@@ -30,18 +30,30 @@ import re
 import shutil
 import tempfile
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .runs import check_run_id, new_manifest, new_run_id, read_json, record_inputs, staging_dir, utc_now, write_json
+from . import sweeps
+from .config import TaskSetup
+from .parallel import ProgressCallback
+from .runs import (
+    MANIFEST,
+    RESULTS,
+    TASK_SETUP,
+    check_run_id,
+    new_manifest,
+    new_run_id,
+    read_json,
+    record_inputs,
+    staging_dir,
+    utc_now,
+    write_json,
+)
 from .settings import Settings, load_settings
-
-TASK_SETUP = "task_setup.yml"
-MANIFEST = "manifest.json"
-RESULTS = "results.json"
-ProgressCallback = Callable[[int, int], None]
+from .storage import Storage
+from .tracks import load_task_setup, parse_task_setup, track_of
 
 # Manifest states, in the order a run goes through them.
 QUEUED, RUNNING, PUBLISHING, SUCCESS, FAILED = "queued", "running", "publishing", "success", "failed"
@@ -188,11 +200,9 @@ def start_run(paths: RunPaths, task_setup_text: str, setup, *, validated_at: dt.
 
 # ---- the stages -------------------------------------------------------------------------------
 
-def _load_setup(paths: RunPaths, *, check_files: bool = True):
+def _load_setup(paths: RunPaths, *, check_files: bool = True) -> TaskSetup:
     """The run's validated setup. Without `check_files`, an official dataset folder that is not on disk
     yet is not looked for (on a new instance it may still be in S3: `prepare_run` brings it, then checks)."""
-    from .config import load_task_setup
-
     path = paths.current / TASK_SETUP
     if check_files:
         return load_task_setup(path, data_root=paths.data_root)
@@ -202,25 +212,9 @@ def _load_setup(paths: RunPaths, *, check_files: bool = True):
     return setup
 
 
-def _track(setup):
-    from .benchmark import track_module
-
-    return track_module(setup.track)
-
-
-def _engine(setup):
-    """What runs the stages of `setup`: its track's module, or `sweeps` (same stage functions) for a sweep."""
-    from . import sweeps
-
-    return sweeps if sweeps.is_sweep(setup) else _track(setup)
-
-
-def task_ids(setup) -> list[str]:
-    """The ids of the benchmark tasks of a validated setup (one mapped `evaluate` task each)."""
-    track = _track(setup)
-    if hasattr(track, "task_ids"):
-        return list(track.task_ids(setup))
-    return [task if isinstance(task, str) else task.data_id for task in setup.tasks]
+def _engine(setup: TaskSetup):
+    """What runs the stages of `setup`: its track, or `sweeps` (the same stage functions) for a sweep."""
+    return sweeps if sweeps.is_sweep(setup) else track_of(setup)
 
 
 def safe_run_id(text: str) -> str:
@@ -232,8 +226,6 @@ def safe_run_id(text: str) -> str:
 
 
 def _dataset_name(task_setup_text: str) -> str:
-    from .config import parse_task_setup
-
     return parse_task_setup(task_setup_text, data_root=None).dataset
 
 
@@ -252,8 +244,6 @@ def create_run(task_setup_text: str, run_id: str | None = None, *, files: dict[s
     paths = RunPaths.of(run_id, settings)
     setup = None
     if check:
-        from .config import parse_task_setup
-
         # With S3, an official dataset may be in the bucket only: its files are checked once brought.
         local = not settings.s3_bucket or (settings.datasets_dir / _dataset_name(task_setup_text)).is_dir()
         setup = parse_task_setup(task_setup_text, data_root=settings.data_dir if local else None)
@@ -274,8 +264,8 @@ def create_run(task_setup_text: str, run_id: str | None = None, *, files: dict[s
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
         (tmp / TASK_SETUP).write_text(task_setup_text)
-        manifest = new_manifest(run_id, task_setup_text, seed=getattr(setup, "seed", None),
-                                track=getattr(setup, "track", None))
+        manifest = new_manifest(run_id, task_setup_text, seed=setup.seed if setup else None,
+                                track=setup.track if setup else None)
         manifest["state"] = QUEUED
         write_json(tmp / MANIFEST, manifest)
         os.rename(tmp, paths.staging)  # fails if another trigger created it meanwhile
@@ -313,39 +303,30 @@ def validate_run(run_id: str, *, settings: Settings | None = None) -> list[str]:
         raise RunError(f"run {run_id} has no {TASK_SETUP} (expected {paths.staging / TASK_SETUP})")
     with stage(paths, "validate"):
         setup = _load_setup(paths, check_files=not settings.s3_bucket)
-        ids = task_ids(setup)
+        ids = setup.task_ids()
     with _manifest(paths) as manifest:
         manifest.update(state=RUNNING, seed=setup.seed, track=setup.track, error=None)
         manifest.setdefault("started_at", utc_now())
     return ids
 
 
-def _storage(settings: Settings):
-    """The S3 sync of these settings, or None when the appliance keeps its files on disk only."""
-    if not settings.s3_bucket:
-        return None
-    from .storage import Storage
-
-    storage = Storage.from_settings(settings)
-    return storage if getattr(storage, "enabled", True) else None
-
-
-def prepare_data(paths: RunPaths, setup, storage=None) -> list[str]:
-    """Bring the run's dataset to the data root and record the sha256 of every input file."""
+def prepare_data(paths: RunPaths, setup: TaskSetup, storage: Storage) -> list[str]:
+    """Bring the run's dataset to the data root (from S3 when `storage` is on) and record the sha256 of every
+    input file; the task ids."""
     downloaded = False
-    if storage is not None:
+    if storage.enabled:
         downloaded = bool(storage.download_dataset(setup.dataset))
         setup = _load_setup(paths)  # the dataset's files are on disk now: check the tasks against them
     before = _dataset_files(paths.data_root, setup.dataset)
     files = _engine(setup).prepare_data(setup, paths.data_root)
     inputs = sorted({Path(p) for task_files in files.values() for p in task_files.values()})
-    if storage is not None and (not downloaded or _dataset_files(paths.data_root, setup.dataset) != before):
+    if storage.enabled and (not downloaded or _dataset_files(paths.data_root, setup.dataset) != before):
         storage.upload_dataset(setup.dataset)
     with _manifest(paths) as manifest:
         record_inputs(manifest, inputs, paths.data_root)
         for relative in sorted(_user_files(paths, setup)):
             record_inputs(manifest, [paths.current / relative], paths.current)
-    return task_ids(setup)
+    return setup.task_ids()
 
 
 def _dataset_files(data_root: Path, dataset: str) -> set[str]:
@@ -353,11 +334,10 @@ def _dataset_files(data_root: Path, dataset: str) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} if folder.is_dir() else set()
 
 
-def _user_files(paths: RunPaths, setup) -> list[str]:
+def _user_files(paths: RunPaths, setup: TaskSetup) -> list[str]:
     """The user's own submission files stored with the run (inputs too)."""
-    folder = getattr(setup, "submission_folder", None)
-    names = getattr(setup, "submissions", None) or []
-    if not folder or not names or paths.source_dir != paths.staging:
+    folder, names = setup.submission_folder, setup.submissions
+    if not names or paths.source_dir != paths.staging:
         return []
     base = paths.current / folder
     return [str(p.relative_to(paths.current)) for p in sorted(base.glob("*")) if p.is_file()] if base.is_dir() else []
@@ -369,10 +349,10 @@ def prepare_run(run_id: str, *, settings: Settings | None = None) -> list[str]:
     paths = RunPaths.of(run_id, settings)
     with stage(paths, "prepare_data"):
         setup = _load_setup(paths, check_files=False)
-        return prepare_data(paths, setup, _storage(settings))
+        return prepare_data(paths, setup, Storage.from_settings(settings))
 
 
-def evaluate(paths: RunPaths, setup, data_ids: list[str] | None, *, n_jobs: int = 1,
+def evaluate(paths: RunPaths, setup: TaskSetup, data_ids: list[str] | None, *, n_jobs: int = 1,
              progress: ProgressCallback | None = None) -> dict[str, dict]:
     """Evaluate the tasks `data_ids` (None: all) into the staging folder; {data_id: task result}.
 
@@ -381,7 +361,7 @@ def evaluate(paths: RunPaths, setup, data_ids: list[str] | None, *, n_jobs: int 
                                          data_ids=data_ids, n_jobs=n_jobs, progress=progress)
 
 
-def report(paths: RunPaths, setup) -> dict:
+def report(paths: RunPaths, setup: TaskSetup) -> dict:
     """results.json, the reference files and every plot of the evaluated run (and of its sweep); its content."""
     return _engine(setup).report(setup, paths.staging)
 
@@ -389,13 +369,11 @@ def report(paths: RunPaths, setup) -> dict:
 def evaluate_run_task(run_id: str, data_id: str, *, n_jobs: int = 1, settings: Settings | None = None) -> dict:
     """Stage `evaluate` for one benchmark task: writes partial/<data_id>.json (and, for a sweep, the rows of
     all the task's cells); a short summary: the track's main metric per strategy, and the cell count."""
-    from . import sweeps
-
     paths = RunPaths.of(run_id, settings)
     with stage(paths, "evaluate", part=data_id):
         setup = _load_setup(paths)
         result = evaluate(paths, setup, [data_id], n_jobs=n_jobs)[data_id]
-    metric = _track(setup).MAIN_METRIC
+    metric = track_of(setup).main_metric
     summary = {"data_id": data_id,
                "strategies": {name: r.get(metric) for name, r in result.get("strategies", {}).items()}}
     if sweeps.is_sweep(setup):
@@ -412,7 +390,7 @@ def report_run(run_id: str, *, settings: Settings | None = None) -> dict:
     return {"run_id": run_id, "tasks": sorted(results.get("tasks", {}))}
 
 
-def publish(paths: RunPaths, storage=None) -> None:
+def publish(paths: RunPaths, storage: Storage) -> None:
     """Move a complete run into place (one rename) and sync it; safe to call again after any failure.
 
     Without storage: state success, then the rename. With storage: state
@@ -420,6 +398,7 @@ def publish(paths: RunPaths, storage=None) -> None:
     run stays `publishing` meanwhile, so it is never shown as finished), then
     state success and the manifest uploaded once more, last.
     """
+    syncing = storage.enabled
     started = _now()
     if not paths.final.exists():
         if not (paths.staging / RESULTS).exists():
@@ -427,11 +406,11 @@ def publish(paths: RunPaths, storage=None) -> None:
         with _manifest(paths) as manifest:
             entry = manifest["stages"].setdefault("publish", {})
             entry.update(started_at=entry.get("started_at") or _iso(started), finished_at=None, ok=None)
-            manifest.update(state=PUBLISHING if storage is not None else SUCCESS, error=None)
-            if storage is None:
+            manifest.update(state=PUBLISHING if syncing else SUCCESS, error=None)
+            if not syncing:
                 _finish(manifest)
         os.replace(paths.staging, paths.final)
-    if storage is None:
+    if not syncing:
         return
     manifest = read_json(paths.final / MANIFEST)
     if manifest["state"] != SUCCESS:
@@ -453,7 +432,7 @@ def publish_run(run_id: str, *, settings: Settings | None = None) -> None:
     """Stage `publish`: rename into place, sync to S3, mark success. Idempotent (retry it freely)."""
     settings = settings or load_settings()
     paths = RunPaths.of(run_id, settings)
-    publish(paths, _storage(settings))
+    publish(paths, Storage.from_settings(settings))
 
 
 def fail_run(run_id: str, error: BaseException | str, *, settings: Settings | None = None) -> None:

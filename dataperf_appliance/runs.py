@@ -15,22 +15,28 @@ import hashlib
 import json
 import os
 import platform
-import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
 from . import __version__
+from .config.names import MAX_RUN_ID_LENGTH, is_safe_name
 from .datasets.dataperf_files import atomic_write_bytes, sha256_of
 
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: The files of a run folder (the same names under the S3 prefix): exactly the file that was validated and
+#: triggered, the state and timings, every figure; the tables of a sweep and of repeats alone.
+TASK_SETUP, MANIFEST, RESULTS = "task_setup.yml", "manifest.json", "results.json"
+SWEEP_CSV, REPEATS_CSV = "sweep.csv", "repeats.csv"
+#: The folder of a run's per-task results before the report merges them.
+PARTIAL = "partial"
+STAGING_SUFFIX = ".partial"
 MAIN_PACKAGES = ("numpy", "pandas", "pyarrow", "scikit-learn", "cleanlab", "matplotlib", "pydantic",
                  "ruamel.yaml", "jinja2", "boto3", "apache-airflow", "streamlit")
 
 
 def check_run_id(run_id: str) -> str:
     """Return `run_id` if it is a safe folder name, else raise ValueError."""
-    if not RUN_ID_PATTERN.match(run_id) or run_id in {".", ".."}:
+    if not is_safe_name(run_id, max_length=MAX_RUN_ID_LENGTH):
         raise ValueError(f"run id {run_id!r} must be 1-128 of A-Z a-z 0-9 . _ - and not start with . _ or -")
     return run_id
 
@@ -43,15 +49,15 @@ def new_run_id(now: dt.datetime | None = None) -> str:
 
 def staging_dir(run_dir: Path) -> Path:
     """The hidden folder a run is written into before it is published as `run_dir`."""
-    return run_dir.parent / f".{run_dir.name}.partial"
+    return run_dir.parent / f".{run_dir.name}{STAGING_SUFFIX}"
 
 
-def publish(staging: Path, run_dir: Path) -> Path:
-    """Move a complete run into place with one rename; refuse to overwrite a published run."""
-    if run_dir.exists():
-        raise FileExistsError(f"run {run_dir.name} is already published at {run_dir}")
-    os.replace(staging, run_dir)
-    return run_dir
+def staged_run_id(folder_name: str) -> str | None:
+    """The run id of a staging folder's name (``.<run_id>.partial``), or None if it is not one."""
+    if folder_name.startswith(".") and folder_name.endswith(STAGING_SUFFIX):
+        run_id = folder_name[1:-len(STAGING_SUFFIX)]
+        return run_id if is_safe_name(run_id, max_length=MAX_RUN_ID_LENGTH) else None
+    return None
 
 
 def utc_now() -> str:
@@ -115,21 +121,3 @@ def record_inputs(manifest: dict, files: list[Path], relative_to: Path) -> None:
     for path in files:
         key = str(path.relative_to(relative_to)) if path.is_relative_to(relative_to) else str(path)
         manifest["inputs"][key] = sha256_of(path)
-
-
-class Stage:
-    """Times one stage of a run into the manifest: ``with Stage(manifest, "evaluate"): ...``."""
-
-    def __init__(self, manifest: dict, name: str) -> None:
-        self.manifest, self.name = manifest, name
-
-    def __enter__(self) -> "Stage":
-        self._start = dt.datetime.now(dt.timezone.utc)
-        self.manifest["stages"][self.name] = {"started_at": self._start.isoformat(timespec="milliseconds")}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        end = dt.datetime.now(dt.timezone.utc)
-        self.manifest["stages"][self.name].update(
-            finished_at=end.isoformat(timespec="milliseconds"), seconds=round((end - self._start).total_seconds(), 3),
-            ok=exc[0] is None)

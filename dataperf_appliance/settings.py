@@ -1,4 +1,4 @@
-"""Settings of the appliance, read from the environment (see DESIGN.md)."""
+"""Settings of the appliance, read from the environment (see README.md, Settings)."""
 
 from __future__ import annotations
 

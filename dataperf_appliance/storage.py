@@ -54,12 +54,12 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError
 
-from .runs import check_run_id, staging_dir
+from .config.names import MAX_RUN_ID_LENGTH, is_safe_name
+from .runs import MANIFEST, check_run_id, staging_dir
 from .settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 DATASETS, RUNS = "datasets", "runs"
 SHA256_METADATA = "sha256"  # stored as x-amz-meta-sha256
 
@@ -159,6 +159,11 @@ class Storage:
     def from_settings(cls, settings: Settings | None = None, **options) -> Storage:
         """The store of `settings` (default: read from the environment); `options` go to the constructor."""
         return cls(settings or load_settings(), **options)
+
+    @classmethod
+    def disk_only(cls, data_root: Path) -> Storage:
+        """The store of a data root without a bucket: every sync does nothing."""
+        return cls(Settings(data_dir=Path(data_root), s3_bucket=None, s3_prefix=""))
 
     @property
     def enabled(self) -> bool:
@@ -508,10 +513,7 @@ def _check_name(name: str, what: str) -> str:
 
 
 def _check_name_or_none(name: str) -> str | None:
-    try:
-        return check_run_id(name)
-    except ValueError:
-        return None
+    return name if is_safe_name(name, max_length=MAX_RUN_ID_LENGTH) else None
 
 
 def _where(local: bool, remote: bool) -> str:

@@ -50,9 +50,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dataperf_appliance import catalog, datasets
+from dataperf_appliance import datasets
+from dataperf_appliance.config import catalog
 from dataperf_appliance.benchmark import run_benchmark
-from dataperf_appliance.config import apply_overrides, default_params, parse_task_setup, render_task_setup
+from dataperf_appliance.tracks import apply_overrides, default_params, parse_task_setup, render_task_setup
 from dataperf_appliance.debugging import strategies
 from dataperf_appliance.debugging.benchmark import prepare_data, task_spec
 from dataperf_appliance.debugging.evaluation import budgets_for, evaluate_many, fraction_fixes, naive_fixing_curve
@@ -228,7 +229,7 @@ def write_official_selection_folder(folder: Path, *, pool_size: int = OFFICIAL_P
 def official_selection_figures(folder: Path | None) -> None:
     import subprocess
 
-    from dataperf_appliance.official.evaluate import evaluate_folder
+    from dataperf_appliance.tracks import evaluate_folder
 
     folder = folder or Path(tempfile.mkdtemp(prefix="bench-official-selection-"))
     write_official_selection_folder(folder)

@@ -78,7 +78,7 @@ def bench(stack, root: Path, repeat: int) -> int:
     from dataperf_appliance import airflow_gateway as gateway
     from dataperf_appliance import pipeline
     from dataperf_appliance.benchmark import run_benchmark
-    from dataperf_appliance.config import default_params, render_task_setup
+    from dataperf_appliance.tracks import default_params, render_task_setup
 
     text = render_task_setup(default_params("debugging"))
     setup_file = root / "task_setup.yml"

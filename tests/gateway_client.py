@@ -17,7 +17,7 @@ import time
 
 from dataperf_appliance import airflow_gateway as gateway
 from dataperf_appliance import pipeline
-from dataperf_appliance.config import apply_overrides, default_params, render_task_setup
+from dataperf_appliance.tracks import apply_overrides, default_params, render_task_setup
 
 
 def _status(run_id: str) -> dict:

@@ -21,9 +21,8 @@ from dataperf_appliance.config import (
     DebuggingSetup,
     DebuggingTask,
     Paths,
-    load_task_setup,
-    parse_task_setup,
 )
+from dataperf_appliance.tracks import load_task_setup, parse_task_setup
 from dataperf_appliance.config.loader import load_yaml, read_config_text
 from dataperf_appliance.debugging.strategies import STRATEGY_NAMES
 from dataperf_appliance.models import MODEL_NAMES

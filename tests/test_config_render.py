@@ -11,17 +11,14 @@ import yaml as pyyaml  # what the DataPerf reference reads task_setup.yml with (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dataperf_appliance.config import (
-    ConfigError,
+from dataperf_appliance.config import ConfigError, load_yaml, template_parameters, templates_dir, yaml_value
+from dataperf_appliance.tracks import (
+    TRACKS,
     apply_overrides,
     default_params,
-    load_yaml,
     parse_task_setup,
     render_and_parse,
     render_task_setup,
-    template_parameters,
-    templates_dir,
-    yaml_value,
 )
 from dataperf_appliance.debugging.strategies import STRATEGY_NAMES
 from dataperf_appliance.models import MODEL_NAMES
@@ -44,7 +41,7 @@ def test_the_defaults():
 
 
 def test_the_template_uses_exactly_the_default_parameters():
-    assert template_parameters("debugging") == set(default_params("debugging"))
+    assert template_parameters(TRACKS["debugging"].template) == set(default_params("debugging"))
     assert templates_dir() == REPO_ROOT / "templates"
 
 

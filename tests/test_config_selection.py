@@ -11,16 +11,14 @@ import pytest
 import yaml as pyyaml  # what the DataPerf reference reads task_setup.yaml with (YAML 1.1)
 from pydantic import ValidationError
 
-from dataperf_appliance.config import (
-    ConfigError,
-    SelectionSetup,
+from dataperf_appliance.config import ConfigError, SelectionSetup, load_yaml, template_parameters
+from dataperf_appliance.tracks import (
+    TRACKS,
     apply_overrides,
     default_params,
-    load_yaml,
     parse_task_setup,
     render_and_parse,
     render_task_setup,
-    template_parameters,
 )
 from dataperf_appliance.selection import data
 from test_selection_benchmark import DIM, write_official_folder
@@ -50,7 +48,7 @@ def errors_of(text: str, **kwargs) -> ConfigError:
 # --- the template and its defaults ------------------------------------------------------------------
 
 def test_the_default_selection_config():
-    assert template_parameters("selection") == set(default_params("selection"))
+    assert template_parameters(TRACKS["selection"].template) == set(default_params("selection"))
     text, setup = render_and_parse(default_params("selection"))
     assert isinstance(setup, SelectionSetup)
     assert text.startswith("# DataPerf selection benchmark: rendered by the DataPerf Appliance.\n")

@@ -28,9 +28,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-from dataperf_appliance import catalog, cli
+from dataperf_appliance import cli
+from dataperf_appliance.config import catalog
 from dataperf_appliance.benchmark import run_benchmark
-from dataperf_appliance.config import apply_overrides, default_params, render_task_setup
+from dataperf_appliance.tracks import apply_overrides, default_params, render_task_setup
 from dataperf_appliance.datasets import dataset_dir, digits
 from dataperf_appliance.datasets.dataperf_files import (
     DebuggingTaskData,
@@ -38,8 +39,8 @@ from dataperf_appliance.datasets.dataperf_files import (
     write_groundtruth_csv,
 )
 from dataperf_appliance.debugging.evaluation import fraction_fixes, naive_fixing_curve
-from dataperf_appliance.official.evaluate import evaluate_folder
-from dataperf_appliance.official.export import export_run
+from dataperf_appliance.tracks import evaluate_folder
+from dataperf_appliance.tracks import export_run
 from dataperf_appliance.selection import files as selection_files
 
 CLI = [str(Path(sys.executable).with_name("dataperf-appliance"))]

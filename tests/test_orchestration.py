@@ -28,7 +28,7 @@ from airflow_harness import TEST_BUCKET, TEST_PREFIX, AirflowStack, airflow_stac
 
 from dataperf_appliance import airflow_gateway as gateway
 from dataperf_appliance import pipeline
-from dataperf_appliance.config import apply_overrides, default_params, render_task_setup
+from dataperf_appliance.tracks import apply_overrides, default_params, render_task_setup
 from dataperf_appliance.settings import load_settings
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataperf_appliance import catalog, datasets
+from dataperf_appliance import datasets
+from dataperf_appliance.config import catalog
 from dataperf_appliance.datasets.dataperf_files import DebuggingTaskData
 from dataperf_appliance.debugging import strategies
 from dataperf_appliance.debugging.evaluation import budgets_for, evaluate_orders, fraction_fixes

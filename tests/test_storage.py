@@ -49,7 +49,7 @@ def write(path: Path, content: bytes | str) -> Path:
 
 
 def make_run(root: Path, run_id: str, *, state: str = "success") -> Path:
-    """A published run folder with the files of the run layout (DESIGN.md)."""
+    """A published run folder with the files of the run layout (docs/architecture.md)."""
     folder = root / "runs" / run_id
     write(folder / "task_setup.yml", f"run: {run_id}\n")
     write(folder / "results.json", json.dumps({"run_id": run_id, "tasks": {"t1": 0.5}}))

@@ -105,7 +105,7 @@ def test_confident_learning_ranks_cleanlabs_issue_set_first(task):
 def test_confident_learning_and_loss_give_different_orders_on_the_default_tasks(tmp_path):
     """The two are distinct methods: out-of-sample confident learning against the in-sample training loss."""
     from dataperf_appliance import datasets
-    from dataperf_appliance.config import default_params, render_and_parse
+    from dataperf_appliance.tracks import default_params, render_and_parse
     from dataperf_appliance.debugging.benchmark import prepare_data, task_spec
 
     _, setup = render_and_parse(default_params("debugging"))

@@ -8,15 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from dataperf_appliance import catalog, pipeline, sweeps
+from dataperf_appliance import pipeline, sweeps
+from dataperf_appliance.config import catalog
 from dataperf_appliance.benchmark import run_benchmark
-from dataperf_appliance.config import (
-    ConfigError,
-    apply_overrides,
-    default_params,
-    parse_task_setup,
-    render_task_setup,
-)
+from dataperf_appliance.config import ConfigError
+from dataperf_appliance.tracks import apply_overrides, default_params, parse_task_setup, render_task_setup
 from dataperf_appliance.settings import Settings
 
 PNG = b"\x89PNG\r\n\x1a\n"

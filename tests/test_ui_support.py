@@ -11,7 +11,8 @@ import pytest
 from ui_fixtures import small_setup, write_run
 
 from dataperf_appliance import airflow_gateway, pipeline
-from dataperf_appliance.config import default_params
+from dataperf_appliance.launch import launch_run
+from dataperf_appliance.tracks import default_params
 from dataperf_appliance.settings import load_settings
 from dataperf_appliance.ui_support import compare, dataset_upload, form, run_detail, run_list
 
@@ -138,8 +139,8 @@ def test_launch_creates_and_triggers_once_and_a_double_click_adds_nothing(settin
         calls.append(run_id)
 
     text = small_setup()
-    first = form.launch_run(text, "r1", settings=settings, trigger=trigger)
-    again = form.launch_run(text, "r1", settings=settings, trigger=trigger)
+    first = launch_run(text, "r1", settings=settings, trigger=trigger)
+    again = launch_run(text, "r1", settings=settings, trigger=trigger)
     assert first.triggered and again.triggered and calls == ["r1"]
     assert (settings.runs_dir / ".r1.partial" / "task_setup.yml").read_text() == text
     assert pipeline.read_manifest("r1", settings)["state"] == "queued"
@@ -149,7 +150,7 @@ def test_launch_when_airflow_is_down_marks_the_run_failed(settings):
     def trigger(run_id):
         raise airflow_gateway.AirflowUnavailable("database down")
 
-    launch = form.launch_run(small_setup(), "r2", settings=settings, trigger=trigger)
+    launch = launch_run(small_setup(), "r2", settings=settings, trigger=trigger)
     assert not launch.triggered and "database down" in launch.error
     manifest = pipeline.read_manifest("r2", settings)
     assert manifest["state"] == "failed" and "database down" in manifest["error"]
@@ -158,13 +159,14 @@ def test_launch_when_airflow_is_down_marks_the_run_failed(settings):
 def test_launch_copies_the_submitted_run_to_s3(settings):
     class FakeStorage:
         uploaded = []
+        enabled = True
 
         def upload_submitted_run(self, run_id):
             self.uploaded.append(run_id)
 
     with_bucket = type(settings)(settings.data_dir, "bucket", "p/")
     store = FakeStorage()
-    form.launch_run(small_setup(), "r3", settings=with_bucket, trigger=lambda run_id: None, storage=store)
+    launch_run(small_setup(), "r3", settings=with_bucket, trigger=lambda run_id: None, storage=store)
     assert store.uploaded == ["r3"]
 
 
@@ -460,7 +462,7 @@ def test_a_submitted_run_is_copied_to_s3_without_a_manifest(tmp_path, aws_env):
     s3.create_bucket(Bucket="submitted-runs")
     settings = Settings(data_dir=tmp_path, s3_bucket="submitted-runs", s3_prefix="p/")
     order = b"0\n1\n"
-    launch = form.launch_run(small_setup("submissions=[mine]"), "sub-1", settings=settings,
+    launch = launch_run(small_setup("submissions=[mine]"), "sub-1", settings=settings,
                              files={"submissions/digit-3_mine.txt": order, "submissions/digit-8_mine.txt": order},
                              trigger=lambda run_id: None)
     assert launch.triggered and not launch.warnings

@@ -6,7 +6,7 @@ import base64
 import json
 from pathlib import Path
 
-from dataperf_appliance.config import apply_overrides, default_params, render_task_setup
+from dataperf_appliance.tracks import apply_overrides, default_params, render_task_setup
 
 # A 1x1 PNG: the pages show whatever picture a run has.
 PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")

@@ -1,49 +1,48 @@
-"""The ``task_setup.yml`` of a benchmark: render it, load it safely, check it.
+"""The ``task_setup.yml`` of a benchmark, as a file: its names, its schema, its template, its errors.
 
-A file is rendered from the track's template (``templates/debugging_task_setup.yml.j2``,
-``templates/selection_task_setup.yaml.j2``) with a flat dict of parameters
-(`default_params`, `apply_overrides`, `render_task_setup`), and read back with
-`load_task_setup` / `parse_task_setup`, which return a frozen pydantic model
-(`DebuggingSetup` or `SelectionSetup`, by the file's ``track``) or raise
-`ConfigError` listing every problem as a `ConfigIssue` with its line, column
-and field. Checking never writes anything.
+A leaf: nothing here imports the rest of the package, so every room may use
+it. Which model reads a file, and whether its dataset can serve it, is the
+track's: `dataperf_appliance.tracks` holds the registry and the entry points
+(`parse_task_setup`, `load_task_setup`, `render_task_setup`, ...).
 
-Example::
-
-    >>> from dataperf_appliance.config import apply_overrides, default_params, parse_task_setup, render_task_setup
-    >>> params = apply_overrides(default_params("debugging"), ["noise_level=0.2", "tasks=digit-3,digit-8"])
-    >>> setup = parse_task_setup(render_task_setup(params))
-    >>> [task.data_id for task in setup.tasks]
-    ['digit-3', 'digit-8']
+* `loader`: safe YAML with the line of every key (`load_yaml`, `ConfigIssue`, `ConfigError`);
+* `names`: the one safe-name rule; `catalog`: the names a user chooses from;
+* `types`: bounds, checked names and paths, the sweepable type;
+* `setups`: the setup model of each track (`TaskSetup` and its subclasses);
+* `grid`: the cells of a sweep;
+* `issues`: pydantic's errors as issues at their lines (`parse_setup`);
+* `render`: the Jinja2 templates (`render_template`, `preview`, `apply_overrides`, `yaml_value`).
 """
 
-from .loader import MAX_FILE_BYTES, ConfigError, ConfigIssue, load_yaml
+from . import catalog, grid
+from .grid import MAX_CELLS, Cell, sweep_loc, values
+from .issues import ConfigModel, FieldProblems, parse_setup
+from .loader import MAX_FILE_BYTES, ConfigError, ConfigIssue, Loc, load_yaml, read_config_text
+from .names import is_safe_name
 from .render import (
+    SWEEP_PARAMS,
     apply_overrides,
-    default_params,
-    render_and_parse,
-    render_task_setup,
+    preview,
+    render_template,
     template_parameters,
     templates_dir,
     yaml_value,
 )
-from .schema import (
-    DEFAULT_TRACK,
-    MAX_GRID_CELLS,
-    SETUP_MODELS,
+from .setups import (
+    SELECTION_DATASET_CSV,
+    SELECTION_DIGITS,
     Baseline,
     DebuggingSetup,
     DebuggingTask,
     Paths,
     SelectionSetup,
     TaskSetup,
-    load_task_setup,
-    parse_task_setup,
 )
 
 __all__ = [
-    "DEFAULT_TRACK", "MAX_FILE_BYTES", "MAX_GRID_CELLS", "SETUP_MODELS", "Baseline", "ConfigError", "ConfigIssue",
-    "DebuggingSetup", "DebuggingTask", "Paths", "SelectionSetup", "TaskSetup", "apply_overrides", "default_params",
-    "load_task_setup", "load_yaml", "parse_task_setup", "render_and_parse", "render_task_setup",
-    "template_parameters", "templates_dir", "yaml_value",
+    "MAX_CELLS", "MAX_FILE_BYTES", "SELECTION_DATASET_CSV", "SELECTION_DIGITS", "SWEEP_PARAMS",
+    "Baseline", "Cell", "ConfigError", "ConfigIssue", "ConfigModel", "DebuggingSetup", "DebuggingTask",
+    "FieldProblems", "Loc", "Paths", "SelectionSetup", "TaskSetup", "apply_overrides", "catalog", "grid",
+    "is_safe_name", "load_yaml", "parse_setup", "preview", "read_config_text", "render_template", "sweep_loc",
+    "template_parameters", "templates_dir", "values", "yaml_value",
 ]

@@ -22,7 +22,7 @@ embedding length)::
 Every task gets the same sizes and noise level; a user who wants them to
 differ edits the YAML. ``train_size``, ``noise_level`` and ``model`` may be
 lists (a sweep, see `dataperf_appliance.sweeps`). `render_task_setup` fills
-the track's template (`template_name`) and validates the result, so it never
+the track's template and validates the result, so it never
 returns a file that `parse_task_setup` would refuse.
 
 Every ``{{ expression }}`` of a template is written through `yaml_value` (the
@@ -45,66 +45,13 @@ from typing import Any
 import jinja2
 from jinja2 import meta
 
-from .. import catalog
 from .loader import ConfigError, load_yaml
-from .schema import DEFAULT_TRACK, SETUP_MODELS, TaskSetup, parse_task_setup
 
 #: Environment variable naming the folder of the templates (default: ``templates/`` of the repository).
 TEMPLATES_DIR_ENV = "APPLIANCE_TEMPLATES_DIR"
 
-#: Repeats of the default debugging run (new noise and random order each): with 6, knn_shapley is told from
-#: random on every default task (paired t-test on fraction_fixes, p < 0.05; 5 suffice for the mean over tasks).
-DEFAULT_DEBUGGING_REPEATS = 6
-_DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "debugging": {
-        "track": "debugging",
-        "dataset": "digits",
-        "model": catalog.DEFAULT_DEBUGGING_MODEL,
-        "seed": 0,
-        "repeats": DEFAULT_DEBUGGING_REPEATS,
-        "eval_points": None,
-        "dim": None,
-        # Digits the noise really hurts: on digit-0 even 30% flipped labels keep the
-        # accuracy within DataPerf's 95% target, so every strategy would score 0.
-        "tasks": ["digit-3", "digit-8", "digit-9"],
-        "train_size": 200,
-        "val_size": 40,
-        "test_size": 100,
-        "noise_level": 0.3,
-        "strategies": ["random", "knn_shapley", "confident_learning", "loss"],
-        "submissions": [],
-    },
-    "selection": {
-        "track": "selection",
-        "dataset": "digits",
-        "model": catalog.DEFAULT_SELECTION_MODEL,
-        "seed": 0,
-        "repeats": 1,
-        "dim": 128,
-        "emb_file": "embeddings/train_emb_{dim}_dataperf.parquet",
-        "train_size": 100,
-        "test_size": 100,
-        # A common digit, a rarer-looking one and a balanced task: balancing matters on the first two.
-        "tasks": ["digit-0", "digit-3", "even-odd"],
-        "train_csv": "train_sets/random_500_{task}.csv",
-        "test_parquet": "test_sets/alpha_test_set_{task}_{dim}.parquet",
-        "strategies": ["random", "balanced_random", "uncertainty", "diversity"],
-        "submissions": [],
-        "results_dir": "results",
-    },
-}
 #: Parameters that may be given a list of values (a sweep) although their default is one value.
 SWEEP_PARAMS = frozenset({"train_size", "noise_level", "model"})
-#: The template of each track (the selection reference calls its file task_setup.yaml).
-TEMPLATE_NAMES = {"debugging": "debugging_task_setup.yml.j2", "selection": "selection_task_setup.yaml.j2"}
-
-
-def default_params(track: str = DEFAULT_TRACK) -> dict[str, Any]:
-    """A fresh copy of the default template parameters of `track`."""
-    try:
-        return copy.deepcopy(_DEFAULT_PARAMS[track])
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown track {track!r}; choose one of: {', '.join(_DEFAULT_PARAMS)}") from None
 
 
 # --- overrides ------------------------------------------------------------------------------
@@ -138,7 +85,8 @@ def _as_names(value: Any, raw: str, assignment: str) -> list[str]:
     return [_as_name(value, raw, assignment)]
 
 
-def apply_overrides(params: Mapping[str, Any], assignments: list[str]) -> dict[str, Any]:
+def apply_overrides(params: Mapping[str, Any], assignments: list[str], *,
+                    defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A copy of `params` with each ``key=value`` of `assignments` applied, in order.
 
     A value is read as YAML (``seed=3``, ``noise_level=0.2``, ``eval_points=null``,
@@ -150,12 +98,14 @@ def apply_overrides(params: Mapping[str, Any], assignments: list[str]) -> dict[s
     (``train_size=[50, 100, 200]`` or ``model=knn,mlp``). The values are
     checked when the file is rendered.
 
+    `defaults` (the track's default parameters) tell each key's kind; without
+    them, the kinds of `params` do.
+
     Raises ValueError for an assignment without '=', an unknown key (naming
     it and the known ones), a value that is not YAML, or a change of track.
     """
     result = copy.deepcopy(dict(params))
-    track = result.get("track", DEFAULT_TRACK)
-    defaults = _DEFAULT_PARAMS.get(track, {}) if isinstance(track, str) else {}
+    defaults = defaults or {}
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
         key = key.strip()
@@ -249,14 +199,8 @@ def templates_dir() -> Path:
     configured = os.environ.get(TEMPLATES_DIR_ENV)
     if configured:
         return Path(configured)
-    import dataperf_appliance  # the package is installed editable: its parent is the repository
-
-    return Path(dataperf_appliance.__file__).resolve().parents[1] / "templates"
-
-
-def template_name(track: str) -> str:
-    """The file name of the template of `track` in the templates folder."""
-    return TEMPLATE_NAMES.get(track, f"{track}_task_setup.yml.j2")
+    # The package is installed editable: <repository>/dataperf_appliance/config/render.py.
+    return Path(__file__).resolve().parents[2] / "templates"
 
 
 def fill(pattern: Any, **fields: Any) -> Any:
@@ -283,43 +227,39 @@ def _environment(folder: Path) -> jinja2.Environment:
     return environment
 
 
-def template_parameters(track: str = DEFAULT_TRACK) -> set[str]:
-    """The names of the parameters the template of `track` uses."""
+def template_parameters(template: str) -> set[str]:
+    """The names of the parameters the template `template` (a file in the templates folder) uses."""
     environment = _environment(templates_dir())
-    source, _, _ = environment.loader.get_source(environment, template_name(track))
+    source, _, _ = environment.loader.get_source(environment, template)
     return meta.find_undeclared_variables(environment.parse(source))
 
 
-def render_task_setup(params: Mapping[str, Any], *, data_root: Path | None = None) -> str:
-    """The ``task_setup.yml`` text of `params` (see `default_params`), validated.
+def render_template(template: str, params: Mapping[str, Any], *, defaults: Mapping[str, Any]) -> str:
+    """The text the template `template` writes for `params` (not validated: the track's parse does that).
 
-    The template is ``<templates dir>/<track>_task_setup.yml.j2``. Raises
-    ValueError naming every missing or unknown parameter, or a list parameter
-    given as something else; ConfigError (a ValueError) when the rendered file
-    is invalid, e.g. ``noise_level=2``, with the field of each problem;
-    TypeError for a value that YAML cannot hold. `data_root` is passed to
-    `parse_task_setup` for the dataset checks.
+    Raises ValueError naming every missing or unknown parameter, or a list
+    parameter (a list in `defaults`) given as something else; TypeError for
+    a value that YAML cannot hold.
     """
-    return render_and_parse(params, data_root=data_root)[0]
-
-
-def render_and_parse(params: Mapping[str, Any], *, data_root: Path | None = None) -> tuple[str, TaskSetup]:
-    """`render_task_setup`, returning the setup the text validates to as well."""
-    track = params.get("track", DEFAULT_TRACK)
-    if not isinstance(track, str) or track not in SETUP_MODELS or track not in _DEFAULT_PARAMS:
-        raise ValueError(f"unknown track {track!r}; choose one of: {', '.join(SETUP_MODELS)}")
-    name = template_name(track)
-    needed = template_parameters(track)
+    needed = template_parameters(template)
     missing, unknown = sorted(needed - params.keys()), sorted(map(str, params.keys() - needed))
     if missing:
-        raise ValueError(f"missing template parameter(s) of {name}: {', '.join(missing)}")
+        raise ValueError(f"missing template parameter(s) of {template}: {', '.join(missing)}")
     if unknown:
-        raise ValueError(f"unknown template parameter(s) for {name}: {', '.join(unknown)}")
-    for key, default in _DEFAULT_PARAMS[track].items():
+        raise ValueError(f"unknown template parameter(s) for {template}: {', '.join(unknown)}")
+    for key, default in defaults.items():
         if isinstance(default, list) and key in params and not isinstance(params[key], (list, tuple)):
             raise ValueError(f"parameter {key!r} must be a list of names, got {type(params[key]).__name__}")
     try:
-        text = _environment(templates_dir()).get_template(name).render(**params)
+        return _environment(templates_dir()).get_template(template).render(**params)
     except jinja2.UndefinedError as error:
-        raise ValueError(f"{name}: {error.message}") from None
-    return text, parse_task_setup(text, filename="task_setup.yml", data_root=data_root)
+        raise ValueError(f"{template}: {error.message}") from None
+
+
+def preview(template: str, params: Mapping[str, Any]) -> str | None:
+    """The text `params` render to, valid or not, for a form to show beside its errors; None when the
+    template cannot be filled at all (a missing parameter, a value YAML cannot hold)."""
+    try:
+        return _environment(templates_dir()).get_template(template).render(**params)
+    except (jinja2.TemplateError, TypeError, ValueError):
+        return None

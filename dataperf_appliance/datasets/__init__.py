@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import catalog
 from . import digits, synthetic
 from .dataperf_files import (
     DebuggingTaskData,
@@ -24,9 +25,6 @@ from .dataperf_files import (
 )
 
 GENERATED = (digits.NAME, synthetic.NAME)
-# Folders the appliance generates for the selection track's embedded default.
-_GENERATED_FOLDERS = (*GENERATED, "digits-selection")
-MAX_TRAIN_SIZE = 100_000
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ def list_datasets(data_root: Path | None) -> list[dict]:
     ]
     root = Path(data_root) / "datasets" if data_root else None
     if root and root.is_dir():
-        for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in _GENERATED_FOLDERS):
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in catalog.GENERATED_DATASET_FOLDERS):
             tasks = sorted({f.name.split("_train_")[0] for f in folder.rglob("*_train_*.parquet")})
             found.append({"name": folder.name, "kind": "folder", "tasks": tasks, "description": str(folder)})
     return found

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import datasets, stats
+from ..config import catalog
 from ..datasets.dataperf_files import DebuggingTaskData
-from ..runs import read_json, write_json
+from ..runs import PARTIAL, read_json, write_json
 from . import strategies, submissions
 from .evaluation import TaskEvaluation, evaluate_many, fraction_fixes, normalized_auc
+from ..parallel import ProgressCallback
 
 GALLERY_SIZE = 16
-ProgressCallback = Callable[[int, int], None]
 
 
 def task_spec(task) -> datasets.DebuggingTaskSpec:
@@ -154,7 +154,7 @@ def write_task_run(setup, run: TaskRun, work_dir: Path, source_dir: Path) -> dic
             _copy_user_files(source_dir / setup.paths.submission_folder, submission_dir, run.data_id, name)
         else:
             submissions.write_submission(submission_dir, run.data_id, name, order, seconds)
-    write_json(work_dir / "partial" / f"{run.data_id}.json", run.result)
+    write_json(work_dir / PARTIAL / f"{run.data_id}.json", run.result)
     return run.result
 
 
@@ -170,16 +170,8 @@ def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
     return {run.data_id: write_task_run(setup, run, work_dir, source_dir) for run in runs}
 
 
-#: The track's main figure of a strategy (lower is better): the sweep plot's y axis, the DAG's summary.
-MAIN_METRIC = "fraction_fixes"
-#: The headline figures of a strategy: summarized over repeats and compared with random (dataperf_appliance.stats).
-HEADLINE_METRICS = (MAIN_METRIC, "auc")
-#: The figures of a strategy in a sweep row (see dataperf_appliance.sweeps), the main one first.
-SWEEP_METRICS = (*HEADLINE_METRICS, "before_acc", "clean_acc", "trainings", "time_s", "fit_s", "predict_s")
-
-
 def sweep_metrics(run: TaskRun) -> dict[str, dict]:
-    """{method: {metric: value}} of a task run, the metrics of `SWEEP_METRICS`.
+    """{method: {metric: value}} of a task run, the metrics of `catalog.DEBUGGING_SWEEP_METRICS`.
 
     before_acc, clean_acc, trainings, fit_s and predict_s belong to the task
     (its training sets are shared by the methods), so every method repeats them.
@@ -235,12 +227,13 @@ def report(setup, work_dir: Path, *, replicates: dict | None = None) -> dict:
     """
     from .. import plots  # matplotlib is imported only when a report is drawn
 
-    task_results = {t.data_id: read_json(work_dir / "partial" / f"{t.data_id}.json") for t in setup.tasks}
+    task_results = {t.data_id: read_json(work_dir / PARTIAL / f"{t.data_id}.json") for t in setup.tasks}
     for data_id, task_result in task_results.items():
         write_json(work_dir / setup.paths.results_folder / f"{data_id}_evaluation.json",
                    reference_evaluation(task_result))
     results = build_results(setup, task_results)
-    stats.add_to_results(results, replicates or stats.single_repeat(task_results), HEADLINE_METRICS)
+    stats.add_to_results(results, replicates or stats.single_repeat(task_results),
+                         catalog.DEBUGGING_HEADLINE_METRICS)
     for data_id, by_name in (replicates or {}).items():
         for name, entries in by_name.items():
             curves = [entry["curve"] for entry in entries if entry.get("curve") is not None]

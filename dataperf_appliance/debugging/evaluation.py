@@ -13,7 +13,7 @@ trained in parallel on all cores.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +22,8 @@ from threadpoolctl import threadpool_limits
 from ..datasets.dataperf_files import DebuggingTaskData
 from ..models import fit_and_score, warm_up
 from ..parallel import ordered_map
+from ..parallel import ProgressCallback
 
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from sklearn.metrics import pairwise_distances_chunked
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.utils import check_array
 
-from .. import catalog
-from ..catalog import registry_names
+from ..config import catalog
+from ..config.catalog import registry_names
 from ..models import DEFAULT_MODEL, MODEL_NAMES, make_model
 
 #: Folds of the out-of-fold predicted probabilities (fewer when a class is smaller).

@@ -25,6 +25,7 @@ import numpy as np
 from ..datasets.dataperf_files import atomic_write_bytes
 from ..user_files import MAX_REPORTED_PROBLEMS  # noqa: F401 (re-exported)
 from ..user_files import ProblemList, UserFileError, decode_text, read_text
+from ..config.names import SAFE_NAME_RULE, is_safe_name
 
 #: A submission file larger than this is refused before it is read (bytes).
 MAX_SUBMISSION_BYTES = 10 * 2**20
@@ -33,7 +34,6 @@ MAX_TIME_FILE_BYTES = 1024
 
 _DIGITS = re.compile(r"[0-9]+")  # ASCII digits only: int() would also take '٣', '+3', ' 3', '3_0'
 # data_id and method become parts of file names: no separators, no leading dot.
-_NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 class SubmissionError(UserFileError):
@@ -48,9 +48,8 @@ class SubmissionError(UserFileError):
 def submission_paths(folder: Path, data_id: str, method: str) -> tuple[Path, Path]:
     """The order file ``{folder}/{data_id}_{method}.txt`` and its time file ``{folder}/time_{data_id}_{method}.txt``."""
     for what, value in (("data_id", data_id), ("method", method)):
-        if not isinstance(value, str) or not _NAME_PART.fullmatch(value):
-            raise ValueError(f"{what} {value!r} cannot be part of a file name: use letters, digits, '.', '_' and '-', "
-                             "starting with a letter or digit")
+        if not is_safe_name(value, max_length=len(value) if isinstance(value, str) else 0):
+            raise ValueError(f"{what} {value!r} cannot be part of a file name: {SAFE_NAME_RULE}")
     folder = Path(folder)
     return folder / f"{data_id}_{method}.txt", folder / f"time_{data_id}_{method}.txt"
 

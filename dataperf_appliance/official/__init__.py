@@ -1,7 +1,8 @@
 """The two official DataPerf vision evaluators' folders: evaluate one as they would, export a run as one.
 
-`evaluate.evaluate_folder` writes the official result files of a folder in
-either official layout (config/official.py says which); `export.export_run`
-writes a finished run as folders the official evaluators read unchanged.
+`setup` reads an official folder's task file as it is; `evaluate` writes the
+official result files of a folder in either layout, `export` writes a finished
+run as folders the official evaluators read unchanged. Each track calls them
+(`dataperf_appliance.tracks.evaluate_folder` and `export_run` pick the track).
 docs/official-evaluators.md lists every difference from the official code.
 """

@@ -18,19 +18,17 @@ Nothing but the result files is written, each atomically.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..catalog import DEFAULT_DEBUGGING_MODEL
-from ..config.official import OfficialDebuggingSetup, OfficialSelectionSetup, load_official_setup
 from ..runs import write_json
+from .setup import OfficialDebuggingSetup, OfficialSelectionSetup
+from ..parallel import ProgressCallback
 
 # Each track's modules are imported by its own function: a selection folder does not wait for the
 # debugging strategies' libraries to load, nor the other way round.
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass
@@ -47,6 +45,23 @@ class FolderEvaluation:
     results: dict[str, dict]
     written: list[Path]
     notes: list[str] = field(default_factory=list)
+    #: The official result files' figures as a table, for a terminal.
+    table: str = ""
+
+
+def _selection_table(results: dict[str, dict], model: str) -> str:
+    lines = [f"{'task':<16} {'accuracy':>9} {'recall':>9} {'precision':>9} {'f1':>9}   model {model}"]
+    lines += [f"{task:<16} {r['accuracy']:>9.4f} {r['recall']:>9.4f} {r['precision']:>9.4f} {r['f1']:>9.4f}"
+              for task, r in results.items()]
+    return "\n".join(lines)
+
+
+def _debugging_table(results: dict[str, dict], model: str) -> str:
+    lines = [f"{'task':<16} {'submission':<24} {'fraction_fixes':>14} {'before_acc':>10}   model {model}"]
+    for data_id, result in results.items():
+        for method, score in sorted(result["auc_score"].items(), key=lambda item: item[1]["fraction_fixes"]):
+            lines.append(f"{data_id:<16} {method:<24} {score['fraction_fixes']:>14.4f} {result['before_acc']:>10.4f}")
+    return "\n".join(lines)
 
 
 def official_submissions(folder: Path, data_id: str) -> dict[str, Path]:
@@ -103,7 +118,7 @@ def evaluate_debugging(folder: Path, setup: OfficialDebuggingSetup, *, model: st
         target = folder / paths.results_folder / f"{task.data_id}_evaluation.json"
         write_json(target, results[task.data_id])
         written.append(target)
-    return FolderEvaluation("debugging", model, results, written, notes)
+    return FolderEvaluation("debugging", model, results, written, notes, _debugging_table(results, model))
 
 
 def evaluate_selection(folder: Path, setup: OfficialSelectionSetup, *, model: str, seed: int = 0,
@@ -137,24 +152,4 @@ def evaluate_selection(folder: Path, setup: OfficialSelectionSetup, *, model: st
     notes = [f"{task}: one class only in {setup.pairs[task][0]}; scored with a classifier that predicts it "
              "(the official evaluator stops with an error)"
              for task, (_, labels, _) in inputs.items() if len(np.unique(labels)) < 2]
-    return FolderEvaluation("selection", model, results, [target], notes)
-
-
-def evaluate_folder(folder: Path, *, model: str | None = None, seed: int = 0, n_jobs: int = -1,
-                    now: dt.datetime | None = None, progress: ProgressCallback | None = None) -> FolderEvaluation:
-    """Evaluate the official folder `folder` (track told by its task file) and write the official result files.
-
-    `model` defaults to the track's: `DEFAULT_DEBUGGING_MODEL`, or the
-    selection reference's logistic regression. Raises ConfigError for a task
-    file that is invalid or names a missing file, SubmissionError /
-    TrainingSetError for a user's file, ValueError for a data file that
-    cannot be used (each naming the file).
-    """
-    folder = Path(folder)
-    track, setup, _ = load_official_setup(folder)
-    if track == "debugging":
-        return evaluate_debugging(folder, setup, model=model or DEFAULT_DEBUGGING_MODEL, seed=seed, n_jobs=n_jobs,
-                                  progress=progress)
-    from ..selection.evaluation import REFERENCE_MODEL
-
-    return evaluate_selection(folder, setup, model=model or REFERENCE_MODEL, seed=seed, now=now, progress=progress)
+    return FolderEvaluation("selection", model, results, [target], notes, _selection_table(results, model))

@@ -30,15 +30,15 @@ from __future__ import annotations
 import io
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from ruamel.yaml import YAML
 
-from ..catalog import DATAPERF_REFERENCE_MODEL
-from ..config import load_task_setup
-from ..config.official import DEBUGGING_FILE, SELECTION_FILE, OfficialSelectionSetup
+from ..config import TaskSetup, grid
 from ..datasets.dataperf_files import (
     atomic_write_bytes,
     noise_token,
@@ -46,8 +46,8 @@ from ..datasets.dataperf_files import (
     sha256_of,
     write_embedding_parquet,
 )
-from ..runs import read_json
-from ..selection.evaluation import REFERENCE_MODEL
+from ..runs import TASK_SETUP, read_json
+from .setup import DEBUGGING_FILE, SELECTION_FILE, OfficialSelectionSetup
 
 #: The official debugging main.py reads the ground truth from this folder, whatever the task file says.
 GROUNDTRUTH_FOLDER = "data/"
@@ -92,8 +92,8 @@ def _yaml_text(data: dict, flow_lists: bool = False) -> str:
 
 def _finished_run(run_dir: Path) -> tuple[dict, dict]:
     """(manifest, results) of a published run; ExportError otherwise."""
-    if not (run_dir / DEBUGGING_FILE).is_file():
-        raise ExportError(f"{run_dir}: not a run folder (no {DEBUGGING_FILE})")
+    if not (run_dir / TASK_SETUP).is_file():
+        raise ExportError(f"{run_dir}: not a run folder (no {TASK_SETUP})")
     manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
     state = manifest.get("state")
     if state not in (None, "success") or not (run_dir / "results.json").is_file():
@@ -122,7 +122,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 # --- debugging ----------------------------------------------------------------------------------
 
-def _export_debugging(setup, manifest: dict, results: dict, run_dir: Path, data_root: Path, staging: Path,
+def export_debugging(setup, manifest: dict, results: dict, run_dir: Path, data_root: Path, staging: Path,
                       notes: list[str]) -> list[Path]:
     from ..debugging import benchmark, submissions
 
@@ -175,7 +175,7 @@ def _export_debugging(setup, manifest: dict, results: dict, run_dir: Path, data_
 
 # --- selection ----------------------------------------------------------------------------------
 
-def _export_selection(setup, manifest: dict, results: dict, run_dir: Path, data_root: Path, staging: Path,
+def export_selection(setup, manifest: dict, results: dict, run_dir: Path, data_root: Path, staging: Path,
                       notes: list[str]) -> list[Path]:
     from ..selection import benchmark, data
     from ..selection import files as selection_files
@@ -235,29 +235,32 @@ def _export_selection(setup, manifest: dict, results: dict, run_dir: Path, data_
     return folders
 
 
-def export_run(run_dir: Path, out: Path, *, data_root: Path) -> Export:
+def export_run(run_dir: Path, out: Path, *, data_root: Path, load_setup: Callable[..., TaskSetup],
+               track_of: Callable[[TaskSetup], Any]) -> Export:
     """Write the finished run at `run_dir` as official folders under `out` (a new or empty folder).
+
+    `load_setup(path, data_root=...)` reads the run's task_setup.yml;
+    `track_of(setup)` is its track, whose `export_official` writes the folders.
 
     Raises ExportError for a run that cannot be exported, FileExistsError when
     `out` holds anything. Nothing is left behind on failure.
     """
-    from .. import sweeps
-
     run_dir, out, data_root = Path(run_dir), Path(out), Path(data_root)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not an empty folder: choose a new folder for the export")
     manifest, results = _finished_run(run_dir)
-    setup = load_task_setup(run_dir / DEBUGGING_FILE, data_root=data_root)
+    setup = load_setup(run_dir / TASK_SETUP, data_root=data_root)
+    track = track_of(setup)
     notes = []
     if setup.repeats > 1:
         notes.append(f"the run has {setup.repeats} repeats: exported the first (seed {setup.seed}), the one whose "
                      "curves and files the run keeps; its intervals come from all of them")
-    if sweeps.is_grid(setup):
-        setup = sweeps.primary_setup(setup)
+    if grid.is_grid(setup):
+        setup = grid.primary_setup(setup)
         notes.append(f"the run is a sweep: exported its primary cell (the first value of every list, repeat 0: "
                      f"model {setup.model}, seed {setup.seed}), the one its results tables show")
     model = setup.model
-    official = DATAPERF_REFERENCE_MODEL if setup.track == "debugging" else REFERENCE_MODEL
+    official = track.reference_model
     if model != official:
         notes.append(f"the run's model is {model}; the official evaluator uses its own classifier ({official}), "
                      "so its numbers are not the run's")
@@ -266,8 +269,7 @@ def export_run(run_dir: Path, out: Path, *, data_root: Path) -> Export:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        export = _export_debugging if setup.track == "debugging" else _export_selection
-        folders = export(setup, manifest, results, run_dir, data_root, staging, notes)
+        folders = track.export_official(setup, manifest, results, run_dir, data_root, staging, notes)
         os.replace(staging, out)  # an empty `out` is replaced by the one rename
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -36,10 +36,8 @@ What is evaluated for each task, each as one entry of results.json:
 from __future__ import annotations
 
 import datetime as dt
-import re
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,52 +45,25 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .. import stats
+from ..config import SELECTION_DATASET_CSV, catalog
 from ..parallel import ordered_map
-from ..runs import read_json, write_json
+from ..runs import PARTIAL, read_json, write_json
 from . import data, files, strategies
 from .evaluation import evaluate_training_set
+from ..parallel import ProgressCallback
 
-ProgressCallback = Callable[[int, int], None]
-SUBMISSION_FOLDER = "submissions"
-#: The name under which a task's own train csv (the first path of its `tasks` pair) is reported.
-DATASET_TRAIN_CSV = "train_csv"
 #: The reference's result file name; one per evaluated method, in {results_dir}/{method}/.
 RESULT_FILE_FORMAT = "result_UTC-%Y-%m-%d-%H-%M-%S.json"
-# Task and method names become parts of file names: no separators, no leading dot.
-_NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 # --- prepare ----------------------------------------------------------------------------------
 
-def _check_name(what: str, value: str) -> str:
-    if not isinstance(value, str) or not _NAME_PART.fullmatch(value):
-        raise ValueError(f"{what} {value!r} cannot be part of a file name: use letters, digits, '.', '_' and '-', "
-                         "starting with a letter or digit")
-    return value
-
-
 def _method_names(setup) -> list[str]:
-    """Strategies then submissions, checked to be distinct and usable in file names."""
-    names = [_check_name("strategy", s) for s in setup.strategies]
-    names += [_check_name("submission method", m) for m in setup.submissions]
-    unknown = [s for s in setup.strategies if s not in strategies.STRATEGY_NAMES]
-    if unknown:
-        raise ValueError(f"unknown strategy {unknown[0]!r}; choose among {', '.join(strategies.STRATEGY_NAMES)}")
-    repeated = sorted({n for n in names if names.count(n) > 1} | ({DATASET_TRAIN_CSV} & set(names)))
-    if repeated:
-        raise ValueError(f"method name(s) {', '.join(repeated)} used twice (strategies, submissions, "
-                         f"and {DATASET_TRAIN_CSV!r} for the dataset's own train csv must all differ)")
-    return names
-
-
-def task_ids(setup) -> list[str]:
-    """The benchmark tasks of a setup, in order: its ``eval_tasks``."""
-    return list(setup.eval_tasks)
+    """Strategies then submissions (the setup model checked that they are distinct safe names)."""
+    return [*setup.strategies, *setup.submissions]
 
 
 def _task_files(setup, data_root: Path, tasks: list[str]) -> dict[str, dict[str, Path]]:
-    for task in tasks:
-        _check_name("task", task)
     missing = [t for t in tasks if t not in setup.tasks]
     if missing:
         raise ValueError(f"tasks names no [train_csv, test_parquet] for task(s) {', '.join(missing)}")
@@ -127,8 +98,7 @@ def prepare_data(setup, data_root: Path) -> dict[str, dict[str, Path]]:
     training set) when the dataset has them. Raises FileNotFoundError naming
     what is missing, ValueError for a setup that does not fit the dataset.
     """
-    _method_names(setup)
-    return _task_files(setup, Path(data_root), task_ids(setup))
+    return _task_files(setup, Path(data_root), setup.task_ids())
 
 
 # --- evaluate ---------------------------------------------------------------------------------
@@ -240,10 +210,10 @@ class Pool:
 
 def _load_task(setup, task: str, paths: dict[str, Path], pool: Pool, source_dir: Path) -> tuple[_TaskInputs, dict]:
     """Read and check everything one task needs; the user's csvs first, so a bad one stops the run at once."""
-    given = {method: pool.training_set(source_dir / SUBMISSION_FOLDER / f"{task}_{method}.csv", setup.train_size)
+    given = {method: pool.training_set(source_dir / setup.submission_folder / f"{task}_{method}.csv", setup.train_size)
              for method in setup.submissions}
     if "train_csv" in paths:
-        given[DATASET_TRAIN_CSV] = pool.training_set(paths["train_csv"], None)
+        given[SELECTION_DATASET_CSV] = pool.training_set(paths["train_csv"], None)
     test = files.read_test_set(paths["test"], setup.dim)
     if setup.dataset == data.DIGITS_DATASET and len(test) != setup.test_size:
         raise ValueError(f"{paths['test'].name} has {len(test)} rows but test_size is {setup.test_size}: "
@@ -300,7 +270,7 @@ def run_tasks(setup, data_root: Path, source_dir: Path, *, data_ids: list[str] |
         inputs[task], facts[task] = _load_task(setup, task, task_files[task], pools[pool_path], source_dir)
     jobs = [(task, name, "strategy" if name in setup.strategies else "submission")
             for task in wanted for name in names]
-    jobs += [(task, DATASET_TRAIN_CSV, "dataset") for task in wanted if DATASET_TRAIN_CSV in inputs[task].given]
+    jobs += [(task, SELECTION_DATASET_CSV, "dataset") for task in wanted if SELECTION_DATASET_CSV in inputs[task].given]
     _SHARED, _SETTINGS = inputs, {"budget": int(setup.train_size), "seed": setup.seed, "model": setup.model}
     try:
         results = _run_jobs(jobs, n_jobs, progress)
@@ -326,11 +296,11 @@ def write_task_run(setup, run: TaskRun, work_dir: Path, source_dir: Path) -> dic
     work_dir, source_dir = Path(work_dir), Path(source_dir)
     strategies_out = {}
     for name, entry in run.entries.items():
-        target = work_dir / SUBMISSION_FOLDER / f"{run.task}_{name}.csv"
+        target = work_dir / setup.submission_folder / f"{run.task}_{name}.csv"
         if entry["kind"] == "strategy":
             files.write_training_set(target, *run.chosen[name])
         elif entry["kind"] == "submission":  # the run keeps the user's file exactly as given
-            source = source_dir / SUBMISSION_FOLDER / target.name
+            source = source_dir / setup.submission_folder / target.name
             if source.resolve() != target.resolve():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, target)
@@ -338,7 +308,7 @@ def write_task_run(setup, run: TaskRun, work_dir: Path, source_dir: Path) -> dic
         file = run.dataset_csv if entry["kind"] == "dataset" else str(target.relative_to(work_dir))
         strategies_out[name] = {**entry, "file": file}
     result = {**run.facts, "strategies": strategies_out}
-    write_json(work_dir / "partial" / f"{run.task}.json", result)
+    write_json(work_dir / PARTIAL / f"{run.task}.json", result)
     return result
 
 
@@ -356,20 +326,12 @@ def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
     return {run.task: write_task_run(setup, run, work_dir, source_dir) for run in runs}
 
 
-#: The track's main figure of a method (higher is better): the sweep plot's y axis, the DAG's summary.
-MAIN_METRIC = "accuracy"
-#: The headline figures of a method: summarized over repeats and compared with random (dataperf_appliance.stats).
-HEADLINE_METRICS = (MAIN_METRIC, "f1", "precision", "recall")
 #: The key of a method's entry (and of results.json's ``overall``) saying it used more points than the budget.
 OVER_BUDGET = "over_budget"
-#: The figures of a method in a sweep row (see dataperf_appliance.sweeps), the main one first. ``rows`` is
-#: the size of the training set scored (a strategy's min(budget, pool); the dataset's own csv's).
-SWEEP_METRICS = (MAIN_METRIC, "precision", "recall", "f1", "rows", "positives", "time_s", "fit_s", "predict_s")
-
-
 def sweep_metrics(run: TaskRun) -> dict[str, dict]:
-    """{method: {"kind", metric: value}} of a task run, the metrics of `SWEEP_METRICS`."""
-    return {name: {"kind": entry["kind"], **{metric: entry[metric] for metric in SWEEP_METRICS if metric != "rows"},
+    """{method: {"kind", metric: value}} of a task run, the metrics of `catalog.SELECTION_SWEEP_METRICS`."""
+    return {name: {"kind": entry["kind"], **{metric: entry[metric] for metric in catalog.SELECTION_SWEEP_METRICS
+                                             if metric != "rows"},
                    "rows": entry["train_size"]}
             for name, entry in run.entries.items()}
 
@@ -421,14 +383,15 @@ def report(setup, work_dir: Path, *, now: dt.datetime | None = None, replicates:
     from . import plots  # matplotlib is imported only when a report is drawn
 
     work_dir = Path(work_dir)
-    missing = [t for t in setup.eval_tasks if not (work_dir / "partial" / f"{t}.json").exists()]
+    missing = [t for t in setup.eval_tasks if not (work_dir / PARTIAL / f"{t}.json").exists()]
     if missing:
         raise FileNotFoundError(f"no evaluation of task(s) {', '.join(missing)} in {work_dir / 'partial'}: "
                                 "run evaluate_tasks first")
-    task_results = {t: read_json(work_dir / "partial" / f"{t}.json") for t in setup.eval_tasks}
+    task_results = {t: read_json(work_dir / PARTIAL / f"{t}.json") for t in setup.eval_tasks}
     results = build_results(setup, task_results)
     over = over_budget_methods(results)
-    stats.add_to_results(results, replicates or stats.single_repeat(task_results), HEADLINE_METRICS,
+    stats.add_to_results(results, replicates or stats.single_repeat(task_results),
+                         catalog.SELECTION_HEADLINE_METRICS,
                          ranked=lambda name: name not in over)
     results_dir = data.inside(work_dir, setup.results_dir, "results_dir")
     stamp = (now or dt.datetime.now(dt.timezone.utc)).strftime(RESULT_FILE_FORMAT)

@@ -33,9 +33,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from sklearn.utils import check_array
 
+from ..config.catalog import SELECTION_REFERENCE_MODEL as REFERENCE_MODEL
 from ..models import MODEL_NAMES, fit_model
 
-REFERENCE_MODEL = "logistic_regression"
 METRICS = ("accuracy", "precision", "recall", "f1")
 
 

@@ -44,8 +44,8 @@ import numpy as np
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils import check_array
 
-from .. import catalog
-from ..catalog import registry_names
+from ..config import catalog
+from ..config.catalog import registry_names
 from ..models import DEFAULT_MODEL, MODEL_NAMES, make_model
 
 #: Rows of the pool whose distances are computed at once (bounds scratch memory to ~64 MiB at d = 256).

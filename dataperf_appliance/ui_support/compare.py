@@ -8,6 +8,7 @@ from typing import Any
 from .. import stats
 from .run_detail import RunDetail, entry_row, metric_columns
 from .run_list import setup_data
+from ..tracks import track_of_results
 
 MISSING = "—"
 
@@ -102,7 +103,7 @@ def curve_points(runs: Sequence[RunDetail], task: str | None = None) -> list[dic
     """
     points = []
     for run in runs:
-        if not run.results or run.results.get("track", "debugging") != "debugging":
+        if not run.results or not track_of_results(run.results).has_curves:
             continue
         for task_id, task_result in (run.results.get("tasks") or {}).items():
             if task is not None and task_id != task:
@@ -122,6 +123,11 @@ def curve_points(runs: Sequence[RunDetail], task: str | None = None) -> list[dic
     return points
 
 
+def curve_runs(runs: Sequence[RunDetail]) -> list[RunDetail]:
+    """The runs whose methods are curves (the debugging track's fixing curves)."""
+    return [run for run in runs if run.results and track_of_results(run.results).has_curves]
+
+
 def common_tasks(runs: Sequence[RunDetail]) -> list[str]:
     """The tasks of the first run that has results, those shared by every other run first."""
     task_sets = [list((run.results or {}).get("tasks") or {}) for run in runs if run.results]
@@ -137,7 +143,7 @@ def metric_bars(runs: Sequence[RunDetail], metric: str = "accuracy") -> list[dic
     its 95% interval, None for one repeat), for a grouped bar chart with error bars."""
     rows = []
     for run in runs:
-        if not run.results or run.results.get("track") != "selection":
+        if not run.results or track_of_results(run.results).has_curves:
             continue
         for task, task_result in (run.results.get("tasks") or {}).items():
             for name, entry in (task_result.get("strategies") or {}).items():

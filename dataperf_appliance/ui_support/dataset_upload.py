@@ -39,14 +39,14 @@ from pathlib import Path, PurePosixPath
 
 from ..bounded import BoundedRunError, run_bounded
 from ..settings import Settings
-from .form import GENERATED_FOLDERS
+from ..config import catalog
+from ..config.names import MAX_NAME_LENGTH, SAFE_NAME_RULE, is_safe_name
 
 MAX_UNPACKED_BYTES = 2 * 1024**3
 MAX_FILES = 20_000
 MAX_RATIO = 200  # unpacked / packed size of the whole archive: more is a zip bomb, not a dataset
 RATIO_FREE_BYTES = 2**20  # an archive that unpacks to less is small whatever its ratio
 MAX_NAME_BYTES = 255  # the longest file name of Linux file systems (NAME_MAX)
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _TRAIN = re.compile(r"^(?P<data_id>.+)_train_(?P<noise>[0-9.]+)_(?P<size>[0-9]+)\.parquet$")
 _SPLIT = re.compile(r"^(?P<data_id>.+)_(?P<split>val|test)_(?P<size>[0-9]+)\.parquet$")
 _EXAMPLES = re.compile(r"^alpha_example_set_(?P<task>.+)\.csv$")
@@ -74,10 +74,9 @@ class DatasetCheck:
 
 def check_name(name: str, existing: set[str]) -> list[str]:
     """Problems of a new dataset's name: unsafe, reserved for generated data, or taken."""
-    if not _NAME.match(name or ""):
-        return [f"the name {name!r} is not usable: 1-100 letters, digits, '.', '_' or '-', starting with a "
-                "letter or digit"]
-    if name in GENERATED_FOLDERS:
+    if not is_safe_name(name):
+        return [f"the name {name!r} is not usable: 1-{MAX_NAME_LENGTH} characters; {SAFE_NAME_RULE}"]
+    if name in catalog.GENERATED_DATASET_FOLDERS:
         return [f"{name!r} is the name of a generated dataset; choose another"]
     if name in existing:
         return [f"a dataset named {name!r} exists already (on disk or in S3); choose another name"]
@@ -89,6 +88,8 @@ def check_name(name: str, existing: set[str]) -> list[str]:
 def _member_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
     """The safe relative path of a zip member; None to skip it; ValueError when it would leave the folder."""
     name = info.filename
+    if not name:
+        raise ValueError("a zip member without a name")
     if info.is_dir() or name.startswith(_SKIPPED) or PurePosixPath(name).name in _SKIPPED:
         return None
     if "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
@@ -100,7 +101,7 @@ def _member_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
         raise ValueError(f"{name[:60]!r}...: a name longer than {MAX_NAME_BYTES} bytes")
     if stat.S_ISLNK(info.external_attr >> 16):
         raise ValueError(f"{name!r}: a symbolic link; the zip must hold plain files")
-    if any(part.startswith(".") for part in parts):
+    if not parts or any(part.startswith(".") for part in parts):
         return None
     return PurePosixPath(*parts)
 
@@ -310,7 +311,7 @@ def existing_datasets(settings: Settings, storage=None) -> set[str]:
     names = set()
     if settings.datasets_dir.is_dir():
         names |= {p.name for p in settings.datasets_dir.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    if storage is not None and getattr(storage, "enabled", False):
+    if storage is not None and storage.enabled:
         names |= {listing.name for listing in storage.list_datasets()}
     return names
 
@@ -360,7 +361,7 @@ def upload_dataset(name: str, data: bytes, settings: Settings, *, storage=None) 
         check.stored_at = final
     finally:
         _remove(work, archive)
-    if storage is not None and getattr(storage, "enabled", False):
+    if storage is not None and storage.enabled:
         try:
             storage.upload_dataset(name)
             check.synced = True
@@ -375,7 +376,7 @@ def dataset_rows(settings: Settings, storage=None) -> tuple[list[dict], list[str
 
     notes = []
     where: dict[str, str] = {}
-    if storage is not None and getattr(storage, "enabled", False):
+    if storage is not None and storage.enabled:
         from ..storage import StorageError
 
         try:
@@ -392,7 +393,7 @@ def dataset_rows(settings: Settings, storage=None) -> tuple[list[dict], list[str
                      "description": item["description"] if item["kind"] != "folder" else ""})
     listed = {row["dataset"] for row in rows}
     for name, place in sorted(where.items()):
-        if name not in listed and name not in GENERATED_FOLDERS:
+        if name not in listed and name not in catalog.GENERATED_DATASET_FOLDERS:
             rows.append({"dataset": name, "kind": "folder", "tasks": "", "where": "S3",
                          "description": "in S3 only: brought to disk by the first run that uses it"})
     return rows, notes

@@ -1,38 +1,34 @@
-"""The New benchmark form, without Streamlit: fields, parameters, validation, launching a run.
+"""The New benchmark form, without Streamlit: fields, parameters, validation.
 
-The form is built from a track's template parameters (`config.default_params`),
+The form is built from a track's template parameters (`tracks.default_params`),
 so a parameter the template gains (the selection track's, a sweep setting)
 appears in the form without a change here: its widget follows the type of
 its default value (`field_specs`). Widget values become the flat parameter
-dict of `config.render_task_setup` (`params_from_values`); the live check
+dict of `tracks.render_task_setup` (`params_from_values`); the live check
 (`check_params`, or `check_yaml` in the Advanced mode) renders and validates
 the file and files every problem under the form field it belongs to, by the
 YAML path of the problem (``tasks[0].train_size`` -> ``train_size``).
 
-`launch_run` is what the Run button does: store the run (`pipeline.create_run`),
-copy what was submitted to S3 when a bucket is set, trigger the DAG through the
-gateway. It is idempotent per run id, so a double click starts one run.
+What the Run button does next is `dataperf_appliance.launch.launch_run`.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .. import catalog
-from ..config import ConfigError, ConfigIssue, default_params, parse_task_setup, render_and_parse
-from ..config import SETUP_MODELS
+from ..config import SWEEP_PARAMS, ConfigError, ConfigIssue, catalog
+from ..config.types import MAX_NOISE_LEVEL
 from ..settings import Settings
+from ..tracks import TRACKS, default_params, parse_task_setup, preview, render_and_parse, track_of
+from ..tracks import available_tracks as available_tracks  # the form's choice of track
 
-#: Form parameters whose values are chosen from a list, by track: {key: {track: options}}.
-_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
-    "model": {"*": catalog.MODEL_NAMES},
-    "strategies": {"debugging": catalog.DEBUGGING_STRATEGIES, "selection": catalog.SELECTION_STRATEGIES},
-}
+#: Form parameters whose values are chosen from a list the same for every track: {key: options}.
+_CHOICES: dict[str, tuple[str, ...]] = {"model": catalog.MODEL_NAMES}
 #: What each option of a choice means, shown beside its name: {key: {option: description}}.
 _OPTION_DESCRIPTIONS: dict[str, Mapping[str, str]] = {"model": catalog.MODEL_DESCRIPTIONS}
 
@@ -43,10 +39,6 @@ def option_label(key: str, option: Any) -> str:
     return f"{option}: {description}" if description else str(option)
 
 
-#: The datasets every track can use without an upload (generated on demand).
-BUILTIN_DATASETS: dict[str, tuple[str, ...]] = {"debugging": ("digits", "synthetic"), "selection": ("digits",)}
-#: Folders under <data root>/datasets that hold generated data, not a user's dataset.
-GENERATED_FOLDERS = frozenset({"digits", "synthetic", "digits-selection"})
 
 #: How each known parameter is shown: (label, help). Unknown ones get a label made from their name.
 FIELD_INFO: dict[str, tuple[str, str]] = {
@@ -63,7 +55,7 @@ FIELD_INFO: dict[str, tuple[str, str]] = {
     "train_size": ("Training size", "training points per task (the selection budget on the selection track)"),
     "val_size": ("Validation size", "clean validation points given to the strategies"),
     "test_size": ("Test size", "test points: the accuracy of every curve point"),
-    "noise_level": ("Noise level", "fraction of the training labels flipped (0 to 0.9)"),
+    "noise_level": ("Noise level", f"fraction of the training labels flipped (0 to {MAX_NOISE_LEVEL})"),
     "strategies": ("Strategies", "the methods of the appliance to compare"),
     "submissions": ("Your methods", "names of your own methods; upload their files below "
                                     "(filled in from the uploaded file names)"),
@@ -107,35 +99,20 @@ class FieldSpec:
         return self.kind == "text"
 
 
-def available_tracks() -> list[str]:
-    """The tracks that have a schema, default parameters and a template file."""
-    from ..config import render as render_module
-
-    tracks = []
-    for track in SETUP_MODELS:
-        try:
-            default_params(track)
-            template = render_module.templates_dir() / render_module.template_name(track)
-        except (ValueError, KeyError, AttributeError):
-            continue
-        if template.is_file():
-            tracks.append(track)
-    return tracks
-
-
 def _label(key: str) -> tuple[str, str]:
     return FIELD_INFO.get(key, (key.replace("_", " ").capitalize(), ""))
 
 
 def _options(key: str, track: str) -> tuple[str, ...]:
-    by_track = _CHOICES.get(key, {})
-    return tuple(by_track.get(track, by_track.get("*", ())))
+    if key == "strategies":
+        return tuple(track_of(track).strategies)
+    return _CHOICES.get(key, ())
 
 
 def dataset_options(track: str, default: str, folders: Iterable[str] = ()) -> tuple[str, ...]:
     """The datasets a user can pick: the track's generated ones, then dataset folders (disk or S3)."""
-    names = [default, *BUILTIN_DATASETS.get(track, ())]
-    names += sorted(name for name in folders if name not in GENERATED_FOLDERS)
+    names = [default, *track_of(track).builtin_datasets]
+    names += sorted(name for name in folders if name not in catalog.GENERATED_DATASET_FOLDERS)
     return tuple(dict.fromkeys(names))
 
 
@@ -153,8 +130,7 @@ def nullable(track: str, key: str) -> bool:
     import types
     import typing
 
-    model = SETUP_MODELS.get(track)
-    field_info = getattr(model, "model_fields", {}).get(key)
+    field_info = TRACKS[track].setup_model.model_fields.get(key) if track in TRACKS else None
     if field_info is None:
         return False
     annotation = field_info.annotation
@@ -167,10 +143,8 @@ def _is_number(value: Any) -> bool:
 
 
 def sweep_params() -> frozenset[str]:
-    """The parameters that take a list of values in a sweep (the render module's SWEEP_PARAMS)."""
-    from ..config import render as render_module
-
-    return frozenset(getattr(render_module, "SWEEP_PARAMS", ()))
+    """The parameters that take a list of values in a sweep."""
+    return SWEEP_PARAMS
 
 
 def field_specs(track: str, *, dataset: str | None = None, dataset_folders: Iterable[str] = (),
@@ -384,14 +358,7 @@ def validation_data_root(settings: Settings, dataset: Any) -> Path | None:
 
 def preview_text(params: Mapping[str, Any]) -> str | None:
     """The task_setup.yml `params` render to, valid or not (None when the template cannot be filled)."""
-    from ..config import render as render_module
-
-    track = params.get("track")
-    try:
-        environment = render_module._environment(render_module.templates_dir())
-        return environment.get_template(render_module.template_name(track)).render(**params)
-    except Exception:  # noqa: BLE001 - a preview only; the check says what is wrong
-        return None
+    return preview(params)
 
 
 def check_params(params: Mapping[str, Any], settings: Settings, *, files: Mapping[str, bytes] | None = None,
@@ -450,19 +417,8 @@ def check_yaml(text: str, settings: Settings, *, files: Mapping[str, bytes] | No
 
 def submission_folder(setup) -> str:
     """The folder of a run that holds submissions (``submissions/`` unless the setup says otherwise)."""
-    folder = (getattr(setup, "submission_folder", None)
-              or getattr(getattr(setup, "paths", None), "submission_folder", None) or "submissions/")
+    folder = setup.submission_folder
     return folder if folder.endswith("/") else folder + "/"
-
-
-def _submission_suffix(setup) -> str:
-    return ".csv" if getattr(setup, "track", "debugging") == "selection" else ".txt"
-
-
-def _task_ids(setup) -> list[str]:
-    from ..pipeline import task_ids
-
-    return task_ids(setup)
 
 
 def methods_in_files(file_names: Iterable[str], task_ids: Iterable[str]) -> list[str]:
@@ -502,15 +458,15 @@ def with_uploaded_methods(values: Mapping[str, Any], specs: Sequence[FieldSpec],
 def check_submission_files(check: FormCheck, files: Mapping[str, bytes]) -> None:
     """Each method of `submissions` needs a file per task; a debugging order is checked line by line."""
     setup = check.setup
-    methods = list(getattr(setup, "submissions", ()) or ())
+    methods = list(setup.submissions)
     names = {PurePosixPath(name).name: content for name, content in files.items()}
     if not methods:
         if names:
             check.warnings.append(f"{len(names)} uploaded file(s) are not used: list their methods under "
                                   "'Your methods'")
         return
-    suffix = _submission_suffix(setup)
-    tasks = _task_ids(setup)
+    suffix = track_of(setup).submission_suffix
+    tasks = setup.task_ids()
     used = set()
     for method in methods:
         for task in tasks:
@@ -528,10 +484,8 @@ def check_submission_files(check: FormCheck, files: Mapping[str, bytes]) -> None
 
 
 def _train_size(setup, task: str) -> int | None:
-    for item in getattr(setup, "tasks", ()):
-        if getattr(item, "data_id", None) == task:
-            return item.train_size
-    return None
+    # A user's file fits one setting: submissions and sweeps do not mix, so a task has one train size.
+    return next((sizes[0] for name, sizes, _ in setup.task_axes() if name == task), None)
 
 
 def _check_order_file(check: FormCheck, name: str, content: bytes, train_size: int | None) -> None:
@@ -553,48 +507,3 @@ def run_files(setup, files: Mapping[str, bytes]) -> dict[str, bytes]:
     """The uploaded files as `pipeline.create_run` stores them: under the run's submission folder."""
     folder = submission_folder(setup)
     return {folder + PurePosixPath(name).name: content for name, content in files.items()}
-
-
-# ---- launching ------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Launch:
-    """What the Run button did: the run id, whether Airflow took it, and messages for the user."""
-
-    run_id: str
-    triggered: bool
-    error: str | None = None
-    warnings: tuple[str, ...] = ()
-
-
-def launch_run(text: str, run_id: str, *, settings: Settings, files: Mapping[str, bytes] | None = None,
-               trigger: Callable[[str], Any] | None = None, storage=None) -> Launch:
-    """Store the run, copy it to S3 when a bucket is set, trigger the DAG; idempotent for one run id.
-
-    `trigger` defaults to `airflow_gateway.trigger_run`. A second call with the
-    same id and text (a double click) creates and triggers nothing new. When
-    Airflow cannot take the run, the stored run is marked failed with the
-    reason, so it does not wait forever as queued.
-    """
-    from .. import airflow_gateway, pipeline
-
-    trigger = trigger or airflow_gateway.trigger_run
-    warnings = []
-    pipeline.create_run(text, run_id, files=dict(files or {}), settings=settings)
-    if settings.s3_bucket:
-        from ..storage import StorageError, open_storage
-
-        try:
-            (storage or open_storage(settings)).upload_submitted_run(run_id)
-        except (StorageError, OSError) as error:
-            warnings.append(f"the run's files were not copied to S3 yet ({error}); the run uploads them when "
-                            "it is published")
-    try:
-        trigger(run_id)
-    except airflow_gateway.RunAlreadyTriggered:
-        pass  # this run id was triggered by an earlier click
-    except airflow_gateway.AirflowUnavailable as error:
-        message = f"Airflow could not start the run: {error}"
-        pipeline.fail_run(run_id, message, settings=settings)
-        return Launch(run_id, False, message, tuple(warnings))
-    return Launch(run_id, True, None, tuple(warnings))

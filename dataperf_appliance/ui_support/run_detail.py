@@ -11,9 +11,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import stats
-from ..runs import check_run_id, staging_dir
+from ..config import ConfigError
+from ..pipeline import RunPaths
+from ..runs import MANIFEST, RESULTS, TASK_SETUP
 from ..settings import Settings
-from .run_list import IN_FLIGHT_STATES, MANIFEST, RESULTS, TASK_SETUP, read_json_file
+from ..tracks import parse_task_setup, track_of_results
+from .run_list import IN_FLIGHT_STATES, read_json_file
 
 #: The DAG's tasks in order, with what the page calls them.
 STEP_LABELS = {"validate": "Validate task_setup.yml", "prepare_data": "Prepare the data",
@@ -91,11 +94,8 @@ class RunDetail:
             return list(self.results["tasks"])
         if not self.task_setup_text:
             return []
-        from ..config import ConfigError, parse_task_setup
-        from ..pipeline import task_ids
-
         try:
-            return task_ids(parse_task_setup(self.task_setup_text, data_root=None))
+            return parse_task_setup(self.task_setup_text, data_root=None).task_ids()
         except (ConfigError, ValueError):
             return []
 
@@ -106,11 +106,11 @@ def load_run(settings: Settings, run_id: str, *, storage=None) -> RunDetail:
     Raises RunNotFound (also for an id that is not a run id) with a message for the user.
     """
     try:
-        final = settings.runs_dir / check_run_id(run_id)
+        paths = RunPaths.of(run_id, settings)
     except ValueError as error:
         raise RunNotFound(str(error)) from None
-    folder = final if final.is_dir() else staging_dir(final)
-    if not folder.is_dir() and storage is not None and getattr(storage, "enabled", False):
+    final, folder = paths.final, paths.current
+    if not folder.is_dir() and storage is not None and storage.enabled:
         from ..storage import StorageError
 
         try:
@@ -130,9 +130,6 @@ def load_run(settings: Settings, run_id: str, *, storage=None) -> RunDetail:
 
 # ---- metrics ----------------------------------------------------------------------------------------------------
 
-DEBUGGING_COLUMNS = ("fraction_fixes", "auc", "time_s", "kind")
-SELECTION_COLUMNS = ("accuracy", "precision", "recall", "f1", "train_size", "positives", "wrong_labels",
-                     "time_s", "kind")
 #: The columns beside the main metric's mean: its 95% interval and the paired comparison with random.
 INTERVAL_COLUMN, VERSUS_COLUMN = "± 95%", f"vs {stats.BASELINE} (paired)"
 #: The column that marks a method over the selection budget (not ranked).
@@ -141,11 +138,13 @@ OVER_BUDGET_COLUMN = "over budget"
 
 def metric_columns(results: Mapping) -> tuple[str, ...]:
     """The metrics shown for a run, its track's main metric first."""
-    from .run_list import main_metric
+    track = track_of_results(results)
+    return (track.main_metric, *[c for c in track.result_columns if c != track.main_metric])
 
-    columns = SELECTION_COLUMNS if results.get("track") == "selection" else DEBUGGING_COLUMNS
-    metric, _ = main_metric(results.get("track"))
-    return (metric, *[c for c in columns if c != metric])
+
+def has_budget(results: Mapping) -> bool:
+    """Whether the run's methods may exceed a budget (shown, but not ranked, when they do)."""
+    return track_of_results(results).has_budget
 
 
 def _not_ranked(entry: Mapping) -> bool:
@@ -161,7 +160,7 @@ def entry_row(results: Mapping, entry: Mapping) -> dict[str, Any]:
                            for c in columns}
     row[INTERVAL_COLUMN] = stats.half_width(stats.summary_of(entry, main))
     row[VERSUS_COLUMN] = stats.format_comparison(stats.comparison_of(entry, main))
-    if results.get("track") == "selection":
+    if track_of_results(results).has_budget:
         row[OVER_BUDGET_COLUMN] = _not_ranked(entry)
     return row
 
@@ -351,7 +350,7 @@ def official_export_zip(detail: RunDetail, data_root: Path) -> tuple[bytes, list
     ``<run_id>-official/``, and the export's notes. Raises ExportError (a ValueError) when it cannot be."""
     import tempfile
 
-    from ..official.export import export_run
+    from ..tracks import export_run
 
     with tempfile.TemporaryDirectory(prefix="official-export-") as scratch:
         out = Path(scratch) / "official"

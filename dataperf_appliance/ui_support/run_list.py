@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..config.names import MAX_RUN_ID_LENGTH, is_safe_name
+from ..runs import MANIFEST, RESULTS, TASK_SETUP, staged_run_id
 from ..settings import Settings
+from ..tracks import DEFAULT_TRACK, track_of_results
 
-MANIFEST, RESULTS, TASK_SETUP = "manifest.json", "results.json", "task_setup.yml"
 IN_FLIGHT_STATES = ("queued", "running", "publishing")
 MAX_SKIPPED_SHOWN = 3  # runs named in the note about runs that could not be restored
-_STAGING = re.compile(r"^\.(?P<run_id>[A-Za-z0-9][A-Za-z0-9._-]{0,127})\.partial$")
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -123,15 +122,9 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 
 def main_metric(track: str | None) -> tuple[str, bool]:
-    """(the track's main metric, lower is better): debugging fraction_fixes (lower), selection accuracy."""
-    from ..benchmark import track_module
-
-    track = track or "debugging"
-    try:
-        metric = track_module(track).MAIN_METRIC
-    except (ValueError, AttributeError, ImportError):
-        metric = "accuracy" if track == "selection" else "fraction_fixes"
-    return metric, track == "debugging"
+    """(the track's main metric, lower is better); an unknown track is the default one's."""
+    chosen = track_of_results({"track": track})
+    return chosen.main_metric, chosen.lower_is_better
 
 
 def overall_entries(results: Mapping | None) -> dict[str, Mapping]:
@@ -189,7 +182,7 @@ def read_run_folder(folder: Path, run_id: str, *, published: bool) -> RunRow:
     return RunRow(
         run_id=run_id, state=state, where="disk", published=published,
         track=manifest.get("track") or data.get("track") or (results or {}).get("track") or
-        ("debugging" if data else None),
+        (DEFAULT_TRACK if data else None),
         dataset=(results or {}).get("dataset") or _text(data.get("dataset")),
         model=(results or {}).get("model") or _text(data.get("model")),
         created_at=parse_time(manifest.get("created_at")), started_at=started,
@@ -218,10 +211,10 @@ def local_runs(settings: Settings) -> dict[str, RunRow]:
     for child in folder.iterdir():
         if not child.is_dir():
             continue
-        match = _STAGING.match(child.name)
-        if match:
-            staging[match["run_id"]] = child
-        elif _RUN_ID.match(child.name):
+        staged = staged_run_id(child.name)
+        if staged:
+            staging[staged] = child
+        elif is_safe_name(child.name, max_length=MAX_RUN_ID_LENGTH):
             rows[child.name] = _read_or_mark(child, child.name, published=True)
     for run_id, child in staging.items():
         if run_id not in rows:
@@ -297,7 +290,7 @@ def collect_runs(settings: Settings, *, storage=None, airflow_runs=None) -> RunC
 
     notes: list[str] = []
     rows = local_runs(settings)
-    if storage is not None and getattr(storage, "enabled", False):
+    if storage is not None and storage.enabled:
         from ..storage import StorageError
 
         try:
@@ -370,7 +363,7 @@ def restore_finished(storage) -> tuple[list[str], list[str]]:
     that cannot be downloaded is skipped; one note says how many were, and why.
     Returns (run ids downloaded, notes).
     """
-    if storage is None or not getattr(storage, "enabled", False):
+    if storage is None or not storage.enabled:
         return [], []
     from ..storage import StorageError
 

@@ -11,7 +11,7 @@ from dataperf_appliance.ui_support import compare, run_detail
 
 
 def curves(runs: list[run_detail.RunDetail]) -> None:
-    tasks = compare.common_tasks([r for r in runs if (r.results or {}).get("track", "debugging") == "debugging"])
+    tasks = compare.common_tasks(compare.curve_runs(runs))
     if not tasks:
         return
     st.subheader("Fixing curves")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import common
+from dataperf_appliance.launch import launch_run
 from dataperf_appliance.runs import new_run_id
 from dataperf_appliance.ui_support import form
 
@@ -123,8 +124,8 @@ def launch(check: form.FormCheck, files: dict[str, bytes], settings) -> None:
     run_id = st.session_state.setdefault(PENDING_RUN, new_run_id())
     try:
         with st.spinner("Storing the run and starting it in Airflow…"):
-            outcome = form.launch_run(check.text, run_id, settings=settings,
-                                      files=form.run_files(check.setup, files), storage=common.storage())
+            outcome = launch_run(check.text, run_id, settings=settings,
+                                 files=form.run_files(check.setup, files), storage=common.storage())
     except (ValueError, OSError) as error:
         st.session_state.pop(PENDING_RUN, None)
         st.error(f"The run could not be stored: {error}")

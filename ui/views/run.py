@@ -143,8 +143,8 @@ def results(detail: run_detail.RunDetail) -> None:
         headline(detail)
         st.subheader("Metrics")
         st.caption("Means over the repeats; ± 95% is half the width of the main metric's 95% interval."
-                   + (" A method over the budget is shown but not ranked." if detail.results.get("track") ==
-                      "selection" else ""))
+                   + (" A method over the budget is shown but not ranked."
+                      if run_detail.has_budget(detail.results) else ""))
         st.dataframe(run_detail.metrics_rows(detail.results), hide_index=True, width="stretch",
                      key="run.metrics", column_config=NUMBER_COLUMNS)
         comparisons(detail)

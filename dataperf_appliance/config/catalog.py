@@ -38,6 +38,26 @@ SELECTION_STRATEGIES: tuple[str, ...] = (
 SELECTION_BUYS_LABELS: frozenset[str] = frozenset({"random", "balanced_random", "uncertainty", "diversity"})
 
 
+#: The figures of a debugging method summarized over repeats and compared with random (dataperf_appliance.stats),
+#: the main one first: the fraction of the training set inspected before the accuracy reaches 95% of the clean
+#: one (lower is better).
+DEBUGGING_HEADLINE_METRICS: tuple[str, ...] = ("fraction_fixes", "auc")
+#: The figures of a debugging method in a sweep row (see dataperf_appliance.sweeps), the main one first.
+DEBUGGING_SWEEP_METRICS: tuple[str, ...] = (*DEBUGGING_HEADLINE_METRICS, "before_acc", "clean_acc", "trainings",
+                                            "time_s", "fit_s", "predict_s")
+#: The same for a selection method: the main one is the test accuracy of the classifier fitted on the chosen set
+#: (higher is better).
+SELECTION_HEADLINE_METRICS: tuple[str, ...] = ("accuracy", "f1", "precision", "recall")
+#: ``rows`` is the size of the training set scored (a strategy's min(budget, pool); the dataset's own csv's).
+SELECTION_SWEEP_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1", "rows", "positives", "time_s",
+                                            "fit_s", "predict_s")
+
+
+#: Folders under <data root>/datasets that hold generated data (the debugging digits and synthetic sets, the
+#: selection track's digits), not a user's dataset: never listed or uploaded as one.
+GENERATED_DATASET_FOLDERS: frozenset[str] = frozenset({"digits", "synthetic", "digits-selection"})
+
+
 def registry_names(registry: dict, names: tuple[str, ...], what: str) -> tuple[str, ...]:
     """`names`, after checking that `registry` implements exactly them (a programming error otherwise)."""
     if set(registry) != set(names):

@@ -14,7 +14,7 @@ official evaluators and tells the track from its task file:
   path is relative to it; the folder itself when absent, as in older files);
   ``spark_driver_memory`` and ``docker_data_dir`` are accepted and ignored.
 
-These are not the appliance's own `task_setup.yml` (config/schema.py), which
+These are not the appliance's own `task_setup.yml` (config/setups.py), which
 adds keys of its own and groups the selection pairs under ``tasks``: the
 official files are taken unchanged. Every path must stay inside the folder
 (relative, no ``..``), so reading and writing never leave it.
@@ -28,19 +28,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError, model_validator
 
-from .loader import ConfigError, ConfigIssue, Loc, load_yaml, read_config_text
-from .schema import (
-    MAX_SPLIT_SIZE,
-    MAX_TASKS,
-    DataFile,
-    FieldProblems,
-    Folder,
-    Paths,
-    SafeName,
-    TaskPair,
-    TrainSize,
-    validation_issues,
-)
+from ..config import ConfigError, ConfigIssue, FieldProblems, Loc, Paths, load_yaml, read_config_text
+from ..config.issues import validation_issues
+from ..config.types import MAX_SPLIT_SIZE, MAX_TASKS, DataFile, Folder, SafeName, TaskPair, TrainSize
+from ..datasets.dataperf_files import task_file_paths
 
 DEBUGGING_FILE = "task_setup.yml"
 SELECTION_FILE = "task_setup.yaml"
@@ -106,8 +97,6 @@ class OfficialDebuggingSetup(BaseModel):
 
     def file_problems(self, folder: Path) -> list[tuple[Loc, str]]:
         """(loc, message) of every file a task needs that `folder` lacks; [] when all are there."""
-        from ..datasets.dataperf_files import task_file_paths
-
         problems: list[tuple[Loc, str]] = []
         for index, task in enumerate(self.tasks):
             files = task_file_paths(folder, self.paths.embedding_folder, self.paths.groundtruth_folder,

@@ -1,0 +1,106 @@
+"""The debugging track: rank the training points so that fixing the first ones repairs the most mislabels.
+
+Its stages are `dataperf_appliance.debugging.benchmark`'s; its official
+evaluator is DS3Lab/dataperf-vision-debugging. The engine's modules are
+imported when a stage runs, so the config, the CLI and the pages load fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from ..config import DebuggingSetup, Loc, catalog, values
+from ..parallel import ProgressCallback
+from .engine import EngineTrack
+
+#: Repeats of the default debugging run (new noise and random order each): with 6, knn_shapley is told from
+#: random on every default task (paired t-test on fraction_fixes, p < 0.05; 5 suffice for the mean over tasks).
+DEFAULT_REPEATS = 6
+
+
+class DebuggingTrack(EngineTrack):
+    name = "debugging"
+    setup_model = DebuggingSetup
+    template = "debugging_task_setup.yml.j2"
+    defaults = {
+        "track": "debugging",
+        "dataset": "digits",
+        "model": catalog.DEFAULT_DEBUGGING_MODEL,
+        "seed": 0,
+        "repeats": DEFAULT_REPEATS,
+        "eval_points": None,
+        "dim": None,
+        # Digits the noise really hurts: on digit-0 even 30% flipped labels keep the
+        # accuracy within DataPerf's 95% target, so every strategy would score 0.
+        "tasks": ["digit-3", "digit-8", "digit-9"],
+        "train_size": 200,
+        "val_size": 40,
+        "test_size": 100,
+        "noise_level": 0.3,
+        "strategies": ["random", "knn_shapley", "confident_learning", "loss"],
+        "submissions": [],
+    }
+    builtin_datasets = ("digits", "synthetic")
+    strategies = catalog.DEBUGGING_STRATEGIES
+    reference_model = catalog.DATAPERF_REFERENCE_MODEL
+    headline_metrics = catalog.DEBUGGING_HEADLINE_METRICS
+    main_metric = headline_metrics[0]
+    lower_is_better = True
+    sweep_metrics = catalog.DEBUGGING_SWEEP_METRICS
+    submission_suffix = ".txt"
+    fits_shared_by_strategies = True
+    result_columns = ("fraction_fixes", "auc", "time_s", "kind")
+    has_curves = True
+    has_budget = False
+
+    def data_problems(self, setup: DebuggingSetup, data_root: Path | None) -> list[tuple[Loc, str]]:
+        return data_problems(setup, data_root)
+
+    def engine(self):
+        from ..debugging import benchmark
+
+        return benchmark
+
+    def replicate_curves(self, run: Any) -> dict[str, list[float]]:
+        return self.engine().replicate_curves(run)
+
+    def export_official(self, setup: DebuggingSetup, manifest: dict, results: dict, run_dir: Path,
+                        data_root: Path, staging: Path, notes: list[str]) -> list[Path]:
+        from ..official import export
+
+        return export.export_debugging(setup, manifest, results, run_dir, data_root, staging, notes)
+
+    def evaluate_official(self, folder: Path, setup: Any, *, model: str, seed: int, n_jobs: int,
+                          now: dt.datetime | None, progress: ProgressCallback | None) -> Any:
+        from ..official import evaluate
+
+        return evaluate.evaluate_debugging(folder, setup, model=model, seed=seed, n_jobs=n_jobs, progress=progress)
+
+
+def data_problems(setup: DebuggingSetup, data_root: Path | None) -> list[tuple[Loc, str]]:
+    """Problems of the tasks against the dataset, as (loc, message) pairs; [] when every task can run.
+
+    An official dataset folder is looked for under `data_root`; with
+    `data_root` None only the generated datasets are checked.
+    """
+    from ..datasets import size_problems  # pandas and pyarrow: loaded once a file gets this far
+
+    problems: list[tuple[Loc, str]] = []
+    for index, task in enumerate(setup.tasks):
+        # Every train size of a sweep with every noise level: each is a set of files.
+        for size_index, train_size in enumerate(values(task.train_size)):
+            for noise_level in values(task.noise_level):
+                sizes = {"train_size": train_size, "val_size": task.val_size, "test_size": task.test_size}
+                for field_name, message in size_problems(
+                        setup.dataset, task.data_id, sizes, data_root,
+                        embedding_folder=setup.paths.embedding_folder,
+                        groundtruth_folder=setup.paths.groundtruth_folder, noise_level=noise_level):
+                    loc: Loc = ("tasks", index, field_name)
+                    if field_name == "train_size" and isinstance(task.train_size, tuple):
+                        loc += (size_index,)
+                    if (loc, message) not in problems:
+                        problems.append((loc, message))
+    return problems
+

@@ -1,0 +1,130 @@
+"""The rules of the house (docs/architecture.md), checked on the source: who may import whom.
+
+Every import counts, at the top of a module or inside a function (a lazy
+import that would close a circle is still a circle).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO_ROOT
+
+PACKAGE = "dataperf_appliance"
+PACKAGE_DIR = REPO_ROOT / PACKAGE
+#: The one module of the engine that talks to Airflow (importing it lazily).
+AIRFLOW_GATEWAY = f"{PACKAGE}.airflow_gateway"
+#: The values of the tracks' ``track`` keys: only the tracks' own modules may compare with them.
+TRACK_NAMES = {"debugging", "selection"}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(path): path for path in sorted(PACKAGE_DIR.rglob("*.py"))}
+
+
+def imports_of(name: str) -> set[str]:
+    """The modules `name` imports (absolute names), at any depth of its code."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            submodules = {f"{target}.{alias.name}" for alias in node.names if f"{target}.{alias.name}" in MODULES}
+            # `from package import module` imports that module; the package only for the names it defines
+            # (its __init__ runs first anyway, as the parent of the module).
+            found |= submodules
+            if len(submodules) < len(node.names):
+                found.add(target)
+    return found
+
+
+GRAPH = {name: {target for target in imports_of(name) if target in MODULES and target != name} for name in MODULES}
+
+
+def test_the_engine_imports_neither_airflow_nor_streamlit():
+    offenders = {name: sorted(t for t in imports_of(name) if t.split(".")[0] in {"airflow", "streamlit"})
+                 for name in MODULES if name != AIRFLOW_GATEWAY}
+    assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_config_is_a_leaf():
+    inside = f"{PACKAGE}.config"
+    outside = {name: sorted(t for t in GRAPH[name] if t != inside and not t.startswith(inside + "."))
+               for name in MODULES if name == inside or name.startswith(inside + ".")}
+    assert {name: found for name, found in outside.items() if found} == {}
+    assert len(outside) >= 6, "the config package's modules were not found"
+
+
+def test_there_is_no_import_circle():
+    # Depth-first search for a back edge; a circle is reported as its path.
+    state: dict[str, int] = {}
+    circles = []
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(GRAPH[name]):
+            if state.get(target) == 1:
+                circles.append(path[path.index(target):] + [name, target] if target in path else [name, target])
+            elif target not in state:
+                visit(target, path + [name])
+        state[name] = 2
+
+    for name in sorted(GRAPH):
+        if name not in state:
+            visit(name, [])
+    assert circles == []
+
+
+def test_only_the_tracks_and_the_pipeline_above_them_know_the_tracks():
+    # The engine below the tracks (datasets, strategies, evaluation, storage, ...) never reaches up to them.
+    above = {f"{PACKAGE}.{name}" for name in ("tracks", "sweeps", "pipeline", "benchmark", "cli", "launch",
+                                              "ui_support", "airflow_gateway")}
+    below = [name for name in MODULES
+             if not any(name == top or name.startswith(top + ".") for top in above) and name != PACKAGE]
+    reaching_up = {name: sorted(t for t in GRAPH[name] if any(t == top or t.startswith(top + ".") for top in above))
+                   for name in below}
+    assert {name: found for name, found in reaching_up.items() if found} == {}
+
+
+def _track_name_comparisons(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(isinstance(side, ast.Constant) and side.value in TRACK_NAMES for side in sides):
+                found.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
+    return found
+
+
+@pytest.mark.parametrize("folder", [PACKAGE, "dags", "ui"])
+def test_no_comparison_with_a_track_name_outside_the_tracks(folder):
+    tracks = PACKAGE_DIR / "tracks"
+    comparisons = [where for path in sorted((REPO_ROOT / folder).rglob("*.py")) if tracks not in path.parents
+                   for where in _track_name_comparisons(path)]
+    assert comparisons == []
+
+
+def test_the_scan_finds_a_comparison(tmp_path):
+    # The check above must be able to fail.
+    sample = REPO_ROOT / "tests" / "bad_configs"  # any folder under the repository
+    probe = sample.parent / f"_probe_{tmp_path.name}.py"
+    probe.write_text('if setup.track == "selection":\n    pass\n')
+    try:
+        assert _track_name_comparisons(probe) == [f"tests/{probe.name}:1"]
+    finally:
+        probe.unlink()
