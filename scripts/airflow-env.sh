@@ -60,6 +60,8 @@
 #   APPLIANCE_TASK_JOBS           worker processes of one `evaluate` task (default 1: tasks run side by side)
 #   APPLIANCE_TASK_THREADS        BLAS/OpenMP threads per process (default 1)
 #   APPLIANCE_VENV                the virtual environment (default <repo>/.venv)
+#   APPLIANCE_EXECUTOR, APPLIANCE_BROKER_URL, APPLIANCE_REDIS_HOST, APPLIANCE_REDIS_PORT, APPLIANCE_WORKER_CONCURRENCY,
+#   APPLIANCE_WORKER_NAME         the executor and, with celery, its broker and workers (below)
 
 _appliance_sourced=0
 (return 0 2>/dev/null) && _appliance_sourced=1
