@@ -36,14 +36,14 @@ FROM base
 
 # PostgreSQL 15's server binaries, from Debian (in /usr/lib/postgresql/15/bin, where
 # scripts/start-postgres.sh looks), without the cluster the package would create: the appliance makes its
-# own under /data. Versions are not pinned: Debian's security updates replace a stable package's version
+# own under /data. Redis: the Celery broker with APPLIANCE_EXECUTOR=celery (started by supervisord only then). Versions are not pinned: Debian's security updates replace a stable package's version
 # in the archive, so a pin would break the build at the next update (DL3008).
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends postgresql-common \
  && sed -ri 's/^#?\s*create_main_cluster\s*=.*$/create_main_cluster = false/' \
       /etc/postgresql-common/createcluster.conf \
- && apt-get install -y --no-install-recommends postgresql-15 \
+ && apt-get install -y --no-install-recommends postgresql-15 redis-server \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --create-home --home-dir /home/appliance \

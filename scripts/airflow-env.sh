@@ -60,6 +60,8 @@
 #   APPLIANCE_TASK_JOBS           worker processes of one `evaluate` task (default 1: tasks run side by side)
 #   APPLIANCE_TASK_THREADS        BLAS/OpenMP threads per process (default 1)
 #   APPLIANCE_VENV                the virtual environment (default <repo>/.venv)
+#   APPLIANCE_EXECUTOR, APPLIANCE_BROKER_URL, APPLIANCE_REDIS_HOST, APPLIANCE_REDIS_PORT, APPLIANCE_WORKER_CONCURRENCY,
+#   APPLIANCE_WORKER_NAME         the executor and, with celery, its broker and workers (below)
 
 _appliance_sourced=0
 (return 0 2>/dev/null) && _appliance_sourced=1
@@ -100,16 +102,16 @@ export APPLIANCE_AIRFLOW_LOG_PORT=${APPLIANCE_AIRFLOW_LOG_PORT:-8793}
 export APPLIANCE_TASK_JOBS=${APPLIANCE_TASK_JOBS:-1}
 _appliance_secrets=$AIRFLOW_HOME/secrets
 
-# Core: our DAG folder only, the LocalExecutor, sized for a small instance.
+# Core: our DAG folder only, the executor, sized for a small instance.
 export AIRFLOW__CORE__DAGS_FOLDER=$_appliance_repo/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__CORE__EXECUTOR=LocalExecutor
 export AIRFLOW__CORE__PARALLELISM=$APPLIANCE_AIRFLOW_PARALLELISM
 export AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=$APPLIANCE_AIRFLOW_PARALLELISM
 export AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG=16
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__CORE__DAG_RUN_CONF_OVERRIDES_PARAMS=True
-export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$APPLIANCE_AIRFLOW_PORT/execution/
+# A worker on another machine is given the main instance's URL (scripts/entrypoint.sh worker).
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://127.0.0.1:$APPLIANCE_AIRFLOW_PORT/execution/}
 # Task processes wait this long for each answer of the API server (Airflow's default, 5 s, failed the tasks of
 # a run with ReadTimeout when the two cores were saturated: seen in tests on a loaded machine).
 export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=${AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT:-30}
@@ -143,15 +145,55 @@ export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=admin:admin
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=False
 export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$_appliance_secrets/airflow-admin-password.json
 
-# Generated secrets (JWT secret, API secret key, Fernet key), once `init` has written them.
+# Generated secrets (JWT secret, API secret key, Fernet key, the database's and Redis's passwords), once
+# `init` has written them.
 if [ -r "$_appliance_secrets/airflow.env" ]; then
   while IFS='=' read -r _appliance_key _appliance_value; do
     case "$_appliance_key" in
       AIRFLOW__*) export "$_appliance_key=$_appliance_value" ;;
       APPLIANCE_PG_PASSWORD) _appliance_pg_password=$_appliance_value ;;
+      APPLIANCE_REDIS_PASSWORD) export APPLIANCE_REDIS_PASSWORD=$_appliance_value ;;
     esac
   done <"$_appliance_secrets/airflow.env"
 fi
+
+# The executor. local: the scheduler runs the task processes itself (LocalExecutor). celery: the scheduler
+# queues them on a Redis broker and Celery workers run them, on this machine (supervisord's program
+# `worker`, unless APPLIANCE_LOCAL_WORKER=false) or on others (`scripts/entrypoint.sh worker`, the same
+# image or checkout, with the same data root mounted). The broker: APPLIANCE_BROKER_URL, else the
+# appliance's own Redis (supervisord's program `redis`, Debian's redis-server) on
+# $APPLIANCE_REDIS_HOST:$APPLIANCE_REDIS_PORT with the generated password. Task results go to the metadata
+# database (the provider's default), so a worker needs the broker, the database and the execution API.
+export APPLIANCE_EXECUTOR=${APPLIANCE_EXECUTOR:-local}
+case "$APPLIANCE_EXECUTOR" in
+  local) export AIRFLOW__CORE__EXECUTOR=LocalExecutor ;;
+  celery)
+    export AIRFLOW__CORE__EXECUTOR=CeleryExecutor
+    export APPLIANCE_REDIS_HOST=${APPLIANCE_REDIS_HOST:-127.0.0.1}
+    export APPLIANCE_REDIS_PORT=${APPLIANCE_REDIS_PORT:-6379}
+    export APPLIANCE_WORKER_CONCURRENCY=${APPLIANCE_WORKER_CONCURRENCY:-$APPLIANCE_AIRFLOW_PARALLELISM}
+    if [ -n "${APPLIANCE_BROKER_URL:-}" ]; then
+      export AIRFLOW__CELERY__BROKER_URL=$APPLIANCE_BROKER_URL
+    elif [ -n "${APPLIANCE_REDIS_PASSWORD:-}" ]; then
+      export AIRFLOW__CELERY__BROKER_URL="redis://:$APPLIANCE_REDIS_PASSWORD@127.0.0.1:$APPLIANCE_REDIS_PORT/0"
+    fi
+    export AIRFLOW__CELERY__WORKER_CONCURRENCY=$APPLIANCE_WORKER_CONCURRENCY
+    # A message a worker took and never acknowledged (its machine died) goes back to the queue after a
+    # day; Airflow has retried the task long before (the heartbeat timeout below). Said, not defaulted.
+    export AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT=86400
+    # One task at a time per free slot: a worker does not hold queued tasks another worker could run now.
+    export AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER=1
+    # The worker's name in Airflow's records (task instance `hostname`) and in Celery: the API server
+    # fetches a running task's log from http://<hostname>:$APPLIANCE_AIRFLOW_LOG_PORT, so on a cluster it
+    # must be the address the main instance reaches the worker at (default: this machine's name).
+    export APPLIANCE_WORKER_NAME=${APPLIANCE_WORKER_NAME:-$(hostname -f 2>/dev/null || hostname)}
+    export AIRFLOW__CORE__HOSTNAME_CALLABLE=dataperf_appliance.worker_name.worker_name ;;
+  *)
+    echo "airflow-env: APPLIANCE_EXECUTOR must be local or celery, not '$APPLIANCE_EXECUTOR'" >&2 ;;
+esac
+# A task whose process (or worker machine) died without a word is failed, and retried, after this long
+# without a heartbeat (Airflow's default: 5 minutes).
+export AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT=${AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT:-90}
 
 # The metadata database.
 case "$APPLIANCE_AIRFLOW_DB" in
@@ -202,6 +244,11 @@ with open(sys.argv[1], "x") as out:
     out.write(f"AIRFLOW__CORE__FERNET_KEY={Fernet.generate_key().decode()}\n")
 PY
   fi
+  if ! grep -q '^APPLIANCE_REDIS_PASSWORD=' "$_appliance_secrets/airflow.env"; then
+    # Added to an older secrets file too: the broker's password (APPLIANCE_EXECUTOR=celery).
+    "$APPLIANCE_VENV/bin/python" -c 'import secrets; print("APPLIANCE_REDIS_PASSWORD=" + secrets.token_hex(24))' \
+      >>"$_appliance_secrets/airflow.env"
+  fi
   if [ ! -s "$_appliance_secrets/airflow-admin-password.json" ]; then
     "$APPLIANCE_VENV/bin/python" - "$_appliance_secrets/airflow-admin-password.json" <<'PY'
 import json, secrets, string, sys
@@ -241,6 +288,30 @@ PY
   echo "airflow-env: ready (database: $APPLIANCE_AIRFLOW_DB; admin password in $AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE)"
 }
 
+# The settings a Celery worker on another machine needs to join this appliance, as KEY=VALUE lines (an env
+# file: `docker run --env-file`, or `set -a; source FILE`), secrets included, so mode 0600 wherever they go:
+# the broker, the metadata database and the execution API at HOST, the address workers reach this
+# machine at, and the JWT secret the log server checks the API server's requests with. This machine must
+# listen on HOST: APPLIANCE_REDIS_HOST and APPLIANCE_PG_LISTEN (README "Scale out").
+_appliance_worker_env() {
+  local host=$1
+  if [ -z "$host" ] || [ "$APPLIANCE_EXECUTOR" != celery ]; then
+    echo "airflow-env: worker-env needs APPLIANCE_EXECUTOR=celery and the address workers reach this machine at" \
+      "(usage: $0 worker-env HOST)" >&2
+    return 2
+  fi
+  if [ -z "${AIRFLOW__CELERY__BROKER_URL:-}" ] || [ -z "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" ]; then
+    echo "airflow-env: no generated secrets yet: run $0 init first" >&2
+    return 1
+  fi
+  local swap="s#@(127\.0\.0\.1|localhost)([:/])#@$host\2#"
+  echo "APPLIANCE_EXECUTOR=celery"
+  echo "APPLIANCE_BROKER_URL=$(sed -E "$swap" <<<"$AIRFLOW__CELERY__BROKER_URL")"
+  echo "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=$(sed -E "$swap" <<<"$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")"
+  echo "AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://$host:$APPLIANCE_AIRFLOW_PORT/execution/"
+  echo "AIRFLOW__API_AUTH__JWT_SECRET=$AIRFLOW__API_AUTH__JWT_SECRET"
+}
+
 case "${1:-}" in
   init) _appliance_init ;;
   exec)
@@ -249,6 +320,7 @@ case "${1:-}" in
     exec "$@" ;;
   print)
     env | grep -E '^(AIRFLOW|APPLIANCE)' | sort \
-      | sed -E 's/(JWT_SECRET|SECRET_KEY|FERNET_KEY)=.*/\1=***/; s#(://[^:/]+:)[^@]*@#\1***@#' ;;
-  *) echo "usage: source $0 | $0 init | $0 exec COMMAND [ARGS...] | $0 print" >&2; exit 2 ;;
+      | sed -E 's/(JWT_SECRET|SECRET_KEY|FERNET_KEY|REDIS_PASSWORD)=.*/\1=***/; s#(://[^:/]*:)[^@]*@#\1***@#' ;;
+  worker-env) _appliance_worker_env "${2:-}" ;;
+  *) echo "usage: source $0 | $0 init | $0 exec COMMAND [ARGS...] | $0 print | $0 worker-env HOST" >&2; exit 2 ;;
 esac

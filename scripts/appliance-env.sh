@@ -9,6 +9,8 @@
 #   APPLIANCE_UI_PORT       Streamlit's port (default 8501)
 #   APPLIANCE_UI_HOST       Streamlit's address (default 0.0.0.0)
 #   APPLIANCE_PG_AUTOSTART  true when supervisord runs the local PostgreSQL (APPLIANCE_AIRFLOW_DB=postgres)
+#   APPLIANCE_REDIS_AUTOSTART, APPLIANCE_WORKER_AUTOSTART
+#                           true when supervisord runs the local Redis, the local Celery worker (below)
 #   NUMBA_CACHE_DIR         numba's cache of compiled code (the DataPerf reference classifier's training loop),
 #                           written once and shared by every task process (default $APPLIANCE_DATA_DIR/cache/numba)
 #
@@ -35,6 +37,15 @@ if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
 else
   export APPLIANCE_PG_AUTOSTART=false
 fi
+# With the CeleryExecutor: the appliance's own Redis unless a broker is given, and a Celery worker on
+# this machine too unless APPLIANCE_LOCAL_WORKER=false (the tasks then run on other machines only).
+APPLIANCE_REDIS_AUTOSTART=false
+APPLIANCE_WORKER_AUTOSTART=false
+if [ "$APPLIANCE_EXECUTOR" = celery ]; then
+  [ -n "${APPLIANCE_BROKER_URL:-}" ] || APPLIANCE_REDIS_AUTOSTART=true
+  [ "${APPLIANCE_LOCAL_WORKER:-true}" = false ] || APPLIANCE_WORKER_AUTOSTART=true
+fi
+export APPLIANCE_REDIS_AUTOSTART APPLIANCE_WORKER_AUTOSTART
 
 # The pids of the live processes in session $1, one a line (read from /proc: no ps needed).
 appliance_session_pids() {

@@ -23,6 +23,9 @@
 #
 # Settings: scripts/appliance-env.sh and scripts/airflow-env.sh (their headers list them), the storage
 # settings APPLIANCE_S3_BUCKET / APPLIANCE_S3_PREFIX / AWS_ENDPOINT_URL, and APPLIANCE_UI_PASSWORD.
+#
+# `scripts/entrypoint.sh worker` (the image: `docker run IMAGE worker`) runs only an Airflow Celery worker
+# for an appliance started with APPLIANCE_EXECUTOR=celery elsewhere: see the `worker` case below.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,11 +43,44 @@ if [ "$(id -u)" = 0 ] && [ -n "${APPLIANCE_RUN_AS:-}" ]; then
 fi
 
 umask 027
+say() { echo "entrypoint: $*"; }
+
+role=${1:-appliance}
+case "$role" in
+  appliance) ;;
+  worker)
+    # Only an Airflow Celery worker, for the appliance that runs elsewhere: no setup, no database, no
+    # supervisord. Its settings are the main instance's `scripts/airflow-env.sh worker-env HOST`; its own
+    # Airflow home and logs are its own folder of the data root (the rest of the data root is shared).
+    missing=()
+    for setting in APPLIANCE_BROKER_URL AIRFLOW__DATABASE__SQL_ALCHEMY_CONN AIRFLOW__CORE__EXECUTION_API_SERVER_URL; do
+      [ -n "${!setting:-}" ] || missing+=("$setting")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+      say "a worker needs ${missing[*]}: the main instance's \`scripts/airflow-env.sh worker-env HOST\` prints them" >&2
+      exit 2
+    fi
+    export APPLIANCE_EXECUTOR=celery
+    APPLIANCE_WORKER_NAME=${APPLIANCE_WORKER_NAME:-$(hostname -f 2>/dev/null || hostname)}
+    worker_dir=$(realpath -m "${APPLIANCE_DATA_DIR:-./data}")/workers/$APPLIANCE_WORKER_NAME
+    export APPLIANCE_WORKER_NAME AIRFLOW_HOME=${AIRFLOW_HOME:-$worker_dir/airflow}
+    export APPLIANCE_LOG_DIR=${APPLIANCE_LOG_DIR:-$worker_dir/logs} APPLIANCE_RUN_DIR=${APPLIANCE_RUN_DIR:-$worker_dir/run} ;;
+  *)
+    echo "usage: $0 [appliance|worker]" >&2
+    exit 2 ;;
+esac
+
 # shellcheck source=scripts/appliance-env.sh
 source "$repo/scripts/appliance-env.sh"
 cd "$repo"
 
-say() { echo "entrypoint: $*"; }
+if [ "$role" = worker ]; then
+  mkdir -p "$AIRFLOW_HOME/logs" "$APPLIANCE_LOG_DIR" "$APPLIANCE_RUN_DIR"
+  chmod 0700 "$APPLIANCE_RUN_DIR"
+  say "Celery worker $APPLIANCE_WORKER_NAME ($APPLIANCE_WORKER_CONCURRENCY task processes; task logs in" \
+    "$AIRFLOW_HOME/logs, served on port $APPLIANCE_AIRFLOW_LOG_PORT)"
+  exec "$repo/scripts/service.sh" worker
+fi
 
 running_supervisord() {
   local pid

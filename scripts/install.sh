@@ -12,7 +12,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${APPLIANCE_VENV:-$repo/.venv}
 python=${PYTHON:-python3}
-extras=${APPLIANCE_EXTRAS:-appliance}
+extras=${APPLIANCE_EXTRAS:-appliance,celery}
 if [ "${1:-}" = "--with-tests" ]; then
   # reference-check: PyTorch (CPU) for the tests that compare the reference classifier with torch; its
   # wheel is on disk for Python 3.11 only, so only that constraints file lists it (the others skip it).

@@ -4,7 +4,11 @@
 # local PostgreSQL cluster to accept connections, so that a start or restart of the whole appliance does
 # not burn their restart attempts while the database comes up.
 #
-# Usage: scripts/service.sh api-server|scheduler|dag-processor|triggerer|streamlit|unpause-dag
+# Usage: scripts/service.sh api-server|scheduler|dag-processor|triggerer|streamlit|unpause-dag|redis|worker
+#   redis   the Celery broker (APPLIANCE_EXECUTOR=celery without APPLIANCE_BROKER_URL): Debian's redis-server
+#           on $APPLIANCE_REDIS_HOST:$APPLIANCE_REDIS_PORT, with the generated password, nothing on disk
+#   worker  an Airflow Celery worker: APPLIANCE_WORKER_CONCURRENCY task processes, named
+#           $APPLIANCE_WORKER_NAME, serving its task logs on $APPLIANCE_AIRFLOW_LOG_PORT
 # Settings: scripts/appliance-env.sh (APPLIANCE_UI_PORT, APPLIANCE_UI_HOST) and scripts/airflow-env.sh.
 set -euo pipefail
 
@@ -68,7 +72,31 @@ case "$name" in
       --browser.gatherUsageStats false ;;
   unpause-dag)
     exec python "$here/unpause_dag.py" ;;
+  redis)
+    if [ -z "${APPLIANCE_REDIS_PASSWORD:-}" ]; then
+      echo "service: no Redis password yet: run scripts/airflow-env.sh init" >&2
+      exit 1
+    fi
+    # The configuration comes on stdin, so that the password is on no command line. No persistence: a
+    # task whose message a restart lost stays queued until the scheduler queues it again
+    # ([scheduler] task_queued_timeout).
+    cd "$APPLIANCE_RUN_DIR"
+    exec redis-server - <<EOF
+bind $APPLIANCE_REDIS_HOST
+port $APPLIANCE_REDIS_PORT
+requirepass $APPLIANCE_REDIS_PASSWORD
+protected-mode yes
+save ""
+appendonly no
+daemonize no
+logfile ""
+EOF
+    ;;
+  worker)
+    wait_for_database
+    exec airflow celery worker --celery-hostname "$APPLIANCE_WORKER_NAME" \
+      --concurrency "$APPLIANCE_WORKER_CONCURRENCY" ;;
   *)
-    echo "usage: $0 api-server|scheduler|dag-processor|triggerer|streamlit|unpause-dag" >&2
+    echo "usage: $0 api-server|scheduler|dag-processor|triggerer|streamlit|unpause-dag|redis|worker" >&2
     exit 2 ;;
 esac

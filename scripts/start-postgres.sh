@@ -21,7 +21,11 @@
 #
 # Settings:
 #   APPLIANCE_PGDATA        the cluster's folder (see scripts/airflow-env.sh); owned by the server's OS user
-#   APPLIANCE_PG_PORT       TCP port on 127.0.0.1 (default 5432); nothing listens on other addresses
+#   APPLIANCE_PG_PORT       TCP port (default 5432)
+#   APPLIANCE_PG_LISTEN     the addresses it listens on (default 127.0.0.1: nothing else). Celery workers on
+#                           other machines (README "Scale out") need the address they reach it at, e.g.
+#                           0.0.0.0 behind a firewall that admits the workers only; the `airflow` role is
+#                           then admitted from any address, with its password (scram-sha-256)
 #   APPLIANCE_PG_OS_USER    when run as root, the OS user the server runs as (default postgres, created as a
 #                           system user without a shell when the machine has none); PostgreSQL refuses root
 #   APPLIANCE_PG_BIN        the PostgreSQL binaries (default: found as said above)
@@ -163,7 +167,8 @@ else
   pg_superuser=$(id -un)
 fi
 
-server_options=(-D "$pgdata" -c "listen_addresses=127.0.0.1" -c "port=$port"
+listen=${APPLIANCE_PG_LISTEN:-127.0.0.1}
+server_options=(-D "$pgdata" -c "listen_addresses=$listen" -c "port=$port"
                 -c "unix_socket_directories=$pgdata" -c "max_connections=100")
 
 accepts_connections() {
@@ -172,7 +177,17 @@ accepts_connections() {
 
 start_background() {
   as_pg pg_ctl -D "$pgdata" -l "$pgdata/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$pgdata" start >/dev/null
+    -o "-c listen_addresses=$listen -c port=$port -c unix_socket_directories=$pgdata" start >/dev/null
+}
+
+# Listening beyond 127.0.0.1: the `airflow` role (only) may connect from other hosts, with its password.
+admit_remote_clients() {
+  local rule="host airflow airflow all scram-sha-256"
+  [ "$listen" != 127.0.0.1 ] || return 0
+  if ! as_pg grep -qxF "$rule" "$pgdata/pg_hba.conf"; then
+    # shellcheck disable=SC2016 # expanded by that shell, from its arguments
+    as_pg sh -c 'printf "%s\n" "$1" >>"$2"' sh "$rule" "$pgdata/pg_hba.conf"
+  fi
 }
 
 stop_background() {
@@ -236,13 +251,14 @@ SQL
 case "${1:-}" in
   init) init_cluster ;;
   run)
+    admit_remote_clients
     # exec, so that the supervisor's signals reach the server itself (SIGTERM: smart shutdown).
     if [ "$as_root" = 1 ]; then
       exec setpriv --reuid="$pg_user" --regid="$(id -g "$pg_user")" --init-groups --reset-env -- \
         env LC_ALL=C.UTF-8 "$pg_bin/postgres" "${server_options[@]}"
     fi
     exec env LC_ALL=C.UTF-8 "$pg_bin/postgres" "${server_options[@]}" ;;
-  start) accepts_connections || start_background ;;
+  start) accepts_connections || { admit_remote_clients; start_background; } ;;
   stop) stop_background ;;
   status) accepts_connections ;;
   bin) echo "$pg_bin ($("$pg_bin/postgres" --version))" ;;

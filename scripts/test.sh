@@ -18,6 +18,8 @@ export APPLIANCE_VENV=${APPLIANCE_VENV:-$repo/.venv}
 # The image test (-m image): podman with the runc runtime (crun's rlimit calls are refused in some sandboxes),
 # iptables for its published ports, debootstrap for the local base (scripts/local-base-image.sh).
 "$repo/scripts/apt-install.sh" podman runc iptables debootstrap
+# The Celery broker of the scale-out test (tests/test_scale_out.py), as in the image.
+"$repo/scripts/apt-install.sh" redis-server
 
 cd "$repo"
 if [ "$#" -gt 0 ]; then

@@ -17,6 +17,26 @@ locals {
   host_data_dir = "/var/lib/dataperf-appliance/data"
   host          = var.associate_public_ip ? aws_instance.appliance.public_ip : aws_instance.appliance.private_ip
   public_site   = var.domain != null ? var.domain : local.host
+
+  # The variables of user_data.sh.tftpl, but `role` (appliance or worker: terraform/workers.tf).
+  user_data = {
+    region                     = var.region
+    bucket                     = aws_s3_bucket.data.id
+    s3_prefix                  = var.s3_prefix
+    image                      = var.image == null ? "" : var.image
+    source_repo                = var.source_repo == null ? "" : var.source_repo
+    source_ref                 = var.source_ref
+    data_dir                   = local.host_data_dir
+    swap_size                  = var.swap_size
+    public_https               = var.public_https
+    domain                     = var.domain == null ? "" : var.domain
+    proxy_image                = var.proxy_image
+    ui_password_parameter      = aws_ssm_parameter.password["ui_password"].name
+    airflow_password_parameter = aws_ssm_parameter.password["airflow_admin_password"].name
+    workers                    = var.workers
+    efs_id                     = one(aws_efs_file_system.data[*].id) == null ? "" : one(aws_efs_file_system.data[*].id)
+    worker_env_parameter       = one(aws_ssm_parameter.worker_env[*].name) == null ? "" : one(aws_ssm_parameter.worker_env[*].name)
+  }
 }
 
 # ---------------------------------------------------------------------------
@@ -232,9 +252,10 @@ data "aws_iam_policy_document" "appliance" {
   }
 
   statement {
-    sid       = "KeepItsPasswords"
-    actions   = ["ssm:GetParameter", "ssm:PutParameter"]
-    resources = [for parameter in aws_ssm_parameter.password : parameter.arn]
+    sid     = "KeepItsPasswords"
+    actions = ["ssm:GetParameter", "ssm:PutParameter"]
+    # With workers, also the worker settings the main instance writes and the workers (same role) read.
+    resources = concat([for parameter in aws_ssm_parameter.password : parameter.arn], aws_ssm_parameter.worker_env[*].arn)
   }
 }
 
@@ -322,27 +343,13 @@ resource "aws_instance" "appliance" {
   ami                         = local.ami_id
   instance_type               = var.instance_type
   subnet_id                   = var.subnet_id
-  vpc_security_group_ids      = [aws_security_group.appliance.id]
+  vpc_security_group_ids      = concat([aws_security_group.appliance.id], [for key, group in aws_security_group.cluster : group.id if key == "main"])
   iam_instance_profile        = aws_iam_instance_profile.appliance.name
   key_name                    = var.key_name
   associate_public_ip_address = var.associate_public_ip
   ebs_optimized               = true
 
-  user_data = templatefile("${path.module}/user_data.sh.tftpl", {
-    region                     = var.region
-    bucket                     = aws_s3_bucket.data.id
-    s3_prefix                  = var.s3_prefix
-    image                      = var.image == null ? "" : var.image
-    source_repo                = var.source_repo == null ? "" : var.source_repo
-    source_ref                 = var.source_ref
-    data_dir                   = local.host_data_dir
-    swap_size                  = var.swap_size
-    public_https               = var.public_https
-    domain                     = var.domain == null ? "" : var.domain
-    proxy_image                = var.proxy_image
-    ui_password_parameter      = aws_ssm_parameter.password["ui_password"].name
-    airflow_password_parameter = aws_ssm_parameter.password["airflow_admin_password"].name
-  })
+  user_data = templatefile("${path.module}/user_data.sh.tftpl", merge(local.user_data, { role = "appliance" }))
   # A changed user data only runs on a new instance: replace it (the data is in S3).
   user_data_replace_on_change = true
 

@@ -147,6 +147,32 @@ variable "instance_type" {
   }
 }
 
+variable "workers" {
+  description = "Celery worker instances besides the main one (README \"Scale out\"). 0 (the default): one instance runs everything (LocalExecutor). N > 0: N more instances of worker_instance_type run the same image as Celery workers, and the main instance switches to the CeleryExecutor with no worker of its own; an EFS file system holds the data root of all of them, and the main instance's PostgreSQL, Redis and execution API are opened to the workers' security group only. Each worker costs about what the main instance costs (t3.medium: about $33 a month running, with its disk), plus EFS storage ($0.30 per GB-month)."
+  type        = number
+  default     = 0
+  nullable    = false
+
+  validation {
+    condition     = var.workers >= 0 && var.workers <= 20 && floor(var.workers) == var.workers
+    error_message = "workers must be a whole number from 0 to 20."
+  }
+}
+
+variable "worker_instance_type" {
+  description = "EC2 instance type of the workers (workers > 0); null (the default) = instance_type. Same architecture as instance_type (the same image), and the same families as instance_type allows."
+  type        = string
+  default     = null
+
+  validation {
+    condition = var.worker_instance_type == null || can(regex(
+      "^((t3|t3a|t4g)\\.(medium|large|xlarge|2xlarge)|(m|c|r)[5-8][a-z]*\\.(large|xlarge|2xlarge|4xlarge))$",
+      coalesce(var.worker_instance_type, "x"),
+    ))
+    error_message = "worker_instance_type must be null or a type instance_type accepts (e.g. t3.medium, c6i.large)."
+  }
+}
+
 variable "cpu_credits" {
   description = "CPU credit option of burstable (t*) types: \"unlimited\" (the AWS default for t3; a benchmark run that keeps the CPUs busy for long costs extra, about $0.05 per vCPU-hour above the baseline) or \"standard\" (never costs extra, but is throttled to the baseline, 20% of 2 vCPUs on t3.medium, once its credits are spent)."
   type        = string

@@ -45,13 +45,21 @@ USER_DATA_VARS = {
     "public_https": False,
     "domain": "",
     "proxy_image": "docker.io/library/caddy:2.8",
+    "role": "appliance",
+    "workers": 0,
+    "efs_id": "",
+    "worker_env_parameter": "",
 }
+CLUSTER = {"image": "ghcr.io/example/dataperf-appliance:1.0", "workers": 2, "efs_id": "fs-0123456789abcdef0",
+           "worker_env_parameter": "/dataperf-appliance/worker_env"}
 USER_DATA_MODES = {
     "image": {"image": "ghcr.io/example/dataperf-appliance:1.0"},
     "source": {"source_repo": "https://git.example.com/dataperf-appliance.git"},
     "https-self-signed": {"image": "ghcr.io/example/dataperf-appliance:1.0", "public_https": True},
     "https-domain": {"image": "ghcr.io/example/dataperf-appliance:1.0", "public_https": True,
                      "domain": "appliance.example.com"},
+    "cluster-main": CLUSTER,
+    "cluster-worker": {**CLUSTER, "role": "worker"},
 }
 
 
@@ -216,6 +224,15 @@ def test_user_data_passes_shellcheck(mode: str, tf_env: dict[str, str], tmp_path
     assert "--restart unless-stopped" in script
     assert f"bucket='{USER_DATA_VARS['bucket']}'" in script
     assert 'APPLIANCE_S3_BUCKET="$bucket"' in script
+    workers = USER_DATA_MODES[mode].get("workers", 0)
+    assert f"workers='{workers}'" in script and f"efs_id='{USER_DATA_MODES[mode].get('efs_id', '')}'" in script
+    if workers:
+        # Every instance mounts the shared data root; a worker runs the image's worker role with the settings
+        # the main instance stored.
+        assert 'echo "$efs_id:/ $data_dir efs _netdev,tls,noresvport 0 0" >>/etc/fstab' in script
+        assert '--env-file /etc/dataperf-worker.env' in script and '"$image" worker' in script
+        assert "--env APPLIANCE_EXECUTOR=celery --env APPLIANCE_LOCAL_WORKER=false" in script
+        assert 'scripts/airflow-env.sh worker-env "$private_ip"' in script
     https = USER_DATA_MODES[mode].get("public_https", False)
     assert f"public_https='{str(https).lower()}'" in script
     # The appliance's own ports are published on 127.0.0.1 only; with HTTPS only the proxy faces the network.

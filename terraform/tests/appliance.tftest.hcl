@@ -412,3 +412,90 @@ run "bad_prefix_refused" {
 
   expect_failures = [var.s3_prefix]
 }
+
+run "defaults_have_no_workers" {
+  command = plan
+
+  assert {
+    condition     = length(aws_instance.worker) == 0 && length(aws_efs_file_system.data) == 0 && length(aws_security_group.cluster) == 0 && length(aws_ssm_parameter.worker_env) == 0
+    error_message = "workers = 0 (the default) adds nothing to the single instance."
+  }
+
+  assert {
+    condition     = strcontains(aws_instance.appliance.user_data, "workers='0'") && strcontains(aws_instance.appliance.user_data, "efs_id=''")
+    error_message = "Without workers the appliance keeps its LocalExecutor and local data root."
+  }
+}
+
+run "two_workers" {
+  command = apply
+
+  variables {
+    workers = 2
+  }
+
+  assert {
+    condition     = length(aws_instance.worker) == 2 && alltrue([for worker in aws_instance.worker : worker.ami == aws_instance.appliance.ami && worker.instance_type == aws_instance.appliance.instance_type])
+    error_message = "Two workers, from the main instance's AMI and type."
+  }
+
+  assert {
+    condition     = alltrue([for worker in aws_instance.worker : strcontains(worker.user_data, "role='worker'") && strcontains(worker.user_data, "efs_id='${aws_efs_file_system.data[0].id}'")])
+    error_message = "The workers boot in the worker role and mount the shared EFS data root."
+  }
+
+  assert {
+    condition     = strcontains(aws_instance.appliance.user_data, "role='appliance'") && strcontains(aws_instance.appliance.user_data, "workers='2'") && strcontains(aws_instance.appliance.user_data, "efs_id='${aws_efs_file_system.data[0].id}'")
+    error_message = "The main instance mounts the same EFS data root and knows it has workers."
+  }
+
+  assert {
+    condition     = aws_efs_file_system.data[0].encrypted && aws_efs_mount_target.data[0].subnet_id == aws_instance.appliance.subnet_id
+    error_message = "The EFS file system is encrypted and mounted in the main instance's subnet."
+  }
+
+  assert {
+    condition     = contains(aws_instance.appliance.vpc_security_group_ids, aws_security_group.cluster["main"].id) && toset(aws_instance.worker[0].vpc_security_group_ids) == toset([aws_security_group.cluster["workers"].id])
+    error_message = "The main instance gets the cluster group; the workers only their own."
+  }
+
+  assert {
+    condition     = alltrue([for rule in aws_vpc_security_group_ingress_rule.main_from_workers : rule.referenced_security_group_id == aws_security_group.cluster["workers"].id]) && toset([for rule in aws_vpc_security_group_ingress_rule.main_from_workers : rule.from_port]) == toset([5432, 6379, 8080])
+    error_message = "PostgreSQL, Redis and the execution API are opened to the workers' group only."
+  }
+
+  assert {
+    condition     = alltrue([for rule in aws_vpc_security_group_ingress_rule.efs_from_clients : rule.from_port == 2049 && rule.referenced_security_group_id != null])
+    error_message = "NFS is opened to the main instance's and the workers' groups only."
+  }
+
+  assert {
+    condition     = aws_ssm_parameter.worker_env[0].type == "SecureString"
+    error_message = "The workers' settings (with secrets) are a SecureString."
+  }
+}
+
+run "fractional_workers_refused" {
+  command = plan
+  variables {
+    workers = 1.5
+  }
+  expect_failures = [var.workers]
+}
+
+run "negative_workers_refused" {
+  command = plan
+  variables {
+    workers = -1
+  }
+  expect_failures = [var.workers]
+}
+
+run "worker_of_another_architecture_refused" {
+  command = plan
+  variables {
+    workers              = 1
+    worker_instance_type = "t4g.medium"
+  }
+  expect_failures = [aws_instance.worker]
+}
