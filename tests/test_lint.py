@@ -93,11 +93,14 @@ def _read_supervisord_conf(tmp_path: Path, **env: str):
 def test_supervisord_conf_reads_its_paths_from_the_environment(tmp_path, autostart):
     from supervisor.datatypes import RestartUnconditionally
 
-    options = _read_supervisord_conf(tmp_path, APPLIANCE_PG_AUTOSTART=autostart)
+    options = _read_supervisord_conf(tmp_path, APPLIANCE_PG_AUTOSTART=autostart,
+                                     APPLIANCE_REDIS_AUTOSTART=autostart, APPLIANCE_WORKER_AUTOSTART=autostart)
     programs = {group.name: group.process_configs[0] for group in options.process_group_configs}
     assert SERVICES <= set(programs)
-    # The local PostgreSQL only with APPLIANCE_AIRFLOW_DB=postgres (the entrypoint sets the variable).
-    assert programs["postgres"].autostart is (autostart == "true")
+    # The local PostgreSQL only with APPLIANCE_AIRFLOW_DB=postgres, Redis and a local Celery worker only with
+    # APPLIANCE_EXECUTOR=celery (scripts/airflow-env.sh sets the variables).
+    for optional in ("postgres", "redis", "worker"):
+        assert programs[optional].autostart is (autostart == "true"), optional
     for name in SERVICES:
         config = programs[name]
         assert config.autostart is True or name == "postgres"
