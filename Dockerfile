@@ -6,11 +6,33 @@
 #   docker run -d --name dataperf-appliance --stop-timeout 120 \
 #     -p 8501:8501 -p 8080:8080 -v dataperf-data:/data dataperf-appliance
 #
+# Two stages: `build` makes the virtual environment (pip, downloads, .pyc compilation); the final image
+# gets only the finished /opt/appliance from it, so no pip cache or build leftovers reach it, and its
+# PostgreSQL layer stays cached while the code changes.
+#
 # Everything runs as the non-root user `appliance` (uid 10001), PostgreSQL included: its cluster, Airflow's
 # home, the runs, the logs and the generated passwords are all under the volume /data. A host folder
 # mounted there must belong to uid 10001, or start the container with `--user 0`: the entrypoint then
 # hands /data to `appliance` and drops to that user before anything else runs.
-FROM python:3.11-slim-bookworm
+FROM python:3.11-slim-bookworm AS base
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    APPLIANCE_VENV=/opt/appliance/venv
+
+# ---- build: the code and its virtual environment, installed the one way CI installs them ---------------
+FROM base AS build
+WORKDIR /opt/appliance/src
+COPY . .
+# Behind a proxy that intercepts TLS, give pip the proxy's CA bundle as a build secret (never a layer):
+#   --secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt
+RUN --mount=type=secret,id=pip-ca,required=false \
+    if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
+ && scripts/install.sh
+
+# ---- the image -------------------------------------------------------------------------------------------
+FROM base
 
 # PostgreSQL 15's server binaries, from Debian (in /usr/lib/postgresql/15/bin, where
 # scripts/start-postgres.sh looks), without the cluster the package would create: the appliance makes its
@@ -22,6 +44,7 @@ RUN apt-get update \
  && sed -ri 's/^#?\s*create_main_cluster\s*=.*$/create_main_cluster = false/' \
       /etc/postgresql-common/createcluster.conf \
  && apt-get install -y --no-install-recommends postgresql-15 \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --create-home --home-dir /home/appliance \
       --shell /usr/sbin/nologin appliance \
@@ -29,17 +52,13 @@ RUN apt-get update \
  && chown appliance:appliance /data \
  && chmod 0750 /data
 
-ENV PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    APPLIANCE_VENV=/opt/appliance/venv \
-    APPLIANCE_DATA_DIR=/data \
+ENV APPLIANCE_DATA_DIR=/data \
     APPLIANCE_RUN_AS=appliance
 
-# The code, owned by root (the services cannot change it), installed the one way CI installs it.
+# The code and its virtual environment, owned by root (the services cannot change them), at the paths
+# they were installed at (the environment's scripts and the editable install name them).
+COPY --from=build /opt/appliance /opt/appliance
 WORKDIR /opt/appliance/src
-COPY . .
-RUN scripts/install.sh
 
 ARG GIT_COMMIT=""
 ENV APPLIANCE_GIT_COMMIT=${GIT_COMMIT}

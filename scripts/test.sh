@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs everything the tests
 # need (the appliance with its test extras, checkov in a venv of its own,
-# Debian's chromium for the browser tests), then pytest. Extra arguments go to
+# Debian's chromium for the browser tests, podman and debootstrap for the image
+# test), then pytest. Extra arguments go to
 # pytest (e.g. scripts/test.sh -k config).
 set -euo pipefail
 
@@ -11,6 +12,7 @@ export APPLIANCE_VENV=${APPLIANCE_VENV:-$repo/.venv}
 "$repo/scripts/install.sh" --with-tests
 "$repo/scripts/install_checkov.sh"
 "$repo/scripts/install-browser.sh"
+"$repo/scripts/install-podman.sh"
 
 cd "$repo"
 exec "$APPLIANCE_VENV/bin/python" -m pytest "$@"
