@@ -12,7 +12,9 @@ export APPLIANCE_VENV=${APPLIANCE_VENV:-$repo/.venv}
 "$repo/scripts/install.sh" --with-tests
 "$repo/scripts/install_checkov.sh"
 "$repo/scripts/install-browser.sh"
-"$repo/scripts/install-podman.sh"
+# The image test: podman with the runc runtime (crun's rlimit calls are refused in some sandboxes, CI's
+# among them), iptables for its published ports, debootstrap for the local base (scripts/local-base-image.sh).
+"$repo/scripts/apt-install.sh" podman runc iptables debootstrap
 
 cd "$repo"
 exec "$APPLIANCE_VENV/bin/python" -m pytest "$@"

@@ -26,7 +26,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import REPO_ROOT, free_port
+from support import REPO_ROOT, free_port
 
 START_SCRIPT = REPO_ROOT / "scripts" / "start.sh"
 GATEWAY_CLIENT = Path(__file__).resolve().parent / "gateway_client.py"
@@ -209,22 +209,21 @@ class Appliance:
         except urllib.error.HTTPError as error:
             return error.code, {}
 
+    def _gateway_command(self, *args: str) -> list[str]:
+        """tests/gateway_client.py run with the appliance's settings, the way its programs run."""
+        python = Path(self.env.get("APPLIANCE_VENV") or REPO_ROOT / ".venv") / "bin" / "python"
+        return [str(REPO_ROOT / "scripts" / "airflow-env.sh"), "exec", str(python), str(GATEWAY_CLIENT), *args]
+
     def gateway(self, *args: str, timeout_s: float = 400) -> dict:
         """Run tests/gateway_client.py with the appliance's settings; its JSON answer."""
-        from airflow_harness import sourced_env
-
-        done = subprocess.run([str(Path(self.env.get("APPLIANCE_VENV") or REPO_ROOT / ".venv") / "bin" / "python"),
-                               str(GATEWAY_CLIENT), *args], env=sourced_env(self.env), capture_output=True,
-                              text=True, timeout=timeout_s)
+        done = subprocess.run(self._gateway_command(*args), env=self.env, capture_output=True, text=True,
+                              timeout=timeout_s)
         if done.returncode != 0:
             raise RuntimeError(f"gateway_client {args} failed:\n{done.stdout}\n{done.stderr[-3000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     def gateway_in_background(self, *args: str) -> subprocess.Popen:
-        from airflow_harness import sourced_env
-
-        return subprocess.Popen([str(Path(self.env.get("APPLIANCE_VENV") or REPO_ROOT / ".venv") / "bin" / "python"),
-                                 str(GATEWAY_CLIENT), *args], env=sourced_env(self.env), stdout=subprocess.PIPE,
+        return subprocess.Popen(self._gateway_command(*args), env=self.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
     def log_tail(self, program: str, lines: int = 40) -> str:
