@@ -54,8 +54,9 @@
 #   APPLIANCE_AIRFLOW_PORT        API server port (default 8080)
 #   APPLIANCE_AIRFLOW_UI_URL      the Airflow UI as a browser reaches it (links from the app;
 #                                 default http://localhost:$APPLIANCE_AIRFLOW_PORT)
-#   APPLIANCE_AIRFLOW_PARALLELISM task processes at once (default 2: keeps idle memory under 1.5 GB on a 2 to 4 core instance)
-#   APPLIANCE_AIRFLOW_LOG_PORT    the scheduler's task-log server port (default 8793)
+#   APPLIANCE_AIRFLOW_PARALLELISM task processes at once (default 2, for a 2 to 4 core instance)
+#   APPLIANCE_AIRFLOW_LOG_PORT    the task-log server's port (default 8793; the programs start none: the API
+#                                 server reads the task logs from disk)
 #   APPLIANCE_EXECUTOR_IDLE_S     seconds without work after which the executor's worker processes end (30)
 #   APPLIANCE_TASK_JOBS           worker processes of one `evaluate` task (default 1: tasks run side by side)
 #   APPLIANCE_TASK_THREADS        BLAS/OpenMP threads per process (default 1)
@@ -101,6 +102,10 @@ export AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG=16
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__CORE__DAG_RUN_CONF_OVERRIDES_PARAMS=True
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$APPLIANCE_AIRFLOW_PORT/execution/
+# A task's calls to the API server wait up to 30 s each (Airflow's default: 5 s, 5 tries): on a machine
+# whose cores are busy, the API server's first answers after a start took longer, and the task failed
+# before it ran ("finished with state failed, but the task instance's state attribute is queued").
+export AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=${AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT:-30}
 # A scheduler that died leaves its task instances orphaned: adopt or reset them after a minute, not five.
 export AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL=${AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL:-60}
 # Task processes start with the benchmark's libraries already imported: the scheduler's LocalExecutor

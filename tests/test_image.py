@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, free_port
+from dataperf_appliance.airflow_gateway import DAG_ID
 
 pytestmark = pytest.mark.slow
 
@@ -127,6 +128,13 @@ class Container:
         # supervisord stopped every program and exited 0: not killed when the timeout ran out (137).
         assert self.podman.inspect(self.name, "{{.State.ExitCode}}") == "0", self.logs()
 
+    def task_logs(self, run_id: str) -> str:
+        """The last lines of each task's Airflow log of a run (what a failure is explained by)."""
+        folder = f"/data/airflow/logs/dag_id={DAG_ID}/run_id={run_id}"
+        done = self.podman("exec", self.name, "sh", "-c", f"tail -n 15 {folder}/task_id=*/attempt=*.log",
+                           check=False)
+        return done.stdout + done.stderr
+
     def logs(self) -> str:
         done = self.podman("logs", "--tail", "60", self.name, check=False)
         return done.stdout + done.stderr
@@ -199,12 +207,14 @@ def test_benchmark_runs_inside(container: Container):
     run_id = container.client("trigger", *SMALL)["run_id"]
     result = container.client("wait", run_id, "420")
     container.timed("a benchmark through the local client", started)
-    assert result["state"] == "success" and result["manifest_state"] == "success", result
+    assert result["state"] == "success" and result["manifest_state"] == "success", \
+        f"{result}\n{container.task_logs(run_id)}"
     container.run_id = run_id
     container.podman("exec", container.name, "test", "-s", f"/data/runs/{run_id}/results.json")
 
 
 def test_restarted_container_finds_the_run(container: Container):
+    assert container.run_id, "no run to look for: the benchmark inside failed"
     container.stop("podman stop (restart)")
     started = time.monotonic()
     container.podman("start", container.name)
