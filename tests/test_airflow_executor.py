@@ -5,15 +5,21 @@ real Airflow does (tests/test_orchestration.py, tests/test_appliance.py)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from multiprocessing import forkserver
 
 import pytest
 
 IDLE_S = 0.5
 
 
-@pytest.fixture
-def executor(monkeypatch, tmp_path):
+@pytest.fixture(params=["fork", "forkserver"])
+def executor(request, monkeypatch, tmp_path):
+    """The executor with two idle workers, started with each start method Airflow may use here."""
+    saved_method = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method(request.param, force=True)
+    request.addfinalizer(lambda: multiprocessing.set_start_method(saved_method, force=True))
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     monkeypatch.setenv("APPLIANCE_EXECUTOR_IDLE_S", str(IDLE_S))
     from dataperf_appliance.airflow_executor import IdleEndingLocalExecutor
@@ -27,11 +33,16 @@ def executor(monkeypatch, tmp_path):
     executor.end()
 
 
-def _sync_for(executor, seconds: float) -> None:
+def _sync_for(executor, seconds: float, until=lambda: False) -> None:
+    """The scheduler's loop: sync for `seconds`, or until `until()` is true."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not until():
         executor.sync()
         time.sleep(0.05)
+
+
+#: Long enough for a worker to start (from the forkserver it imports Airflow's executor first) and exit.
+WORKERS_GONE_S = 90
 
 
 def test_idle_workers_end_after_the_idle_time(executor):
@@ -39,8 +50,11 @@ def test_idle_workers_end_after_the_idle_time(executor):
     assert len(pids) == 2 and executor.idle_s == IDLE_S
     _sync_for(executor, IDLE_S / 2)
     assert [proc.pid for proc in executor.workers.values()] == pids  # not before the idle time
-    _sync_for(executor, IDLE_S * 4)
+    _sync_for(executor, WORKERS_GONE_S, until=lambda: not executor.workers)
     assert executor.workers == {}  # ended and reaped
+    executor.sync()
+    # The forkserver (which held the preloaded modules) is stopped with its workers.
+    assert forkserver._forkserver._forkserver_pid is None
 
 
 def test_workers_stay_while_work_runs(executor):
@@ -48,5 +62,5 @@ def test_workers_stay_while_work_runs(executor):
     _sync_for(executor, IDLE_S * 4)
     assert len(executor.workers) == 2 and all(proc.is_alive() for proc in executor.workers.values())
     executor.running.clear()
-    _sync_for(executor, IDLE_S * 4)
+    _sync_for(executor, WORKERS_GONE_S, until=lambda: not executor.workers)
     assert executor.workers == {}
