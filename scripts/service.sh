@@ -11,6 +11,10 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/appliance-env.sh
 source "$here/appliance-env.sh"
+# glibc gives each thread that allocates an arena of its own (up to 8 per core) and rarely returns their
+# memory: Streamlit runs every page view in a new thread, the API server serves from a thread pool. Two
+# arenas keep what they hold after use to a fraction, for a little lock contention between threads.
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
 
 wait_for_database() {
   [ "$APPLIANCE_AIRFLOW_DB" = postgres ] || return 0
@@ -51,7 +55,10 @@ case "$name" in
   scheduler)
     end_idle_orphaned_workers
     wait_for_database
-    exec airflow scheduler ;;
+    # No log server (about 140 MB): the API server runs on this machine and reads the task logs from
+    # disk; for a task still running, the Airflow UI then notes "Could not read served logs" among
+    # the log's sources, under the lines read from the file.
+    exec airflow scheduler --skip-serve-logs ;;
   triggerer)
     # No log server of its own: it would serve the logs of deferred tasks, which the benchmark DAG has
     # not, and costs about 85 MB.
