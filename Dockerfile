@@ -6,7 +6,7 @@
 #   docker run -d --name dataperf-appliance --stop-timeout 120 \
 #     -p 8501:8501 -p 8080:8080 -v dataperf-data:/data dataperf-appliance
 #
-# Two stages: `build` makes the virtual environment (pip, downloads, .pyc compilation); the final image
+# Two stages: `build` makes the virtual environment (uv, downloads, .pyc compilation); the final image
 # gets only the finished /opt/appliance from it, so no pip cache or build leftovers reach it, and its
 # PostgreSQL layer stays cached while the code changes.
 #
@@ -25,11 +25,14 @@ ENV PYTHONUNBUFFERED=1 \
 FROM base AS build
 WORKDIR /opt/appliance/src
 COPY . .
-# Behind a proxy that intercepts TLS, give pip the proxy's CA bundle as a build secret (never a layer):
+# Behind a proxy that intercepts TLS, give the installers its CA bundle as a build secret (never a layer):
 #   --secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt
+# uv's downloads stay in a build cache between builds on the same machine (never in a layer); the code
+# is compiled to .pyc here, since the services cannot write next to it.
 RUN --mount=type=secret,id=pip-ca,required=false \
+    --mount=type=cache,target=/root/.cache/uv \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
- && scripts/install.sh
+ && UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy scripts/install.sh
 
 # ---- the image -------------------------------------------------------------------------------------------
 FROM base
