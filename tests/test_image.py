@@ -30,8 +30,7 @@ import pytest
 from conftest import REPO_ROOT, free_port
 from dataperf_appliance.airflow_gateway import DAG_ID
 
-# `image`: not in CI's run yet (scripts/test.sh deselects it): a build takes 10 to 20 minutes on 2 cores.
-# Run it with scripts/test.sh -m image.
+# `image`: scripts/test.sh -m image runs this module alone.
 pytestmark = [pytest.mark.slow, pytest.mark.image]
 
 IMAGE = "localhost/dataperf-appliance:test"
