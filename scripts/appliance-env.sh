@@ -9,6 +9,8 @@
 #   APPLIANCE_UI_PORT       Streamlit's port (default 8501)
 #   APPLIANCE_UI_HOST       Streamlit's address (default 0.0.0.0)
 #   APPLIANCE_PG_AUTOSTART  true when supervisord runs the local PostgreSQL (APPLIANCE_AIRFLOW_DB=postgres)
+#   APPLIANCE_AIRFLOW_TRIGGERER  true to run Airflow's triggerer (default false: it only runs deferred tasks,
+#                           which the benchmark DAG has none of, and holds about 170 MB)
 #   NUMBA_CACHE_DIR         numba's cache of compiled code (the DataPerf reference classifier's training loop),
 #                           written once and shared by every task process (default $APPLIANCE_DATA_DIR/cache/numba)
 #
@@ -35,6 +37,11 @@ if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
 else
   export APPLIANCE_PG_AUTOSTART=false
 fi
+export APPLIANCE_AIRFLOW_TRIGGERER=${APPLIANCE_AIRFLOW_TRIGGERER:-false}
+case "$APPLIANCE_AIRFLOW_TRIGGERER" in
+  true | false) ;;
+  *) echo "APPLIANCE_AIRFLOW_TRIGGERER must be true or false, not '$APPLIANCE_AIRFLOW_TRIGGERER'" >&2; return 1 ;;
+esac
 
 # The pids of the live processes in session $1, one a line (read from /proc: no ps needed).
 appliance_session_pids() {
