@@ -123,7 +123,7 @@ export AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL=${AIRFLOW__SCHEDULER__O
 # workers come from a forkserver that imported them once (about 3 s of imports saved per task; a
 # module that fails to import is skipped, the task then imports what it needs itself).
 export AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
-export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=airflow.sdk.execution_time.supervisor,airflow.sdk.execution_time.task_runner,sklearn.datasets,dataperf_appliance.pipeline,dataperf_appliance.config,dataperf_appliance.storage,dataperf_appliance.models,dataperf_appliance.debugging.benchmark,dataperf_appliance.selection.benchmark,dataperf_appliance.plots
+export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=airflow.sdk.execution_time.supervisor,airflow.sdk.execution_time.task_runner,dataperf_appliance.pipeline,dataperf_appliance.config,dataperf_appliance.storage,dataperf_appliance.models,dataperf_appliance.debugging.benchmark,dataperf_appliance.selection.benchmark,dataperf_appliance.plots
 export MPLBACKEND=Agg
 # Several task processes share the cores: one BLAS/OpenMP thread each (no oversubscription).
 export OMP_NUM_THREADS=${APPLIANCE_TASK_THREADS:-1}

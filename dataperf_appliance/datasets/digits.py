@@ -12,6 +12,7 @@ import re
 from functools import lru_cache
 
 import numpy as np
+from sklearn.datasets import load_digits
 
 NAME = "digits"
 EMBEDDING_DIM = 128
@@ -21,10 +22,6 @@ _DIGIT_TASK = re.compile(r"^digit-([0-9])$")
 
 @lru_cache(maxsize=1)
 def _digits() -> tuple[np.ndarray, np.ndarray]:
-    # Imported here: scikit-learn (with SciPy, about 80 MB) is not loaded by a process that only names
-    # this dataset (the app's pages), just by one that reads its images.
-    from sklearn.datasets import load_digits
-
     bunch = load_digits()
     return bunch.images.astype(np.float32), bunch.target.astype(np.int64)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from sklearn.datasets import make_classification
 
 NAME = "synthetic"
 DEFAULT_DIM = 256
@@ -27,8 +28,6 @@ def make_splits(task_id: str, sizes: list[int], dim: int, rng: np.random.Generat
         raise ValueError(f"unknown synthetic task {task_id!r}: use synthetic-N, e.g. synthetic-0")
     total = sum(sizes)
     informative = max(2, min(dim // 4, 32))
-    from sklearn.datasets import make_classification  # here: see digits._digits
-
     X, y = make_classification(
         n_samples=total, n_features=dim, n_informative=informative,
         n_redundant=min(informative, dim - informative), n_classes=2, flip_y=0.0,
