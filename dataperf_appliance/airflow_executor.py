@@ -10,8 +10,10 @@ appliance's), the forkserver, which holds the preloaded benchmark libraries (abo
 too once its workers are gone; multiprocessing starts it again, with the same preloads, for the next
 worker. The first task after an idle spell therefore waits a few seconds longer.
 
-Airflow loads it in the scheduler from [core] executor (scripts/airflow-env.sh sets it); the engine never
-imports this module.
+Airflow loads it in the scheduler from [core] executor (scripts/airflow-env.sh sets it). It lives beside
+airflow_gateway.py, the package's other Airflow adapter, rather than in dags/: Airflow imports an executor
+by its dotted path from the installed package (dags/ is no package, and the DAG processor would parse a
+module there as a DAG file). The engine never imports either module.
 """
 
 from __future__ import annotations
@@ -66,8 +68,9 @@ class IdleEndingLocalExecutor(LocalExecutor):
     def _stop_forkserver(self) -> None:
         """Stop multiprocessing's forkserver, once no worker of it is left; the next worker starts it again.
 
-        `ForkServer._stop` is private (CPython's tests use it) but the same from 3.8 to 3.13; without it
-        the forkserver just stays.
+        There is no public way: a public `ForkServer.stop()` was proposed and declined
+        (python/cpython#81688), and `ForkServer._stop`, which CPython's own tests call, is the same from
+        3.8 to 3.13. Without it (a later Python) the forkserver just stays.
         """
         if multiprocessing.get_start_method(allow_none=True) != "forkserver":
             return
