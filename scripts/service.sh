@@ -11,10 +11,6 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/appliance-env.sh
 source "$here/appliance-env.sh"
-# glibc gives each thread that allocates an arena of its own (up to 8 per core) and rarely returns their
-# memory: Streamlit runs every page view in a new thread, the API server serves from a thread pool. Two
-# arenas keep what they hold after use to a fraction, for a little lock contention between threads.
-export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
 
 wait_for_database() {
   [ "$APPLIANCE_AIRFLOW_DB" = postgres ] || return 0
