@@ -55,8 +55,10 @@
 #   APPLIANCE_AIRFLOW_PORT        API server port (default 8080)
 #   APPLIANCE_AIRFLOW_UI_URL      the Airflow UI as a browser reaches it (links from the app;
 #                                 default http://localhost:$APPLIANCE_AIRFLOW_PORT)
-#   APPLIANCE_AIRFLOW_PARALLELISM task processes at once (default 2: keeps idle memory under 1.5 GB on a 2 to 4 core instance)
-#   APPLIANCE_AIRFLOW_LOG_PORT    the scheduler's task-log server port (default 8793)
+#   APPLIANCE_AIRFLOW_PARALLELISM task processes at once (default 2, for a 2 to 4 core instance)
+#   APPLIANCE_AIRFLOW_LOG_PORT    the task-log server's port (default 8793; the programs start none: the API
+#                                 server reads the task logs from disk)
+#   APPLIANCE_EXECUTOR_IDLE_S     seconds without work after which the executor's worker processes end (30)
 #   APPLIANCE_TASK_JOBS           worker processes of one `evaluate` task (default 1: tasks run side by side)
 #   APPLIANCE_TASK_THREADS        BLAS/OpenMP threads per process (default 1)
 #   APPLIANCE_VENV                the virtual environment (default <repo>/.venv)
@@ -166,7 +168,9 @@ fi
 # database (the provider's default), so a worker needs the broker, the database and the execution API.
 export APPLIANCE_EXECUTOR=${APPLIANCE_EXECUTOR:-local}
 case "$APPLIANCE_EXECUTOR" in
-  local) export AIRFLOW__CORE__EXECUTOR=LocalExecutor ;;
+  # Airflow's LocalExecutor, whose worker processes end after APPLIANCE_EXECUTOR_IDLE_S (default 30) seconds
+  # without work instead of holding about 100 MB each for good (dataperf_appliance/airflow_executor.py).
+  local) export AIRFLOW__CORE__EXECUTOR=dataperf_appliance.airflow_executor.IdleEndingLocalExecutor ;;
   celery)
     export AIRFLOW__CORE__EXECUTOR=CeleryExecutor
     export APPLIANCE_REDIS_HOST=${APPLIANCE_REDIS_HOST:-127.0.0.1}

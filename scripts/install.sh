@@ -39,8 +39,9 @@ for extra in ${extras//,/ }; do
 done
 extras=$(IFS=,; echo "${wanted[*]}")
 
-"$venv/bin/python" -m pip install --quiet --progress-bar off --upgrade pip
-# Editable, so that the templates/ and dags/ beside the package are the ones in use.
-"$venv/bin/python" -m pip install --quiet --progress-bar off \
+# Editable, so that the templates/ and dags/ beside the package are the ones in use. No .pyc compilation
+# here (Python writes each module's on first import) unless UV_COMPILE_BYTECODE=1 (the image: its code
+# is read-only to the services).
+"$repo/scripts/uv.sh" pip install --quiet --python "$venv/bin/python" \
   -c "$constraints" -e "${repo}${extras:+[$extras]}"
 echo "installed the appliance (Python $version${extras:+, extras $extras}) into $venv"

@@ -14,13 +14,12 @@ venv=${CHECKOV_VENV:-$repo/.venv-checkov}
 python=${PYTHON:-python3}
 
 if [ -x "$venv/bin/checkov" ] &&
-  [ "$("$venv/bin/python" -m pip show checkov 2>/dev/null | sed -n 's/^Version: //p')" = "$checkov_version" ]; then
+  [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("checkov"))' 2>/dev/null)" = "$checkov_version" ]; then
   exit 0
 fi
 
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --progress-bar off --upgrade pip
-"$venv/bin/python" -m pip install --quiet --progress-bar off "checkov==$checkov_version"
+"$repo/scripts/uv.sh" pip install --quiet --python "$venv/bin/python" "checkov==$checkov_version"
 echo "installed checkov $checkov_version into $venv"

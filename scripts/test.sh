@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs everything the tests need (the appliance with its
-# test extras, checkov in a venv of its own, Debian's chromium for the browser tests), then pytest:
-#   - every test, the end-to-end ones included, on the Python of .venv (python3: 3.11 in CI);
+# test extras, checkov in a venv of its own, Debian's chromium for the browser tests, podman and
+# debootstrap for the image test), then pytest:
+#   - every test, the end-to-end ones and the image's build and run included, on the Python of .venv
+#     (python3: 3.11 in CI), with the 25 slowest listed;
 #   - the fast suite (-m "not slow and not torch") on each other supported Python (scripts/pythons.py: 3.11, 3.12, 3.13),
 #     each in a venv of its own, .venv-3.X, from pyenv or python3.X on PATH. A missing one fails the run
 #     in CI (CI=true) and is reported, not run, elsewhere.
@@ -12,6 +14,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 export APPLIANCE_VENV=${APPLIANCE_VENV:-$repo/.venv}
 
+started=$SECONDS
 "$repo/scripts/install.sh" --with-tests
 "$repo/scripts/install_checkov.sh"
 "$repo/scripts/install-browser.sh"
@@ -20,6 +23,7 @@ export APPLIANCE_VENV=${APPLIANCE_VENV:-$repo/.venv}
 "$repo/scripts/apt-install.sh" podman runc iptables debootstrap
 # The Celery broker of the scale-out test (tests/test_scale_out.py), as in the image.
 "$repo/scripts/apt-install.sh" redis-server
+echo "test: installs (the appliance, checkov, chromium, podman) took $((SECONDS - started)) s"
 
 cd "$repo"
 if [ "$#" -gt 0 ]; then
@@ -28,8 +32,7 @@ fi
 
 status=0
 started=$SECONDS
-# Not the image test: its build alone takes 10 to 20 minutes here (scripts/test.sh -m image runs it).
-"$APPLIANCE_VENV/bin/python" -m pytest -m "not image" || status=$?
+"$APPLIANCE_VENV/bin/python" -m pytest --durations=25 || status=$?
 echo "test: the whole suite on $("$APPLIANCE_VENV/bin/python" --version) took $((SECONDS - started)) s"
 
 main_version=$("$APPLIANCE_VENV/bin/python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
@@ -44,6 +47,7 @@ for version in $(python3 "$repo/scripts/pythons.py"); do
   fi
   started=$SECONDS
   PYTHON=$interpreter APPLIANCE_VENV=$repo/.venv-$version "$repo/scripts/install.sh" --with-tests
+  echo "test: the install for Python $version took $((SECONDS - started)) s"
   # Not the `torch` tests either: PyTorch's CPU wheel (the reference-check extra) is there for 3.11 only.
   APPLIANCE_VENV=$repo/.venv-$version "$repo/.venv-$version/bin/python" -m pytest -m "not slow and not torch" \
     || status=$?

@@ -133,7 +133,7 @@ variable "s3_prefix" {
 # ---------------------------------------------------------------------------
 
 variable "instance_type" {
-  description = "EC2 instance type. The appliance idles at about 1.5 GB of memory and a benchmark run needs more, so at least 4 GiB: t3.medium (2 vCPU, 4 GiB) by default. Graviton (…g) types get an arm64 AMI."
+  description = "EC2 instance type. The appliance idles at about 1.1 GB of memory after use and a benchmark run needs more, so at least 4 GiB: t3.medium (2 vCPU, 4 GiB) by default. Graviton (…g) types get an arm64 AMI."
   type        = string
   default     = "t3.medium"
   nullable    = false

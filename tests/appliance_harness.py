@@ -29,8 +29,9 @@ from pathlib import Path
 from helpers import REPO_ROOT, free_port, sourced_env
 
 GATEWAY_CLIENT = Path(__file__).resolve().parent / "gateway_client.py"
-#: The supervised services (the one-shot `unpause-dag` is not one).
-SERVICES = ("postgres", "api-server", "dag-processor", "triggerer", "scheduler", "streamlit")
+#: The supervised services on the default settings (the one-shot `unpause-dag` is not one; the triggerer
+#: starts only with APPLIANCE_AIRFLOW_TRIGGERER=true).
+SERVICES = ("postgres", "api-server", "dag-processor", "scheduler", "streamlit")
 
 
 @dataclass

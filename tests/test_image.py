@@ -5,7 +5,7 @@ No registry is reachable: the Dockerfile's base is a local stand-in bootstrapped
 (scripts/local-base-image.sh), kept in podman's storage between runs. The tests run in order and share one
 container:
 
-1. the image builds, is at most 2 GB, and holds no compiler and no pip cache;
+1. the image builds, is at most 2 GB, and holds no compiler and no pip or uv cache;
 2. the container becomes healthy by its own HEALTHCHECK, and both services answer on the published ports;
 3. a benchmark runs inside, through the local client (tests/gateway_client.py, fed to the image's Python);
 4. stopped and started again, the container finds the run (in Airflow and on the volume);
@@ -30,8 +30,7 @@ import pytest
 from conftest import REPO_ROOT, free_port
 from dataperf_appliance.airflow_gateway import DAG_ID
 
-# `image`: not in CI's run yet (scripts/test.sh deselects it): a build takes 10 to 20 minutes on 2 cores.
-# Run it with scripts/test.sh -m image.
+# `image`: scripts/test.sh -m image runs this module alone.
 pytestmark = [pytest.mark.slow, pytest.mark.image]
 
 IMAGE = "localhost/dataperf-appliance:test"
@@ -184,8 +183,8 @@ def test_image_is_small_and_has_no_build_leftovers(container: Container):
     leftovers = container.podman(
         "run", "--rm", "--user", "0", "--entrypoint", "sh", IMAGE, "-c",
         "for tool in cc gcc g++ make; do command -v $tool; done;"
-        " find / -xdev -type d -path '*/.cache/pip' 2>/dev/null; true").stdout
-    assert leftovers.strip() == "", f"compilers or pip caches in the image: {leftovers}"
+        " find / -xdev -type d \\( -path '*/.cache/pip' -o -path '*/.cache/uv' \\) 2>/dev/null; true").stdout
+    assert leftovers.strip() == "", f"compilers or pip/uv caches in the image: {leftovers}"
 
 
 def test_container_becomes_healthy(container: Container):

@@ -94,16 +94,18 @@ def test_supervisord_conf_reads_its_paths_from_the_environment(tmp_path, autosta
     from supervisor.datatypes import RestartUnconditionally
 
     options = _read_supervisord_conf(tmp_path, APPLIANCE_PG_AUTOSTART=autostart,
-                                     APPLIANCE_REDIS_AUTOSTART=autostart, APPLIANCE_WORKER_AUTOSTART=autostart)
+                                     APPLIANCE_REDIS_AUTOSTART=autostart, APPLIANCE_WORKER_AUTOSTART=autostart,
+                                     APPLIANCE_AIRFLOW_TRIGGERER=autostart)
     programs = {group.name: group.process_configs[0] for group in options.process_group_configs}
     assert SERVICES <= set(programs)
     # The local PostgreSQL only with APPLIANCE_AIRFLOW_DB=postgres, Redis and a local Celery worker only with
-    # APPLIANCE_EXECUTOR=celery (scripts/airflow-env.sh sets the variables).
-    for optional in ("postgres", "redis", "worker"):
+    # APPLIANCE_EXECUTOR=celery, the triggerer unless APPLIANCE_AIRFLOW_TRIGGERER=false (scripts/appliance-env.sh
+    # sets the variables).
+    for optional in ("postgres", "redis", "worker", "triggerer"):
         assert programs[optional].autostart is (autostart == "true"), optional
     for name in SERVICES:
         config = programs[name]
-        assert config.autostart is True or name == "postgres"
+        assert config.autostart is True or name in ("postgres", "triggerer")
         assert config.autorestart is RestartUnconditionally, name  # always restarted
         assert config.stdout_logfile == str(tmp_path / "logs" / f"{name}.log")
         assert config.stdout_logfile_maxbytes > 0 and config.stdout_logfile_backups > 0, name  # rotated
