@@ -123,7 +123,9 @@ def dataperf_benchmark():
 
         return pipeline.prepare_run(run)
 
-    @task(retries=1, retry_delay=dt.timedelta(seconds=5))
+    # Airflow's grid names each mapped instance by its benchmark task id (the expanded argument, rendered
+    # before the task runs), not 0/1/2.
+    @task(retries=1, retry_delay=dt.timedelta(seconds=5), map_index_template="{{ task.op_kwargs['data_id'] }}")
     def evaluate(run: str, data_id: str) -> dict:
         """Rank, write submissions for and evaluate one benchmark task."""
         from dataperf_appliance import pipeline

@@ -47,6 +47,8 @@ class TaskInstanceStatus:
     try_number: int
     start_date: dt.datetime | None
     end_date: dt.datetime | None
+    #: A mapped instance's name from the DAG's map_index_template (the benchmark task id), once rendered.
+    label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def _run_status(dag_run, task_instances=()) -> RunStatus:
         start_date=dag_run.start_date, end_date=dag_run.end_date, conf=dict(dag_run.conf or {}),
         task_instances=sorted(
             (TaskInstanceStatus(ti.task_id, ti.map_index, _state(ti.state), ti.try_number, ti.start_date,
-                                ti.end_date) for ti in task_instances),
+                                ti.end_date, getattr(ti, "rendered_map_index", None)) for ti in task_instances),
             key=lambda ti: (_TASK_ORDER.get(ti.task_id, 99), ti.map_index)),
     )
 

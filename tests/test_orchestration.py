@@ -126,6 +126,8 @@ def test_default_run_succeeds_on_disk_and_in_bucket(airflow_stack, default_run, 
     setup_tasks = default_params("debugging")["tasks"]
     assert len(by_task["evaluate"]) == len(setup_tasks)  # one mapped instance per benchmark task
     assert sorted(ti.map_index for ti in by_task["evaluate"]) == list(range(len(setup_tasks)))
+    # Airflow's grid names each mapped instance by its benchmark task id (the DAG's map_index_template).
+    assert sorted(ti.label for ti in by_task["evaluate"]) == sorted(setup_tasks)
     assert all(ti.state == "success" for ti in status.task_instances)
     assert status.progress == (len(status.task_instances), len(status.task_instances))
 

@@ -254,6 +254,39 @@ def test_run_whose_upload_is_incomplete_is_listed_but_not_downloaded(tmp_path, s
         storage.download_run("run-nowhere")
 
 
+# ---- deleting a dataset -------------------------------------------------------------------------------
+
+def test_deleting_a_dataset_removes_it_on_disk_and_in_the_bucket_and_runs_still_open(tmp_path, s3, bucket):
+    from dataperf_appliance.ui_support import run_detail
+
+    settings = settings_for(tmp_path, bucket)
+    storage = Storage.from_settings(settings)
+    make_dataset(tmp_path, "mine")
+    make_dataset(tmp_path, "other")
+    run = make_run(tmp_path, "20260101-000000-bbbbbb")
+    for name in ("mine", "other"):
+        storage.upload_dataset(name)
+    storage.upload_run(run.name)
+
+    assert storage.delete_dataset("mine") == 2
+    assert not (tmp_path / "datasets" / "mine").exists() and not list((tmp_path / "datasets").glob(".*"))
+    assert bucket_tree(s3, bucket, f"{PREFIX}datasets/mine/") == {}
+    assert storage.list_datasets() == [DatasetListing("other", "both")]  # the other one untouched
+    assert bucket_tree(s3, bucket, f"{PREFIX}runs/{run.name}/") == tree(run)
+    # A run needs its own folder only: it opens from disk, and from the bucket on a fresh data root.
+    assert run_detail.load_run(settings, run.name).results == {"run_id": run.name, "tasks": {"t1": 0.5}}
+    fresh = settings_for(tmp_path / "fresh", bucket)
+    assert run_detail.load_run(fresh, run.name, storage=Storage.from_settings(fresh)).manifest["state"] == "success"
+    with pytest.raises(ValueError, match="generated"):
+        storage.delete_dataset("digits")
+    with pytest.raises(ValueError):
+        storage.delete_dataset("../runs")
+    # Without a bucket, the folder on disk alone.
+    make_dataset(tmp_path, "local-only")
+    assert Storage.from_settings(settings_for(tmp_path, None)).delete_dataset("local-only") == 0
+    assert not (tmp_path / "datasets" / "local-only").exists()
+
+
 # ---- disk only -----------------------------------------------------------------------------------
 
 def test_without_a_bucket_disk_alone_is_the_store(tmp_path, aws_env):

@@ -14,6 +14,7 @@ from dataperf_appliance.benchmark import run_benchmark
 from dataperf_appliance.config import ConfigError
 from dataperf_appliance.tracks import apply_overrides, default_params, parse_task_setup, render_task_setup
 from dataperf_appliance.settings import Settings
+from dataperf_appliance.ui_support import run_list, settings_view
 
 PNG = b"\x89PNG\r\n\x1a\n"
 # Small grids: 8 cells each, a few seconds on two cores.
@@ -165,7 +166,9 @@ def test_a_debugging_sweep_is_reproducible_and_independent_of_the_workers(tmp_pa
     assert list(rows[0])[:8] == ["task", "train_size", "noise_level", "model", "repeat", "seed", "strategy", "kind"]
     assert {r["model"] for r in rows} == {"logistic_regression", "knn"}
     assert without_timing(rows) == without_timing(read_table(again / "sweep.csv"))
-    assert results["sweep"]["plots"] == ["plots/sweep_fraction_fixes_vs_train_size.png", "plots/sweep_latency.png"]
+    # The metric against each swept axis (train size, model), then the timings.
+    assert results["sweep"]["plots"] == ["plots/sweep_fraction_fixes_vs_train_size.png",
+                                         "plots/sweep_fraction_fixes_vs_model.png", "plots/sweep_latency.png"]
     assert all((first / p).read_bytes()[:8] == PNG for p in results["sweep"]["plots"])
     # The primary cell is the ordinary run of the first values: its curves, orders and reference file.
     task = results["tasks"]["digit-3"]
@@ -258,3 +261,29 @@ def test_a_selection_method_over_the_budget_is_marked_and_not_ranked(tmp_path):
     assert rows[-1]["method"] == "train_csv" and rows[-1]["over budget"] is True
     task_lines = [line for line in _summary(results).splitlines() if line.startswith("digit-3")]
     assert "train_csv" in task_lines[-1] and "over the budget: not ranked" in task_lines[-1]
+
+
+def test_a_sweep_is_read_at_each_methods_best_setting_or_at_a_chosen_one(selection_sweep):
+    _, run_dir, results = selection_sweep
+    summary = results["sweep"]["summary"]
+    assert settings_view.settings(results) == [(20, None, "logistic_regression"), (40, None, "logistic_regression")]
+    # Best: the setting of the highest accuracy (higher is better) averaged over the two tasks.
+    means = {}
+    for record in summary:
+        means.setdefault((record["strategy"], record["train_size"]), []).append(record["mean"])
+    for method, (size, _, _) in settings_view.best_settings(results).items():
+        assert sum(means[method, size]) >= max(sum(v) for (m, _), v in means.items() if m == method)
+    chosen = settings_view.view(results, (40, None, "logistic_regression"))
+    at_40 = {(r["task"], r["strategy"]): r for r in summary if r["train_size"] == 40}
+    entry = chosen["tasks"]["digit-3"]["strategies"]["uncertainty"]
+    assert entry["accuracy"] == at_40["digit-3", "uncertainty"]["mean"]
+    assert entry["vs_random"]["accuracy"] == at_40["digit-3", "uncertainty"]["vs_random"]
+    overall = chosen["overall"]["uncertainty"]
+    assert overall["accuracy"] == pytest.approx((at_40["digit-3", "uncertainty"]["mean"]
+                                                 + at_40["even-odd", "uncertainty"]["mean"]) / 2)
+    assert overall["setting"] == "train 40 · logistic_regression"
+    # The Runs list marks the sweep and scores it at its best setting, not its first.
+    row = run_list.read_run_folder(run_dir, run_dir.name, published=True)
+    best = max(settings_view.view(results)["overall"].items(), key=lambda item: (item[1]["accuracy"], item[0]))
+    assert row.sweep_settings == 2 and (row.headline.method, row.headline.value) == (best[0], best[1]["accuracy"])
+    assert run_list.rows_table([row])[0]["sweep"] == "sweep · 2 settings"

@@ -8,6 +8,7 @@ package, the run folders on disk, the password check.
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ui_fixtures import write_run
 
 from conftest import REPO_ROOT
 from dataperf_appliance import airflow_gateway
+from dataperf_appliance.ui_support import compare as compare_support
 
 APP = str(REPO_ROOT / "ui" / "app.py")
 PASSWORD = "correct horse battery staple"
@@ -221,7 +223,8 @@ def test_runs_page_lists_every_run(app_env, monkeypatch):
     at = app("views/runs.py")
     table = at.dataframe[0].value
     assert list(table["run"]) == ["20261123-100000-cccccc", "20261123-090000-bbbbbb", "20261123-080000-aaaaaa"]
-    assert list(table["best"])[-1] == "loss · fraction_fixes ↓"
+    assert list(table["best method"])[-1] == "loss"
+    assert list(table["fraction_fixes ↓"])[-1] == pytest.approx(0.1)  # the metric named with its direction
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"Runs": "3", "In flight": "1", "Succeeded": "1", "Failed": "1"}
     assert "refreshes every" in texts(at.caption)
@@ -252,10 +255,15 @@ def test_a_finished_run_shows_metrics_plots_and_downloads(app_env):
     table = at.dataframe[0].value
     assert list(table.columns[:3]) == ["task", "method", "fraction_fixes"]
     assert list(table["method"])[:2] == ["loss", "random"]
-    assert {m.label for m in at.metric} == {"loss · fraction_fixes", "random · fraction_fixes"}
+    assert {m.label for m in at.metric} == {"loss · fraction_fixes ↓", "random · fraction_fixes ↓"}
     assert len(at.image) == 4  # three charts and one gallery
     labels = [b.label for b in at.get("download_button")]
-    assert labels == ["results.json", "Whole run (.zip)"]
+    plots = sorted(p.name for p in (app_env / "runs" / "good-run" / "plots").glob("*.png"))
+    files = [p for p in (app_env / "runs" / "good-run").rglob("*") if p.is_file()]
+    # The run's two downloads, one per picture, one per file of the Files tab.
+    assert labels[:2] == ["results.json", "Whole run (.zip)"]
+    assert sorted(label[len("Download "):] for label in labels if label.startswith("Download ")) == plots
+    assert labels.count("Download") == len(files)
     assert any("track: debugging" in c.value for c in at.code)
 
 
@@ -275,31 +283,36 @@ def test_an_unknown_run_is_said_so(app_env):
     assert "Run not found" in texts(at.error)
 
 
-@pytest.fixture(scope="module")
-def repeated_runs(tmp_path_factory):
-    """Two real debugging runs with 3 repeats each (small), in a data root of their own."""
+def real_runs(data: Path, models: dict[str, str], repeats: int) -> Path:
+    """Real small debugging runs (one task, three strategies) in the data root `data`: {run id: model}."""
     from ui_fixtures import small_setup
 
     from dataperf_appliance.benchmark import run_benchmark
 
-    data = tmp_path_factory.mktemp("repeated") / "data"
-    for run_id, model in (("rep-a", "logistic_regression"), ("rep-b", "knn")):
+    for run_id, model in models.items():
         source = data.parent / run_id
         source.mkdir()
         (source / "task_setup.yml").write_text(small_setup(
-            f"model={model}", "repeats=3", "tasks=digit-3", "strategies=random,knn_shapley,loss", "eval_points=6"))
+            f"model={model}", f"repeats={repeats}", "tasks=digit-3", "strategies=random,knn_shapley,loss",
+            "eval_points=6"))
         run_benchmark(source / "task_setup.yml", data / "runs" / run_id, data_root=data, n_jobs=2)
     return data
 
 
+@pytest.fixture(scope="module")
+def repeated_runs(tmp_path_factory):
+    """Two real debugging runs with 3 repeats each (small), in a data root of their own."""
+    return real_runs(tmp_path_factory.mktemp("repeated") / "data", {"rep-a": "logistic_regression",
+                                                                     "rep-b": "knn"}, repeats=3)
+
+
 def test_a_run_with_repeats_shows_intervals_and_the_comparison_with_random(repeated_runs, monkeypatch):
-    import json
 
     use_data_root(monkeypatch, repeated_runs)
     results = json.loads((repeated_runs / "runs" / "rep-a" / "results.json").read_text())
     at = app("views/run.py", run="rep-a")
     values = {m.label: m.value for m in at.metric}
-    assert set(values) == {"knn_shapley · fraction_fixes", "loss · fraction_fixes", "random · fraction_fixes"}
+    assert set(values) == {"knn_shapley · fraction_fixes ↓", "loss · fraction_fixes ↓", "random · fraction_fixes ↓"}
     assert all(" ± " in value for value in values.values())  # mean ± half width of the 95% interval
     frames = [frame.value for frame in at.dataframe]
     metrics = next(frame for frame in frames if "vs random (paired)" in frame.columns)
@@ -331,6 +344,39 @@ def test_runs_and_compare_show_the_intervals(repeated_runs, monkeypatch):
     assert pivot[["rep-a ± 95%", "rep-b ± 95%"]].notna().all().all()
 
 
+@pytest.fixture(scope="module")
+def sweep_and_plain_runs(tmp_path_factory):
+    """A real sweep over two models (2 repeats) and a plain run of the same track, in a data root of their own."""
+    return real_runs(tmp_path_factory.mktemp("sweep-ui") / "data",
+                     {"20260101-000000-plain1": "logistic_regression",
+                      "20260102-000000-sweep1": "[logistic_regression, knn]"}, repeats=2)
+
+
+def test_a_sweep_is_shown_at_each_methods_best_setting_and_compared_at_a_chosen_one(sweep_and_plain_runs,
+                                                                                     monkeypatch):
+    from dataperf_appliance.ui_support import settings_view
+
+    use_data_root(monkeypatch, sweep_and_plain_runs)
+    monkeypatch.setattr(airflow_gateway, "list_recent_runs", lambda limit=50: [])
+    sweep_id = "20260102-000000-sweep1"
+    results = json.loads((sweep_and_plain_runs / "runs" / sweep_id / "results.json").read_text())
+    at = app("views/run.py", run=sweep_id)
+    assert at.selectbox(key="run.setting").value == settings_view.BEST
+    best = settings_view.best_settings(results)
+    assert {c.value for c in at.caption if c.value.startswith("at ")} == {
+        f"at {settings_view.setting_label(setting)}" for setting in best.values()}
+    assert "logistic_regression, knn" in texts(at.markdown)  # the header names both models
+    at.selectbox(key="run.setting").set_value((60, 0.3, "knn")).run()
+    table = at.dataframe[0].value
+    knn = [r for r in results["sweep"]["summary"] if r["model"] == "knn" and r["strategy"] == "loss"][0]
+    assert table[table["method"] == "loss"]["fraction_fixes"].iloc[0] == pytest.approx(knn["mean"])
+    runs = app("views/runs.py").dataframe[0].value
+    assert list(runs["sweep"]) == ["sweep · 2 settings", ""] and "fraction_fixes ↓" in runs.columns
+    compare = app("views/compare.py")
+    assert compare.multiselect(key="compare.runs").value == [sweep_id, "20260101-000000-plain1"]
+    assert compare.selectbox(key=f"compare.setting.{sweep_id}").value == settings_view.BEST
+
+
 # ---- Compare -------------------------------------------------------------------------------------------
 
 def test_compare_two_runs(app_env):
@@ -342,6 +388,16 @@ def test_compare_two_runs(app_env):
     pivot = at.dataframe[1].value
     assert set(pivot.columns) == {"task", "method", "run-a", "run-b", "run-a ± 95%", "run-b ± 95%"}
     assert len(at.get("vega_lite_chart")) == 1
+
+
+def test_compare_starts_with_the_two_newest_runs_of_one_track():
+    from dataperf_appliance.ui_support.run_list import RunRow
+
+    rows = [RunRow("s2", "success", "disk", True, track="selection"),
+            RunRow("d2", "success", "disk", True, track="debugging"),
+            RunRow("d1", "success", "disk", True, track="debugging")]
+    assert compare_support.default_runs(rows) == ["d2", "d1"]  # not the newest selection with a debugging one
+    assert compare_support.default_runs(rows[:2]) == ["s2", "d2"]  # no track has two
 
 
 def test_compare_needs_two_runs(app_env):

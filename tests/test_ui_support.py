@@ -187,7 +187,8 @@ def test_runs_from_disk_with_headline_and_states(settings):
     assert by_id["20261123-090000-bbbbbb"].error == "ValueError: boom"
     assert [r.run_id for r in collection.in_flight] == ["20261123-100000-cccccc"]
     table = run_list.rows_table(collection.rows)
-    assert table[-1]["duration"] == "1 min 05 s" and table[-1]["best"] == "loss · fraction_fixes ↓"
+    assert table[-1]["duration"] == "1 min 05 s" and table[-1]["best method"] == "loss"
+    assert table[-1]["fraction_fixes ↓"] == pytest.approx(0.1) and table[-1]["sweep"] == ""
 
 
 def test_airflow_and_s3_refine_the_listing(settings):
@@ -400,6 +401,27 @@ def test_a_good_debugging_dataset_is_stored(settings):
     assert not again.ok and "exists already" in again.problems[0]
     rows, _ = dataset_upload.dataset_rows(settings)
     assert {"digits", "synthetic", "mine"} <= {r["dataset"] for r in rows}
+    # The form offers the dataset's own tasks, never the digits'.
+    specs = {s.key: s for s in form.field_specs("debugging", dataset="mine", data_root=settings.data_dir)}
+    assert specs["tasks"].kind == "multichoice" and specs["tasks"].options == ("t1",)
+    assert specs["tasks"].default == ["t1"]
+    # Deleted: only stored folders may be; gone from disk and from the list.
+    assert dataset_upload.deletable_datasets(rows) == ["mine"]
+    assert "Deleted dataset **mine** on disk" in dataset_upload.delete_dataset("mine", settings)
+    assert "mine" not in {r["dataset"] for r in dataset_upload.dataset_rows(settings)[0]}
+    assert form.field_specs("debugging", dataset="mine", data_root=settings.data_dir)[3].default == []
+
+
+def test_the_form_tells_the_largest_train_size_the_digits_allow(settings):
+    from dataperf_appliance.datasets import digits
+
+    params = {**default_params("debugging"), "tasks": ["digit-3"], "val_size": 40, "test_size": 100}
+    limit = form.train_size_limit(params, settings)
+    positives, negatives = digits.class_counts("digit-3")
+    assert limit is not None and limit < 2 * min(positives, negatives)  # capped by the smaller class
+    assert form.check_params({**params, "train_size": limit}, settings).ok
+    assert "train_size" in form.check_params({**params, "train_size": limit + 1}, settings).field_errors
+    assert form.train_size_limit({**params, "train_size": [100, 200]}, settings) is None  # a sweep
 
 
 @pytest.mark.parametrize("change, reason", [

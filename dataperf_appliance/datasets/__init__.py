@@ -59,9 +59,23 @@ def list_datasets(data_root: Path | None) -> list[dict]:
     root = Path(data_root) / "datasets" if data_root else None
     if root and root.is_dir():
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in catalog.GENERATED_DATASET_FOLDERS):
-            tasks = sorted({f.name.split("_train_")[0] for f in folder.rglob("*_train_*.parquet")})
+            tasks = folder_tasks(folder)
             found.append({"name": folder.name, "kind": "folder", "tasks": tasks, "description": str(folder)})
     return found
+
+
+#: A task's files in a dataset folder: a debugging task's training embeddings, a selection task's examples.
+DEBUGGING_TRAIN_GLOB, SELECTION_EXAMPLES_GLOB = "*_train_*.parquet", "alpha_example_set_*.csv"
+
+
+def folder_tasks(folder: Path) -> list[str]:
+    """The task ids of a dataset folder: those with debugging training embeddings, then those with selection
+    example sets (``examples/alpha_example_set_<task>.csv``)."""
+    folder = Path(folder)
+    debugging = sorted({f.name.split("_train_")[0] for f in folder.rglob(DEBUGGING_TRAIN_GLOB)})
+    selection = sorted(f.name[len("alpha_example_set_"):-len(".csv")]
+                       for f in (folder / "examples").glob(SELECTION_EXAMPLES_GLOB))
+    return list(dict.fromkeys(debugging + selection))
 
 
 def size_problems(dataset: str, data_id: str, sizes: dict[str, int], data_root: Path | None,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import stats
+from .. import figure_style, stats
 from ..datasets import digits
 from ..plots import _error, _save, comparison_plot, plt
 from . import data, files
@@ -22,9 +22,9 @@ def metrics_bar_plot(results: dict, path: Path) -> Path:
     is hatched (not ranked)."""
     tasks = list(results["tasks"])
     methods = list(dict.fromkeys(name for task in results["tasks"].values() for name in task["strategies"]))
-    colors = {name: plt.cm.tab10(i % 10) for i, name in enumerate(methods)}
+    colors = figure_style.method_colors(methods)
     width = 0.8 / max(len(methods), 1)
-    fig, axes = plt.subplots(2, 2, figsize=(max(7.5, 1.4 * len(tasks) * max(len(methods), 2) * 0.45 + 3), 6.8),
+    fig, axes = plt.subplots(2, 2, figsize=(max(figure_style.FULL_WIDTH_IN, 0.6 * len(tasks) * max(len(methods), 2) + 3), 8.0),
                              sharey=True, squeeze=False)
     x = np.arange(len(tasks))
     for ax, metric in zip(axes.ravel(), METRICS):
@@ -37,17 +37,17 @@ def metrics_bar_plot(results: dict, path: Path) -> Path:
                    label=f"{name} (over the budget)" if over else name, hatch="//" if over else None,
                    edgecolor="black", linewidth=0.4)
         ax.set_title(metric)
-        ax.set_xticks(x, tasks, rotation=30 if len(tasks) > 4 else 0, fontsize=8)
+        ax.set_xticks(x, tasks, rotation=30 if len(tasks) > 4 else 0)
         ax.set_ylim(0, 1.05)
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("score on the test set")
     axes[1][0].set_ylabel("score on the test set")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(methods), 4), fontsize=8, frameon=False,
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(methods), 4), frameon=False,
                bbox_to_anchor=(0.5, -0.02 - 0.03 * ((len(methods) - 1) // 4)))
     repeats = results.get("repeats", 1)
     fig.suptitle(f"Training sets of at most {results.get('train_size')} images, scored by {results.get('model')}"
-                 + (f": mean and 95% interval over {repeats} repeats" if repeats > 1 else ""), fontsize=10)
+                 + (f": mean and 95% interval over {repeats} repeats" if repeats > 1 else ""))
     fig.tight_layout(rect=(0, 0.05 + 0.03 * ((len(methods) - 1) // 4), 1, 0.97))
     return _save(fig, path)
 

@@ -38,6 +38,16 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def default_runs(rows: Sequence, count: int = 2) -> list[str]:
+    """The run ids Compare starts with: the `count` newest runs (`rows` newest first, run_list.RunRow) of the
+    newest track that has that many, since runs of two tracks share no metric; else the newest runs."""
+    for track in dict.fromkeys(row.track for row in rows):
+        same = [row.run_id for row in rows if row.track == track]
+        if len(same) >= count:
+            return same[:count]
+    return [row.run_id for row in rows[:count]]
+
+
 def differing_params(runs: Sequence[RunDetail]) -> list[dict[str, Any]]:
     """Rows {"parameter": path, <run id>: value, ...} for every parameter whose value is not the same in all runs."""
     flat = {run.run_id: flatten(setup_data(run.task_setup_text)) for run in runs}

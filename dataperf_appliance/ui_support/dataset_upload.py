@@ -388,7 +388,7 @@ def dataset_rows(settings: Settings, storage=None) -> tuple[list[dict], list[str
         name = item["name"]
         local = (settings.datasets_dir / name).is_dir()
         rows.append({"dataset": name, "kind": item["kind"],
-                     "tasks": ", ".join(item["tasks"][:12]) + (" …" if len(item["tasks"]) > 12 else ""),
+                     "tasks": ", ".join(item["tasks"]),
                      "where": _where_label(where.get(name), local, item["kind"]),
                      "description": item["description"] if item["kind"] != "folder" else ""})
     listed = {row["dataset"] for row in rows}
@@ -407,3 +407,20 @@ def _where_label(s3: str | None, local: bool, kind: str) -> str:
     if local:
         return "disk"
     return "generated on demand" if kind != "folder" else "disk"
+
+
+def deletable_datasets(rows: list[dict]) -> list[str]:
+    """The datasets of `dataset_rows` a user may delete: the stored folders (not the generated ones)."""
+    return [row["dataset"] for row in rows if row["kind"] == "folder"]
+
+
+def delete_dataset(name: str, settings: Settings, *, storage=None) -> str:
+    """Delete the dataset folder `name` in S3 (when a bucket is set) and on disk; a sentence saying what was
+    deleted. Runs that used it keep their own folders. Raises ValueError for a name that is not a stored
+    dataset, StorageError when the bucket cannot be reached (then nothing on disk was deleted)."""
+    from ..storage import Storage
+
+    store = storage if storage is not None else Storage.disk_only(settings.data_dir)
+    objects = store.delete_dataset(name)
+    where = f"on disk and {objects} object(s) in S3" if store.enabled else "on disk"
+    return f"Deleted dataset **{name}** {where}. Runs that used it still open; their official-format export needs it."

@@ -116,13 +116,21 @@ def dataset_options(track: str, default: str, folders: Iterable[str] = ()) -> tu
     return tuple(dict.fromkeys(names))
 
 
-def task_options(dataset: str) -> tuple[str, ...]:
-    """The task ids of a dataset when they are known in advance (the digits), else ()."""
-    if dataset == "digits":
-        from ..datasets import digits
+def task_options(dataset: str, data_root: Path | None = None) -> tuple[str, ...]:
+    """The task ids of a dataset when they are known: the digits', or those of its folder under `data_root`
+    (an uploaded dataset); else () (a dataset in S3 only, or generated with free task ids)."""
+    from ..datasets import dataset_dir, digits, folder_tasks
 
+    if dataset == digits.NAME:
         return tuple(digits.TASK_IDS)
-    return ()
+    if data_root is None or dataset in catalog.GENERATED_DATASET_FOLDERS:
+        return ()
+    folder = dataset_dir(data_root, dataset)
+    return tuple(folder_tasks(folder)) if folder.is_dir() else ()
+
+
+#: The tasks a form offers ticked for a dataset folder (its first ones).
+DEFAULT_FOLDER_TASKS = 3
 
 
 def nullable(track: str, key: str) -> bool:
@@ -148,7 +156,7 @@ def sweep_params() -> frozenset[str]:
 
 
 def field_specs(track: str, *, dataset: str | None = None, dataset_folders: Iterable[str] = (),
-                sweep: bool = False) -> list[FieldSpec]:
+                sweep: bool = False, data_root: Path | None = None) -> list[FieldSpec]:
     """The fields of the form of `track`, in the template's parameter order.
 
     The widget kind follows the default value: text with known choices -> a
@@ -179,11 +187,14 @@ def field_specs(track: str, *, dataset: str | None = None, dataset_folders: Iter
                                    dataset_options(track, default, dataset_folders)))
         elif key == "tasks" and isinstance(default, list):
             chosen = dataset if dataset is not None else defaults.get("dataset", "")
-            known = task_options(chosen)
-            if known and chosen == defaults.get("dataset"):
+            own = chosen != defaults.get("dataset")
+            known = task_options(chosen, data_root)
+            if known and not own:
                 known = tuple(dict.fromkeys([*known, *default]))
             kind = "multichoice" if known else "names"
-            specs.append(FieldSpec(key, kind, label, help_text, list(default), known))
+            # Another dataset has its own tasks: its first ones ticked, never the default dataset's.
+            ticked = list(known[:DEFAULT_FOLDER_TASKS]) if own and known else [] if own else list(default)
+            specs.append(FieldSpec(key, kind, label, help_text, ticked, known))
         elif options and isinstance(default, list):
             specs.append(FieldSpec(key, "multichoice", label, help_text, list(default), options))
         elif options and isinstance(default, str):
@@ -387,6 +398,36 @@ def check_params(params: Mapping[str, Any], settings: Settings, *, files: Mappin
     if check.field_errors or check.general_errors:
         check.setup = None
     return check
+
+
+def train_size_limit(params: Mapping[str, Any], settings: Settings, *, upper: int = 100_000) -> int | None:
+    """The largest one-valued train_size the dataset allows with the other values of `params` (e.g. the
+    digits: each task's smallest class must fill balanced train, val and test splits), found by the track's
+    own data checks; None when `upper` fits, when train_size is swept, or when the file has other problems
+    that hide it."""
+    if not _is_number(params.get("train_size")):
+        return None
+    data_root = validation_data_root(settings, params.get("dataset"))
+
+    def fits(size: int) -> bool | None:
+        try:
+            render_and_parse({**params, "train_size": size}, data_root=data_root)
+        except ConfigError as error:
+            return not any(field_of_issue(issue.field, ["train_size"]) == "train_size" for issue in error.issues)
+        except (ValueError, TypeError):
+            return None
+        return True
+
+    if fits(upper) is not False or not fits(1):
+        return None
+    low, high = 1, upper  # fits(low), not fits(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if fits(middle):
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 def check_yaml(text: str, settings: Settings, *, files: Mapping[str, bytes] | None = None) -> FormCheck:

@@ -174,9 +174,10 @@ def ranking_key(results: Mapping, name: str, entry: Mapping) -> tuple:
     return (_not_ranked(entry), mean is None, (mean or 0.0) * (1 if lower else -1), name)
 
 
-def metrics_rows(results: Mapping | None) -> list[dict[str, Any]]:
+def metrics_rows(results: Mapping | None, *, drop_empty: bool = False) -> list[dict[str, Any]]:
     """One row per task and method: the task, the method and the track's metrics (best first per task);
-    a method over the budget last."""
+    a method over the budget last. With `drop_empty`, a column with no value in any row is left out (a
+    sweep's setting has its main metric only)."""
     if not results or not isinstance(results.get("tasks"), Mapping):
         return []
     rows = []
@@ -185,6 +186,10 @@ def metrics_rows(results: Mapping | None) -> list[dict[str, Any]]:
                          key=lambda item: ranking_key(results, *item))
         for name, entry in entries:
             rows.append({"task": task, "method": name, **entry_row(results, entry)})
+    if drop_empty:
+        kept = [key for key in dict.fromkeys(k for row in rows for k in row)
+                if any(row.get(key) not in (None, "", False) for row in rows)]
+        rows = [{key: row.get(key) for key in kept} for row in rows]
     return rows
 
 

@@ -25,6 +25,7 @@ from ..config.names import MAX_RUN_ID_LENGTH, is_safe_name
 from ..runs import MANIFEST, RESULTS, TASK_SETUP, staged_run_id
 from ..settings import Settings
 from ..tracks import DEFAULT_TRACK, track_of_results
+from . import settings_view
 
 IN_FLIGHT_STATES = ("queued", "running", "publishing")
 MAX_SKIPPED_SHOWN = 3  # runs named in the note about runs that could not be restored
@@ -66,6 +67,8 @@ class RunRow:
     headline: Headline | None = None
     error: str | None = None
     airflow_state: str | None = None
+    #: A sweep's number of settings (None for a run of one setting).
+    sweep_settings: int | None = None
 
     @property
     def in_flight(self) -> bool:
@@ -155,9 +158,12 @@ def method_means(results: Mapping | None) -> dict[str, float]:
 
 
 def headline(results: Mapping | None) -> Headline | None:
-    """The best ranked method's mean over the tasks of the track's main metric, with its interval."""
+    """The best ranked method's mean over the tasks of the track's main metric, with its interval; for a
+    sweep, at each method's best setting."""
     from .. import stats
 
+    if settings_view.is_sweep(results):
+        results = settings_view.view(results)
     means = method_means(results)
     if not means:
         return None
@@ -179,15 +185,18 @@ def read_run_folder(folder: Path, run_id: str, *, published: bool) -> RunRow:
     stages = manifest.get("stages") or {}
     started = parse_time(manifest.get("started_at")) or parse_time((stages.get("validate") or {}).get("started_at"))
     state = manifest.get("state") or ("success" if published and results else "queued")
+    sweep = (results or {}).get("sweep") if isinstance((results or {}).get("sweep"), Mapping) else {}
+    swept_models = (sweep.get("parameters") or {}).get("model") if isinstance(sweep.get("parameters"), Mapping) \
+        else None
     return RunRow(
         run_id=run_id, state=state, where="disk", published=published,
         track=manifest.get("track") or data.get("track") or (results or {}).get("track") or
         (DEFAULT_TRACK if data else None),
         dataset=(results or {}).get("dataset") or _text(data.get("dataset")),
-        model=(results or {}).get("model") or _text(data.get("model")),
+        model=_text(swept_models) or (results or {}).get("model") or _text(data.get("model")),
         created_at=parse_time(manifest.get("created_at")), started_at=started,
         finished_at=parse_time(manifest.get("finished_at")), headline=headline(results),
-        error=manifest.get("error"),
+        error=manifest.get("error"), sweep_settings=len(settings_view.settings(results)) or None,
     )
 
 
@@ -333,23 +342,38 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+#: The column of the best method's name in the Runs table.
+BEST_COLUMN = "best method"
+
+
+def score_column(metric: str, lower_is_better: bool) -> str:
+    """A track's score column: its metric and its direction (one column per metric, never mixed)."""
+    return f"{metric} {'↓' if lower_is_better else '↑'}"
+
+
 def rows_table(rows: Iterable[RunRow], now: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """The rows as plain records for a table (one dict per run, display-ready)."""
+    """The rows as plain records for a table (one dict per run, display-ready): each track's main metric in a
+    column of its own, named with its direction."""
     now = now or dt.datetime.now(dt.timezone.utc)
+    rows = list(rows)
+    metrics = list(dict.fromkeys(score_column(r.headline.metric, r.headline.lower_is_better)
+                                 for r in rows if r.headline))
     table = []
     for row in rows:
         score = row.headline
+        column = score_column(score.metric, score.lower_is_better) if score else None
         table.append({
             "run": row.run_id,
             "state": f"{STATE_ICONS.get(row.state, '')} {row.state}".strip(),
             "started (UTC)": row.start.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if row.start else "",
             "duration": format_duration(row.duration_s(now)),
             "track": row.track or "",
+            "sweep": f"sweep · {row.sweep_settings} settings" if row.sweep_settings else "",
             "dataset": row.dataset or "",
             "model": row.model or "",
-            "score": None if score is None else round(score.value, 4),
+            **{name: (round(score.value, 4) if name == column else None) for name in metrics},
             "± 95%": None if score is None or score.half_width is None else round(score.half_width, 4),
-            "best": "" if score is None else f"{score.method} · {score.label}",
+            BEST_COLUMN: "" if score is None else score.method,
             "where": row.where,
         })
     return table

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 import common
-from dataperf_appliance.ui_support import compare, run_detail
+from dataperf_appliance import figure_style
+from dataperf_appliance.ui_support import compare, run_detail, run_list, settings_view
+
+
+def method_color(methods) -> alt.Color:
+    """The methods' colours of every plot of the appliance (dataperf_appliance.figure_style)."""
+    colors = figure_style.method_colors(sorted(set(methods)))
+    return alt.Color("method:N", title="method", scale=alt.Scale(domain=list(colors), range=list(colors.values())))
 
 
 def curves(runs: list[run_detail.RunDetail]) -> None:
@@ -28,13 +37,13 @@ def curves(runs: list[run_detail.RunDetail]) -> None:
     lines = alt.Chart(points).mark_line().encode(
         x=x_axis,
         y=alt.Y("accuracy:Q", title="test accuracy (mean over the repeats)", scale=alt.Scale(zero=False)),
-        color=alt.Color("method:N", title="method"),
+        color=method_color(points["method"]),
         strokeDash=alt.StrokeDash("run:N", title="run"),
         tooltip=["run", "method", "fixes", alt.Tooltip("accuracy:Q", format=".3f")],
     )
     # The 95% band over the repeats, where a run has several.
     bands = alt.Chart(points.dropna(subset=["ci_low"])).mark_area(opacity=0.15).encode(
-        x=x_axis, y="ci_low:Q", y2="ci_high:Q", color=alt.Color("method:N"), detail="run:N")
+        x=x_axis, y="ci_low:Q", y2="ci_high:Q", color=method_color(points["method"]), detail="run:N")
     st.altair_chart((bands + lines).properties(height=420), width="stretch")
     st.caption("Lines: the mean curve over each run's repeats; shaded: its 95% interval.")
 
@@ -45,14 +54,25 @@ def bars(runs: list[run_detail.RunDetail]) -> None:
         return
     st.subheader("Accuracy by task and method")
     frame = pd.DataFrame(rows)
-    base = alt.Chart(frame).encode(x=alt.X("method:N", title=None), xOffset="run:N")
+    base = alt.Chart(frame).encode(x=alt.X("run:N", title=None, axis=alt.Axis(labelAngle=-30)), xOffset="method:N")
+    # The colour is the method's, as in every plot; the runs are the groups.
     bars_layer = base.mark_bar().encode(
-        y=alt.Y("value:Q", title="accuracy (mean over the repeats)"), color=alt.Color("run:N"),
+        y=alt.Y("value:Q", title="accuracy ↑ (mean over the repeats)"), color=method_color(frame["method"]),
         tooltip=["run", "task", "method", alt.Tooltip("value:Q", format=".3f")])
     error_layer = base.mark_rule(color="black").encode(y="ci_low:Q", y2="ci_high:Q")
     chart = alt.layer(bars_layer, error_layer, data=frame).facet(column=alt.Column("task:N", title=None))
     st.altair_chart(chart)
     st.caption("Bars: means over each run's repeats; black lines: their 95% intervals.")
+
+
+def choose_setting(run: run_detail.RunDetail) -> run_detail.RunDetail:
+    """A sweep compared at the setting the user picks for it (default: each method at its best)."""
+    if not settings_view.is_sweep(run.results):
+        return run
+    options = [settings_view.BEST, *settings_view.settings(run.results)]
+    choice = st.selectbox(f"Setting of the sweep {run.run_id}", options, key=f"compare.setting.{run.run_id}",
+                          format_func=lambda o: o if isinstance(o, str) else settings_view.setting_label(o))
+    return dataclasses.replace(run, results=settings_view.view(run.results, choice))
 
 
 def main() -> None:
@@ -65,14 +85,20 @@ def main() -> None:
                 "noise level or the strategies) and come back.", icon="⚖️")
         st.page_link(common.NEW_BENCHMARK, label="New benchmark", icon=":material/add_circle:")
         return
-    labels = {r.run_id: f"{r.run_id} · {r.track or ''} · {r.model or ''}" for r in finished}
-    default = [r.run_id for r in finished[:2]]
-    chosen = st.multiselect("Runs", list(labels), default=default, format_func=labels.get, key="compare.runs")
+    labels = {r.run_id: f"{r.run_id} · {r.track or ''}{' · sweep' if r.sweep_settings else ''} · {r.model or ''}"
+              for r in finished}
+    default = compare.default_runs(finished)
+    chosen = st.multiselect("Runs", list(labels), default=default, format_func=labels.get, key="compare.runs",
+                            help="By default the two newest runs of one track; runs of different tracks share "
+                                 "no metric.")
     if len(chosen) < 2:
         st.info("Choose at least two runs.")
         return
     settings, store = common.settings(), common.storage()
     runs = [run_detail.load_run(settings, run_id, storage=store) for run_id in chosen]
+    if len({run_list.main_metric((r.results or {}).get("track")) for r in runs}) > 1:
+        st.warning("These runs are of different tracks: they share no metric, so the tables are half empty.")
+    runs = [choose_setting(run) for run in runs]
     st.subheader("Parameters that differ")
     differing = compare.differing_params(runs)
     if differing:
@@ -80,7 +106,8 @@ def main() -> None:
     else:
         st.info("These runs have the same task_setup.yml parameters.")
     metric, pivot = compare.headline_pivot(runs)
-    st.subheader(f"{metric} by task and method" if metric else "Metrics")
+    direction = run_list.main_metric((runs[0].results or {}).get("track"))[1]
+    st.subheader(f"{run_list.score_column(metric, direction)} by task and method" if metric else "Metrics")
     if pivot:
         st.dataframe(pivot, hide_index=True, width="stretch",
                      column_config={name: st.column_config.NumberColumn(format="%.3f") for r in runs

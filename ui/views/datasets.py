@@ -5,14 +5,49 @@ from __future__ import annotations
 import streamlit as st
 
 import common
+from dataperf_appliance.storage import StorageError
 from dataperf_appliance.ui_support import dataset_upload
 
 
-def listing() -> None:
+def listing() -> list[dict]:
     rows, notes = dataset_upload.dataset_rows(common.settings(), common.storage())
     for note in notes:
         st.warning(note)
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(rows, hide_index=True, width="stretch", key="datasets.table",
+                 column_config={"dataset": st.column_config.TextColumn("dataset", width="small"),
+                                "tasks": st.column_config.TextColumn("tasks", width="medium"),
+                                "description": st.column_config.TextColumn("description", width="large")})
+    return rows
+
+
+@st.dialog("Delete a dataset")
+def confirm_delete(name: str) -> None:
+    st.markdown(f"Delete **{name}** on disk and in S3? This cannot be undone.\n\n"
+                "Runs that used it keep their own folders (setup, results, plots, submissions) and still open; "
+                "a new run on it, or a run's official-format export, needs it uploaded again.")
+    left, right = st.columns(2)
+    if left.button("Delete", type="primary", icon=":material/delete:", key="datasets.delete.confirm"):
+        try:
+            message = dataset_upload.delete_dataset(name, common.settings(), storage=common.storage())
+        except (ValueError, OSError, StorageError) as error:
+            st.error(f"Not deleted: {error}")
+            return
+        st.session_state["dataset.flash"] = (message, [])
+        common.forget_dataset_names()
+        st.rerun()
+    if right.button("Cancel", key="datasets.delete.cancel"):
+        st.rerun()
+
+
+def deletion(rows: list[dict]) -> None:
+    names = dataset_upload.deletable_datasets(rows)
+    if not names:
+        return
+    with st.expander("Delete a dataset"):
+        name = st.selectbox("Dataset", names, index=None, placeholder="Choose an uploaded dataset",
+                            key="datasets.delete.name")
+        if st.button("Delete…", icon=":material/delete:", disabled=name is None, key="datasets.delete"):
+            confirm_delete(name)
 
 
 def upload() -> None:
@@ -58,8 +93,9 @@ def main() -> None:
         st.success(flash[0], icon="✅")
         for warning in flash[1]:
             st.warning(warning)
-    listing()
+    rows = listing()
     upload()
+    deletion(rows)
 
 
 main()

@@ -30,7 +30,12 @@ def widget(spec: form.FieldSpec, track: str):
                             **({} if given else {"index": index}))
     if spec.kind == "multichoice":
         if given and not set(st.session_state[key]) <= set(spec.options):
-            st.session_state[key] = [v for v in st.session_state[key] if v in spec.options]
+            kept = [v for v in st.session_state[key] if v in spec.options]
+            if kept:
+                st.session_state[key] = kept
+            else:  # another dataset's tasks: this one's own are offered ticked
+                del st.session_state[key]
+                given = False
         default = [v for v in spec.default if v in spec.options]
         return st.multiselect(label, list(spec.options), key=key, help=help_text,
                               format_func=lambda option: form.option_label(spec.key, option),
@@ -76,7 +81,8 @@ def form_mode(track: str, settings, dataset_folders: list[str]) -> tuple[form.Fo
                                "combination is evaluated `repeats` times, the table and plots compare them.")
     dataset_key = f"nb.{track}.dataset.choice"
     specs = [s for s in form.field_specs(track, dataset=st.session_state.get(dataset_key),
-                                         dataset_folders=dataset_folders, sweep=sweep) if s.key != "track"]
+                                         dataset_folders=dataset_folders, sweep=sweep,
+                                         data_root=settings.data_dir) if s.key != "track"]
     values, slots = {}, {}
     narrow = [s for s in specs if s.kind not in WIDE_KINDS and not s.advanced]
     wide = [s for s in specs if s.kind in WIDE_KINDS]
@@ -102,6 +108,9 @@ def form_mode(track: str, settings, dataset_folders: list[str]) -> tuple[form.Fo
     params, parse_errors = form.params_from_values(track, values, specs)
     params["track"] = track
     check = form.check_params(params, settings, files=files, parse_errors=parse_errors)
+    limit = form.train_size_limit(params, settings) if "train_size" in slots else None
+    if limit is not None:
+        slots["train_size"].caption(f"At most {limit} for these tasks and split sizes.")
     show_field_errors(slots, check, specs)
     st.session_state["nb.error_keys"] = list(check.field_errors)
     st.session_state["nb.last_text"] = check.text
@@ -152,11 +161,11 @@ def main() -> None:
     advanced = top[1].toggle("Advanced: edit the YAML", key="nb.advanced",
                              help="Write or paste the whole task_setup.yml; it is checked the same way.")
     folders = common.dataset_names()
-    left, right = st.columns([3, 2], gap="large")
+    left, right = st.columns([1, 1], gap="large")
     with left:
         check, files = yaml_mode(track, settings) if advanced else form_mode(track, settings, folders)
     with right:
-        st.subheader("task_setup.yml")
+        # The verdict and the Run button first: the preview below may be long.
         if check.ok:
             st.success("Valid: ready to run.", icon="✅")
         else:
@@ -166,10 +175,11 @@ def main() -> None:
                 st.error(message)
         for message in check.warnings:
             st.warning(message)
-        st.code(check.text or "# the form's values cannot be written into the template yet",
-                language="yaml", line_numbers=True, wrap_lines=True)
-    clicked = st.button("Run benchmark", type="primary", icon=":material/play_arrow:", disabled=not check.ok,
-                        key="nb.run", help=None if check.ok else "Fix the problems shown first.")
+        clicked = st.button("Run benchmark", type="primary", icon=":material/play_arrow:", disabled=not check.ok,
+                            key="nb.run", help=None if check.ok else "Fix the problems shown first.")
+        with st.expander("task_setup.yml: the file that will run", expanded=True):
+            st.code(check.text or "# the form's values cannot be written into the template yet",
+                    language="yaml", line_numbers=True, wrap_lines=True)
     if clicked and check.ok:
         launch(check, files, settings)
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 import common
 from dataperf_appliance import airflow_gateway
-from dataperf_appliance.ui_support import run_detail, run_list
+from dataperf_appliance.ui_support import run_detail, run_list, settings_view
 
 REFRESH_S = 3
 NUMBER_COLUMNS = {name: st.column_config.NumberColumn(format="%.4f")
@@ -87,7 +87,7 @@ def failure(detail: run_detail.RunDetail) -> None:
         failed = status.failed_tasks()
         if failed:
             st.markdown("Failed in Airflow: " + ", ".join(
-                f"`{ti.task_id}{'' if ti.map_index < 0 else f'[{ti.map_index}]'}` ({ti.state})" for ti in failed))
+                f"`{ti.task_id}{'' if ti.map_index < 0 else f'[{ti.label or ti.map_index}]'}` ({ti.state})" for ti in failed))
     except (airflow_gateway.AirflowUnavailable, airflow_gateway.RunNotFound):
         pass
     if detail.traceback:
@@ -95,30 +95,53 @@ def failure(detail: run_detail.RunDetail) -> None:
             st.code(detail.traceback, language="text")
 
 
-def headline(detail: run_detail.RunDetail) -> None:
-    """The methods' means over the tasks and repeats, each with its 95% interval and its paired comparison
-    with random (a difference that is not significant is said so); a method over the budget is not ranked."""
-    means = run_detail.method_means(detail.results)
+HEADLINE_COLUMNS = 4
+
+
+def headline(results: dict) -> None:
+    """Every method's mean over the tasks and repeats, each with its 95% interval and its paired comparison
+    with random (a difference that is not significant is said so), best first, in rows of four; a method over
+    the budget is not ranked. For a sweep, each method names its setting."""
+    means = run_detail.method_means(results)
     if not means:
         return
     lower = means[0]["lower_is_better"]
-    columns = st.columns(min(4, len(means)))
-    for column, item in zip(columns, means[:4]):
-        value = f"{item['mean']:.3f}" + ("" if item["half_width"] is None else f" ± {item['half_width']:.3f}")
-        comparison = item["comparison"]
-        delta = None
-        if comparison and comparison.get("mean_difference") is not None:
-            delta = f"{comparison['mean_difference']:+.3f} vs random" + (
-                "" if comparison.get("significant") else " (not significant)")
-        label = f"{item['method']} · {item['metric']}" + ("" if item["ranked"] else " · over the budget, not ranked")
-        column.metric(label, value, delta=delta,
-                      delta_color="off" if not (comparison or {}).get("significant") else
-                      ("inverse" if lower else "normal"),
-                      help=(f"mean over the tasks and {item['repeats']} repeat(s), ± half the width of its 95% "
-                            f"t-interval; {'lower' if lower else 'higher'} is better. The difference with random "
-                            "is paired on the repeats (paired t-test)."))
+    settings = {name: entry.get("setting") for name, entry in (results.get("overall") or {}).items()}
+    for start in range(0, len(means), HEADLINE_COLUMNS):
+        columns = st.columns(HEADLINE_COLUMNS)
+        for column, item in zip(columns, means[start:start + HEADLINE_COLUMNS]):
+            value = f"{item['mean']:.3f}" + ("" if item["half_width"] is None else f" ± {item['half_width']:.3f}")
+            comparison = item["comparison"]
+            delta = None
+            if comparison and comparison.get("mean_difference") is not None:
+                delta = f"{comparison['mean_difference']:+.3f} vs random" + (
+                    f" (p = {comparison['p_value']:.3g})" if comparison.get("p_value") is not None else "") + (
+                    "" if comparison.get("significant") else " not significant")
+            label = f"{item['method']} · {item['metric']} {'↓' if lower else '↑'}" + (
+                "" if item["ranked"] else " · over the budget, not ranked")
+            column.metric(label, value, delta=delta,
+                          delta_color="off" if not (comparison or {}).get("significant") else
+                          ("inverse" if lower else "normal"),
+                          help=(f"mean over the tasks and {item['repeats']} repeat(s), ± half the width of its "
+                                f"95% interval; {'lower' if lower else 'higher'} is better. The difference with "
+                                "random is paired on the repeats (paired t-test)."))
+            if settings.get(item["method"]):
+                column.caption(f"at {settings[item['method']]}")
     if means[0]["repeats"] < 2:
         st.caption("One repeat: no interval and no test. Run several repeats to tell methods apart.")
+
+
+def setting_choice(detail: run_detail.RunDetail) -> dict:
+    """For a sweep: the results at the setting the user picks (default: each method at its best); else the
+    run's results."""
+    if not settings_view.is_sweep(detail.results):
+        return detail.results
+    options = [settings_view.BEST, *settings_view.settings(detail.results)]
+    choice = st.selectbox("Setting", options, key="run.setting",
+                          format_func=lambda o: o if isinstance(o, str) else settings_view.setting_label(o),
+                          help="A sweep ran every setting; the headline and the table show the one chosen "
+                               "(the main metric only), or each method at its own best setting.")
+    return settings_view.view(detail.results, choice)
 
 
 def comparisons(detail: run_detail.RunDetail) -> None:
@@ -137,45 +160,67 @@ def comparisons(detail: run_detail.RunDetail) -> None:
                                 for name in ("difference", "ci_low", "ci_high", "p")})
 
 
+def plot_tabs(detail: run_detail.RunDetail, paths: list) -> None:
+    """One tab per picture, shown across the page, each with its download."""
+    if not paths:
+        return
+    for tab, path in zip(st.tabs([p.stem.replace("_", " ") for p in paths]), paths):
+        with tab:
+            st.image(str(path), width="stretch")
+            st.download_button(f"Download {path.name}", path.read_bytes(), file_name=f"{detail.run_id}-{path.name}",
+                               mime="image/png", icon=":material/download:", key=f"run.plot.{path.name}",
+                               on_click="ignore")
+
+
+def files_list(detail: run_detail.RunDetail) -> None:
+    """Every file of the run with its size and its own download."""
+    files = sorted(p for p in detail.folder.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(detail.folder).parts))
+    st.caption(f"{len(files)} files; the whole run is the .zip above.")
+    for path in files:
+        name = str(path.relative_to(detail.folder))
+        left, middle, right = st.columns([6, 1, 2], vertical_alignment="center")
+        left.markdown(f"`{name}`")
+        middle.caption(f"{path.stat().st_size / 1024:.1f} KiB")
+        right.download_button("Download", path.read_bytes, file_name=f"{detail.run_id}-{name.replace('/', '-')}",
+                              icon=":material/download:", key=f"run.file.{name}", on_click="ignore")
+
+
 def results(detail: run_detail.RunDetail) -> None:
-    tabs = st.tabs(["Results", "Gallery", "task_setup.yml", "Manifest", "Files"])
+    tabs = st.tabs(["Results", "Plots", "Gallery", "task_setup.yml", "Manifest", "Files"])
     with tabs[0]:
-        headline(detail)
+        shown = setting_choice(detail)
+        headline(shown)
         st.subheader("Metrics")
         st.caption("Means over the repeats; ± 95% is half the width of the main metric's 95% interval."
                    + (" A method over the budget is shown but not ranked."
                       if run_detail.has_budget(detail.results) else ""))
-        st.dataframe(run_detail.metrics_rows(detail.results), hide_index=True, width="stretch",
+        st.dataframe(run_detail.metrics_rows(shown, drop_empty=True), hide_index=True, width="stretch",
                      key="run.metrics", column_config=NUMBER_COLUMNS)
         comparisons(detail)
         sweep(detail)
         tasks = run_detail.task_rows(detail.results)
         if tasks and len(tasks[0]) > 1:
-            st.caption("The tasks")
+            st.caption("The tasks" + (" (the first setting)" if shown is not detail.results else ""))
             st.dataframe(tasks, hide_index=True, width="stretch", column_config=NUMBER_COLUMNS)
-        st.subheader("Plots")
-        charts = detail.charts
-        if not charts:
-            st.info("This run made no plots.")
-        columns = st.columns(2)
-        for index, path in enumerate(charts):
-            columns[index % 2].image(str(path), caption=path.stem.replace("_", " "))
     with tabs[1]:
+        if not detail.charts:
+            st.info("This run made no plots.")
+        plot_tabs(detail, detail.charts)
+    with tabs[2]:
         if not detail.gallery:
             st.info("No gallery: galleries are drawn for the embedded digits, whose images are known.")
-        for path in detail.gallery:
-            st.image(str(path), caption=path.stem.replace("_", " "))
-    with tabs[2]:
+        plot_tabs(detail, detail.gallery)
+    with tabs[3]:
         st.caption("Exactly the file that was validated and run.")
         st.code(detail.task_setup_text or "", language="yaml", line_numbers=True)
-    with tabs[3]:
+    with tabs[4]:
         st.json(detail.manifest, expanded=1)
         stages = run_detail.stage_rows(detail.manifest)
         if stages:
             st.dataframe(stages, hide_index=True, width="stretch")
-    with tabs[4]:
-        files = sorted(str(p.relative_to(detail.folder)) for p in detail.folder.rglob("*") if p.is_file())
-        st.dataframe({"file": files}, hide_index=True, width="stretch")
+    with tabs[5]:
+        files_list(detail)
 
 
 def sweep(detail: run_detail.RunDetail) -> None:
@@ -193,7 +238,8 @@ def sweep(detail: run_detail.RunDetail) -> None:
     st.subheader(f"Sweep: {info.get('cells', '?')} settings")
     st.caption(f"Mean, standard error and 95% interval over repeats of "
                f"{detail.results['sweep']['summary'][0]['metric']}, per setting and strategy, and the paired "
-               "difference with random; the tables above are the first setting's. The sweep plots are below.")
+               "difference with random; the comparison with random above is the first setting's. The sweep plots, "
+               "a metric against each swept axis, are in the Plots tab.")
     st.dataframe(summary, hide_index=True, width="stretch",
                  column_config={name: st.column_config.NumberColumn(format="%.4f")
                                 for name in ("mean", "sem", "ci_low", "ci_high")})
