@@ -36,6 +36,12 @@ started=$SECONDS
 echo "test: the whole suite on $("$APPLIANCE_VENV/bin/python" --version) took $((SECONDS - started)) s"
 
 main_version=$("$APPLIANCE_VENV/bin/python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+# The other Pythons' fast suites run side by side (one core each), each into a log printed when it ends.
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+pids=()
+versions=()
+started=$SECONDS
 for version in $(python3 "$repo/scripts/pythons.py"); do
   [ "$version" != "$main_version" ] || continue
   if ! interpreter=$(python3 "$repo/scripts/pythons.py" "$version"); then
@@ -45,12 +51,18 @@ for version in $(python3 "$repo/scripts/pythons.py"); do
     echo "test: no Python $version on this machine: the fast suite did not run on it" >&2
     continue
   fi
-  started=$SECONDS
   PYTHON=$interpreter APPLIANCE_VENV=$repo/.venv-$version "$repo/scripts/install.sh" --with-tests
-  echo "test: the install for Python $version took $((SECONDS - started)) s"
   # Not the `torch` tests either: PyTorch's CPU wheel (the reference-check extra) is there for 3.11 only.
   APPLIANCE_VENV=$repo/.venv-$version "$repo/.venv-$version/bin/python" -m pytest -m "not slow and not torch" \
-    || status=$?
-  echo "test: the fast suite on Python $version took $((SECONDS - started)) s (with its install)"
+    >"$logs/$version.log" 2>&1 &
+  pids+=("$!")
+  versions+=("$version")
 done
+for index in "${!pids[@]}"; do
+  version=${versions[$index]}
+  wait "${pids[$index]}" || status=$?
+  echo "---- the fast suite on Python $version:"
+  cat "$logs/$version.log"
+done
+echo "test: the fast suites on Python ${versions[*]:-none} took $((SECONDS - started)) s together (with their installs)"
 exit "$status"
