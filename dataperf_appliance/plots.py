@@ -279,10 +279,10 @@ def latency_box_plot(latency: dict[str, dict[str, list[float]]], path: Path) -> 
 
 def draw_sweep_plots(summary: list[dict], latency: dict[str, dict[str, list[float]]], folder: Path, *,
                      metric: str, lower_is_better: bool = False) -> list[Path]:
-    """The plots of a sweep into `folder`: ``sweep_<metric>_vs_<axis>.png`` for each swept axis (the train
-    size always first) and ``sweep_latency.png``."""
+    """The plots of a sweep into `folder`: ``sweep_<metric>_vs_<axis>.png`` for each swept axis (train size,
+    noise level, model; the train size alone if none is) and ``sweep_latency.png``."""
     folder = Path(folder)
-    axes = ["train_size", *[a for a in swept_axes(summary) if a != "train_size"]]
+    axes = swept_axes(summary) or ["train_size"]
     return [*(sweep_metric_plot(summary, folder / f"sweep_{metric}_vs_{axis}.png", metric=metric,
                                 lower_is_better=lower_is_better, axis=axis) for axis in axes),
             latency_box_plot(latency, folder / "sweep_latency.png")]

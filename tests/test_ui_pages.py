@@ -255,7 +255,8 @@ def test_a_finished_run_shows_metrics_plots_and_downloads(app_env):
     table = at.dataframe[0].value
     assert list(table.columns[:3]) == ["task", "method", "fraction_fixes"]
     assert list(table["method"])[:2] == ["loss", "random"]
-    assert {m.label for m in at.metric} == {"loss · fraction_fixes ↓", "random · fraction_fixes ↓"}
+    assert {m.label for m in at.metric} == {"loss", "random"}  # every method, best first
+    assert "**fraction_fixes ↓** (lower is better)" in texts(at.markdown)
     assert len(at.image) == 4  # three charts and one gallery
     labels = [b.label for b in at.get("download_button")]
     plots = sorted(p.name for p in (app_env / "runs" / "good-run" / "plots").glob("*.png"))
@@ -312,7 +313,8 @@ def test_a_run_with_repeats_shows_intervals_and_the_comparison_with_random(repea
     results = json.loads((repeated_runs / "runs" / "rep-a" / "results.json").read_text())
     at = app("views/run.py", run="rep-a")
     values = {m.label: m.value for m in at.metric}
-    assert set(values) == {"knn_shapley · fraction_fixes ↓", "loss · fraction_fixes ↓", "random · fraction_fixes ↓"}
+    assert set(values) == {"knn_shapley", "loss", "random"}
+    assert all(m.delta is None or ", p=" in m.delta for m in at.metric)  # the test's p-value in the headline
     assert all(" ± " in value for value in values.values())  # mean ± half width of the 95% interval
     frames = [frame.value for frame in at.dataframe]
     metrics = next(frame for frame in frames if "vs random (paired)" in frame.columns)

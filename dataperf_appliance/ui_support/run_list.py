@@ -362,18 +362,19 @@ def rows_table(rows: Iterable[RunRow], now: dt.datetime | None = None) -> list[d
     for row in rows:
         score = row.headline
         column = score_column(score.metric, score.lower_is_better) if score else None
+        # What a run is and how it scored first; when and where after.
         table.append({
             "run": row.run_id,
             "state": f"{STATE_ICONS.get(row.state, '')} {row.state}".strip(),
-            "started (UTC)": row.start.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if row.start else "",
-            "duration": format_duration(row.duration_s(now)),
             "track": row.track or "",
             "sweep": f"sweep · {row.sweep_settings} settings" if row.sweep_settings else "",
-            "dataset": row.dataset or "",
-            "model": row.model or "",
             **{name: (round(score.value, 4) if name == column else None) for name in metrics},
             "± 95%": None if score is None or score.half_width is None else round(score.half_width, 4),
             BEST_COLUMN: "" if score is None else score.method,
+            "dataset": row.dataset or "",
+            "model": row.model or "",
+            "started (UTC)": row.start.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M") if row.start else "",
+            "duration": format_duration(row.duration_s(now)),
             "where": row.where,
         })
     return table

@@ -13,9 +13,11 @@ WIDE_KINDS = ("multichoice", "names")
 PENDING_RUN = "nb.pending_run_id"
 
 
-def widget(spec: form.FieldSpec, track: str):
-    """Draw the widget of one field; its value. The value the user gave is kept across pages (common.keep_values)."""
-    key = f"nb.{track}.{spec.key}.{spec.kind}"
+def widget(spec: form.FieldSpec, track: str, scope: str | None = None):
+    """Draw the widget of one field; its value. The value the user gave is kept across pages (common.keep_values);
+    with `scope` (a dataset other than the default), apart from the other datasets' (the browser keeps a
+    widget's choices when only its options change)."""
+    key = f"nb.{track}.{spec.key}.{spec.kind}" + (f".{scope}" if scope else "")
     common.remember(key)
     label, help_text = spec.label, spec.help or None
     given = key in st.session_state  # then the widget takes its value from there, not from a default
@@ -86,13 +88,16 @@ def form_mode(track: str, settings, dataset_folders: list[str]) -> tuple[form.Fo
     values, slots = {}, {}
     narrow = [s for s in specs if s.kind not in WIDE_KINDS and not s.advanced]
     wide = [s for s in specs if s.kind in WIDE_KINDS]
+    chosen = st.session_state.get(dataset_key)
+    # Each dataset has its own tasks: their choice is kept per dataset.
+    own_dataset = chosen if chosen and chosen != form.default_params(track).get("dataset") else None
     columns = st.columns(3)
     for index, spec in enumerate(narrow):
         with columns[index % 3]:
             values[spec.key] = widget(spec, track)
             slots[spec.key] = st.empty()
     for spec in wide:
-        values[spec.key] = widget(spec, track)
+        values[spec.key] = widget(spec, track, own_dataset if spec.key == "tasks" else None)
         slots[spec.key] = st.empty()
     advanced = [s for s in specs if s.advanced]
     if advanced:
@@ -161,7 +166,7 @@ def main() -> None:
     advanced = top[1].toggle("Advanced: edit the YAML", key="nb.advanced",
                              help="Write or paste the whole task_setup.yml; it is checked the same way.")
     folders = common.dataset_names()
-    left, right = st.columns([1, 1], gap="large")
+    left, right = st.columns([3, 2], gap="large")
     with left:
         check, files = yaml_mode(track, settings) if advanced else form_mode(track, settings, folders)
     with right:

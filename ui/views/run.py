@@ -95,18 +95,21 @@ def failure(detail: run_detail.RunDetail) -> None:
             st.code(detail.traceback, language="text")
 
 
-HEADLINE_COLUMNS = 4
+HEADLINE_COLUMNS = 3
 
 
 def headline(results: dict) -> None:
     """Every method's mean over the tasks and repeats, each with its 95% interval and its paired comparison
-    with random (a difference that is not significant is said so), best first, in rows of four; a method over
+    with random (a difference that is not significant is said so), best first, in rows of three; a method over
     the budget is not ranked. For a sweep, each method names its setting."""
     means = run_detail.method_means(results)
     if not means:
         return
     lower = means[0]["lower_is_better"]
     settings = {name: entry.get("setting") for name, entry in (results.get("overall") or {}).items()}
+    st.markdown(f"**{run_list.score_column(means[0]['metric'], lower)}** ({'lower' if lower else 'higher'} is "
+                f"better): mean over the tasks and {means[0]['repeats']} repeat(s) ± half its 95% interval; "
+                "the difference with random is paired on the repeats.")
     for start in range(0, len(means), HEADLINE_COLUMNS):
         columns = st.columns(HEADLINE_COLUMNS)
         for column, item in zip(columns, means[start:start + HEADLINE_COLUMNS]):
@@ -114,17 +117,18 @@ def headline(results: dict) -> None:
             comparison = item["comparison"]
             delta = None
             if comparison and comparison.get("mean_difference") is not None:
+                p_value = comparison.get("p_value")
                 delta = f"{comparison['mean_difference']:+.3f} vs random" + (
-                    f" (p = {comparison['p_value']:.3g})" if comparison.get("p_value") is not None else "") + (
-                    "" if comparison.get("significant") else " not significant")
-            label = f"{item['method']} · {item['metric']} {'↓' if lower else '↑'}" + (
-                "" if item["ranked"] else " · over the budget, not ranked")
-            column.metric(label, value, delta=delta,
+                    f", p={p_value:.2g}" if p_value is not None else "") + (
+                    "" if comparison.get("significant") else ", n.s.")
+            label = item["method"] + ("" if item["ranked"] else " · over the budget, not ranked")
+            column.metric(label, value, delta=delta, border=True,
                           delta_color="off" if not (comparison or {}).get("significant") else
                           ("inverse" if lower else "normal"),
-                          help=(f"mean over the tasks and {item['repeats']} repeat(s), ± half the width of its "
-                                f"95% interval; {'lower' if lower else 'higher'} is better. The difference with "
-                                "random is paired on the repeats (paired t-test)."))
+                          help=(f"{item['metric']}: mean over the tasks and {item['repeats']} repeat(s), ± half "
+                                f"the width of its 95% interval; {'lower' if lower else 'higher'} is better. The "
+                                "difference with random is paired on the repeats (paired t-test; n.s.: not "
+                                "significant, p ≥ 0.05)."))
             if settings.get(item["method"]):
                 column.caption(f"at {settings[item['method']]}")
     if means[0]["repeats"] < 2:
@@ -148,7 +152,7 @@ def comparisons(detail: run_detail.RunDetail) -> None:
     rows = run_detail.comparison_rows(detail.results)
     if not rows:
         return
-    st.subheader("Against random")
+    st.subheader("Against random" + (" (the first setting)" if settings_view.is_sweep(detail.results) else ""))
     weak = sorted({f"{r['method']} ({r['task']}, {r['metric']})" for r in rows if r["significant"] is False})
     if weak:
         st.warning("Not significantly different from random (paired t-test over the repeats, p ≥ 0.05): "
@@ -235,7 +239,9 @@ def sweep(detail: run_detail.RunDetail) -> None:
     if not summary:
         return
     info = detail.results["sweep"]
-    st.subheader(f"Sweep: {info.get('cells', '?')} settings")
+    settings = settings_view.settings(detail.results)
+    repeats = summary[0].get("n") or 1
+    st.subheader(f"Sweep: {len(settings)} settings × {repeats} repeat(s) = {info.get('cells', '?')} cells")
     st.caption(f"Mean, standard error and 95% interval over repeats of "
                f"{detail.results['sweep']['summary'][0]['metric']}, per setting and strategy, and the paired "
                "difference with random; the comparison with random above is the first setting's. The sweep plots, "
@@ -272,7 +278,7 @@ def official_export(detail: run_detail.RunDetail) -> None:
 
 
 def downloads(detail: run_detail.RunDetail) -> None:
-    columns = st.columns([1, 1, 1, 1, 2])
+    columns = st.columns(4)
     data = detail.file_bytes("results.json")
     if data is not None:
         columns[0].download_button("results.json", data, file_name=f"{detail.run_id}-results.json",
