@@ -314,7 +314,9 @@ def test_a_run_with_repeats_shows_intervals_and_the_comparison_with_random(repea
     at = app("views/run.py", run="rep-a")
     values = {m.label: m.value for m in at.metric}
     assert set(values) == {"knn_shapley", "loss", "random"}
-    assert all(m.delta is None or ", p=" in m.delta for m in at.metric)  # the test's p-value in the headline
+    # The paired difference with random and the test's p-value in the headline (random's own tile has none).
+    assert all(not m.delta or (" vs random" in m.delta and ", p=" in m.delta) for m in at.metric)
+    assert sum(bool(m.delta) for m in at.metric) == 2
     assert all(" ± " in value for value in values.values())  # mean ± half width of the 95% interval
     frames = [frame.value for frame in at.dataframe]
     metrics = next(frame for frame in frames if "vs random (paired)" in frame.columns)
