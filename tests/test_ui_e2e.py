@@ -392,6 +392,7 @@ def test_the_appliance_in_a_browser(page, appliance: App, airflow_stack: Airflow
 
     # A good dataset: stored on disk and in S3; the form offers its own task; then deleted, with a
     # confirmation, from both.
+    from playwright.sync_api import expect
     from test_ui_support import _zip, debugging_dataset
 
     good = _zip(debugging_dataset(), top="mine")
@@ -407,11 +408,17 @@ def test_the_appliance_in_a_browser(page, appliance: App, airflow_stack: Airflow
     select(page, "Dataset", "mine")
     tasks = page.get_by_test_id("stMultiSelect").filter(has_text="Tasks")
     tasks.get_by_text("t1", exact=True).wait_for()  # its own task, ticked, once the form has rerun
+    expect(tasks).to_have_count(1)  # the digits' field gone
     assert "digit-3" not in tasks.inner_text()
     nav(page, "Datasets")
-    page.get_by_text("Delete a dataset").click()
-    select(page, "Dataset", "mine")
-    page.get_by_role("button", name="Delete…").click()
+    deletion = page.get_by_test_id("stExpander").filter(has_text="Delete a dataset")
+    deletion.get_by_text("Delete a dataset").click()
+    settle(page, 300)
+    # The list opens below the fold at the page's bottom: the selectbox's search picks the one dataset.
+    deletion.get_by_test_id("stSelectbox").locator("input").fill("mine")
+    page.keyboard.press("Enter")
+    settle(page, 300)
+    deletion.get_by_role("button", name=re.compile("Delete…")).click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_text("This cannot be undone").wait_for()
     shot(page, "13-delete-dataset", whole=False)

@@ -414,7 +414,7 @@ def test_compare_needs_two_runs(app_env):
 
 def test_datasets_page_refuses_a_bad_file_with_the_reason(app_env):
     at = app("views/datasets.py")
-    assert {"digits", "synthetic"} <= set(at.dataframe[0].value["dataset"])
+    assert {"digits", "synthetic"} <= set(at.table[0].value["dataset"])
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("embeddings/t1_train_0.3_20.parquet", b"not a parquet file")

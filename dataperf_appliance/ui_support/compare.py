@@ -55,7 +55,7 @@ def differing_params(runs: Sequence[RunDetail]) -> list[dict[str, Any]]:
     rows = []
     for key in keys:
         values = [flat[run.run_id].get(key, MISSING) for run in runs]
-        if len({repr(v) for v in values}) > 1:
+        if len({_shown(v) for v in values}) > 1:  # as shown: a sweep's one-value list [100] is 100
             rows.append({"parameter": key, **{run.run_id: _shown(v) for run, v in zip(runs, values)}})
     return rows
 

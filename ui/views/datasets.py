@@ -13,10 +13,8 @@ def listing() -> list[dict]:
     rows, notes = dataset_upload.dataset_rows(common.settings(), common.storage())
     for note in notes:
         st.warning(note)
-    st.dataframe(rows, hide_index=True, width="stretch", key="datasets.table",
-                 column_config={"dataset": st.column_config.TextColumn("dataset", width="small"),
-                                "tasks": st.column_config.TextColumn("tasks", width="medium"),
-                                "description": st.column_config.TextColumn("description", width="large")})
+    # A static table: its cells wrap, so every task and the whole description show.
+    st.table(rows)
     return rows
 
 
