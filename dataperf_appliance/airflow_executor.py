@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from multiprocessing import forkserver
 
@@ -75,7 +76,15 @@ class IdleEndingLocalExecutor(LocalExecutor):
         if multiprocessing.get_start_method(allow_none=True) != "forkserver":
             return
         server = forkserver._forkserver
-        if getattr(server, "_forkserver_pid", None) is None or not hasattr(server, "_stop"):
+        pid = getattr(server, "_forkserver_pid", None)
+        if pid is None or not hasattr(server, "_stop"):
             return
+        # The forkserver ends when its "alive" pipe closes, but a process forked from the scheduler (its log
+        # server) holds that pipe too, and `_stop` would then wait for it forever: end it by signal first
+        # (it has no worker left), so that `_stop` only reaps it.
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
         server._stop()
         self.log.info("Stopped the idle forkserver (it starts again with the next task)")
