@@ -7,11 +7,6 @@ from collections.abc import Callable
 
 import numpy as np
 from sklearn.base import ClassifierMixin
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.neural_network import MLPClassifier
-from sklearn.svm import LinearSVC
 
 from .config import catalog
 from .config.catalog import registry_names
@@ -26,14 +21,52 @@ def _dataperf_reference(seed: int) -> ClassifierMixin:
     return DataPerfReferenceClassifier()
 
 
+# Each estimator's module is imported when the model is first made: a command that needs one model (the
+# selection evaluator's logistic regression) does not load all of scikit-learn's (ensembles, networks).
+def _logistic_regression(seed: int) -> ClassifierMixin:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=1000, random_state=seed)
+
+
+def _linear_svm(seed: int) -> ClassifierMixin:
+    from sklearn.svm import LinearSVC
+
+    return LinearSVC(random_state=seed)
+
+
+def _knn(seed: int) -> ClassifierMixin:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    return KNeighborsClassifier(n_neighbors=5)
+
+
+def _random_forest(seed: int) -> ClassifierMixin:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1)
+
+
+def _hist_gradient_boosting(seed: int) -> ClassifierMixin:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(random_state=seed)
+
+
+def _mlp(seed: int) -> ClassifierMixin:
+    from sklearn.neural_network import MLPClassifier
+
+    return MLPClassifier(hidden_layer_sizes=(64,), max_iter=500, random_state=seed)
+
+
 _FACTORIES: dict[str, Callable[[int], ClassifierMixin]] = {
     catalog.DATAPERF_REFERENCE_MODEL: _dataperf_reference,
-    "logistic_regression": lambda seed: LogisticRegression(max_iter=1000, random_state=seed),
-    "linear_svm": lambda seed: LinearSVC(random_state=seed),
-    "knn": lambda seed: KNeighborsClassifier(n_neighbors=5),
-    "random_forest": lambda seed: RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1),
-    "hist_gradient_boosting": lambda seed: HistGradientBoostingClassifier(random_state=seed),
-    "mlp": lambda seed: MLPClassifier(hidden_layer_sizes=(64,), max_iter=500, random_state=seed),
+    "logistic_regression": _logistic_regression,
+    "linear_svm": _linear_svm,
+    "knn": _knn,
+    "random_forest": _random_forest,
+    "hist_gradient_boosting": _hist_gradient_boosting,
+    "mlp": _mlp,
 }
 
 MODEL_NAMES = registry_names(_FACTORIES, catalog.MODEL_NAMES, "model")

@@ -9,6 +9,8 @@ extra: ``pip install torch==2.13.0``, the CPU build); nothing else imports it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -40,7 +42,8 @@ def _accuracy(network: nn.Sequential, X: np.ndarray, y: np.ndarray, threshold: f
     # Two steps, as the evaluator: 0 at or below the float32 threshold, then 1 above the float64 one.
     predicted = np.where(probability <= np.float32(threshold), 0.0, probability)
     predicted = np.where(predicted > threshold, 1.0, predicted)
-    return round(float(np.mean(predicted == np.asarray(y).ravel())), ACCURACY_DECIMALS)
+    # round() of the numpy.float64 mean, not of a Python float, as the evaluator: numpy's rounding.
+    return float(round(np.mean(predicted == np.asarray(y).ravel()), ACCURACY_DECIMALS))
 
 
 def fit(X: np.ndarray, y: np.ndarray) -> tuple[nn.Sequential, float]:
@@ -73,11 +76,45 @@ def fit_and_score(X: np.ndarray, y: np.ndarray, X_test: np.ndarray, y_test: np.n
 
 def fixing_curve(X: np.ndarray, y_noisy: np.ndarray, y_true: np.ndarray, order: np.ndarray,
                  X_test: np.ndarray, y_test: np.ndarray, budgets: np.ndarray) -> np.ndarray:
-    """Accuracy at each budget, retraining from scratch every time, as the evaluator's main loop does."""
-    accuracies = []
+    """Accuracy at each budget, retraining from scratch for every training set, as the evaluator's main loop
+    does. A budget whose inspected row was already right leaves the labels as they were: that same training
+    set (a fit is deterministic, seeded anew each time) is not trained twice."""
+    accuracies, by_labels = [], {}
     for budget in budgets:
         labels = np.array(y_noisy, copy=True)
         inspected = np.asarray(order)[:budget]
         labels[inspected] = y_true[inspected]
-        accuracies.append(fit_and_score(X, labels, X_test, y_test))
+        key = labels.tobytes()
+        if key not in by_labels:
+            by_labels[key] = fit_and_score(X, labels, X_test, y_test)
+        accuracies.append(by_labels[key])
     return np.array(accuracies)
+
+
+def evaluate_official_folder(folder: Path) -> dict[str, dict]:
+    """{data_id: the official result's fields} of an official debugging folder, by this plain loop:
+    ``before_acc``, ``curves`` ({submission: accuracy at budgets 1..train_size}) and ``fraction_fixes``."""
+    from .datasets.dataperf_files import read_debugging_task, task_file_paths
+    from .debugging.evaluation import fraction_fixes
+    from .debugging.submissions import read_submission
+    from .official.evaluate import official_submissions
+    from .official.setup import load_official_setup
+
+    _, setup, _ = load_official_setup(folder)
+    paths = setup.paths
+    results = {}
+    for spec in setup.tasks:
+        files = task_file_paths(folder, paths.embedding_folder, paths.groundtruth_folder, spec.data_id,
+                                spec.train_size, spec.noise_level, spec.val_size, spec.test_size)
+        del files["val"]  # the evaluator reads no validation file
+        task = read_debugging_task(files, spec.data_id)
+        budgets = np.arange(1, task.train_size + 1)
+        curves = {}
+        for method, path in official_submissions(folder / paths.submission_folder, spec.data_id).items():
+            order = read_submission(path, task.train_size)  # a short one stops fixing, as in main.py
+            curves[method] = fixing_curve(task.X_train, task.y_train, task.y_true, order, task.X_test, task.y_test,
+                                          budgets)
+        results[spec.data_id] = {
+            "before_acc": fit_and_score(task.X_train, task.y_train, task.X_test, task.y_test),
+            "curves": curves, "fraction_fixes": {name: fraction_fixes(curve) for name, curve in curves.items()}}
+    return results

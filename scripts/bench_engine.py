@@ -29,13 +29,15 @@ Selection track (printed by default; alone with --selection-only):
 
 5. `dataperf-appliance evaluate` on a folder in the official selection layout
    with a 20,000 x 256 pool and three tasks (500-row training sets, 1,000-row
-   test sets): the wall time of the evaluation in this process and of the
-   command. The official Spark evaluator runs on the same folder by hand (no
-   Spark here): keep the folder with --official-folder DIR, run
-   `time python main.py` in it, divide (target >= 20x, docs/official-evaluators.md).
+   test sets) against the official Spark evaluator's unchanged main.py on the
+   same folder, in the same run (--official-selection CHECKOUT --spark-python
+   PY): the whole command (a new process, imports included) and the
+   evaluation in this process (modules loaded), each as a ratio to Spark,
+   and whether the scores are equal. Targets: >= 6x and >= 30x.
 
 Usage: scripts/bench_engine.py [--skip-synthetic] [--skip-official] [--skip-repeats] [--selection-only]
                                [--data-dir DIR] [--official-folder DIR]
+                               [--official-selection CHECKOUT --spark-python PY]
 """
 
 from __future__ import annotations
@@ -198,6 +200,10 @@ def selection_figures(data_root: Path) -> None:
 
 
 OFFICIAL_POOL, OFFICIAL_DIM, OFFICIAL_TASKS = 20_000, 256, ("Cupcake", "Hawk", "Sushi")
+#: What the official selection evaluator's main.py needs beside it.
+SPARK_EVALUATOR_MODULES = ("main.py", "eval.py", "utils.py", "constants.py")
+#: Speed targets against the Spark evaluator on that folder (issue 21).
+WHOLE_COMMAND_TARGET, IN_PROCESS_TARGET = 6, 30
 
 
 def write_official_selection_folder(folder: Path, *, pool_size: int = OFFICIAL_POOL, dim: int = OFFICIAL_DIM,
@@ -226,7 +232,22 @@ def write_official_selection_folder(folder: Path, *, pool_size: int = OFFICIAL_P
     (folder / "task_setup.yaml").write_text("\n".join(lines) + "\n")
 
 
-def official_selection_figures(folder: Path | None) -> None:
+def _spark_evaluator_seconds(folder: Path, official_repo: Path, python: str) -> tuple[float, dict]:
+    """Run the official Spark evaluator's main.py unchanged on a copy of `folder` (its .py files beside it, from
+    the checkout `official_repo`, never this repository); (wall seconds, its result file's scores)."""
+    import shutil
+    import subprocess
+
+    work = Path(tempfile.mkdtemp(prefix="bench-spark-"))
+    shutil.copytree(folder, work, dirs_exist_ok=True)
+    for module in SPARK_EVALUATOR_MODULES:
+        shutil.copy(official_repo / module, work / module)
+    _, seconds = _timed(lambda: subprocess.run([python, "main.py"], cwd=work, check=True, capture_output=True))
+    (result,) = sorted((work / "data" / "results").glob("result_*.json"))
+    return seconds, json.loads(result.read_text())
+
+
+def official_selection_figures(folder: Path | None, official_repo: Path | None, spark_python: str | None) -> bool:
     import subprocess
 
     from dataperf_appliance.tracks import evaluate_folder
@@ -235,12 +256,25 @@ def official_selection_figures(folder: Path | None) -> None:
     write_official_selection_folder(folder)
     print(f"official selection layout: {OFFICIAL_POOL:,} x {OFFICIAL_DIM} pool, {len(OFFICIAL_TASKS)} tasks, "
           f"folder {folder}")
-    outcome, in_process = _timed(lambda: evaluate_folder(folder))
+    # The command: a new process, every import included, as a participant types it.
     command = [str(Path(sys.executable).with_name("dataperf-appliance")), "evaluate", str(folder), "--quiet"]
     _, whole = _timed(lambda: subprocess.run(command, check=True, capture_output=True))
+    # In this process: the evaluation itself, its modules already loaded by a first call (as in the appliance).
+    evaluate_folder(folder)
+    outcome, in_process = _timed(lambda: evaluate_folder(folder))
     print("  accuracy: " + ", ".join(f"{task} {r['accuracy']:.4f}" for task, r in outcome.results.items()))
-    print(f"  evaluate in this process {in_process:.2f} s; `dataperf-appliance evaluate` command {whole:.2f} s "
-          "(divide the Spark evaluator's `time python main.py` in that folder by this)")
+    print(f"  `dataperf-appliance evaluate` command {whole:.2f} s; evaluate in this process {in_process:.2f} s "
+          "(modules loaded)")
+    if official_repo is None or spark_python is None:
+        print("  (no Spark side: give --official-selection and --spark-python to run the official evaluator)")
+        return True
+    spark, theirs = _spark_evaluator_seconds(folder, official_repo, spark_python)
+    same = all(theirs[task][metric] == outcome.results[task][metric] for task in OFFICIAL_TASKS
+               for metric in ("accuracy", "recall", "precision", "f1"))
+    print(f"  official Spark evaluator (python main.py): {spark:.2f} s; its scores equal ours: {same}")
+    print(f"  whole command: {spark / whole:.1f}x faster (target >= {WHOLE_COMMAND_TARGET}x); "
+          f"in process: {spark / in_process:.1f}x (target >= {IN_PROCESS_TARGET}x)")
+    return same and spark / whole >= WHOLE_COMMAND_TARGET and spark / in_process >= IN_PROCESS_TARGET
 
 
 def main() -> int:
@@ -252,6 +286,11 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--official-folder", type=Path, default=None,
                         help="where to write (and keep) the 20,000 x 256 official selection folder")
+    parser.add_argument("--official-selection", type=Path, default=None,
+                        help="a checkout of CoactiveAI/dataperf-vision-selection (its main.py, eval.py, utils.py, "
+                             "constants.py), to time the official Spark evaluator on the same folder")
+    parser.add_argument("--spark-python", default=None,
+                        help="a Python with pyspark, fire, pyyaml, scikit-learn and pandas for that evaluator")
     args = parser.parse_args()
     data_root = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-data-"))
     ok = True
@@ -264,7 +303,7 @@ def main() -> int:
         if not args.skip_repeats:
             ok = repeats_figures(data_root) and ok
     selection_figures(data_root)  # figures to report, no target
-    official_selection_figures(args.official_folder)  # the Spark side is timed by hand
+    ok = official_selection_figures(args.official_folder, args.official_selection, args.spark_python) and ok
     print("all targets met" if ok else "a target was missed")
     return 0 if ok else 1
 

@@ -8,6 +8,8 @@ torch inside each test, so a run without torch deselects them by mark
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,14 @@ from dataperf_appliance.config import catalog
 from dataperf_appliance.datasets.dataperf_files import DebuggingTaskData
 from dataperf_appliance.debugging import strategies
 from dataperf_appliance.debugging.evaluation import budgets_for, evaluate_orders, fraction_fixes
-from dataperf_appliance.reference_classifier import THRESHOLDS, DataPerfReferenceClassifier, initial_weights
+from dataperf_appliance.reference_classifier import (
+    THRESHOLDS,
+    DataPerfReferenceClassifier,
+    choose_threshold,
+    initial_weights,
+    round_like_the_evaluator,
+)
+from dataperf_appliance.tracks import evaluate_folder
 
 MODEL = catalog.DATAPERF_REFERENCE_MODEL
 
@@ -95,12 +104,36 @@ def test_fixing_curves_equal_torchs_on_digits_tasks(tmp_path):
     assert differing == []
 
 
+def _debugging_corpus():
+    """scripts/debugging_corpus.py, the corpus of official folders where rounding and instability bite."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "debugging_corpus.py"
+    spec = importlib.util.spec_from_file_location("debugging_corpus", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclass looks itself up there
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.torch
-def test_fixing_curve_equals_torchs_in_2048_dimensions():
-    task = _synthetic_task(train_size=100, dim=2048, seed=7)
-    order = np.random.default_rng(7).permutation(task.train_size)
-    equal, total, differing = _compare_curves(task, {"random": order})
-    assert equal / total >= 0.99, f"only {equal} of {total} curve points equal PyTorch's"
+def test_evaluate_equals_the_yardstick_on_the_corpus(tmp_path):
+    """`evaluate` (the compiled classifier) against the plain PyTorch loop on every corpus folder: 2,048-d,
+    test sizes 100/200/500, near-chance, realistic (unstable) and easy data, 100-300 rows, (un)balanced.
+    scripts/compare_official_debugging.py runs both against the official code itself (docs/reference-classifier.md)."""
+    folders = _debugging_corpus().write_corpus(tmp_path)
+    equal = points = 0
+    differing = []
+    for folder in folders:
+        (mine,) = evaluate_folder(folder, n_jobs=1).results.values()
+        (theirs,) = _reference_torch().evaluate_official_folder(folder).values()
+        if mine["before_acc"] != theirs["before_acc"]:
+            differing.append(f"{folder.name} before_acc")
+        for name, curve in theirs["curves"].items():
+            ours = np.array([e["accuracy"] for e in mine["submitted_evaluations"] if e["submission"] == name])
+            equal, points = equal + int(np.sum(ours == curve)), points + len(curve)
+            if mine["auc_score"][name]["fraction_fixes"] != theirs["fraction_fixes"][name]:
+                differing.append(f"{folder.name}/{name} fraction_fixes")
+    assert points == sum(2 * case.train_size for case in _debugging_corpus().corpus_cases())
+    assert equal / points >= 0.995, f"only {equal} of {points} curve points equal the yardstick's"
     assert differing == []
 
 
@@ -140,3 +173,57 @@ def test_same_fit_whatever_the_seed_and_one_class_still_trains():
 def test_refuses_labels_that_are_not_binary():
     with pytest.raises(ValueError, match="binary labels"):
         DataPerfReferenceClassifier().fit(np.zeros((4, 2)), np.array([0, 1, 2, 1]))
+
+
+# --- rounding as the evaluator rounds: numpy's round of a numpy.float64, half to even after scaling by 100 ------
+
+@pytest.mark.parametrize(("right", "expected"), [
+    (129, 0.64),  # 0.645: Python's round(0.645, 2) gives 0.65
+    (195, 0.98),  # 0.975: Python's round gives 0.97
+    (5, 0.02),    # 0.025: Python's round gives 0.03
+    (3, 0.02),    # 0.015, half to even upward
+    (1, 0.0),     # 0.005
+    (130, 0.65),  # no tie
+])
+def test_an_accuracy_of_k_in_200_rounds_as_the_evaluators(right, expected):
+    accuracy = np.mean(np.arange(200) < right)  # a numpy.float64, as the evaluator's mean
+    assert round_like_the_evaluator(accuracy) == expected
+
+
+def _probabilities(*groups: tuple[int, float, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(probability float32, label) of `count` rows per (count, probability, label) group."""
+    probability = np.concatenate([np.full(count, p, dtype=np.float32) for count, p, _ in groups])
+    labels = np.concatenate([np.full(count, label) for count, _, label in groups])
+    return probability, labels
+
+
+def test_the_threshold_is_chosen_on_numpys_rounding():
+    """At 0.10 the training accuracy is 195/200 (0.98 rounded as the evaluator, 0.97 by Python's round), at 0.15
+    it is 196/200 (0.98): not strictly higher, so the evaluator keeps 0.10; Python's rounding would take 0.15."""
+    probability, labels = _probabilities((5, 0.05, 0), (1, 0.12, 0), (4, 0.97, 0), (10, 0.17, 1), (180, 0.9, 1))
+    assert choose_threshold(probability, labels) == THRESHOLDS[0]
+
+
+def _tie_test_set(model: DataPerfReferenceClassifier, X_test: np.ndarray, right: int) -> np.ndarray:
+    """Labels for X_test on which `model` is right exactly `right` times."""
+    labels = model.predict(X_test)
+    labels[right:] = 1 - labels[right:]
+    return labels
+
+
+def test_a_test_accuracy_of_129_in_200_scores_064():
+    task = _synthetic_task(train_size=150, dim=32, seed=4)
+    X_test = np.random.default_rng(4).normal(size=(200, 32)).astype(np.float32)
+    model = DataPerfReferenceClassifier().fit(task.X_train, task.y_train)
+    assert model.score(X_test, _tie_test_set(model, X_test, 129)) == 0.64
+    assert model.score(X_test, _tie_test_set(model, X_test, 195)) == 0.98
+
+
+@pytest.mark.torch
+def test_the_yardstick_rounds_ties_as_the_evaluator():
+    task = _synthetic_task(train_size=150, dim=32, seed=4)
+    X_test = np.random.default_rng(4).normal(size=(200, 32)).astype(np.float32)
+    model = DataPerfReferenceClassifier().fit(task.X_train, task.y_train)
+    for right, expected in ((129, 0.64), (195, 0.98)):
+        y_test = _tie_test_set(model, X_test, right)
+        assert _reference_torch().fit_and_score(task.X_train, task.y_train, X_test, y_test) == expected

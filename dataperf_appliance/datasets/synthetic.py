@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 
 import numpy as np
-from sklearn.datasets import make_classification
 
 NAME = "synthetic"
 DEFAULT_DIM = 256
@@ -26,6 +25,8 @@ def make_splits(task_id: str, sizes: list[int], dim: int, rng: np.random.Generat
     """One (embeddings (n, dim) float32, labels (n,), ids (n,)) triple per size, from one balanced problem."""
     if not is_task_id(task_id):
         raise ValueError(f"unknown synthetic task {task_id!r}: use synthetic-N, e.g. synthetic-0")
+    from sklearn.datasets import make_classification  # on first use: naming the dataset needs none of it
+
     total = sum(sizes)
     informative = max(2, min(dim // 4, 32))
     X, y = make_classification(

@@ -41,7 +41,6 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils import check_array
 
 from ..config import catalog
@@ -233,7 +232,7 @@ def _probability_model(model: str, seed: int, X: np.ndarray, y: np.ndarray):
     estimator = make_model(model, seed)
     if not hasattr(estimator, "predict_proba"):
         estimator = make_model("logistic_regression", seed)
-    if isinstance(estimator, KNeighborsClassifier):
+    if hasattr(estimator, "n_neighbors"):  # a KNN needs no more neighbours than it has rows
         estimator.set_params(n_neighbors=min(estimator.n_neighbors, len(y)))
     return estimator.fit(X, y)
 
