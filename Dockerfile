@@ -44,7 +44,7 @@ ENV APPLIANCE_DATA_DIR=/data \
     APPLIANCE_RUN_AS=appliance
 
 # The code and its virtual environment, owned by root (the services cannot change them), installed the
-# one way CI installs them. The code is compiled to .pyc here, since the services cannot write next to it.
+# one way CI installs them, compiled to .pyc (scripts/uv.sh), since the services cannot write next to it.
 # Behind a proxy that intercepts TLS, give the installers its CA bundle as a build secret (never a layer):
 #   --secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /opt/appliance/src
@@ -53,7 +53,7 @@ RUN --mount=type=secret,id=pip-ca,required=false \
     --mount=type=cache,target=/root/.cache/uv \
     --mount=type=cache,target=/root/.cache/dataperf-appliance \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
- && UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy scripts/install.sh
+ && UV_LINK_MODE=copy scripts/install.sh
 
 ARG GIT_COMMIT=""
 ENV APPLIANCE_GIT_COMMIT=${GIT_COMMIT}

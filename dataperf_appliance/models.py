@@ -113,11 +113,15 @@ def fit_model(name: str, seed: int, X: np.ndarray, y: np.ndarray):
     classes = np.unique(y)
     if len(classes) == 1 and name != catalog.DATAPERF_REFERENCE_MODEL:
         return _ConstantClassifier(int(classes[0]))
-    model = make_model(name, seed)
-    if isinstance(model, KNeighborsClassifier):
-        # A tiny training set has fewer points than the default number of neighbours.
-        model.set_params(n_neighbors=min(model.n_neighbors, len(y)))
-    return model.fit(X, y)
+    return fit_estimator(make_model(name, seed), X, y)
+
+
+def fit_estimator(estimator: ClassifierMixin, X: np.ndarray, y: np.ndarray) -> ClassifierMixin:
+    """`estimator` fitted on X, y; a KNN asks for no more neighbours than the rows it has (a tiny training set
+    has fewer than the default 5)."""
+    if hasattr(estimator, "n_neighbors"):
+        estimator.set_params(n_neighbors=min(estimator.n_neighbors, len(y)))
+    return estimator.fit(X, y)
 
 
 def fit_and_score(name: str, seed: int, X: np.ndarray, y: np.ndarray,

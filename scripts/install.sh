@@ -39,9 +39,10 @@ for extra in ${extras//,/ }; do
 done
 extras=$(IFS=,; echo "${wanted[*]}")
 
-# Editable, so that the templates/ and dags/ beside the package are the ones in use. No .pyc compilation
-# here (Python writes each module's on first import) unless UV_COMPILE_BYTECODE=1 (the image: its code
-# is read-only to the services).
+# Editable, so that the templates/ and dags/ beside the package are the ones in use. Compiled to .pyc
+# (scripts/uv.sh sets UV_COMPILE_BYTECODE=1).
 "$repo/scripts/uv.sh" pip install --quiet --python "$venv/bin/python" \
   -c "$constraints" -e "${repo}${extras:+[$extras]}"
+# The package itself is editable, so uv compiles none of it: compile it here (a stale .pyc is ignored).
+"$venv/bin/python" -m compileall -q "$repo/dataperf_appliance" "$repo/dags" "$repo/ui" >/dev/null
 echo "installed the appliance (Python $version${extras:+, extras $extras}) into $venv"

@@ -5,8 +5,8 @@
 #   - every test, the end-to-end ones and the image's build and run included, on the Python of .venv
 #     (python3: 3.11 in CI), with the 25 slowest listed;
 #   - the fast suite (-m "not slow and not torch") on each other supported Python (scripts/pythons.py: 3.11, 3.12, 3.13),
-#     each in a venv of its own, .venv-3.X, from pyenv or python3.X on PATH. A missing one fails the run
-#     in CI (CI=true) and is reported, not run, elsewhere.
+#     each in a venv of its own, .venv-3.X, from pyenv or python3.X on PATH, alongside the whole suite at the
+#     lowest CPU priority. A missing one fails the run in CI (CI=true) and is reported, not run, elsewhere.
 # Extra arguments go to the first pytest only, and the other Pythons are then left out
 # (e.g. scripts/test.sh -k config).
 set -euo pipefail
@@ -31,17 +31,14 @@ if [ "$#" -gt 0 ]; then
 fi
 
 status=0
-started=$SECONDS
-"$APPLIANCE_VENV/bin/python" -m pytest --durations=25 || status=$?
-echo "test: the whole suite on $("$APPLIANCE_VENV/bin/python" --version) took $((SECONDS - started)) s"
-
 main_version=$("$APPLIANCE_VENV/bin/python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
-# The other Pythons' fast suites run side by side (one core each), each into a log printed when it ends.
+# The other Pythons' fast suites run while the whole suite does, at the lowest CPU priority (nice 19): the
+# whole suite's services (Airflow, PostgreSQL, chromium, podman) spend much of their time waiting, and the
+# fast suites take that idle CPU without slowing them. Each writes a log, printed when it ends.
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 pids=()
 versions=()
-started=$SECONDS
 for version in $(python3 "$repo/scripts/pythons.py"); do
   [ "$version" != "$main_version" ] || continue
   if ! interpreter=$(python3 "$repo/scripts/pythons.py" "$version"); then
@@ -53,16 +50,21 @@ for version in $(python3 "$repo/scripts/pythons.py"); do
   fi
   PYTHON=$interpreter APPLIANCE_VENV=$repo/.venv-$version "$repo/scripts/install.sh" --with-tests
   # Not the `torch` tests either: PyTorch's CPU wheel (the reference-check extra) is there for 3.11 only.
-  APPLIANCE_VENV=$repo/.venv-$version "$repo/.venv-$version/bin/python" -m pytest -m "not slow and not torch" \
-    >"$logs/$version.log" 2>&1 &
+  APPLIANCE_VENV=$repo/.venv-$version nice -n 19 "$repo/.venv-$version/bin/python" -m pytest \
+    -m "not slow and not torch" -p no:cacheprovider --basetemp "$logs/tmp-$version" >"$logs/$version.log" 2>&1 &
   pids+=("$!")
   versions+=("$version")
 done
+
+started=$SECONDS
+"$APPLIANCE_VENV/bin/python" -m pytest --durations=25 || status=$?
+echo "test: the whole suite on $("$APPLIANCE_VENV/bin/python" --version) took $((SECONDS - started)) s"
+
 for index in "${!pids[@]}"; do
   version=${versions[$index]}
   wait "${pids[$index]}" || status=$?
   echo "---- the fast suite on Python $version:"
   cat "$logs/$version.log"
 done
-echo "test: the fast suites on Python ${versions[*]:-none} took $((SECONDS - started)) s together (with their installs)"
+echo "test: the fast suites on Python ${versions[*]:-none} ended $((SECONDS - started)) s after the whole suite started"
 exit "$status"

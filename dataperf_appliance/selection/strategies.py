@@ -45,7 +45,7 @@ from sklearn.utils import check_array
 
 from ..config import catalog
 from ..config.catalog import registry_names
-from ..models import DEFAULT_MODEL, MODEL_NAMES, make_model
+from ..models import DEFAULT_MODEL, MODEL_NAMES, fit_estimator, make_model
 
 #: Rows of the pool whose distances are computed at once (bounds scratch memory to ~64 MiB at d = 256).
 _DISTANCE_CHUNK = 32_768
@@ -232,9 +232,7 @@ def _probability_model(model: str, seed: int, X: np.ndarray, y: np.ndarray):
     estimator = make_model(model, seed)
     if not hasattr(estimator, "predict_proba"):
         estimator = make_model("logistic_regression", seed)
-    if hasattr(estimator, "n_neighbors"):  # a KNN needs no more neighbours than it has rows
-        estimator.set_params(n_neighbors=min(estimator.n_neighbors, len(y)))
-    return estimator.fit(X, y)
+    return fit_estimator(estimator, X, y)
 
 
 def uncertainty(pool_embeddings, oracle: LabelOracle, examples, budget: int, *, seed: int = 0,
