@@ -247,6 +247,24 @@ def test_evaluate_a_selection_folder_writes_the_official_result_file(tmp_path):
     assert "digit-3" in out and "logistic_regression" in out
 
 
+#: What scoring a selection folder never needs: the debugging classifier's compiler, torch, the dataset
+#: generators, the other estimators. Each would add its import to every `evaluate` (issue 21: the command's
+#: time was mostly imports).
+NOT_FOR_SELECTION = ("numba", "torch", "sklearn.datasets", "sklearn.ensemble", "sklearn.neural_network",
+                     "sklearn.neighbors", "matplotlib")
+
+
+def test_evaluating_a_selection_folder_imports_only_what_it_needs(tmp_path):
+    write_selection_folder(tmp_path)
+    probe = ("import json, sys; from dataperf_appliance import cli; code = cli.main(['evaluate', sys.argv[1], "
+             "'--quiet']); print(json.dumps([code, sorted(sys.modules)]))")
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=300)
+    code, modules = json.loads(done.stdout.splitlines()[-1])
+    assert code == 0, done.stderr
+    assert "sklearn.linear_model" in modules  # the official classifier: the probe sees imports
+    assert [name for name in modules for heavy in NOT_FOR_SELECTION
+            if name == heavy or name.startswith(f"{heavy}.")] == []
+
 # ---- bad input: one line naming the file, field and line; exit code 2; nothing written ----------------
 
 def _replace(path: Path, old: str, new: str) -> None:
