@@ -75,16 +75,17 @@ def fit_and_score(X: np.ndarray, y: np.ndarray, X_test: np.ndarray, y_test: np.n
 
 
 def fixing_curve(X: np.ndarray, y_noisy: np.ndarray, y_true: np.ndarray, order: np.ndarray,
-                 X_test: np.ndarray, y_test: np.ndarray, budgets: np.ndarray) -> np.ndarray:
-    """Accuracy at each budget, retraining from scratch for every training set, as the evaluator's main loop
-    does. A budget whose inspected row was already right leaves the labels as they were: that same training
-    set (a fit is deterministic, seeded anew each time) is not trained twice."""
+                 X_test: np.ndarray, y_test: np.ndarray, budgets: np.ndarray, *, reuse_fits: bool = True) -> np.ndarray:
+    """Accuracy at each budget, retraining from scratch, as the evaluator's main loop does. A budget whose
+    inspected row was already right leaves the labels as they were: with `reuse_fits` that same training set
+    (a fit is deterministic, seeded anew each time) is not trained twice; without, every budget trains, as
+    main.py does (the bench's baseline)."""
     accuracies, by_labels = [], {}
     for budget in budgets:
         labels = np.array(y_noisy, copy=True)
         inspected = np.asarray(order)[:budget]
         labels[inspected] = y_true[inspected]
-        key = labels.tobytes()
+        key = labels.tobytes() if reuse_fits else budget
         if key not in by_labels:
             by_labels[key] = fit_and_score(X, labels, X_test, y_test)
         accuracies.append(by_labels[key])

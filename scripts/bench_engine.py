@@ -97,7 +97,7 @@ def official_procedure_figures(data_root: Path) -> bool:
     ours, ours_s = _timed(lambda: evaluate_many(items, model=setup.model, seed=setup.seed))
     plain, plain_s = _timed(lambda: [
         {name: reference_torch.fixing_curve(task.X_train, task.y_train, task.y_true, order, task.X_test,
-                                            task.y_test, budgets_for(task.train_size))
+                                            task.y_test, budgets_for(task.train_size), reuse_fits=False)
          for name, order in orders.items()} for task, orders in items])
 
     points = sum(len(curve) for curves in plain for curve in curves.values())
