@@ -23,6 +23,7 @@ import subprocess
 import time
 
 import boto3
+import psutil
 import pytest
 from appliance_harness import SERVICES, Appliance, new_appliance
 from websockets.exceptions import InvalidStatus
@@ -190,6 +191,15 @@ def test_run_in_flight_survives_a_killed_scheduler(appliance: Appliance):
         assert result["manifest_state"] == "failed" and result["manifest_error"], result
     print(f"run in flight while the scheduler was killed: {result['state']}; tasks {result['tasks']}")
     appliance.wait_healthy(timeout_s=60)
+    # A task the killed scheduler left behind can still run after the run has ended (seen once, and SIGTERM
+    # then waited for it): the next test stops the appliance, so wait until no task process is left.
+    _wait(lambda: not _task_processes(), "no task process left", 180, 1)
+
+
+def _task_processes() -> list[int]:
+    """The pids of Airflow task processes on this machine: Airflow titles each `airflow worker -- <ti id>`."""
+    return [proc.info["pid"] for proc in psutil.process_iter(["pid", "cmdline"])
+            if " ".join(proc.info["cmdline"] or []).startswith("airflow worker -- ")]
 
 
 # ---- 4. SIGTERM stops everything ------------------------------------------------------------------
