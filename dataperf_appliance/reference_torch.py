@@ -95,20 +95,16 @@ def fixing_curve(X: np.ndarray, y_noisy: np.ndarray, y_true: np.ndarray, order: 
 def evaluate_official_folder(folder: Path) -> dict[str, dict]:
     """{data_id: the official result's fields} of an official debugging folder, by this plain loop:
     ``before_acc``, ``curves`` ({submission: accuracy at budgets 1..train_size}) and ``fraction_fixes``."""
-    from .datasets.dataperf_files import read_debugging_task, task_file_paths
     from .debugging.evaluation import fraction_fixes
     from .debugging.submissions import read_submission
-    from .official.evaluate import official_submissions
+    from .official.evaluate import official_submissions, read_official_task
     from .official.setup import load_official_setup
 
     _, setup, _ = load_official_setup(folder)
     paths = setup.paths
     results = {}
     for spec in setup.tasks:
-        files = task_file_paths(folder, paths.embedding_folder, paths.groundtruth_folder, spec.data_id,
-                                spec.train_size, spec.noise_level, spec.val_size, spec.test_size)
-        del files["val"]  # the evaluator reads no validation file
-        task = read_debugging_task(files, spec.data_id)
+        task = read_official_task(folder, paths, spec)
         budgets = np.arange(1, task.train_size + 1)
         curves = {}
         for method, path in official_submissions(folder / paths.submission_folder, spec.data_id).items():

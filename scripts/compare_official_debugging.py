@@ -26,7 +26,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -37,20 +36,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dataperf_appliance.debugging.evaluation import fraction_fixes
 from dataperf_appliance.tracks import evaluate_folder
+from debugging_corpus import write_corpus  # beside this script, on sys.path when it runs
 
 OFFICIAL_MODULES = ("main.py", "classifier.py", "utils.py")
 #: The share of curve points the appliance must equal (issue 21).
 MIN_EQUAL_POINTS = 0.995
-
-
-def _load_corpus_module():
-    spec = importlib.util.spec_from_file_location("debugging_corpus", Path(__file__).with_name("debugging_corpus.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclass looks itself up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def _curves(result: dict) -> dict[str, np.ndarray]:
@@ -111,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.corpus:
         folders = sorted(p for p in args.corpus.iterdir() if (p / "task_setup.yml").is_file())
     else:
-        folders = _load_corpus_module().write_corpus(work / "corpus")
+        folders = write_corpus(work / "corpus")
 
     header = ("| folder | points | yardstick = official: points | before_acc | fraction_fixes "
               "| appliance = official: points | before_acc | fraction_fixes |")

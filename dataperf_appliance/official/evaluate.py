@@ -20,12 +20,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..runs import write_json
-from .setup import OfficialDebuggingSetup, OfficialSelectionSetup
+from .setup import OfficialDebuggingSetup, OfficialDebuggingTask, OfficialSelectionSetup
 from ..parallel import ProgressCallback
+
+if TYPE_CHECKING:
+    from ..datasets.dataperf_files import DebuggingTaskData
 
 # Each track's modules are imported by its own function: a selection folder does not wait for the
 # debugging strategies' libraries to load, nor the other way round.
@@ -75,6 +79,19 @@ def official_submissions(folder: Path, data_id: str) -> dict[str, Path]:
     return found
 
 
+def read_official_task(folder: Path, paths, spec: OfficialDebuggingTask) -> DebuggingTaskData:
+    """The data of one task of an official debugging folder, checked against the task's sizes; without a
+    validation set (the official main.py reads none)."""
+    from ..datasets import DebuggingTaskSpec, load_debugging_task
+    from ..datasets.dataperf_files import task_file_paths
+
+    files = task_file_paths(folder, paths.embedding_folder, paths.groundtruth_folder, spec.data_id,
+                            spec.train_size, spec.noise_level, spec.val_size, spec.test_size)
+    del files["val"]
+    return load_debugging_task(files, DebuggingTaskSpec(spec.data_id, spec.train_size, spec.noise_level,
+                                                        spec.val_size, spec.test_size))
+
+
 def evaluate_debugging(folder: Path, setup: OfficialDebuggingSetup, *, model: str, seed: int = 0,
                        n_jobs: int = -1, progress: ProgressCallback | None = None) -> FolderEvaluation:
     """Every task's submissions on its fixing curve; one ``{data_id}_evaluation.json`` per task.
@@ -83,8 +100,6 @@ def evaluate_debugging(folder: Path, setup: OfficialDebuggingSetup, *, model: st
     (SubmissionError names the file and line); an order of fewer lines than
     train_size is completed with `submissions.complete_order`.
     """
-    from ..datasets import DebuggingTaskSpec, load_debugging_task
-    from ..datasets.dataperf_files import task_file_paths
     from ..debugging import submissions
     from ..debugging.benchmark import reference_evaluation, task_result
     from ..debugging.evaluation import evaluate_many
@@ -92,11 +107,7 @@ def evaluate_debugging(folder: Path, setup: OfficialDebuggingSetup, *, model: st
     paths = setup.paths
     items, notes, found = [], [], {}
     for spec in setup.tasks:
-        files = task_file_paths(folder, paths.embedding_folder, paths.groundtruth_folder, spec.data_id,
-                                spec.train_size, spec.noise_level, spec.val_size, spec.test_size)
-        del files["val"]  # the evaluation uses no validation set; the official main.py reads none
-        task = load_debugging_task(files, DebuggingTaskSpec(spec.data_id, spec.train_size, spec.noise_level,
-                                                            spec.val_size, spec.test_size))
+        task = read_official_task(folder, paths, spec)
         orders = {}
         found[spec.data_id] = official_submissions(folder / paths.submission_folder, spec.data_id)
         for method, path in found[spec.data_id].items():
