@@ -98,28 +98,31 @@ def _summary(results: dict) -> str:
             lines.append(line("(all tasks)", name, entry))
     for container in ("sweep", "replicates"):
         if container in results:
-            lines += ["", _sweep_summary(results["sweep"]) if container == "sweep" else
+            lines += ["", _sweep_summary(results) if container == "sweep" else
                       f"every repeat's figures: {results['replicates']['table']}"]
     return "\n".join(lines)
 
 
-def _sweep_summary(sweep: dict) -> str:
-    """The sweep's main metric averaged over tasks (and noise levels): a line per strategy and model, a
-    column per train size."""
-    from collections import defaultdict
+def _sweep_summary(results: dict) -> str:
+    """Every setting of the sweep, its conditions named, then each method's mean over the tasks and repeats
+    of the main metric ± half its 95% interval, and its paired difference with random: the figures of the
+    pages, from results.json's ``sweep.settings`` (conditions are never averaged together)."""
+    from .stats import BASELINE, mean_of
+    from .tracks import track_of
+    from .ui_support import settings_view
 
-    means: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for record in sweep["summary"]:
-        means[(record["strategy"], record["model"])][record["train_size"]].append(record["mean"])
-    sizes = sorted({size for by_size in means.values() for size in by_size})
-    metric = sweep["summary"][0]["metric"] if sweep["summary"] else ""
-    lines = [f"sweep: {sweep['cells']} cells ({sweep['grid']}), table in {sweep['table']}; mean {metric} over "
-             "tasks and repeats by train size:",
-             f"{'strategy / model':<42}" + "".join(f"{size:>9}" for size in sizes)]
-    for (strategy, model), by_size in means.items():
-        cells = "".join(f"{sum(by_size[s]) / len(by_size[s]):>9.3f}" if by_size.get(s) else f"{'-':>9}"
-                        for s in sizes)
-        lines.append(f"{(strategy + ' / ' + model)[:41]:<42}{cells}")
+    sweep = results["sweep"]
+    track = track_of(results["track"])
+    metric = track.main_metric
+    lines = [f"sweep: {sweep['cells']} cells ({sweep['grid']}), table in {sweep['table']}; per setting, {metric} "
+             f"over the tasks and repeats, vs {BASELINE}: paired difference, p (Holm)"]
+    for setting in settings_view.settings(results):
+        shown = settings_view.view(results, setting)
+        lines.append(f"  {shown['setting']}:")
+        ranked = sorted(shown["overall"].items(),
+                        key=lambda item: (mean_of(item[1], metric) or 0.0) * (1 if track.lower_is_better else -1))
+        for name, entry in ranked:
+            lines.append(f"    {name:<24} {_estimate(entry, metric):>17}  {_versus(entry, metric)}")
     return "\n".join(lines)
 
 

@@ -7,15 +7,18 @@ methods of one figure would share it. The colours are the Okabe-Ito palette,
 made for colour-blind readers, then Paul Tol's muted one; the random baseline is
 grey.
 
-Free of heavy imports (matplotlib is imported only by `log_axis`), so the pages'
-Altair charts use the same colours without loading matplotlib.
+Free of heavy imports (matplotlib is imported only by `log_axis`, Pillow by
+`smallest_font_px`), so the pages' Altair charts use the same colours without
+loading matplotlib.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import zlib
 from collections.abc import Iterable
+from pathlib import Path
 
 #: The baseline every method is compared with, drawn neutral.
 BASELINE_COLOR = "#666666"
@@ -34,13 +37,23 @@ METHOD_COLORS: dict[str, str] = {
 #: The colours a user's method may get: none of the above, all told apart by colour-blind readers.
 SPARE_COLORS: tuple[str, ...] = ("#332288", "#117733", "#DDCC77", "#88CCEE", "#CC6677", "#44AA99", "#000000")
 
-#: Pixels per inch of the PNGs; the width of a figure shown across the page (inches: ~1200 px), and its
-#: height for one panel.
+#: The width (px) a figure is shown at on a 1280 px wide page, where it must be readable: the run page's
+#: st.image(width="stretch") fills the main column of Streamlit's wide layout, 1280 - ~300 (the sidebar)
+#: - 2 x 80 (the column's padding) = ~820 px, as measured in chromium (issue 22). Every figure is drawn at
+#: most this wide, so it is shown 1:1 there and enlarged, never shrunk, on a wider page.
+PAGE_WIDTH_PX = 820
+#: Pixels per inch of the PNGs; the margin a PNG keeps around what it shows (inches); the width of a figure
+#: shown across the page (inches: with its margins, the page's width), and its height for one panel.
 DPI = 110
-FULL_WIDTH_IN = 11.0
+MARGIN_IN = 0.05
+FULL_WIDTH_IN = PAGE_WIDTH_PX / DPI - 2 * MARGIN_IN
 PANEL_HEIGHT_IN = 4.8
-#: Font sizes (points) that stay readable when the PNG is shown at the page's width.
+#: Font sizes (points) that stay readable when the PNG is shown at the page's width (9.5 pt = 14.5 px).
 FONT_SIZE, SMALL_FONT_SIZE = 11, 9.5
+#: The smallest text (px as shown) that is still readable.
+MIN_FONT_PX = 10
+#: The key of a PNG's text metadata holding its smallest font size in px at its natural size (`smallest_font_px`).
+SMALLEST_FONT_KEY = "Smallest font px"
 
 def _spare_color(name: str, taken: set[str]) -> str:
     """A user's method: its hashed spare colour, else the next one not taken (cycling when all are)."""
@@ -68,15 +81,31 @@ def method_color(name: str) -> str:
 
 
 def matplotlib_style() -> dict:
-    """rcParams of every figure (``plt.rc_context(matplotlib_style())``)."""
+    """rcParams of every figure (``plt.rc_context(matplotlib_style())``). Constrained layout keeps titles,
+    labels and figure legends inside the figure's width, so a tight bounding box does not widen it."""
     return {"font.size": FONT_SIZE, "axes.titlesize": FONT_SIZE + 1, "axes.labelsize": FONT_SIZE,
             "xtick.labelsize": SMALL_FONT_SIZE, "ytick.labelsize": SMALL_FONT_SIZE,
-            "legend.fontsize": SMALL_FONT_SIZE, "figure.titlesize": FONT_SIZE + 1, "savefig.dpi": DPI}
+            "legend.fontsize": SMALL_FONT_SIZE, "figure.titlesize": FONT_SIZE + 1, "savefig.dpi": DPI,
+            "figure.dpi": DPI, "savefig.pad_inches": MARGIN_IN, "figure.constrained_layout.use": True}
+
+
+def smallest_font_px(png: bytes | str | Path) -> float:
+    """The smallest font size (px at the PNG's natural size) of a figure of the appliance, from its metadata
+    (written by `dataperf_appliance.plots`). As shown, it is this times shown width / natural width."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png) if isinstance(png, bytes) else png) as image:
+        return float(image.text[SMALLEST_FONT_KEY])
+
+
+#: Room (px) a log axis gives each of its labels when it chooses them: a number's width across, its height up.
+LOG_LABEL_SPACING_PX = {"x": 70, "y": 35}
 
 
 def log_axis(ax, axis: str = "x", ticks: Iterable[float] | None = None) -> None:
     """A log scale whose labels do not overlap: the given `ticks` (e.g. the swept sizes), else one label per
-    decade, written as plain numbers (0.01, 1, 100) rather than powers, and unlabelled minor ticks."""
+    decade (or per few decades, as many as the axis has room for), written as plain numbers (0.01, 1, 100)
+    rather than powers, and unlabelled minor ticks."""
     from matplotlib import ticker
 
     getattr(ax, f"set_{axis}scale")("log")
@@ -89,7 +118,9 @@ def log_axis(ax, axis: str = "x", ticks: Iterable[float] | None = None) -> None:
         low, high = sorted(target.get_view_interval())
         decades = math.log10(high / low) if low > 0 and high > 0 else 10.0
         subs = (1.0, 2.0, 5.0) if decades < 2 else (1.0, 3.0) if decades < 4 else (1.0,)
-        target.set_major_locator(ticker.LogLocator(base=10, subs=subs, numticks=12))
+        box = ax.get_window_extent()
+        room = int((box.width if axis == "x" else box.height) / LOG_LABEL_SPACING_PX[axis])
+        target.set_major_locator(ticker.LogLocator(base=10, subs=subs, numticks=max(room, 3)))
         target.set_minor_locator(ticker.LogLocator(base=10, subs=tuple(range(2, 10)), numticks=12))
     target.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     target.set_minor_formatter(ticker.NullFormatter())

@@ -164,6 +164,10 @@ def stage(paths: RunPaths, name: str, part: str | None = None) -> Iterator[None]
                 entry["started_at"] = min(p["started_at"] for p in parts)
                 entry["finished_at"] = max(ends) if None not in ends else None
                 entry["ok"] = all(p["ok"] for p in parts) if None not in ends else None
+                # The stage's wall time, from its first part's start to its last part's end (parts overlap).
+                entry["seconds"] = None if None in ends else round(
+                    (dt.datetime.fromisoformat(entry["finished_at"])
+                     - dt.datetime.fromisoformat(entry["started_at"])).total_seconds(), 3)
 
 
 def read_manifest(run_id: str, settings: Settings | None = None) -> dict:

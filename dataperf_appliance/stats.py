@@ -8,6 +8,13 @@ strategy is compared with the baseline `BASELINE` repeat by repeat
 (`paired_comparison`): in a repeat both saw the same noise and the same data,
 which is what makes the comparison paired.
 
+Every view reads these figures from one function, `summarize_setting`: a
+plain run's results.json, each setting of a sweep, the pages, Compare and the
+CLI, so the same cells give the same numbers everywhere. Each family of tests
+-- the methods compared with random on one metric, over one task or over the
+mean of the tasks -- gets Holm-adjusted p-values (`holm`), and `significant`
+is read from the adjusted one.
+
 The field names below are the ones results.json uses (docs/results.md lists
 them); each is defined here once.
 """
@@ -30,6 +37,13 @@ MEAN, SEM, CI_LOW, CI_HIGH, N = "mean", "sem", "ci_low", "ci_high", "n"
 # the difference is strategy minus baseline, its interval under CI_LOW and CI_HIGH.
 DIFFERENCE, P_VALUE, SIGNIFICANT, TEST = "mean_difference", "p_value", "significant", "test"
 PAIRED_TEST = "paired t-test"
+#: The Holm-adjusted p-value of a comparison, within its family (the methods compared with random on one metric
+#: over one task, or over the mean of the tasks); SIGNIFICANT is read from it.
+P_ADJUSTED = "p_holm"
+ADJUSTMENT = "Holm over the methods compared with random on this metric and task"
+#: An entry's mean curve and its band over repeats (debugging): {fixes, mean, ci_low, ci_high, n}; and the
+#: key of a replicate's one curve, {fixes, accuracy}.
+CURVE_OVER_REPEATS, CURVE = "curve_over_repeats", "curve"
 
 #: The keys of a strategy's entry in results.json that hold these figures: {metric: summary} and
 #: {metric: comparison} (the latter absent for the baseline itself and when the run has no baseline).
@@ -90,7 +104,7 @@ def paired_comparison(values: Sequence[float], baseline: Sequence[float]) -> dic
     n = len(differences)
     summary = describe(differences) if differences else {MEAN: None, CI_LOW: None, CI_HIGH: None}
     out = {DIFFERENCE: summary[MEAN], CI_LOW: summary[CI_LOW], CI_HIGH: summary[CI_HIGH], P_VALUE: None,
-           SIGNIFICANT: None, N: n, TEST: PAIRED_TEST}
+           P_ADJUSTED: None, SIGNIFICANT: None, N: n, TEST: PAIRED_TEST}
     if n < 2:
         return out
     if max(differences) - min(differences) <= 1e-12 * max(1.0, abs(differences[0])):
@@ -99,17 +113,44 @@ def paired_comparison(values: Sequence[float], baseline: Sequence[float]) -> dic
         from scipy import stats
 
         p_value = float(stats.ttest_rel(a, b).pvalue)
-    out.update({P_VALUE: p_value, SIGNIFICANT: p_value < SIGNIFICANCE_LEVEL})
+    # Alone, a comparison is its own family; `adjust_family` replaces both for a family of several.
+    out.update({P_VALUE: p_value, P_ADJUSTED: p_value, SIGNIFICANT: p_value < SIGNIFICANCE_LEVEL})
     return out
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (None: not tested, left out of the family).
+
+    The k-th smallest of m p-values becomes max over j <= k of min(1, (m - j + 1) p_(j)): rejecting where the
+    adjusted value is under 0.05 keeps the chance of any false rejection in the family under 0.05, whatever
+    the dependence between the tests (they share random's figures), and it is never less powerful than
+    Bonferroni's.
+    """
+    tested = sorted((p, index) for index, p in enumerate(p_values) if p is not None)
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, index) in enumerate(tested):
+        running = max(running, min(1.0, (len(tested) - rank) * p))
+        adjusted[index] = running
+    return adjusted
+
+
+def adjust_family(comparisons: Sequence[dict]) -> None:
+    """Give a family of comparisons (dicts of `paired_comparison`) their Holm-adjusted p-values and read
+    `significant` from them, in place."""
+    for comparison, adjusted in zip(comparisons, holm([c.get(P_VALUE) for c in comparisons])):
+        comparison[P_ADJUSTED] = adjusted
+        comparison[SIGNIFICANT] = None if adjusted is None else adjusted < SIGNIFICANCE_LEVEL
 
 
 def attach(entries_by_repeat: Mapping[str, Sequence[Mapping[str, Any]]], metrics: Sequence[str]) -> dict:
     """{strategy: {OVER_REPEATS: {metric: describe}, VS_BASELINE: {metric: paired}}} of strategies whose
-    entries are given per repeat, in repeat order (`entries_by_repeat[name][r][metric]`).
+    entries are given per repeat, in repeat order (`entries_by_repeat[name][r][metric]`); a strategy whose
+    entries carry a `CURVE` ({fixes, accuracy}) of equal length also gets `CURVE_OVER_REPEATS`.
 
     A strategy missing from a repeat is summarized over the repeats it has and
     compared on the repeats both have. No VS_BASELINE for the baseline itself
-    or when there is none.
+    or when there is none. The p-values are not adjusted yet: `summarize_setting` does.
     """
     out: dict[str, dict] = {}
     baseline = entries_by_repeat.get(BASELINE)
@@ -117,6 +158,10 @@ def attach(entries_by_repeat: Mapping[str, Sequence[Mapping[str, Any]]], metrics
         record: dict[str, dict] = {OVER_REPEATS: {m: describe([e[m] for e in entries]) for m in metrics}}
         if baseline is not None and name != BASELINE:
             record[VS_BASELINE] = {m: paired_comparison(*_paired(entries, baseline, m)) for m in metrics}
+        curves = [e[CURVE] for e in entries if e.get(CURVE)]
+        if curves and len({len(c["accuracy"]) for c in curves}) == 1:
+            record[CURVE_OVER_REPEATS] = {"fixes": list(curves[0]["fixes"]),
+                                          **describe_curves([c["accuracy"] for c in curves])}
         out[name] = record
     return out
 
@@ -127,46 +172,39 @@ def _paired(entries: Sequence[Mapping], baseline: Sequence[Mapping], metric: str
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def half_width(summary: Mapping[str, Any] | None) -> float | None:
-    """Half the width of a summary's or comparison's interval (None when it has none)."""
-    if not summary or summary.get(CI_LOW) is None or summary.get(CI_HIGH) is None:
-        return None
-    return (summary[CI_HIGH] - summary[CI_LOW]) / 2
+def _adjust_each_metric(records: Mapping[str, Mapping], metrics: Sequence[str]) -> None:
+    """Holm within each metric over the strategies of one scope (a task, or the mean over the tasks)."""
+    for metric in metrics:
+        adjust_family([record[VS_BASELINE][metric] for record in records.values()
+                       if metric in (record.get(VS_BASELINE) or {})])
 
 
-def format_estimate(value: float | None, summary: Mapping[str, Any] | None = None, digits: int = 3) -> str:
-    """``0.412 ± 0.031`` (mean and the interval's half width), or ``0.412`` without an interval."""
-    if value is None:
-        return "-"
-    width = half_width(summary)
-    return f"{value:.{digits}f}" if width is None else f"{value:.{digits}f} ± {width:.{digits}f}"
+def summarize_setting(replicates: Mapping[str, Mapping[str, Sequence[Mapping]]],
+                      metrics: Sequence[str]) -> dict[str, Any]:
+    """The statistics of one setting: {"tasks": {task: {strategy: record}}, "overall": {strategy: record},
+    "repeats": n}, each record as `attach` gives it, with Holm-adjusted p-values per metric and scope.
 
-
-def format_comparison(comparison: Mapping[str, Any] | None, digits: int = 3) -> str:
-    """``-0.120 [-0.180, -0.060] p=0.002`` or ``+0.010 [-0.050, 0.070] p=0.62, not significant``."""
-    if not comparison or comparison.get(DIFFERENCE) is None:
-        return ""
-    text = f"{comparison[DIFFERENCE]:+.{digits}f}"
-    if comparison.get(CI_LOW) is not None:
-        text += f" [{comparison[CI_LOW]:+.{digits}f}, {comparison[CI_HIGH]:+.{digits}f}]"
-    if comparison.get(P_VALUE) is None:
-        return text + " (one repeat: not tested)"
-    text += f" p={comparison[P_VALUE]:.2g}"
-    return text if comparison[SIGNIFICANT] else text + ", not significant"
-
-
-def describe_curves(curves: Sequence[Sequence[float]]) -> dict[str, Any]:
-    """The pointwise mean and 95% t-interval of equally long curves (one per repeat): {mean, ci_low, ci_high,
-    n}, each a list; the interval lists are None with one curve."""
-    import numpy as np
-
-    array = np.asarray(curves, dtype=float)
-    n = len(array)
-    mean = array.mean(axis=0)
-    if n < 2:
-        return {MEAN: mean.tolist(), CI_LOW: None, CI_HIGH: None, N: n}
-    half = _t_half_width(1.0, n) * array.std(axis=0, ddof=1)  # t x sd / sqrt(n), point by point
-    return {MEAN: mean.tolist(), CI_LOW: (mean - half).tolist(), CI_HIGH: (mean + half).tolist(), N: n}
+    `replicates` is {task: {strategy: [its figures in each repeat, in order]}}.
+    ``overall`` holds each strategy's mean over the tasks -- per repeat, the
+    mean over the tasks, then summarized over the repeats -- for the strategies
+    of every task. This is the one function behind every figure over repeats:
+    a plain run, each setting of a sweep, the pages and the CLI.
+    """
+    tasks_out: dict[str, dict] = {}
+    repeats = 1
+    for task, by_name in replicates.items():
+        records = attach(by_name, metrics)
+        _adjust_each_metric(records, metrics)
+        tasks_out[task] = records
+        repeats = max([repeats, *(len(entries) for entries in by_name.values())])
+    tasks = list(replicates.values())
+    shared = [name for name in (tasks[0] if tasks else {}) if all(name in by_name for by_name in tasks)]
+    means = {name: [{m: sum(by_name[name][r][m] for by_name in tasks) / len(tasks) for m in metrics}
+                    for r in range(min(len(by_name[name]) for by_name in tasks))]
+             for name in shared}
+    overall = attach(means, metrics)
+    _adjust_each_metric(overall, metrics)
+    return {"tasks": tasks_out, "overall": overall, "repeats": repeats}
 
 
 def single_repeat(task_results: Mapping[str, Mapping]) -> dict[str, dict[str, list[Mapping]]]:
@@ -177,33 +215,26 @@ def single_repeat(task_results: Mapping[str, Mapping]) -> dict[str, dict[str, li
 
 def add_to_results(results: dict, replicates: Mapping[str, Mapping[str, Sequence[Mapping]]],
                    metrics: Sequence[str], *, ranked: Any = None) -> dict:
-    """Write the statistics over repeats into results.json's content `results` (in place; returned).
+    """Write `summarize_setting`'s figures into results.json's content `results` (in place; returned).
 
-    `replicates` is {task: {strategy: [its figures in each repeat, in order]}}
-    (`single_repeat` for a run of one repeat). Every strategy entry of
-    ``results["tasks"]`` gets `OVER_REPEATS` and `VS_BASELINE` (see `attach`);
-    ``results["overall"]`` gets the same for each strategy's mean over the
-    tasks -- per repeat, the mean over the tasks, then summarized over the
-    repeats -- for the strategies of every task; ``results["repeats"]`` the
-    number of repeats. `ranked(name)`, when given, says whether a strategy
-    competes (the others are kept in ``overall`` but flagged ``"ranked": false``).
+    Every strategy entry of ``results["tasks"]`` gets `OVER_REPEATS`,
+    `VS_BASELINE` and, for curves over several repeats, `CURVE_OVER_REPEATS`;
+    ``results["overall"]`` the same for the mean over the tasks;
+    ``results["repeats"]`` the number of repeats. `ranked(name)`, when given,
+    says whether a strategy competes (the others are kept in ``overall`` but
+    flagged ``"ranked": false``).
     """
-    repeats = 1
-    for task, by_name in replicates.items():
-        for name, record in attach(by_name, metrics).items():
+    setting = summarize_setting(replicates, metrics)
+    for task, records in setting["tasks"].items():
+        for name, record in records.items():
+            if setting["repeats"] < 2:
+                record.pop(CURVE_OVER_REPEATS, None)  # the entry's own curve is the one repeat's
             results["tasks"][task]["strategies"][name].update(record)
-        repeats = max([repeats, *(len(entries) for entries in by_name.values())])
-    tasks = list(replicates.values())
-    shared = [name for name in (tasks[0] if tasks else {}) if all(name in by_name for by_name in tasks)]
-    means = {name: [{m: sum(by_name[name][r][m] for by_name in tasks) / len(tasks) for m in metrics}
-                    for r in range(min(len(by_name[name]) for by_name in tasks))]
-             for name in shared}
-    overall = attach(means, metrics)
     if ranked is not None:
-        for name, record in overall.items():
+        for name, record in setting["overall"].items():
             record["ranked"] = bool(ranked(name))
-    results["overall"] = overall
-    results["repeats"] = repeats
+    results["overall"] = setting["overall"]
+    results["repeats"] = setting["repeats"]
     return results
 
 
@@ -224,3 +255,57 @@ def mean_of(entry: Mapping[str, Any] | None, metric: str) -> float | None:
 def comparison_of(entry: Mapping[str, Any] | None, metric: str) -> Mapping[str, Any] | None:
     """The paired comparison with the baseline of `metric` in a results.json entry, or None."""
     return ((entry or {}).get(VS_BASELINE) or {}).get(metric)
+
+
+def half_width(summary: Mapping[str, Any] | None) -> float | None:
+    """Half the width of a summary's or comparison's interval (None when it has none)."""
+    if not summary or summary.get(CI_LOW) is None or summary.get(CI_HIGH) is None:
+        return None
+    return (summary[CI_HIGH] - summary[CI_LOW]) / 2
+
+
+def format_estimate(value: float | None, summary: Mapping[str, Any] | None = None, digits: int = 3) -> str:
+    """``0.412 ± 0.031`` (mean and the interval's half width), or ``0.412`` without an interval."""
+    if value is None:
+        return "-"
+    width = half_width(summary)
+    return f"{value:.{digits}f}" if width is None else f"{value:.{digits}f} ± {width:.{digits}f}"
+
+
+def adjusted_p(comparison: Mapping[str, Any]) -> float | None:
+    """The Holm-adjusted p-value of a comparison (its raw one in results from before the adjustment)."""
+    return comparison.get(P_ADJUSTED, comparison.get(P_VALUE))
+
+
+def no_test_reason(comparison: Mapping[str, Any] | None) -> str:
+    """Why a comparison has no p-value: ``no test: 1 repeat``."""
+    n = (comparison or {}).get(N) or 0
+    return f"no test: {n} repeat" + ("" if n == 1 else "s")
+
+
+def format_comparison(comparison: Mapping[str, Any] | None, digits: int = 3) -> str:
+    """``-0.120 [-0.180, -0.060] p=0.002 (Holm 0.004)``, ``+0.010 [-0.050, 0.070] p=0.62 (Holm 1), not
+    significant`` or ``+0.010 (no test: 1 repeat)``."""
+    if not comparison or comparison.get(DIFFERENCE) is None:
+        return ""
+    text = f"{comparison[DIFFERENCE]:+.{digits}f}"
+    if comparison.get(CI_LOW) is not None:
+        text += f" [{comparison[CI_LOW]:+.{digits}f}, {comparison[CI_HIGH]:+.{digits}f}]"
+    if comparison.get(P_VALUE) is None:
+        return text + f" ({no_test_reason(comparison)})"
+    text += f" p={comparison[P_VALUE]:.2g} (Holm {adjusted_p(comparison):.2g})"
+    return text if comparison[SIGNIFICANT] else text + ", not significant"
+
+
+def describe_curves(curves: Sequence[Sequence[float]]) -> dict[str, Any]:
+    """The pointwise mean and 95% t-interval of equally long curves (one per repeat): {mean, ci_low, ci_high,
+    n}, each a list; the interval lists are None with one curve."""
+    import numpy as np
+
+    array = np.asarray(curves, dtype=float)
+    n = len(array)
+    mean = array.mean(axis=0)
+    if n < 2:
+        return {MEAN: mean.tolist(), CI_LOW: None, CI_HIGH: None, N: n}
+    half = _t_half_width(1.0, n) * array.std(axis=0, ddof=1)  # t x sd / sqrt(n), point by point
+    return {MEAN: mean.tolist(), CI_LOW: (mean - half).tolist(), CI_HIGH: (mean + half).tolist(), N: n}

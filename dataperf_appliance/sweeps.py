@@ -47,8 +47,10 @@ from typing import Any
 from . import runs
 from .config.grid import (  # noqa: F401 - the grid, as the sweeps' callers know it
     Cell,
+    cell_parameters,
     cell_setup,
     cells,
+    data_of,
     describe_grid,
     grid_size,
     in_primary_setting,
@@ -56,6 +58,8 @@ from .config.grid import (  # noqa: F401 - the grid, as the sweeps' callers know
     is_sweep,
     parameter_names,
     primary_setup,
+    setting_axes,
+    setting_of,
     swept_fields,
     values,
 )
@@ -75,11 +79,11 @@ def columns(setup) -> list[str]:
 
 
 def prepare_data(setup, data_root: Path) -> dict[str, dict[str, Path]]:
-    """Bring the data of every cell to the data root; {"<task>/<train_size>/<noise>/<seed>": {name: path}}."""
+    """Bring the data of every cell to the data root; {"<task>/<values of the data's axes>/<seed>": {name: path}}."""
     track, out = track_of(setup), {}
     for cell in cells(setup):
-        key = f"{cell.task}/{cell.train_size}/{cell.noise_level}/{cell.seed}"
-        if key not in out:  # the model does not change the data
+        key = "/".join(map(str, data_of(cell)))
+        if key not in out:  # cells that differ only in an axis that does not change data share it
             out[key] = track.prepare_data(cell_setup(setup, cell), data_root)[cell.task]
     return out
 
@@ -116,17 +120,16 @@ def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
     header = columns(setup)
     results: dict[str, dict] = {}
     rows: dict[str, list[dict]] = {task: [] for task in wanted}
-    curves: dict[str, dict[str, list]] = {task: {} for task in wanted}  # the primary setting's, per repeat
+    curves: dict[str, list] = {task: [] for task in wanted}  # a row's fixing curve (or None), row by row
     for done, (cell, run) in enumerate(zip(grid, ordered_map(_run_cell, jobs, n_jobs=n_jobs)), start=1):
         if cell in first_cells:
             results[cell.task] = track.write_task_run(primary, run, work_dir, source_dir)
-        if in_primary_setting(setup, cell):
-            for name, curve in track.replicate_curves(run).items():
-                curves[cell.task].setdefault(name, []).append(curve)
-        parameters = {name: getattr(cell, name) for name in parameter_names(setup)}
+        cell_curves = track.replicate_curves(run)
+        parameters = cell_parameters(cell)
         for name, metrics in track.task_metrics(run).items():
             row = {**parameters, "strategy": name, **metrics}
             rows[cell.task].append({column: row[column] for column in header})  # in the table's column order
+            curves[cell.task].append(cell_curves.get(name))
         if progress:
             progress(done, len(jobs))
     for task in wanted:
@@ -134,48 +137,64 @@ def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
     return results
 
 
-def replicates(setup, rows: list[dict], curves: dict[str, dict[str, list]]) -> dict[str, dict[str, list[dict]]]:
-    """{task: {strategy: [its row of each repeat of the primary setting, in repeat order]}}; a debugging
-    row also gets the repeat's fixing-curve accuracies under ``"curve"`` (from `curves`)."""
+def replicates(rows: list[dict], curves: list) -> dict[str, dict[str, list[dict]]]:
+    """{task: {strategy: [its row of each repeat, in repeat order]}} of the rows of one setting; a debugging
+    row also gets the repeat's fixing curve under `stats.CURVE` (`curves`, aligned with `rows`)."""
+    from .stats import CURVE
+
     out: dict[str, dict[str, list[dict]]] = {}
-    for row in rows:
-        if in_primary_setting(setup, row):
-            out.setdefault(row["task"], {}).setdefault(row["strategy"], []).append(dict(row))
-    for task, by_name in out.items():
-        for name, entries in by_name.items():
-            for entry, curve in zip(entries, (curves.get(task) or {}).get(name) or []):
-                entry["curve"] = curve
+    for row, curve in zip(rows, curves):
+        entry = dict(row) if curve is None else {**row, CURVE: curve}
+        out.setdefault(row["task"], {}).setdefault(row["strategy"], []).append(entry)
     return out
 
 
-def summarize(rows: list[dict], metric: str) -> list[dict]:
-    """`metric` over the repeats of each setting and strategy: one record per task, noise level, model,
-    strategy and train size, in the order first seen, holding `stats.describe`'s fields (mean, sem, 95%
-    interval, n) and, for a strategy other than random when the setup has random, `stats.VS_BASELINE`: the
-    paired comparison with random over the same repeats."""
+def by_setting(setup, rows: list[dict], curves: list) -> dict[tuple, dict[str, dict[str, list[dict]]]]:
+    """{setting (`grid.setting_of`): its `replicates`}, settings in the order of the grid; the first is the
+    primary setting."""
+    grouped: dict[tuple, tuple[list, list]] = {}
+    for row, curve in zip(rows, curves):
+        found = grouped.setdefault(setting_of(setup, row), ([], []))
+        found[0].append(row)
+        found[1].append(curve)
+    order = list(dict.fromkeys(setting_of(setup, cell) for cell in cells(setup)))
+    return {setting: replicates(*grouped[setting]) for setting in sorted(grouped, key=order.index)}
+
+
+def settings_statistics(setup, grouped: dict[tuple, dict]) -> list[dict]:
+    """Every setting of the grid with its statistics, computed exactly as a plain run's
+    (`stats.summarize_setting` on the track's headline metrics): [{"setting": {axis: value}, "tasks",
+    "overall", "repeats"}]."""
     from . import stats
 
-    groups: dict[tuple, list[float]] = {}
-    for row in rows:
-        key = (row["task"], row.get("noise_level"), row["model"], row["strategy"], row["train_size"])
-        groups.setdefault(key, []).append(row[metric])
+    axes = [axis.name for axis in setting_axes(setup)]
+    metrics = track_of(setup).headline_metrics
+    return [{"setting": dict(zip(axes, setting)), **stats.summarize_setting(found, metrics)}
+            for setting, found in grouped.items()]
+
+
+def summary_records(settings: list[dict], metric: str) -> list[dict]:
+    """The settings' figures of `metric` as flat records {task, <axes>, strategy, metric, mean, sem, ci_low,
+    ci_high, n, vs_random} (one per setting, task and strategy), for the sweep plots and tables."""
+    from . import stats
+
     out = []
-    for (task, noise_level, model, strategy, train_size), found in groups.items():
-        record = {"task": task, "noise_level": noise_level, "model": model, "strategy": strategy,
-                  "train_size": train_size, "metric": metric, **stats.describe(found)}
-        baseline = groups.get((task, noise_level, model, stats.BASELINE, train_size))
-        if baseline is not None and strategy != stats.BASELINE:
-            record[stats.VS_BASELINE] = stats.paired_comparison(found, baseline)
-        out.append(record)
+    for setting in settings:
+        for task, records in setting["tasks"].items():
+            for strategy, record in records.items():
+                comparison = stats.comparison_of(record, metric)
+                out.append({"task": task, **setting["setting"], "strategy": strategy, "metric": metric,
+                            **stats.summary_of(record, metric),
+                            **({stats.VS_BASELINE: comparison} if comparison else {})})
     return out
 
 
-def latencies(rows: list[dict], *, per_cell: bool) -> dict[str, dict[str, list[float]]]:
+def latencies(setup, rows: list[dict], *, per_cell: bool) -> dict[str, dict[str, list[float]]]:
     """{model: {"fit_s": [...], "predict_s": [...]}} of the table's rows; with `per_cell`, one value per cell."""
     out: dict[str, dict[str, list[float]]] = {}
     seen = set()
     for row in rows:
-        cell = (row["task"], row["train_size"], row.get("noise_level"), row["model"], row["repeat"])
+        cell = (row["task"], setting_of(setup, row), row["repeat"])
         if per_cell and cell in seen:
             continue
         seen.add(cell)
@@ -210,8 +229,9 @@ def report(setup, work_dir: Path) -> dict:
                                 "run evaluate_tasks first")
     partials = [read_json(work_dir / PARTIAL / f"sweep_{task}.json") for task in setup.task_ids()]
     rows = [row for partial in partials for row in partial["rows"]]
-    curves = {task: partial.get("curves") or {} for task, partial in zip(setup.task_ids(), partials)}
-    results = track.report(primary_setup(setup), work_dir, replicates=replicates(setup, rows, curves))
+    curves = [curve for partial in partials for curve in partial.get("curves") or [None] * len(partial["rows"])]
+    grouped = by_setting(setup, rows, curves)
+    results = track.report(primary_setup(setup), work_dir, replicates=grouped[setting_of(setup, cells(setup)[0])])
     header = columns(setup)
     table = {"table": SWEEP_CSV if is_grid(setup) else REPEATS_CSV, "columns": header, "rows": rows}
     atomic_write_bytes(work_dir / table["table"], table_csv(rows, header))
@@ -220,18 +240,22 @@ def report(setup, work_dir: Path) -> dict:
         write_json(work_dir / "results.json", results)
         return results
     metric = track.main_metric
-    summary = summarize(rows, metric)
+    settings = settings_statistics(setup, grouped)
+    summary = summary_records(settings, metric)
     # Where a cell's fits are shared by its strategies, count each cell's timing once.
-    latency = latencies(rows, per_cell=track.fits_shared_by_strategies)
+    latency = latencies(setup, rows, per_cell=track.fits_shared_by_strategies)
     drawn = plots.draw_sweep_plots(summary, latency, work_dir / "plots", metric=metric,
-                                   lower_is_better=track.lower_is_better)
+                                   lower_is_better=track.lower_is_better, axes=setting_axes(setup))
     first = cells(setup)[0]
     results["sweep"] = {
         "cells": grid_size(setup),
         "grid": describe_grid(setup),
+        "tasks": setup.task_ids(),
+        "axes": [{"name": axis.name, "label": axis.label, "kind": axis.kind, "numeric": axis.numeric}
+                 for axis in setting_axes(setup)],
+        "settings": settings,
         "parameters": _parameters(setup),
-        "primary": {"train_size": first.train_size, "noise_level": first.noise_level, "model": first.model,
-                    "repeat": 0, "seed": setup.seed},
+        "primary": {**dict(first.setting), "repeat": 0, "seed": setup.seed},
         **table,
         "summary": summary,
         "plots": [str(p.relative_to(work_dir)) for p in drawn],

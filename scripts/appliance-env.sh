@@ -17,7 +17,7 @@
 #   NUMBA_CACHE_DIR         numba's cache of compiled code (the DataPerf reference classifier's training loop),
 #                           written once and shared by every task process (default $APPLIANCE_DATA_DIR/cache/numba)
 #
-# Only sourced: it sets variables and a function, and changes nothing on disk.
+# Only sourced: it sets variables and functions, and changes nothing on disk.
 
 # shellcheck source=scripts/airflow-env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/airflow-env.sh"
@@ -54,6 +54,16 @@ case "$APPLIANCE_AIRFLOW_TRIGGERER" in
   true | false) ;;
   *) echo "APPLIANCE_AIRFLOW_TRIGGERER must be true or false, not '$APPLIANCE_AIRFLOW_TRIGGERER'" >&2; return 1 ;;
 esac
+
+# The pid of the PostgreSQL server that runs on the cluster $APPLIANCE_PGDATA, if any: its postmaster.pid, unless
+# that file was left by a server that was killed (its pid then names no process called postgres).
+appliance_postgres_pid() {
+  local pid
+  pid=$(head -n 1 "$APPLIANCE_PGDATA/postmaster.pid" 2>/dev/null || true)
+  if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ]; then
+    echo "$pid"
+  fi
+}
 
 # The pids of the live processes in session $1, one a line (read from /proc: no ps needed).
 appliance_session_pids() {

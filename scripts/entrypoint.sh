@@ -107,12 +107,9 @@ if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
   # container, may belong to another process of the same user: PostgreSQL would then refuse to start.
   # At this point no server of this cluster runs unless a process named postgres has that pid.
   pg_pid_file=$APPLIANCE_PGDATA/postmaster.pid
-  if [ -f "$pg_pid_file" ]; then
-    pg_pid=$(head -n 1 "$pg_pid_file" 2>/dev/null || true)
-    if ! { [ -n "$pg_pid" ] && [ "$(cat "/proc/$pg_pid/comm" 2>/dev/null)" = postgres ]; }; then
-      say "removing the stale $pg_pid_file (pid ${pg_pid:-?} is not a PostgreSQL server)"
-      rm -f "$pg_pid_file"
-    fi
+  if [ -f "$pg_pid_file" ] && [ -z "$(appliance_postgres_pid)" ]; then
+    say "removing the stale $pg_pid_file (the pid in it is not a PostgreSQL server's)"
+    rm -f "$pg_pid_file"
   fi
 fi
 
@@ -151,8 +148,33 @@ PY
   fi
 fi
 
+# supervisord's control socket (mode 0700) also takes a username and a password, made for this start, in a
+# file that supervisord.conf includes and supervisorctl reads: without them supervisord logs a CRIT line at
+# every start. As root it is also told to stay root (the programs run as root, PostgreSQL drops to its own
+# user), which it would otherwise log as CRIT. printf is a builtin: the password is on no command line.
+write_control_conf() {
+  local password
+  password=$(python -c 'import secrets; print(secrets.token_hex(24))')
+  (
+    umask 077
+    rm -f "$1.new"
+    {
+      echo "; Written by scripts/entrypoint.sh at this start. Use: supervisorctl -c $1 status"
+      if [ "$(id -u)" = 0 ]; then
+        printf '[supervisord]\nuser=root\n'
+      fi
+      printf '[unix_http_server]\nusername=appliance\npassword=%s\n' "$password"
+      printf '[supervisorctl]\nserverurl=unix://%s/supervisor.sock\nusername=appliance\npassword=%s\n' \
+        "$APPLIANCE_RUN_DIR" "$password"
+    } >"$1.new"
+    mv "$1.new" "$1"
+  )
+}
+control_conf=$APPLIANCE_RUN_DIR/supervisorctl.conf
+write_control_conf "$control_conf"
+
 say "setup done in $((SECONDS - setup_started)) s; starting the programs"
 say "Airflow admin password in $AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
 say "app password ${ui_password_file:+in }${ui_password_file:-from APPLIANCE_UI_PASSWORD}"
-say "programs' logs in $APPLIANCE_LOG_DIR; control: supervisorctl -s unix://$APPLIANCE_RUN_DIR/supervisor.sock status"
+say "programs' logs in $APPLIANCE_LOG_DIR; control: supervisorctl -c $control_conf status"
 exec supervisord -n -c "$repo/supervisord.conf"

@@ -13,7 +13,13 @@
 #                                  APPLIANCE_START_TIMEOUT seconds (default 600), or a program keeps dying
 #                                  (its log's last lines are printed), it stops the appliance and exits 1
 #   scripts/start.sh --stop        stops the appliance of this data root, however it was started here
-#   scripts/start.sh --status      the programs' states (supervisorctl status)
+#   scripts/start.sh --status      the programs' states (supervisorctl status), an opt-in program left off
+#                                  (e.g. the triggerer) shown as not enabled; exits 0 when every program that
+#                                  should run is RUNNING, else 3 (also when the appliance does not run)
+#   scripts/start.sh --purge       stops the appliance if it runs, then removes its PostgreSQL cluster, that
+#                                  folder only (APPLIANCE_PGDATA: Airflow's metadata; the data root stays).
+#                                  Started as root, the cluster is /var/lib/dataperf-appliance/postgres-<n>,
+#                                  outside the clone: deleting the clone leaves it, this removes it
 #
 # Settings: the environment variables of the README's table (ports, data root, bucket, database), e.g.
 #   APPLIANCE_DATA_DIR=/srv/dataperf APPLIANCE_UI_PORT=8601 scripts/start.sh --background
@@ -88,11 +94,54 @@ DataPerf Appliance is up (data root $APPLIANCE_DATA_DIR).
             password: ${ui_password:-the value of APPLIANCE_UI_PASSWORD}
   Airflow:  $APPLIANCE_AIRFLOW_UI_URL
             user admin, password: python3 -c 'import json, sys; print(json.load(sys.stdin)["admin"])' <$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE
+  Database: $(database_place)
   Logs:     $APPLIANCE_LOG_DIR
-  Programs: supervisorctl -s unix://$APPLIANCE_RUN_DIR/supervisor.sock status
+  Programs: scripts/start.sh --status (control: supervisorctl -c $APPLIANCE_RUN_DIR/supervisorctl.conf)
   Stop:     scripts/start.sh --stop (or Ctrl-C in the foreground)
 
 EOF
+}
+
+# Where Airflow's metadata lives. A cluster outside the data root (root's, in /var/lib) outlives the clone.
+database_place() {
+  case "$APPLIANCE_AIRFLOW_DB" in
+    postgres)
+      echo "PostgreSQL's cluster in $APPLIANCE_PGDATA"
+      case "$APPLIANCE_PGDATA/" in
+        "$APPLIANCE_DATA_DIR"/*) ;;
+        *) echo "            (outside the data root: it stays when the clone is deleted;" \
+             "scripts/start.sh --purge removes it)" ;;
+      esac ;;
+    sqlite) echo "SQLite, $AIRFLOW_HOME/airflow.db" ;;
+    *) echo "external (AIRFLOW__DATABASE__SQL_ALCHEMY_CONN)" ;;
+  esac
+}
+
+# The pid to stop the appliance of this data root by (start.sh's keeper, else supervisord), if it runs.
+appliance_pid() {
+  local pid
+  pid=$(cat "$start_pid_file" 2>/dev/null || true)
+  alive "$pid" || pid=$(cat "$APPLIANCE_RUN_DIR/supervisord.pid" 2>/dev/null || true)
+  if alive "$pid"; then
+    echo "$pid"
+  fi
+}
+
+# Removes the PostgreSQL cluster of this data root, that folder only, and only when no server runs on it.
+# One line says what was done, after $1 (what was done before).
+purge_cluster() {
+  local server
+  if [ ! -s "$APPLIANCE_PGDATA/PG_VERSION" ]; then
+    echo "start: ${1}no PostgreSQL cluster in $APPLIANCE_PGDATA; nothing removed"
+    return 0
+  fi
+  server=$(appliance_postgres_pid)
+  if [ -n "$server" ]; then
+    echo "start: ${1}PostgreSQL (pid $server) still runs on $APPLIANCE_PGDATA; nothing removed" >&2
+    return 1
+  fi
+  rm -rf -- "$APPLIANCE_PGDATA"
+  echo "start: ${1}removed PostgreSQL's cluster $APPLIANCE_PGDATA (Airflow's metadata for $APPLIANCE_DATA_DIR)"
 }
 
 run_foreground() {
@@ -159,16 +208,19 @@ case "${1:-}" in
     fi
     exit 1 ;;
   --stop)
-    pid=$(cat "$start_pid_file" 2>/dev/null || true)
-    alive "$pid" || pid=$(cat "$APPLIANCE_RUN_DIR/supervisord.pid" 2>/dev/null || true)
-    if ! alive "$pid"; then
+    pid=$(appliance_pid)
+    if [ -z "$pid" ]; then
       echo "start: no appliance runs on $APPLIANCE_DATA_DIR"
       exit 0
     fi
     stop_pid "$pid"
     echo "start: stopped" ;;
   --status)
-    exec "$APPLIANCE_VENV/bin/supervisorctl" -s "unix://$APPLIANCE_RUN_DIR/supervisor.sock" status ;;
+    exec "$python" "$repo/scripts/program_status.py" "$APPLIANCE_RUN_DIR/supervisorctl.conf" ;;
+  --purge)
+    pid=$(appliance_pid)
+    [ -z "$pid" ] || stop_pid "$pid"
+    purge_cluster "${pid:+stopped the appliance; }" ;;
   *)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
     exit 2 ;;

@@ -165,10 +165,10 @@ class Appliance:
     # ---- supervisorctl ------------------------------------------------------------------------
 
     def supervisorctl(self, *args: str, timeout_s: float = 30) -> subprocess.CompletedProcess:
+        """supervisorctl with the control socket and credentials the entrypoint wrote for this start."""
         venv = Path(self.env.get("APPLIANCE_VENV") or REPO_ROOT / ".venv")
-        return subprocess.run([str(venv / "bin" / "supervisorctl"), "-s", f"unix://{self.run_dir}/supervisor.sock",
-                               *args], env={**self.env, "APPLIANCE_RUN_DIR": str(self.run_dir)},  # ./supervisord.conf's
-                              capture_output=True, text=True, timeout=timeout_s)
+        return subprocess.run([str(venv / "bin" / "supervisorctl"), "-c", str(self.run_dir / "supervisorctl.conf"),
+                               *args], env=self.env, capture_output=True, text=True, timeout=timeout_s)
 
     def status(self) -> dict[str, tuple[str, int | None]]:
         """{program: (state, pid)} from `supervisorctl status`."""

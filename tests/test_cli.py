@@ -150,7 +150,7 @@ def test_a_users_own_submission_is_evaluated_like_a_strategy(tmp_path, default_r
     assert strategies["random"]["over_repeats"]["fraction_fixes"]["n"] > 1
     assert strategies["oracle"]["over_repeats"]["fraction_fixes"]["n"] == 1
     assert strategies["oracle"]["vs_random"]["fraction_fixes"]["p_value"] is None
-    assert "(one repeat: not tested)" in done.stdout
+    assert "(no test: 1 repeat)" in done.stdout
     assert (tmp_path / "run" / "submissions" / "digit-3_oracle.txt").read_text() == \
         (tmp_path / "submissions" / "digit-3_oracle.txt").read_text()
 
@@ -205,10 +205,14 @@ def test_the_default_selection_run(selection_run):
     [reference] = (run / "results" / "random").glob("result_UTC-*.json")
     assert set(json.loads(reference.read_text())["digit-3"]) == {"accuracy", "recall", "precision", "f1"}
     assert (run / "plots" / "selection_metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not (run / "sweep.csv").exists() and "sweep" not in results  # no lists, no repeats: no sweep
-    assert results["repeats"] == 1 and "replicates" not in results
-    assert results["tasks"]["digit-3"]["strategies"]["uncertainty"]["vs_random"]["accuracy"]["p_value"] is None
-    assert "accuracy" in done.stdout and "balanced_random" in done.stdout
+    assert not (run / "sweep.csv").exists() and "sweep" not in results  # no lists: no sweep, repeats alone
+    # F1 headlines, with an interval and a test by default: the repeats are enough to tell methods apart.
+    assert results["repeats"] == 10 and (run / "repeats.csv").exists()
+    overall = results["overall"]
+    assert all(entry["over_repeats"]["f1"]["ci_low"] is not None for entry in overall.values())
+    assert any(entry["vs_random"]["f1"]["significant"] for name, entry in overall.items() if name != "random")
+    assert done.stdout.index(" f1 ") < done.stdout.index(" accuracy ")  # the main metric first
+    assert "vs random: the paired difference in f1" in done.stdout and "(Holm " in done.stdout
 
 
 def test_the_default_debugging_run_has_no_sweep_outputs(default_run):

@@ -31,9 +31,11 @@ def test_users_methods_get_stable_colours_never_shared_within_a_figure():
     assert figure_style.method_color("mine") in figure_style.SPARE_COLORS
 
 
+@pytest.mark.parametrize("width", [figure_style.FULL_WIDTH_IN, figure_style.FULL_WIDTH_IN / 2],
+                         ids=["page", "half a page"])
 @pytest.mark.parametrize("ticks", [None, [10, 30, 100, 300, 1000]])
-def test_log_axis_labels_are_plain_numbers_that_do_not_overlap(ticks):
-    fig, ax = plt.subplots(figsize=(figure_style.FULL_WIDTH_IN, figure_style.PANEL_HEIGHT_IN))
+def test_log_axis_labels_are_plain_numbers_that_do_not_overlap(ticks, width):
+    fig, ax = plt.subplots(figsize=(width, figure_style.PANEL_HEIGHT_IN))
     ax.plot([1e-4, 1e-3, 0.05, 2.0, 40.0], [0.1, 0.2, 0.3, 0.4, 0.5]) if ticks is None else \
         ax.plot(ticks, range(len(ticks)))
     figure_style.log_axis(ax, "x", ticks=ticks)
@@ -44,3 +46,10 @@ def test_log_axis_labels_are_plain_numbers_that_do_not_overlap(ticks):
     visible = [b for b in boxes if 0 <= b.x0 and b.x1 <= fig.bbox.width]
     assert all(a.x1 < b.x0 for a, b in zip(visible, visible[1:]))  # no two labels overlap
     plt.close(fig)
+
+
+def test_a_figure_across_the_page_is_saved_as_wide_as_the_page_shows_it():
+    margins_px = 2 * figure_style.MARGIN_IN * figure_style.DPI
+    assert figure_style.FULL_WIDTH_IN * figure_style.DPI + margins_px == pytest.approx(figure_style.PAGE_WIDTH_PX)
+    # The smallest font of the appliance, shown 1:1 there, is readable.
+    assert figure_style.SMALL_FONT_SIZE * figure_style.DPI / 72 >= figure_style.MIN_FONT_PX

@@ -357,8 +357,8 @@ def test_export_then_evaluate_gives_back_a_debugging_run(debugging_run, tmp_path
     code, out, err = run_cli("export", str(run), "--out", str(tmp_path / "official"), data_dir=work / "data")
     assert code == 0, err
     official = tmp_path / "official"
-    assert sorted(p.name for p in official.iterdir()) == ["data", "embeddings", "results", "submissions",
-                                                          "task_setup.yml"]
+    assert sorted(p.name for p in official.iterdir()) == ["NOTES.md", "data", "embeddings", "results",
+                                                          "submissions", "task_setup.yml"]
     assert list((official / "results").iterdir()) == []
     for parquet in (official / "embeddings").iterdir():
         assert pq.read_schema(parquet).field("encoding").type == pa.list_(pa.float32())
@@ -435,8 +435,11 @@ def test_export_then_evaluate_gives_back_a_selection_run(selection_run, tmp_path
     official = tmp_path / "official"
     export = export_run(run, official, data_root=work / "data")
     methods = ["random", "centroid", "train_csv"]
-    assert sorted(p.name for p in official.iterdir()) == sorted(methods)
+    assert sorted(p.name for p in official.iterdir()) == sorted(["NOTES.md", *methods])
     assert any("train_csv: its training set" in note for note in export.notes)  # 500 rows over budget 50
+    # The notes travel with the folders, one line each.
+    assert [f"- {note}" for note in export.notes] == \
+        [line for line in (official / "NOTES.md").read_text().splitlines() if line.startswith("- ")]
     for method in methods:
         folder = official / method
         setup_text = (folder / "task_setup.yaml").read_text()
@@ -506,3 +509,7 @@ def test_the_run_page_offers_the_official_export(tmp_path, monkeypatch):
                      "2048 and stops at its first fit (`evaluate` takes any length)",
                      "task digit-8: its embeddings have 128 values; the official main.py's classifier takes exactly "
                      "2048 and stops at its first fit (`evaluate` takes any length)"]
+    assert "ui-run-official/NOTES.md" in names
+    # The notes stand folded across the page, not in the download's column.
+    folded = next(e for e in at.expander if e.label.startswith("Notes on the official-format export (3"))
+    assert all(note in folded.markdown[0].value for note in notes)

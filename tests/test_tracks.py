@@ -47,8 +47,8 @@ class TinySetup(TaskSetup):
     def task_ids(self) -> list[str]:
         return list(self.tasks)
 
-    def task_axes(self) -> list[tuple[str, tuple, tuple]]:
-        return [(task, values(self.train_size), (None,)) for task in self.tasks]
+    def axis_values(self) -> list[tuple[str, dict[str, tuple]]]:
+        return [(task, {"train_size": values(self.train_size), "model": values(self.model)}) for task in self.tasks]
 
     def swept_task_fields(self) -> list[Loc]:
         return [("train_size",)] if isinstance(self.train_size, tuple) else []
@@ -65,7 +65,7 @@ class TinySetup(TaskSetup):
 
     def for_cell(self, cell) -> TinySetup:
         return self.model_copy(update={**self._cell_update(cell), "tasks": (cell.task,),
-                                       "train_size": cell.train_size})
+                                       "train_size": cell.value("train_size")})
 
 
 class TinyTrack:

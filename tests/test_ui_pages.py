@@ -7,6 +7,7 @@ package, the run folders on disk, the password check.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -284,8 +285,8 @@ def test_an_unknown_run_is_said_so(app_env):
     assert "Run not found" in texts(at.error)
 
 
-def real_runs(data: Path, models: dict[str, str], repeats: int) -> Path:
-    """Real small debugging runs (one task, three strategies) in the data root `data`: {run id: model}."""
+def real_runs(data: Path, models: dict[str, str], repeats: int, tasks: str = "digit-3") -> Path:
+    """Real small debugging runs (three strategies) in the data root `data`: {run id: model}."""
     from ui_fixtures import small_setup
 
     from dataperf_appliance.benchmark import run_benchmark
@@ -294,7 +295,7 @@ def real_runs(data: Path, models: dict[str, str], repeats: int) -> Path:
         source = data.parent / run_id
         source.mkdir()
         (source / "task_setup.yml").write_text(small_setup(
-            f"model={model}", f"repeats={repeats}", "tasks=digit-3", "strategies=random,knn_shapley,loss",
+            f"model={model}", f"repeats={repeats}", f"tasks={tasks}", "strategies=random,knn_shapley,loss",
             "eval_points=6"))
         run_benchmark(source / "task_setup.yml", data / "runs" / run_id, data_root=data, n_jobs=2)
     return data
@@ -314,8 +315,14 @@ def test_a_run_with_repeats_shows_intervals_and_the_comparison_with_random(repea
     at = app("views/run.py", run="rep-a")
     values = {m.label: m.value for m in at.metric}
     assert set(values) == {"knn_shapley", "loss", "random"}
-    # The paired difference with random and the test's p-value in the headline (random's own tile has none).
+    # The paired difference with random and the test's Holm-adjusted p-value in the headline (random's own tile
+    # has none); "n.s." exactly where the adjusted p is 0.05 or more.
     assert all(not m.delta or (" vs random" in m.delta and ", p=" in m.delta) for m in at.metric)
+    for m in at.metric:
+        if m.delta:
+            comparison = results["overall"][m.label]["vs_random"]["fraction_fixes"]
+            assert f", p={comparison['p_holm']:.2g}" in m.delta
+            assert m.delta.endswith(", n.s.") == (comparison["p_holm"] >= 0.05)
     assert sum(bool(m.delta) for m in at.metric) == 2
     assert all(" ± " in value for value in values.values())  # mean ± half width of the 95% interval
     frames = [frame.value for frame in at.dataframe]
@@ -331,12 +338,19 @@ def test_a_run_with_repeats_shows_intervals_and_the_comparison_with_random(repea
     weak = comparisons[~comparisons["significant"].astype(bool)]
     warning = texts(at.warning)
     # Every difference that is not significant is said so, and only those.
-    assert ("Not significantly different from random" in warning) == (len(weak) > 0)
+    assert (f"{len(weak)} of {len(comparisons)} differences are not significant" in warning) == (len(weak) > 0)
     for _, row in weak.iterrows():
         assert f"{row['method']} ({row['task']}, {row['metric']})" in warning
     plots = sorted((repeated_runs / "runs" / "rep-a" / "plots").glob("*.png"))
     assert "vs_random.png" in [p.name for p in plots] and len(at.image) == len(plots)  # the paired plot shown
     assert "repeats.csv" in " ".join(b.label for b in at.get("download_button"))
+    # Files: the stages' hand-over files folded away under their own label, a short file's size in bytes.
+    partials = sorted((repeated_runs / "runs" / "rep-a" / "partial").glob("*.json"))
+    internal = next(e for e in at.expander if e.label.startswith("Internal: the stages' hand-over"))
+    assert internal.label.endswith(f"({len(partials)})") and len(partials) >= 2
+    assert {f"`partial/{p.name}`" for p in partials} <= {m.value for m in internal.markdown}
+    sizes = [c.value for c in at.caption if c.value.endswith(" B") or c.value.endswith("KiB")]
+    assert sizes and not any(size == "0.0 KiB" for size in sizes)
 
 
 def test_runs_and_compare_show_the_intervals(repeated_runs, monkeypatch):
@@ -344,41 +358,88 @@ def test_runs_and_compare_show_the_intervals(repeated_runs, monkeypatch):
     monkeypatch.setattr(airflow_gateway, "list_recent_runs", lambda limit=50: [])
     runs = app("views/runs.py").dataframe[0].value
     assert runs["± 95%"].notna().all() and (runs["± 95%"] > 0).all()
-    pivot = app("views/compare.py").dataframe[1].value
+    pivot = frame_with(app("views/compare.py"), "rep-a ± 95%")
     assert pivot[["rep-a ± 95%", "rep-b ± 95%"]].notna().all().all()
+
+
+def frame_with(at, column: str):
+    """The first table of the page that has `column`."""
+    return next(frame.value for frame in at.dataframe if column in frame.value.columns)
 
 
 @pytest.fixture(scope="module")
 def sweep_and_plain_runs(tmp_path_factory):
-    """A real sweep over two models (2 repeats) and a plain run of the same track, in a data root of their own."""
+    """A real sweep over two models and a plain run at the sweep's second model, 3 repeats and 2 tasks each, in
+    a data root of their own."""
     return real_runs(tmp_path_factory.mktemp("sweep-ui") / "data",
-                     {"20260101-000000-plain1": "logistic_regression",
-                      "20260102-000000-sweep1": "[logistic_regression, knn]"}, repeats=2)
+                     {"20260101-000000-plain1": "knn",
+                      "20260102-000000-sweep1": "[logistic_regression, knn]"}, repeats=3, tasks="digit-3,digit-8")
 
 
-def test_a_sweep_is_shown_at_each_methods_best_setting_and_compared_at_a_chosen_one(sweep_and_plain_runs,
-                                                                                     monkeypatch):
+def test_a_sweeps_setting_shows_exactly_what_the_plain_run_of_it_shows(sweep_and_plain_runs, monkeypatch):
     from dataperf_appliance.ui_support import settings_view
 
     use_data_root(monkeypatch, sweep_and_plain_runs)
     monkeypatch.setattr(airflow_gateway, "list_recent_runs", lambda limit=50: [])
-    sweep_id = "20260102-000000-sweep1"
-    results = json.loads((sweep_and_plain_runs / "runs" / sweep_id / "results.json").read_text())
-    at = app("views/run.py", run=sweep_id)
-    assert at.selectbox(key="run.setting").value == settings_view.BEST
-    best = settings_view.best_settings(results)
-    assert {c.value for c in at.caption if c.value.startswith("at ")} == {
-        f"at {settings_view.setting_label(setting)}" for setting in best.values()}
-    assert "logistic_regression, knn" in texts(at.markdown)  # the header names both models
-    at.selectbox(key="run.setting").set_value((60, 0.3, "knn")).run()
-    table = at.dataframe[0].value
-    knn = [r for r in results["sweep"]["summary"] if r["model"] == "knn" and r["strategy"] == "loss"][0]
-    assert table[table["method"] == "loss"]["fraction_fixes"].iloc[0] == pytest.approx(knn["mean"])
-    runs = app("views/runs.py").dataframe[0].value
-    assert list(runs["sweep"]) == ["sweep · 2 settings", ""] and "fraction_fixes ↓" in runs.columns
+    sweep_id, plain_id = "20260102-000000-sweep1", "20260101-000000-plain1"
+    runs = sweep_and_plain_runs / "runs"
+    results = json.loads((runs / sweep_id / "results.json").read_text())
+    plain = json.loads((runs / plain_id / "results.json").read_text())
+    knn = next(s for s in settings_view.settings(results) if "knn" in s)
+    # results.json: the same cells give the same intervals, tests and adjusted p-values, to the last bit.
+    at_knn = next(r for r in results["sweep"]["settings"] if r["setting"]["model"] == "knn")
+    for name, entry in plain["overall"].items():
+        assert at_knn["overall"][name]["over_repeats"] == entry["over_repeats"]
+        assert at_knn["overall"][name].get("vs_random") == entry.get("vs_random")
+    for task, task_result in plain["tasks"].items():
+        for name, entry in task_result["strategies"].items():
+            assert at_knn["tasks"][task][name]["vs_random" if name != "random" else "over_repeats"] == \
+                entry["vs_random" if name != "random" else "over_repeats"]
+    assert any(c["p_holm"] > c["p_value"] for e in plain["overall"].values()
+               for c in (e.get("vs_random") or {}).values())  # the adjustment is there, and not a no-op
+    # The pages: the plain run's tiles, tables and tests, and the sweep's at the same setting, are the same.
+    page = app("views/run.py", run=plain_id)
+    sweep_page = app("views/run.py", run=sweep_id)
+    assert sweep_page.selectbox(key="run.setting").value == settings_view.settings(results)[0]
+    sweep_page.selectbox(key="run.setting").set_value(knn).run()
+    assert "Conditions: train size 60 · noise level 0.3 · evaluation model knn." in texts(sweep_page.caption)
+    tiles = [(m.label, m.value, m.delta) for m in page.metric]
+    assert tiles == [(m.label, m.value, m.delta) for m in sweep_page.metric]
+    assert sum(bool(d) for _, _, d in tiles) == 2
+    for label, _, delta in tiles:  # the p of a tile is the Holm-adjusted one
+        if delta:
+            assert f", p={plain['overall'][label]['vs_random']['fraction_fixes']['p_holm']:.2g}" in delta
+    assert frame_with(page, "p (Holm)").equals(frame_with(sweep_page, "p (Holm)"))
+    assert "mean over 2 tasks and 3 repeats" in texts(page.markdown) and \
+        "mean over 2 tasks and 3 repeats" in texts(sweep_page.markdown)
+    assert "Sweep: 2 settings × 2 tasks × 3 repeats = 12 cells" in texts(sweep_page.subheader)
+    listed = app("views/runs.py").dataframe[0].value
+    assert list(listed["sweep"]) == ["sweep · 2 settings", ""] and "fraction_fixes ↓" in listed.columns
+    # Compare starts the sweep at the plain run's conditions, and the two columns agree.
     compare = app("views/compare.py")
-    assert compare.multiselect(key="compare.runs").value == [sweep_id, "20260101-000000-plain1"]
-    assert compare.selectbox(key=f"compare.setting.{sweep_id}").value == settings_view.BEST
+    assert compare.multiselect(key="compare.runs").value == [sweep_id, plain_id]
+    assert compare.selectbox(key=f"compare.setting.{sweep_id}").value == knn
+    assert frame_with(compare, "condition")["same"].all()
+    pivot = frame_with(compare, f"{sweep_id} ± 95%")
+    assert list(pivot[sweep_id]) == list(pivot[plain_id])
+    assert list(pivot[f"{sweep_id} ± 95%"]) == list(pivot[f"{plain_id} ± 95%"])
+    assert len(compare.get("vega_lite_chart")) == 1  # the curves of both, the sweep's at its setting
+
+
+def test_compare_draws_a_sweeps_curves_at_the_chosen_setting(sweep_and_plain_runs):
+    from dataperf_appliance.settings import load_settings
+    from dataperf_appliance.ui_support import compare as compare_support, run_detail, settings_view
+
+    settings = load_settings({"APPLIANCE_DATA_DIR": str(sweep_and_plain_runs)})
+    sweep = run_detail.load_run(settings, "20260102-000000-sweep1")
+    points = {}
+    for choice in settings_view.settings(sweep.results):
+        shown = dataclasses.replace(sweep, results=settings_view.view(sweep.results, choice))
+        points[choice] = compare_support.curve_points([shown], "digit-3")
+        assert {p["method"] for p in points[choice]} == {"random", "knn_shapley", "loss"}
+        assert all(p["ci_low"] is not None for p in points[choice])  # 3 repeats: a band
+    first, second = points.values()
+    assert [p["accuracy"] for p in first] != [p["accuracy"] for p in second]  # each setting its own curves
 
 
 # ---- Compare -------------------------------------------------------------------------------------------
@@ -387,9 +448,12 @@ def test_compare_two_runs(app_env):
     write_run(app_env / "runs", "run-a", model="logistic_regression")
     write_run(app_env / "runs", "run-b", model="knn", scores={"random": 0.5, "loss": 0.3})
     at = app("views/compare.py")
-    differing = at.dataframe[0].value
+    differing = frame_with(at, "parameter")
     assert list(differing["parameter"]) == ["model"]
-    pivot = at.dataframe[1].value
+    conditions = frame_with(at, "condition")
+    assert list(conditions[conditions["condition"] == "model"]["same"]) == [False]
+    assert "differ in model" in texts(at.warning)
+    pivot = frame_with(at, "run-a ± 95%")
     assert set(pivot.columns) == {"task", "method", "run-a", "run-b", "run-a ± 95%", "run-b ± 95%"}
     assert len(at.get("vega_lite_chart")) == 1
 

@@ -238,12 +238,13 @@ def test_filters():
     assert len(run_list.filter_rows(rows)) == 2
 
 
-def test_selection_headline_is_the_best_accuracy():
+def test_selection_headline_is_the_best_f1():
+    # DataPerf's selection metric is F1: b has the better accuracy, a the better F1.
     results = {"track": "selection",
-               "tasks": {"Hawk": {"strategies": {"a": {"accuracy": 0.5}, "b": {"accuracy": 0.7}}},
-                         "Sushi": {"strategies": {"a": {"accuracy": 0.6}, "b": {"accuracy": 0.9}}}}}
+               "tasks": {"Hawk": {"strategies": {"a": {"accuracy": 0.5, "f1": 0.6}, "b": {"accuracy": 0.7, "f1": 0.4}}},
+                         "Sushi": {"strategies": {"a": {"accuracy": 0.6, "f1": 0.8}, "b": {"accuracy": 0.9, "f1": 0.5}}}}}
     best = run_list.headline(results)
-    assert best.method == "b" and best.value == pytest.approx(0.8) and best.label == "accuracy ↑"
+    assert best.method == "a" and best.value == pytest.approx(0.7) and best.label == "f1 ↑"
 
 
 def test_restore_finished_downloads_only_successful_s3_runs():
@@ -496,3 +497,19 @@ def test_a_submitted_run_is_copied_to_s3_without_a_manifest(tmp_path, aws_env):
     assert storage.restore_history().restored == ()
     rows = {r.run_id: r for r in run_list.collect_runs(settings, storage=storage, airflow_runs=lambda: []).rows}
     assert rows["sub-1"].state == "queued" and rows["sub-1"].where == "disk + S3"
+
+
+def test_a_tile_says_no_test_rather_than_not_significant_when_nothing_was_tested():
+    from dataperf_appliance import stats
+    from dataperf_appliance.ui_support import run_detail
+
+    one = stats.paired_comparison([0.5], [0.467])
+    assert run_detail.headline_delta(one) == "+0.033 vs random, no test: 1 repeat"
+    tested = stats.summarize_setting({"t": {"random": [{"m": 0.5}, {"m": 0.52}, {"m": 0.49}],
+                                            "a": [{"m": 0.6}, {"m": 0.61}, {"m": 0.62}],
+                                            "b": [{"m": 0.51}, {"m": 0.5}, {"m": 0.52}]}}, ["m"])
+    for name in ("a", "b"):
+        comparison = tested["overall"][name]["vs_random"]["m"]
+        delta = run_detail.headline_delta(comparison)
+        assert f", p={comparison['p_holm']:.2g}" in delta  # the adjusted p-value, not the raw one
+        assert delta.endswith(", n.s.") == (not comparison["significant"])

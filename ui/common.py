@@ -162,3 +162,9 @@ def sidebar() -> None:
 
 def open_run_link(run_id: str, label: str | None = None) -> None:
     st.page_link(RUN, label=label or f"Open run {run_id}", icon=":material/insights:", query_params={"run": run_id})
+
+
+def pinned(*names: str, **more) -> dict:
+    """Column settings that keep the key columns `names` in view when a table scrolls sideways (a table wider
+    than the page at 1280 px), merged with `more` ({column: column_config})."""
+    return {**{name: st.column_config.Column(name, pinned=True) for name in names}, **more}

@@ -1,15 +1,19 @@
 """The grid of a sweep: which cells a setup runs, and the one-valued setup of each.
 
-A setup runs more than one cell (`is_sweep`) when ``model``, ``train_size``
-or ``noise_level`` (the setup model's `SWEEP_AXES`) is a list, or ``repeats``
-is more than 1. Repeats are replicates of one setting, not settings: a setup
-whose only list is ``repeats`` (`is_grid` false) is reported as its one
-setting. Its grid has one *cell* per
+A grid has named axes (`AXES`), each of one kind: a benchmark *condition*
+(train size, noise level, evaluation model) or a method's own *parameter*.
+A setup model names the axes of its track (`TaskSetup.SETTING_AXES`) and
+gives each task's values of them (`TaskSetup.axis_values`); a *setting* is
+one value of every axis. A setup runs more than one cell (`is_sweep`) when
+one of those fields is a list, or ``repeats`` is more than 1. Repeats are
+replicates of one setting, not settings: a setup whose only list is
+``repeats`` (`is_grid` false) is reported as its one setting. Its grid has one
+*cell* per
 
-    task x train_size x noise_level (where the track has it) x model x repeat
+    task x setting (its axes in order) x repeat
 
-enumerated in that order (`cells`). A cell is exactly the run of one task with
-one value of each field and the seed ``seed + repeat`` (`cell_setup`). At most
+enumerated in that order (`cells`). A cell is exactly the run of one task at
+one setting with the seed ``seed + repeat`` (`cell_setup`). At most
 `MAX_CELLS` cells, checked when the file is validated.
 
 Light on purpose: the setup models use it to check a file. Running the cells
@@ -18,7 +22,9 @@ is `dataperf_appliance.sweeps`'s job.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import itertools
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from .loader import Loc
@@ -29,18 +35,45 @@ MAX_CELLS = 500
 
 @dataclass(frozen=True)
 class Cell:
-    """One point of the grid: a task with one value of every swept field, and its seed (seed + repeat)."""
+    """One point of the grid: a task at one setting ((axis name, value) pairs, in the setup's axis order), and
+    its repeat and seed (seed + repeat)."""
 
     task: str
-    train_size: int
-    noise_level: float | None  # None in a track without label noise
-    model: str
+    setting: tuple[tuple[str, Any], ...]
     repeat: int
     seed: int
 
+    def value(self, axis: str) -> Any:
+        """The cell's value of the axis `axis`."""
+        return dict(self.setting)[axis]
 
-#: The fields of a cell that are a track's per-task axes (a setup model's SWEEP_AXES names some of them).
-TASK_AXES = ("train_size", "noise_level")
+
+#: The kinds of a grid axis. A benchmark *condition* changes the question (how noisy, how large, which model
+#: judges), so methods are only ever compared at the same conditions; a *method parameter* (a method's own K
+#: or iterations) changes the answer, so a method may be shown at its best value of it.
+CONDITION, METHOD_PARAMETER = "condition", "method parameter"
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A named axis of a sweep's grid: the setup field it sweeps, what the pages call it, its kind, whether
+    its values are numbers (a log axis in the plots) and whether it changes a cell's data (the model does
+    not: cells that differ in it only share their data)."""
+
+    name: str
+    label: str
+    kind: str
+    numeric: bool
+    changes_data: bool
+
+
+#: Every axis a setting can have, in the order of the grid and of the pages. The task and the repeat are not
+#: setting axes: a setting's figures are over its tasks and repeats.
+AXES = {axis.name: axis for axis in (
+    Axis("train_size", "train size", CONDITION, numeric=True, changes_data=True),
+    Axis("noise_level", "noise level", CONDITION, numeric=True, changes_data=True),
+    Axis("model", "evaluation model", CONDITION, numeric=False, changes_data=False),
+)}
 
 
 def values(value: Any) -> tuple:
@@ -72,9 +105,9 @@ def is_grid(setup) -> bool:
 
 
 def grid_size(setup) -> int:
-    """Number of cells: sum over tasks of (train sizes x noise levels), times models, times repeats."""
-    per_task = sum(len(sizes) * len(noises) for _, sizes, noises in setup.task_axes())
-    return per_task * len(values(setup.model)) * setup.repeats
+    """Number of cells: sum over tasks of the product of its axes' numbers of values, times repeats."""
+    per_task = sum(math.prod(len(found) for found in axes.values()) for _, axes in setup.axis_values())
+    return per_task * setup.repeats
 
 
 def describe_grid(setup) -> str:
@@ -83,10 +116,10 @@ def describe_grid(setup) -> str:
 
 
 def cells(setup, tasks: list[str] | None = None) -> list[Cell]:
-    """Every cell of the grid (of `tasks` only, if given), task-major, then train size, noise, model, repeat."""
-    return [Cell(task, size, noise, model, repeat, setup.seed + repeat)
-            for task, sizes, noises in setup.task_axes() if tasks is None or task in tasks
-            for size in sizes for noise in noises for model in values(setup.model)
+    """Every cell of the grid (of `tasks` only, if given), task-major, then each axis in order, then repeat."""
+    return [Cell(task, tuple(zip(axes, setting)), repeat, setup.seed + repeat)
+            for task, axes in setup.axis_values() if tasks is None or task in tasks
+            for setting in itertools.product(*axes.values())
             for repeat in range(setup.repeats)]
 
 
@@ -102,13 +135,33 @@ def cell_setup(setup, cell: Cell):
 
 
 def parameter_names(setup) -> list[str]:
-    """The parameters of a cell that the track has: the first columns of a sweep table."""
-    return [f.name for f in fields(Cell) if f.name not in TASK_AXES or f.name in setup.SWEEP_AXES]
+    """The parameters of a cell: the first columns of a sweep table (the task, each axis, repeat, seed)."""
+    return ["task", *setup.SETTING_AXES, "repeat", "seed"]
+
+
+def cell_parameters(cell: Cell) -> dict[str, Any]:
+    """{parameter: value} of a cell, as `parameter_names` orders them."""
+    return {"task": cell.task, **dict(cell.setting), "repeat": cell.repeat, "seed": cell.seed}
+
+
+def setting_axes(setup) -> list[Axis]:
+    """The axes of a setting of `setup`, in order."""
+    return [AXES[name] for name in setup.SETTING_AXES]
+
+
+def setting_of(setup, cell_or_row) -> tuple:
+    """The values of a cell's (or a table row's) setting axes, in `setting_axes` order."""
+    get = cell_or_row.get if isinstance(cell_or_row, dict) else cell_or_row.value
+    return tuple(get(name) for name in setup.SETTING_AXES)
+
+
+def data_of(cell: Cell) -> tuple:
+    """What makes a cell's data: its task, the values of the axes that change data, and its seed."""
+    return (cell.task, *(value for name, value in cell.setting if AXES[name].changes_data), cell.seed)
 
 
 def in_primary_setting(setup, cell_or_row) -> bool:
     """Whether a cell (or a table row) has the first value of every list: a repeat of the primary setting."""
-    get = (cell_or_row.get if isinstance(cell_or_row, dict) else lambda name: getattr(cell_or_row, name))
-    sizes, noises = next((sizes, noises) for task, sizes, noises in setup.task_axes() if task == get("task"))
-    first = {"train_size": sizes[0], "noise_level": noises[0]}
-    return get("model") == values(setup.model)[0] and all(get(axis) == first[axis] for axis in setup.SWEEP_AXES)
+    task = cell_or_row.get("task") if isinstance(cell_or_row, dict) else cell_or_row.task
+    axes = next(axes for name, axes in setup.axis_values() if name == task)
+    return setting_of(setup, cell_or_row) == tuple(found[0] for found in axes.values())

@@ -17,9 +17,9 @@ Sweeps: ``train_size``, ``noise_level`` (debugging) and ``model`` take a list
 of distinct values instead of one, and ``repeats: R`` runs every combination
 R times with the seeds seed..seed+R-1 (`grid`). A field with one value stays
 that value, so a file without lists or repeats is exactly what it was before
-sweeps. Each model says how its grid is laid out (`TaskSetup.task_axes`,
-`primary`, `for_cell`), so the grid and the sweeps engine never ask which
-track a setup is.
+sweeps. Each model says how its grid is laid out (`TaskSetup.SETTING_AXES`,
+`axis_values`, `primary`, `for_cell`), so the grid and the sweeps engine never
+ask which track a setup is.
 
 These models check a file on its own. Whether its dataset can serve it is the
 track's check (`dataperf_appliance.tracks`), run by the same parse.
@@ -65,8 +65,8 @@ SELECTION_DIGITS, SELECTION_DATASET_CSV = "digits", "train_csv"
 class TaskSetup(ConfigModel):
     """A validated setup of any track: what the grid, the sweeps and the stages rely on."""
 
-    #: The per-task sweep axes of the track, among `grid.TASK_AXES`.
-    SWEEP_AXES: ClassVar[tuple[str, ...]] = ("train_size",)
+    #: The axes of a setting of the track (names of `grid.AXES`), in the order of its grid.
+    SETTING_AXES: ClassVar[tuple[str, ...]] = ("train_size", "model")
 
     if TYPE_CHECKING:  # every track's fields; declared by each model, in the order of its file
         track: str
@@ -85,8 +85,9 @@ class TaskSetup(ConfigModel):
         """The benchmark tasks evaluated, in order (one mapped `evaluate` task each)."""
         raise NotImplementedError
 
-    def task_axes(self) -> list[tuple[str, tuple, tuple]]:
-        """(task, train sizes, noise levels) of every task evaluated, in order; noise (None,) without noise."""
+    def axis_values(self) -> list[tuple[str, dict[str, tuple]]]:
+        """(task, {axis: its values for that task}) of every task evaluated, in order, for each of
+        `SETTING_AXES`."""
         raise NotImplementedError
 
     def swept_task_fields(self) -> list[Loc]:
@@ -110,7 +111,7 @@ class TaskSetup(ConfigModel):
         raise NotImplementedError
 
     def _cell_update(self, cell: Cell) -> dict[str, Any]:
-        update: dict[str, Any] = {"model": cell.model, "seed": cell.seed, "repeats": 1}
+        update: dict[str, Any] = {"model": cell.value("model"), "seed": cell.seed, "repeats": 1}
         if cell.repeat > 0:
             update["submissions"] = ()
         return update
@@ -166,20 +167,21 @@ class DebuggingSetup(TaskSetup):
     submissions: tuple[SafeName, ...] = Field(
         (), description="your own methods: {submission_folder}/{data_id}_{method}.txt for every task")
 
-    SWEEP_AXES: ClassVar[tuple[str, ...]] = ("train_size", "noise_level")
+    SETTING_AXES: ClassVar[tuple[str, ...]] = ("train_size", "noise_level", "model")
 
     def task_ids(self) -> list[str]:
         return [task.data_id for task in self.tasks]
 
-    def task_axes(self) -> list[tuple[str, tuple, tuple]]:
-        return [(t.data_id, values(t.train_size), values(t.noise_level)) for t in self.tasks]
+    def axis_values(self) -> list[tuple[str, dict[str, tuple]]]:
+        return [(t.data_id, {"train_size": values(t.train_size), "noise_level": values(t.noise_level),
+                             "model": values(self.model)}) for t in self.tasks]
 
     def swept_task_fields(self) -> list[Loc]:
         return [("tasks", index, name) for index, task in enumerate(self.tasks)
                 for name in ("train_size", "noise_level") if isinstance(getattr(task, name), tuple)]
 
     def describe_task_axes(self) -> str:
-        combos = sum(len(sizes) * len(noises) for _, sizes, noises in self.task_axes())
+        combos = sum(len(axes["train_size"]) * len(axes["noise_level"]) for _, axes in self.axis_values())
         return f"{combos} (task, train_size, noise_level) combination(s)"
 
     def swept_values(self) -> dict[str, Any]:
@@ -193,7 +195,8 @@ class DebuggingSetup(TaskSetup):
 
     def for_cell(self, cell: Cell) -> DebuggingSetup:
         task = next(t for t in self.tasks if t.data_id == cell.task)
-        one = task.model_copy(update={"train_size": cell.train_size, "noise_level": cell.noise_level})
+        one = task.model_copy(update={"train_size": cell.value("train_size"),
+                                      "noise_level": cell.value("noise_level")})
         return self.model_copy(update={**self._cell_update(cell), "tasks": (one,)})
 
     @model_validator(mode="after")
@@ -264,8 +267,9 @@ class SelectionSetup(TaskSetup):
     def task_ids(self) -> list[str]:
         return list(self.eval_tasks)
 
-    def task_axes(self) -> list[tuple[str, tuple, tuple]]:
-        return [(task, values(self.train_size), (None,)) for task in self.eval_tasks]
+    def axis_values(self) -> list[tuple[str, dict[str, tuple]]]:
+        return [(task, {"train_size": values(self.train_size), "model": values(self.model)})
+                for task in self.eval_tasks]
 
     def swept_task_fields(self) -> list[Loc]:
         return [("train_size",)] if isinstance(self.train_size, tuple) else []
@@ -282,7 +286,7 @@ class SelectionSetup(TaskSetup):
 
     def for_cell(self, cell: Cell) -> SelectionSetup:
         return self.model_copy(update={**self._cell_update(cell), "eval_tasks": (cell.task,),
-                                       "train_size": cell.train_size})
+                                       "train_size": cell.value("train_size")})
 
     @model_validator(mode="after")
     def _check_across_fields(self) -> SelectionSetup:

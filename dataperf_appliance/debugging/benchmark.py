@@ -184,9 +184,10 @@ def sweep_metrics(run: TaskRun) -> dict[str, dict]:
             for name, entry in run.result["strategies"].items()}
 
 
-def replicate_curves(run: TaskRun) -> dict[str, list[float]]:
-    """{method: its fixing curve's accuracies} of a task run: one repeat's curves, for the bands over repeats."""
-    return {name: entry["curve"]["accuracy"] for name, entry in run.result["strategies"].items()}
+def replicate_curves(run: TaskRun) -> dict[str, dict]:
+    """{method: its fixing curve {fixes, accuracy}} of a task run: one repeat's curves, for the bands over
+    repeats."""
+    return {name: entry["curve"] for name, entry in run.result["strategies"].items()}
 
 
 def reference_evaluation(task_result: dict) -> dict:
@@ -234,12 +235,6 @@ def report(setup, work_dir: Path, *, replicates: dict | None = None) -> dict:
     results = build_results(setup, task_results)
     stats.add_to_results(results, replicates or stats.single_repeat(task_results),
                          catalog.DEBUGGING_HEADLINE_METRICS)
-    for data_id, by_name in (replicates or {}).items():
-        for name, entries in by_name.items():
-            curves = [entry["curve"] for entry in entries if entry.get("curve") is not None]
-            entry = results["tasks"][data_id]["strategies"][name]
-            if len(curves) > 1 and all(len(c) == len(entry["curve"]["fixes"]) for c in curves):
-                entry["curve_over_repeats"] = {"fixes": entry["curve"]["fixes"], **stats.describe_curves(curves)}
     plots.draw_debugging_plots(results, work_dir / "plots", dataset=setup.dataset)
     write_json(work_dir / "results.json", results)
     return results

@@ -235,6 +235,20 @@ def export_selection(setup, manifest: dict, results: dict, run_dir: Path, data_r
     return folders
 
 
+#: The file beside the exported folders that holds the export's notes.
+NOTES_FILE = "NOTES.md"
+
+
+def notes_text(run_id: str, notes: list[str]) -> str:
+    """NOTES.md: what the exported folders are and what to know before running the official evaluators."""
+    lines = [f"# Run {run_id} in the official DataPerf layout", "",
+             "Each folder here is read unchanged by the official evaluator of its track "
+             "(docs/official-evaluators.md in the appliance says how to run it).", ""]
+    lines += ["## Notes", "", *(f"- {note}" for note in notes)] if notes else ["No notes: the folders are the run "
+                                                                             "as it was evaluated."]
+    return "\n".join(lines) + "\n"
+
+
 def export_run(run_dir: Path, out: Path, *, data_root: Path, load_setup: Callable[..., TaskSetup],
                track_of: Callable[[TaskSetup], Any]) -> Export:
     """Write the finished run at `run_dir` as official folders under `out` (a new or empty folder).
@@ -270,6 +284,7 @@ def export_run(run_dir: Path, out: Path, *, data_root: Path, load_setup: Callabl
     staging.mkdir()
     try:
         folders = track.export_official(setup, manifest, results, run_dir, data_root, staging, notes)
+        (staging / NOTES_FILE).write_text(notes_text(run_dir.name, notes))
         os.replace(staging, out)  # an empty `out` is replaced by the one rename
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -77,7 +77,7 @@ class Track(Protocol):
     def task_metrics(self, run: Any) -> dict[str, dict]:
         """{method: {"kind", metric: value}} of a task run: its rows of a sweep table."""
 
-    def replicate_curves(self, run: Any) -> dict[str, list[float]]:
+    def replicate_curves(self, run: Any) -> dict[str, dict]:
         """{method: curve} of a task run, for the bands over repeats ({} for a track without curves)."""
 
     def report(self, setup: TaskSetup, work_dir: Path, *, replicates: dict | None = None) -> dict:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .. import stats
+from ..config.grid import AXES, CONDITION
 from .run_detail import RunDetail, entry_row, metric_columns
 from .run_list import setup_data
 from ..tracks import track_of_results
@@ -125,7 +127,9 @@ def curve_points(runs: Sequence[RunDetail], task: str | None = None) -> list[dic
                 accuracy = band.get(stats.MEAN) or curve.get("accuracy", [])
                 lows = band.get(stats.CI_LOW) or [None] * len(accuracy)
                 highs = band.get(stats.CI_HIGH) or [None] * len(accuracy)
-                for fixes, value, low, high in zip(curve.get("fixes", []), accuracy, lows, highs):
+                # A sweep's setting (settings_view.view) has the band only, which names its budgets.
+                budgets = band.get("fixes") or curve.get("fixes", [])
+                for fixes, value, low, high in zip(budgets, accuracy, lows, highs):
                     points.append({"run": run.run_id, "task": task_id, "method": name,
                                    "series": f"{run.run_id} · {name}", "fixes": fixes,
                                    "fraction": fixes / size if size else None, "accuracy": value,
@@ -148,18 +152,71 @@ def common_tasks(runs: Sequence[RunDetail]) -> list[str]:
     return shared + others
 
 
-def metric_bars(runs: Sequence[RunDetail], metric: str = "accuracy") -> list[dict[str, Any]]:
-    """Selection runs: {run, task, method, value, ci_low, ci_high} of one metric (mean over the repeats and
-    its 95% interval, None for one repeat), for a grouped bar chart with error bars."""
+#: The benchmark conditions a run is at, as its task_setup.yml names them (`grid.AXES`' conditions).
+CONDITION_KEYS = tuple(name for name, axis in AXES.items() if axis.kind == CONDITION)
+
+
+def conditions_of(run: RunDetail) -> dict[str, str]:
+    """{condition: value as shown} of a run: a sweep's at the setting it is viewed at
+    (`settings_view.view`'s ``conditions``), a plain run's from its task_setup.yml (a per-task value as the
+    tasks' values joined)."""
+    viewed = (run.results or {}).get("conditions")
+    if isinstance(viewed, Mapping):
+        return {key: _shown(viewed[key]) for key in CONDITION_KEYS if key in viewed}
+    data = setup_data(run.task_setup_text)
+    out = {}
+    for key in CONDITION_KEYS:
+        found = [data[key]] if key in data else [t.get(key) for t in data.get("tasks") or []
+                                                  if isinstance(t, Mapping) and key in t]
+        if found:
+            out[key] = ", ".join(dict.fromkeys(_shown(v) for v in found))
+    return out
+
+
+def conditions_rows(runs: Sequence[RunDetail]) -> list[dict[str, Any]]:
+    """Rows {"condition", <run id>: value, ..., "same"} of every condition any run has."""
+    found = {run.run_id: conditions_of(run) for run in runs}
+    keys = [key for key in CONDITION_KEYS if any(key in values for values in found.values())]
+    rows = []
+    for key in keys:
+        values = [found[run.run_id].get(key, MISSING) for run in runs]
+        rows.append({"condition": key, **{run.run_id: v for run, v in zip(runs, values)},
+                     "same": len(set(values)) == 1})
+    return rows
+
+
+def closest_setting(sweep: RunDetail, others: Sequence[RunDetail]) -> int:
+    """The index of the sweep's setting at the conditions of the first plain run among `others` (the most
+    conditions in common; the first setting on a tie), so that Compare starts lined up."""
+    from .settings_view import settings, view
+
+    plain = [conditions_of(run) for run in others if run.results and "sweep" not in run.results]
+    if not plain:
+        return 0
+    wanted = plain[0]
+    choices = settings(sweep.results)
+
+    def shared(index: int) -> int:
+        at = conditions_of(dataclasses.replace(sweep, results=view(sweep.results, choices[index])))
+        return sum(at.get(key) == value for key, value in wanted.items())
+
+    return max(range(len(choices)), key=lambda index: (shared(index), -index))
+
+
+def metric_bars(runs: Sequence[RunDetail], metric: str | None = None) -> list[dict[str, Any]]:
+    """Selection runs: {run, task, method, value, ci_low, ci_high} of one metric (default: the track's main
+    one; mean over the repeats and its 95% interval, None for one repeat), for a grouped bar chart with error
+    bars."""
     rows = []
     for run in runs:
         if not run.results or track_of_results(run.results).has_curves:
             continue
+        shown = metric or track_of_results(run.results).main_metric
         for task, task_result in (run.results.get("tasks") or {}).items():
             for name, entry in (task_result.get("strategies") or {}).items():
-                value = stats.mean_of(entry, metric)
+                value = stats.mean_of(entry, shown)
                 if value is not None:
-                    summary = stats.summary_of(entry, metric) or {}
+                    summary = stats.summary_of(entry, shown) or {}
                     rows.append({"run": run.run_id, "task": task, "method": name, "value": value,
                                  "ci_low": summary.get(stats.CI_LOW), "ci_high": summary.get(stats.CI_HIGH)})
     return rows

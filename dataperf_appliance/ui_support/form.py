@@ -559,7 +559,7 @@ def check_submission_files(check: FormCheck, files: Mapping[str, bytes]) -> None
 
 def _train_size(setup, task: str) -> int | None:
     # A user's file fits one setting: submissions and sweeps do not mix, so a task has one train size.
-    return next((sizes[0] for name, sizes, _ in setup.task_axes() if name == task), None)
+    return next((axes["train_size"][0] for name, axes in setup.axis_values() if name == task), None)
 
 
 def _check_order_file(check: FormCheck, name: str, content: bytes, train_size: int | None) -> None:

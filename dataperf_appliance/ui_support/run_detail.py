@@ -227,9 +227,41 @@ def method_means(results: Mapping | None) -> list[dict[str, Any]]:
     return [row for row in rows if row["mean"] is not None]
 
 
+def over_what(results: Mapping) -> str:
+    """What a headline figure is a mean over: ``mean over 3 tasks and 5 repeats``."""
+    tasks = len(results.get("tasks") or {})
+    repeats = results.get("repeats", 1)
+    return (f"mean over {tasks} task{'s' if tasks != 1 else ''} and {repeats} repeat{'s' if repeats != 1 else ''}")
+
+
+def headline_delta(comparison: Mapping | None) -> str | None:
+    """A headline tile's comparison with random, short enough for a third of the page:
+    ``+0.033 vs random, p=0.012`` (p adjusted by Holm), ``…, n.s.`` when that p is 0.05 or more,
+    ``+0.033 vs random, no test: 1 repeat`` without a test."""
+    if not comparison or comparison.get(stats.DIFFERENCE) is None:
+        return None
+    text = f"{comparison[stats.DIFFERENCE]:+.3f} vs random"
+    if comparison.get(stats.P_VALUE) is None:
+        return f"{text}, {stats.no_test_reason(comparison)}"
+    text += f", p={stats.adjusted_p(comparison):.2g}"
+    return text if comparison.get(stats.SIGNIFICANT) else text + ", n.s."
+
+
+def sweep_size(results: Mapping) -> str:
+    """``2 settings × 3 tasks × 6 repeats = 36 cells``."""
+    from . import settings_view
+
+    sweep = results.get("sweep") or {}
+    settings = len(settings_view.settings(results))
+    tasks = len(sweep.get("tasks") or results.get("tasks") or {})
+    repeats = max((s.get("repeats", 1) for s in settings_view.setting_records(results)), default=1)
+    return (f"{settings} setting{'s' if settings != 1 else ''} × {tasks} task{'s' if tasks != 1 else ''} × "
+            f"{repeats} repeat{'s' if repeats != 1 else ''} = {sweep.get('cells', settings * tasks * repeats)} cells")
+
+
 def comparison_rows(results: Mapping | None) -> list[dict[str, Any]]:
     """Every method against random, per task and over all tasks: the paired difference of each headline
-    metric, its 95% interval, p and whether it is significant (p < 0.05)."""
+    metric, its 95% interval, p, the Holm-adjusted p and whether it is significant (adjusted p < 0.05)."""
     if not results or not isinstance(results.get("tasks"), Mapping):
         return []
     places = [(task, r.get("strategies") or {}) for task, r in results["tasks"].items()]
@@ -242,17 +274,94 @@ def comparison_rows(results: Mapping | None) -> list[dict[str, Any]]:
                 rows.append({"task": task, "method": name, "metric": metric,
                              "difference": comparison.get(stats.DIFFERENCE), "ci_low": comparison.get(stats.CI_LOW),
                              "ci_high": comparison.get(stats.CI_HIGH), "p": comparison.get(stats.P_VALUE),
+                             "p (Holm)": stats.adjusted_p(comparison),
                              "significant": comparison.get(stats.SIGNIFICANT), "repeats": comparison.get(stats.N)})
     return rows
 
 
 def sweep_summary(results: Mapping | None) -> list[dict[str, Any]]:
-    """A sweep's summary: the main metric's mean, standard error and 95% interval over repeats per setting
-    and strategy, and the paired comparison with random in words."""
+    """A sweep's main metric per setting, task and strategy, narrow enough for the page: the axes that change
+    across the sweep, the mean and half its 95% interval over the repeats, and the paired difference with
+    random with its Holm-adjusted p-value."""
+    from . import settings_view
+
     sweep = (results or {}).get("sweep") or {}
-    return [{**{k: v for k, v in row.items() if k not in ("metric", stats.VS_BASELINE)},
-             VERSUS_COLUMN: stats.format_comparison(row.get(stats.VS_BASELINE))}
-            for row in sweep.get("summary") or []]
+    records = sweep.get("summary") or []
+    changing = [axis["name"] for axis in settings_view.axes(results)
+                if len({record.get(axis["name"]) for record in records}) > 1]
+    rows = []
+    for record in records:
+        comparison = record.get(stats.VS_BASELINE) or {}
+        rows.append({"task": record.get("task"), **{name: record.get(name) for name in changing},
+                     "strategy": record.get("strategy"), "mean": record.get(stats.MEAN),
+                     INTERVAL_COLUMN: stats.half_width(record), "n": record.get(stats.N),
+                     "vs random": comparison.get(stats.DIFFERENCE), "p (Holm)": stats.adjusted_p(comparison)
+                     if comparison else None, "significant": comparison.get(stats.SIGNIFICANT)})
+    return rows
+
+
+#: The pictures of a run that share a tab, by the end of their file name (the rest get a tab each, by task).
+PLOT_GROUPS = (("_fixing_curve", "Fixing curves"), ("vs_random", "vs random"), ("_vs_time", "Cost"),
+               ("selection_metrics", "Metrics"), ("sweep_latency", "Sweep"), ("sweep_", "Sweep"))
+
+
+def plot_groups(paths: list[Path]) -> dict[str, list[Path]]:
+    """{tab label: its pictures}: a sweep's or a task's several pictures of one kind in one tab, so the tab
+    bar stays within the page; a gallery (one per task) under its task's name."""
+    groups: dict[str, list[Path]] = {}
+    for path in paths:
+        label = next((group for marker, group in PLOT_GROUPS if marker in path.stem), None)
+        if label is None:
+            label = path.stem.rsplit("_", 2)[0] if path.stem.endswith("_gallery") else path.stem.replace("_", " ")
+        groups.setdefault(label, []).append(path)
+    return groups
+
+
+@dataclass(frozen=True)
+class FileGroup:
+    """Files of a run that belong together, for the Files tab; `internal` ones are shown folded."""
+
+    label: str
+    about: str
+    files: list[Path]
+    internal: bool = False
+
+
+#: The top folders of a run and what their files are, in the order the Files tab lists them (the rest, at
+#: the top level, are the run's own record: results, manifest, task_setup.yml, tables).
+FOLDER_GROUPS = (
+    ("plots", "Plots", "every picture of the Plots and Gallery tabs", False),
+    ("results", "Official result files", "the evaluator's result files, in DataPerf's layout", False),
+    ("submissions", "Submissions", "each method's order or training set in DataPerf's format; a debugging "
+                                   "time_<task>_<method>.txt holds that method's seconds", False),
+    ("train_sets", "Submissions", "each method's training set in DataPerf's format", False),
+    ("partial", "Internal: the stages' hand-over",
+     "what each evaluate task hands to report (partial/<task>.json, sweep_<task>.json); kept so that the report "
+     "can be drawn again", True),
+)
+
+
+def file_groups(folder: Path) -> list[FileGroup]:
+    """The run's visible files, grouped as `FOLDER_GROUPS` says (the run's own record first)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    top = {name: (label, about, internal) for name, label, about, internal in FOLDER_GROUPS}
+    groups: dict[str, FileGroup] = {"": FileGroup("The run", "results, manifest, task_setup.yml and tables", [])}
+    for path in files:
+        parts = path.relative_to(folder).parts
+        key = parts[0] if len(parts) > 1 and parts[0] in top else ""
+        if key and top[key][0] not in groups:
+            label, about, internal = top[key]
+            groups[label] = FileGroup(label, about, [], internal)
+        groups[top[key][0] if key else ""].files.append(path)
+    return [group for group in groups.values() if group.files]
+
+
+def format_size(size: int) -> str:
+    """``512 B``, ``1.5 KiB``, ``2.0 MiB``: small files in bytes, so a short file never reads as empty."""
+    if size < 1024:
+        return f"{size} B"
+    return f"{size / 1024:.1f} KiB" if size < 1024 * 1024 else f"{size / 1024 / 1024:.1f} MiB"
 
 
 def stage_rows(manifest: Mapping) -> list[dict[str, Any]]:

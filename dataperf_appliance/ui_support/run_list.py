@@ -159,7 +159,7 @@ def method_means(results: Mapping | None) -> dict[str, float]:
 
 def headline(results: Mapping | None) -> Headline | None:
     """The best ranked method's mean over the tasks of the track's main metric, with its interval; for a
-    sweep, at each method's best setting."""
+    sweep, at its first setting (methods are compared at the same conditions only)."""
     from .. import stats
 
     if settings_view.is_sweep(results):

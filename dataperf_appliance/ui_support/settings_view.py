@@ -1,105 +1,92 @@
-"""A sweep's results at one setting, or at each method's best: the run's results.json seen as a plain run.
+"""A sweep's results at one of its settings: the run's results.json seen as the plain run of that setting.
 
-A sweep's results.json has the primary setting's figures under ``tasks`` and
-``overall`` and every setting's under ``sweep.summary`` (the main metric's mean,
-standard error and 95% interval over the repeats, and the paired comparison with
-random). `view` turns a chosen setting -- or `BEST`, each method at its own best
-setting -- back into the shape of a plain run's results.json, so the headline,
-the tables and Compare read it like any run.
+A sweep's results.json holds every setting's statistics under
+``sweep.settings`` -- computed by the same function as a plain run's
+(`dataperf_appliance.stats.summarize_setting`) -- and its named axes under
+``sweep.axes``. `view` puts one setting's figures where a plain run has
+them (``tasks``, ``overall``, ``repeats``), so the headline, the tables,
+Compare and the curves read it like any run, with the same numbers a plain
+run of that setting would show.
+
+Every axis today is a benchmark *condition* (train size, noise level,
+evaluation model): methods are compared at the same conditions only, so
+there is no "best setting per method". Such a choice belongs to a method's own
+parameters (`grid.METHOD_PARAMETER`), which no method has yet.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from .. import stats
-from ..tracks import track_of_results
-
-#: The parameters that make a setting, in the order the page names them.
-SETTING_KEYS = ("train_size", "noise_level", "model")
-#: The choice "each method at its best setting".
-BEST = "best setting per method"
-#: The normal quantile of a 95% interval over several tasks (their repeats pooled: many degrees of freedom).
-Z_95 = 1.96
 
 
-def summary_records(results: Mapping | None) -> list[Mapping]:
+def _sweep(results: Mapping | None) -> Mapping:
     sweep = (results or {}).get("sweep")
-    records = sweep.get("summary") if isinstance(sweep, Mapping) else None
-    return [r for r in records or [] if isinstance(r, Mapping)]
+    return sweep if isinstance(sweep, Mapping) else {}
+
+
+def setting_records(results: Mapping | None) -> list[Mapping]:
+    """The settings of a sweep's results.json, in the order of its grid ([] for a plain run)."""
+    found = _sweep(results).get("settings")
+    return [s for s in found or [] if isinstance(s, Mapping) and isinstance(s.get("setting"), Mapping)]
 
 
 def is_sweep(results: Mapping | None) -> bool:
-    return bool(summary_records(results))
+    return bool(setting_records(results))
 
 
-def setting_of(record: Mapping) -> tuple:
-    return tuple(record.get(key) for key in SETTING_KEYS)
-
-
-def setting_label(setting: tuple) -> str:
-    """``train 200 · noise 0.3 · knn`` (the parts a track has)."""
-    size, noise, model = setting
-    parts = [f"train {size}" if size is not None else None, f"noise {noise:g}" if noise is not None else None,
-             str(model) if model is not None else None]
-    return " · ".join(p for p in parts if p)
+def axes(results: Mapping | None) -> list[Mapping]:
+    """The named axes of a sweep's settings: [{name, label, kind, numeric}]."""
+    return [a for a in _sweep(results).get("axes") or [] if isinstance(a, Mapping) and a.get("name")]
 
 
 def settings(results: Mapping | None) -> list[tuple]:
-    """Every setting of a sweep, in the order of its table."""
-    return list(dict.fromkeys(setting_of(r) for r in summary_records(results)))
+    """Every setting of a sweep as the tuple of its axes' values, in the order of its grid."""
+    names = [axis["name"] for axis in axes(results)]
+    return [tuple(record["setting"].get(name) for name in names) for record in setting_records(results)]
 
 
-def _entry(records: list[Mapping], metric: str) -> dict[str, Any]:
-    """One method's results.json-like entry from its records (one per task): over several tasks, the mean of
-    their means, its standard error sqrt(sum sem^2) / tasks (the tasks' repeats are independent) and a normal
-    95% interval; the comparison with random is kept for a single task only."""
-    means = [r[stats.MEAN] for r in records]
-    mean = sum(means) / len(means)
-    sems = [r.get(stats.SEM) for r in records]
-    if len(records) == 1:
-        summary = {k: records[0].get(k) for k in (stats.MEAN, stats.SEM, stats.CI_LOW, stats.CI_HIGH, stats.N)}
-        comparison = records[0].get(stats.VS_BASELINE)
-    else:
-        sem = None if any(s is None for s in sems) else math.sqrt(sum(s * s for s in sems)) / len(sems)
-        summary = {stats.MEAN: mean, stats.SEM: sem, stats.CI_LOW: None if sem is None else mean - Z_95 * sem,
-                   stats.CI_HIGH: None if sem is None else mean + Z_95 * sem,
-                   stats.N: min(r.get(stats.N) or 1 for r in records)}
-        comparison = None
-    entry: dict[str, Any] = {metric: mean, stats.OVER_REPEATS: {metric: summary}}
-    if comparison:
-        entry[stats.VS_BASELINE] = {metric: comparison}
-    return entry
+def _value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def best_settings(results: Mapping | None) -> dict[str, tuple]:
-    """{method: the setting where its mean over the tasks of the main metric is best}."""
-    track = track_of_results(results)
-    by_method: dict[str, dict[tuple, list[float]]] = {}
-    for record in summary_records(results):
-        by_method.setdefault(record["strategy"], {}).setdefault(setting_of(record), []).append(record[stats.MEAN])
-    sign = 1 if track.lower_is_better else -1
-    return {method: min(found, key=lambda s: (sign * sum(found[s]) / len(found[s]), settings(results).index(s)))
-            for method, found in by_method.items()}
+def setting_label(results: Mapping | None, setting: tuple) -> str:
+    """``train size 200 · noise level 0.3 · evaluation model knn``: every condition of the setting."""
+    return " · ".join(f"{axis.get('label', axis['name'])} {_value(value)}"
+                      for axis, value in zip(axes(results), setting) if value is not None)
 
 
-def view(results: Mapping, choice: tuple | str = BEST) -> dict[str, Any]:
-    """`results` as a plain run at the setting `choice` (or `BEST`): ``tasks`` and ``overall`` of the main
-    metric, each overall entry naming its ``setting``."""
-    metric = track_of_results(results).main_metric
-    chosen = best_settings(results) if choice == BEST else None
+def swept_label(results: Mapping | None, setting: tuple) -> str:
+    """The values of the axes that change across the sweep only (``noise level 0.3``), for short titles."""
+    changing = [index for index in range(len(axes(results)))
+                if len({s[index] for s in settings(results)}) > 1]
+    return " · ".join(f"{axes(results)[i].get('label', axes(results)[i]['name'])} {_value(setting[i])}"
+                      for i in changing) or setting_label(results, setting)
+
+
+def view(results: Mapping, setting: tuple | None = None) -> dict[str, Any]:
+    """`results` as the plain run of `setting` (default: the first, the primary one): its ``tasks`` and
+    ``overall`` are the setting's statistics, each task keeps what it was (its train size is the setting's);
+    ``setting`` names it and ``conditions`` holds its axes' values."""
+    records = setting_records(results)
+    if not records:
+        return dict(results)
+    chosen = records[0] if setting is None else records[settings(results).index(tuple(setting))]
+    values = tuple(chosen["setting"].get(axis["name"]) for axis in axes(results))
     tasks: dict[str, dict] = {}
-    per_method: dict[str, list[Mapping]] = {}
-    for record in summary_records(results):
-        wanted = chosen.get(record["strategy"]) if chosen is not None else choice
-        if setting_of(record) != tuple(wanted):
-            continue
-        tasks.setdefault(record["task"], {"strategies": {}})["strategies"][record["strategy"]] = \
-            _entry([record], metric)
-        per_method.setdefault(record["strategy"], []).append(record)
-    overall = {name: {**_entry(records, metric), "setting": setting_label(setting_of(records[0]))}
-               for name, records in per_method.items()}
-    return {**{k: v for k, v in results.items() if k not in ("tasks", "overall")}, "tasks": tasks,
-            "overall": overall, "setting": BEST if choice == BEST else setting_label(tuple(choice))}
+    for task, by_method in (chosen.get("tasks") or {}).items():
+        task_view: dict[str, Any] = {"strategies": {}}
+        if chosen["setting"].get("train_size") is not None:
+            task_view["train_size"] = chosen["setting"]["train_size"]
+        for name, record in by_method.items():
+            entry = {metric: summary[stats.MEAN] for metric, summary in (record.get(stats.OVER_REPEATS) or {}).items()}
+            task_view["strategies"][name] = {**entry, **record}
+        tasks[task] = task_view
+    overall = {name: {**{metric: summary[stats.MEAN] for metric, summary in
+                         (record.get(stats.OVER_REPEATS) or {}).items()}, **record}
+               for name, record in (chosen.get("overall") or {}).items()}
+    return {**{k: v for k, v in results.items() if k not in ("tasks", "overall", "repeats")}, "tasks": tasks,
+            "overall": overall, "repeats": chosen.get("repeats", 1), "setting": setting_label(results, values),
+            "conditions": dict(chosen["setting"])}

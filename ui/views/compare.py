@@ -52,12 +52,14 @@ def bars(runs: list[run_detail.RunDetail]) -> None:
     rows = compare.metric_bars(runs)
     if not rows:
         return
-    st.subheader("Accuracy by task and method")
+    metric = next(run_list.main_metric(r.results.get("track"))[0] for r in runs
+                  if r.results and r.run_id == rows[0]["run"])
+    st.subheader(f"{metric} by task and method")
     frame = pd.DataFrame(rows)
     base = alt.Chart(frame).encode(x=alt.X("run:N", title=None, axis=alt.Axis(labelAngle=-30)), xOffset="method:N")
     # The colour is the method's, as in every plot; the runs are the groups.
     bars_layer = base.mark_bar().encode(
-        y=alt.Y("value:Q", title="accuracy ↑ (mean over the repeats)"), color=method_color(frame["method"]),
+        y=alt.Y("value:Q", title=f"{metric} ↑ (mean over the repeats)"), color=method_color(frame["method"]),
         tooltip=["run", "task", "method", alt.Tooltip("value:Q", format=".3f")])
     error_layer = base.mark_rule(color="black").encode(y="ci_low:Q", y2="ci_high:Q")
     chart = alt.layer(bars_layer, error_layer, data=frame).facet(column=alt.Column("task:N", title=None))
@@ -65,14 +67,31 @@ def bars(runs: list[run_detail.RunDetail]) -> None:
     st.caption("Bars: means over each run's repeats; black lines: their 95% intervals.")
 
 
-def choose_setting(run: run_detail.RunDetail) -> run_detail.RunDetail:
-    """A sweep compared at the setting the user picks for it (default: each method at its best)."""
+def choose_setting(run: run_detail.RunDetail, others: list[run_detail.RunDetail]) -> run_detail.RunDetail:
+    """A sweep compared at the setting the user picks for it (default: the one at the other runs'
+    conditions); its tables and curves are that setting's."""
     if not settings_view.is_sweep(run.results):
         return run
-    options = [settings_view.BEST, *settings_view.settings(run.results)]
+    options = settings_view.settings(run.results)
     choice = st.selectbox(f"Setting of the sweep {run.run_id}", options, key=f"compare.setting.{run.run_id}",
-                          format_func=lambda o: o if isinstance(o, str) else settings_view.setting_label(o))
+                          index=compare.closest_setting(run, others),
+                          format_func=lambda o: settings_view.setting_label(run.results, o))
     return dataclasses.replace(run, results=settings_view.view(run.results, choice))
+
+
+def conditions(runs: list[run_detail.RunDetail]) -> None:
+    """The benchmark conditions of each run (a sweep's at its chosen setting), and a warning where they
+    differ: such scores answer different questions."""
+    rows = compare.conditions_rows(runs)
+    if not rows:
+        return
+    st.subheader("Conditions")
+    st.dataframe(rows, hide_index=True, width="stretch", key="compare.conditions",
+                 column_config=common.pinned("condition"))
+    differ = [row["condition"] for row in rows if not row["same"]]
+    if differ:
+        st.warning(f"These runs differ in {', '.join(differ)}: a benchmark condition, so their scores answer "
+                   "different questions. Pick a sweep's setting to line them up.", icon="⚖️")
 
 
 def main() -> None:
@@ -98,11 +117,12 @@ def main() -> None:
     runs = [run_detail.load_run(settings, run_id, storage=store) for run_id in chosen]
     if len({run_list.main_metric((r.results or {}).get("track")) for r in runs}) > 1:
         st.warning("These runs are of different tracks: they share no metric, so the tables are half empty.")
-    runs = [choose_setting(run) for run in runs]
+    runs = [choose_setting(run, runs) for run in runs]
+    conditions(runs)
     st.subheader("Parameters that differ")
     differing = compare.differing_params(runs)
     if differing:
-        st.dataframe(differing, hide_index=True, width="stretch")
+        st.dataframe(differing, hide_index=True, width="stretch", column_config=common.pinned("parameter"))
     else:
         st.info("These runs have the same task_setup.yml parameters.")
     metric, pivot = compare.headline_pivot(runs)
@@ -110,11 +130,13 @@ def main() -> None:
     st.subheader(f"{run_list.score_column(metric, direction)} by task and method" if metric else "Metrics")
     if pivot:
         st.dataframe(pivot, hide_index=True, width="stretch",
-                     column_config={name: st.column_config.NumberColumn(format="%.3f") for r in runs
-                                    for name in (r.run_id, r.run_id + compare.INTERVAL_SUFFIX)})
+                     column_config=common.pinned("task", "method", **{
+                         name: st.column_config.NumberColumn(format="%.3f") for r in runs
+                         for name in (r.run_id, r.run_id + compare.INTERVAL_SUFFIX)}))
         st.caption("Means over each run's repeats; ± 95%: half the width of the 95% interval.")
     with st.expander("Every metric of every run"):
-        st.dataframe(compare.metrics_table(runs), hide_index=True, width="stretch")
+        st.dataframe(compare.metrics_table(runs), hide_index=True, width="stretch",
+                     column_config=common.pinned("run", "task", "method"))
     curves(runs)
     bars(runs)
 

@@ -10,6 +10,7 @@ from dataperf_appliance.runs import new_run_id
 from dataperf_appliance.ui_support import form
 
 WIDE_KINDS = ("multichoice", "names")
+FORM_COLUMNS = 2
 PENDING_RUN = "nb.pending_run_id"
 
 
@@ -27,9 +28,10 @@ def widget(spec: form.FieldSpec, track: str, scope: str | None = None):
             del st.session_state[key]
             given = False
         index = options.index(spec.default) if spec.default in options else 0
-        return st.selectbox(label, options, key=key, help=help_text,
-                            format_func=lambda option: form.option_label(spec.key, option),
-                            **({} if given else {"index": index}))
+        # The box shows the bare name (a description would be cut off in a narrow column); what it is follows.
+        value = st.selectbox(label, options, key=key, help=help_text, **({} if given else {"index": index}))
+        described(spec.key, [value])
+        return value
     if spec.kind == "multichoice":
         if given and not set(st.session_state[key]) <= set(spec.options):
             kept = [v for v in st.session_state[key] if v in spec.options]
@@ -39,9 +41,10 @@ def widget(spec: form.FieldSpec, track: str, scope: str | None = None):
                 del st.session_state[key]
                 given = False
         default = [v for v in spec.default if v in spec.options]
-        return st.multiselect(label, list(spec.options), key=key, help=help_text,
-                              format_func=lambda option: form.option_label(spec.key, option),
-                              **({} if given else {"default": default}))
+        chosen = st.multiselect(label, list(spec.options), key=key, help=help_text,
+                                **({} if given else {"default": default}))
+        described(spec.key, chosen)
+        return chosen
     if spec.kind == "int":
         return st.number_input(label, step=1, key=key, help=help_text,
                                **({} if given else {"value": int(spec.default)}))
@@ -56,6 +59,13 @@ def widget(spec: form.FieldSpec, track: str, scope: str | None = None):
                          **({} if given else {"value": form.text_of(spec, spec.default)}))
 
 
+def described(key: str, chosen) -> None:
+    """What each chosen option is, under its field, where the field's options have descriptions (the models)."""
+    lines = [form.option_label(key, option) for option in chosen or []]
+    if any(line != str(option) for line, option in zip(lines, chosen or [])):
+        st.caption("; ".join(lines))
+
+
 def uploads(track: str) -> dict[str, bytes]:
     files = st.file_uploader(
         "Your own submission files (optional)", accept_multiple_files=True, type=["txt", "csv"],
@@ -65,13 +75,14 @@ def uploads(track: str) -> dict[str, bytes]:
     return {f.name: f.getvalue() for f in files or []}
 
 
-def show_field_errors(slots: dict, check: form.FormCheck, specs: list[form.FieldSpec]) -> None:
+def show_field_errors(check: form.FormCheck, specs: list[form.FieldSpec]) -> None:
+    """Every field's problems as one list under the form, across its width (a message under a field of a
+    narrow column would be a tall strip of words)."""
     labels = {spec.key: spec.label for spec in specs}
-    for key, messages in check.field_errors.items():
-        slot = slots.get(key)
-        text = "\n".join(f"- **{labels.get(key, key)}** (`{key}`): {message}" for message in messages)
-        if slot is not None:
-            slot.error(text, icon="⚠️")
+    lines = [f"- **{labels.get(key, key)}** (`{key}`): {message}"
+             for key, messages in check.field_errors.items() for message in messages]
+    if lines:
+        st.error("\n".join(lines), icon="⚠️")
 
 
 def form_mode(track: str, settings, dataset_folders: list[str]) -> tuple[form.FormCheck, dict[str, bytes]]:
@@ -91,9 +102,10 @@ def form_mode(track: str, settings, dataset_folders: list[str]) -> tuple[form.Fo
     chosen = st.session_state.get(dataset_key)
     # Each dataset has its own tasks: their choice is kept per dataset.
     own_dataset = chosen if chosen and chosen != form.default_params(track).get("dataset") else None
-    columns = st.columns(3)
+    # Two columns: in three, a model's name or a label is cut off at 1280 px.
+    columns = st.columns(FORM_COLUMNS)
     for index, spec in enumerate(narrow):
-        with columns[index % 3]:
+        with columns[index % FORM_COLUMNS]:
             values[spec.key] = widget(spec, track)
             slots[spec.key] = st.empty()
     for spec in wide:
@@ -116,7 +128,7 @@ def form_mode(track: str, settings, dataset_folders: list[str]) -> tuple[form.Fo
     limit = form.train_size_limit(params, settings) if "train_size" in slots else None
     if limit is not None:
         slots["train_size"].caption(f"At most {limit} for these tasks and split sizes.")
-    show_field_errors(slots, check, specs)
+    show_field_errors(check, specs)
     st.session_state["nb.error_keys"] = list(check.field_errors)
     st.session_state["nb.last_text"] = check.text
     return check, files
@@ -161,7 +173,7 @@ def main() -> None:
     tracks = form.available_tracks()
     for key in ("nb.track", "nb.advanced", "nb.yaml"):
         common.remember(key)
-    top = st.columns([1, 1, 2])
+    top = st.columns([1, 2])
     track = top[0].selectbox("Track", tracks, key="nb.track", help=form.FIELD_INFO["track"][1])
     advanced = top[1].toggle("Advanced: edit the YAML", key="nb.advanced",
                              help="Write or paste the whole task_setup.yml; it is checked the same way.")

@@ -96,98 +96,111 @@ def failure(detail: run_detail.RunDetail) -> None:
 
 
 HEADLINE_COLUMNS = 3
+#: The differences that are not significant named in the warning; the table has them all.
+WEAK_LISTED = 6
 
 
 def headline(results: dict) -> None:
     """Every method's mean over the tasks and repeats, each with its 95% interval and its paired comparison
-    with random (a difference that is not significant is said so), best first, in rows of three; a method over
-    the budget is not ranked. For a sweep, each method names its setting."""
+    with random (its Holm-adjusted p-value deciding significance; "no test" with one repeat), best first, in
+    rows of three; a method over the budget is not ranked."""
     means = run_detail.method_means(results)
     if not means:
         return
     lower = means[0]["lower_is_better"]
-    settings = {name: entry.get("setting") for name, entry in (results.get("overall") or {}).items()}
     st.markdown(f"**{run_list.score_column(means[0]['metric'], lower)}** ({'lower' if lower else 'higher'} is "
-                f"better): mean over the tasks and {means[0]['repeats']} repeat(s) ± half its 95% interval; "
-                "the difference with random is paired on the repeats.")
+                f"better): {run_detail.over_what(results)}, ± half its 95% interval; the difference with random "
+                "is paired on the repeats, its p adjusted by Holm over the methods.")
     for start in range(0, len(means), HEADLINE_COLUMNS):
         columns = st.columns(HEADLINE_COLUMNS)
         for column, item in zip(columns, means[start:start + HEADLINE_COLUMNS]):
             value = f"{item['mean']:.3f}" + ("" if item["half_width"] is None else f" ± {item['half_width']:.3f}")
             comparison = item["comparison"]
-            delta = None
-            if comparison and comparison.get("mean_difference") is not None:
-                p_value = comparison.get("p_value")
-                delta = f"{comparison['mean_difference']:+.3f} vs random" + (
-                    f", p={p_value:.2g}" if p_value is not None else "") + (
-                    "" if comparison.get("significant") else ", n.s.")
-            label = item["method"] + ("" if item["ranked"] else " · over the budget, not ranked")
-            column.metric(label, value, delta=delta, border=True,
+            label = item["method"] + ("" if item["ranked"] else " · not ranked")
+            column.metric(label, value, delta=run_detail.headline_delta(comparison), border=True,
                           delta_color="off" if not (comparison or {}).get("significant") else
                           ("inverse" if lower else "normal"),
-                          help=(f"{item['metric']}: mean over the tasks and {item['repeats']} repeat(s), ± half "
-                                f"the width of its 95% interval; {'lower' if lower else 'higher'} is better. The "
-                                "difference with random is paired on the repeats (paired t-test; n.s.: not "
-                                "significant, p ≥ 0.05)."))
-            if settings.get(item["method"]):
-                column.caption(f"at {settings[item['method']]}")
+                          help=(f"{item['metric']}: {run_detail.over_what(results)}, ± half the width of its 95% "
+                                f"interval; {'lower' if lower else 'higher'} is better. The difference with random "
+                                "is paired on the repeats (paired t-test); p is adjusted by Holm over the methods "
+                                "(n.s.: not significant, adjusted p ≥ 0.05). The raw p is in the table below."))
+    if not all(item["ranked"] for item in means):
+        st.caption("Not ranked: a method whose training set is larger than the budget.")
     if means[0]["repeats"] < 2:
         st.caption("One repeat: no interval and no test. Run several repeats to tell methods apart.")
 
 
 def setting_choice(detail: run_detail.RunDetail) -> dict:
-    """For a sweep: the results at the setting the user picks (default: each method at its best); else the
-    run's results."""
+    """For a sweep: the results at the setting the user picks (default: the first), its conditions said;
+    else the run's results."""
     if not settings_view.is_sweep(detail.results):
         return detail.results
-    options = [settings_view.BEST, *settings_view.settings(detail.results)]
+    options = settings_view.settings(detail.results)
     choice = st.selectbox("Setting", options, key="run.setting",
-                          format_func=lambda o: o if isinstance(o, str) else settings_view.setting_label(o),
-                          help="A sweep ran every setting; the headline and the table show the one chosen "
-                               "(the main metric only), or each method at its own best setting.")
-    return settings_view.view(detail.results, choice)
+                          format_func=lambda o: settings_view.setting_label(detail.results, o),
+                          help="A sweep ran every setting; everything on this tab is the chosen one's, computed "
+                               "exactly as a plain run of it would be. Methods are compared at the same "
+                               "conditions only.")
+    shown = settings_view.view(detail.results, choice)
+    st.caption(f"Conditions: {shown['setting']}.")
+    return shown
 
 
-def comparisons(detail: run_detail.RunDetail) -> None:
-    rows = run_detail.comparison_rows(detail.results)
+def comparisons(shown: dict) -> None:
+    rows = run_detail.comparison_rows(shown)
     if not rows:
         return
-    st.subheader("Against random" + (" (the first setting)" if settings_view.is_sweep(detail.results) else ""))
+    st.subheader("Against random")
     weak = sorted({f"{r['method']} ({r['task']}, {r['metric']})" for r in rows if r["significant"] is False})
     if weak:
-        st.warning("Not significantly different from random (paired t-test over the repeats, p ≥ 0.05): "
-                   + ", ".join(weak), icon="⚖️")
-    st.caption("Difference = method − random, paired on the repeats (same noise, same data); its 95% interval "
-               "and the p-value of a paired t-test.")
+        st.warning(f"{len(weak)} of {len(rows)} differences are not significant (paired t-test over the repeats, "
+                   "Holm-adjusted p ≥ 0.05): " + ", ".join(weak[:WEAK_LISTED])
+                   + (f", and {len(weak) - WEAK_LISTED} more (the table's `significant`)" if len(weak) > WEAK_LISTED
+                      else ""), icon="⚖️")
+    st.caption("Difference = method − random, paired on the repeats (same noise, same data); its 95% interval, "
+               "the p-value of a paired t-test and the same adjusted by Holm over the methods of each task and "
+               "metric, which decides significance.")
     st.dataframe(rows, hide_index=True, width="stretch", key="run.comparisons",
-                 column_config={name: st.column_config.NumberColumn(format="%.4f")
-                                for name in ("difference", "ci_low", "ci_high", "p")})
+                 column_config=common.pinned("task", "method", **{
+                     name: st.column_config.NumberColumn(format="%.4f")
+                     for name in ("difference", "ci_low", "ci_high", "p", "p (Holm)")}))
 
 
 def plot_tabs(detail: run_detail.RunDetail, paths: list) -> None:
-    """One tab per picture, shown across the page, each with its download."""
-    if not paths:
+    """One tab per group of pictures (run_detail.plot_groups), each picture across the page with its title
+    and its download."""
+    groups = run_detail.plot_groups(paths)
+    if not groups:
         return
-    for tab, path in zip(st.tabs([p.stem.replace("_", " ") for p in paths]), paths):
+    for tab, (label, members) in zip(st.tabs(list(groups)), groups.items()):
         with tab:
-            st.image(str(path), width="stretch")
-            st.download_button(f"Download {path.name}", path.read_bytes(), file_name=f"{detail.run_id}-{path.name}",
-                               mime="image/png", icon=":material/download:", key=f"run.plot.{path.name}",
-                               on_click="ignore")
+            for path in members:
+                if len(members) > 1:
+                    st.markdown(f"**{path.stem.replace('_', ' ')}**")
+                st.image(str(path), width="stretch")
+                st.download_button(f"Download {path.name}", path.read_bytes(),
+                                   file_name=f"{detail.run_id}-{path.name}", mime="image/png",
+                                   icon=":material/download:", key=f"run.plot.{path.name}", on_click="ignore")
 
 
 def files_list(detail: run_detail.RunDetail) -> None:
-    """Every file of the run with its size and its own download."""
-    files = sorted(p for p in detail.folder.rglob("*") if p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(detail.folder).parts))
-    st.caption(f"{len(files)} files; the whole run is the .zip above.")
-    for path in files:
-        name = str(path.relative_to(detail.folder))
-        left, middle, right = st.columns([6, 1, 2], vertical_alignment="center")
-        left.markdown(f"`{name}`")
-        middle.caption(f"{path.stat().st_size / 1024:.1f} KiB")
-        right.download_button("Download", path.read_bytes, file_name=f"{detail.run_id}-{name.replace('/', '-')}",
-                              icon=":material/download:", key=f"run.file.{name}", on_click="ignore")
+    """Every file of the run with its size and its own download, grouped; the stages' internal hand-over
+    files folded away."""
+    groups = run_detail.file_groups(detail.folder)
+    st.caption(f"{sum(len(g.files) for g in groups)} files; the whole run is the .zip above.")
+    for group in groups:
+        box = st.expander(f"{group.label} ({len(group.files)})", expanded=False) if group.internal else st.container()
+        with box:
+            if not group.internal:
+                st.markdown(f"**{group.label}**")
+            st.caption(group.about)
+            for path in group.files:
+                name = str(path.relative_to(detail.folder))
+                left, middle, right = st.columns([6, 1, 2], vertical_alignment="center")
+                left.markdown(f"`{name}`")
+                middle.caption(run_detail.format_size(path.stat().st_size))
+                right.download_button("Download", path.read_bytes, file_name=f"{detail.run_id}-{name.replace('/', '-')}",
+                                      icon=":material/download:", key=f"run.file.{name}", on_click="ignore")
 
 
 def results(detail: run_detail.RunDetail) -> None:
@@ -200,12 +213,12 @@ def results(detail: run_detail.RunDetail) -> None:
                    + (" A method over the budget is shown but not ranked."
                       if run_detail.has_budget(detail.results) else ""))
         st.dataframe(run_detail.metrics_rows(shown, drop_empty=True), hide_index=True, width="stretch",
-                     key="run.metrics", column_config=NUMBER_COLUMNS)
-        comparisons(detail)
+                     key="run.metrics", column_config=common.pinned("task", "method", **NUMBER_COLUMNS))
+        comparisons(shown)
         sweep(detail)
         tasks = run_detail.task_rows(detail.results)
         if tasks and len(tasks[0]) > 1:
-            st.caption("The tasks" + (" (the first setting)" if shown is not detail.results else ""))
+            st.caption("The tasks" + (" (the first setting's first repeat)" if shown is not detail.results else ""))
             st.dataframe(tasks, hide_index=True, width="stretch", column_config=NUMBER_COLUMNS)
     with tabs[1]:
         if not detail.charts:
@@ -217,7 +230,7 @@ def results(detail: run_detail.RunDetail) -> None:
         plot_tabs(detail, detail.gallery)
     with tabs[3]:
         st.caption("Exactly the file that was validated and run.")
-        st.code(detail.task_setup_text or "", language="yaml", line_numbers=True)
+        st.code(detail.task_setup_text or "", language="yaml", line_numbers=True, wrap_lines=True)
     with tabs[4]:
         st.json(detail.manifest, expanded=1)
         stages = run_detail.stage_rows(detail.manifest)
@@ -239,42 +252,40 @@ def sweep(detail: run_detail.RunDetail) -> None:
     if not summary:
         return
     info = detail.results["sweep"]
-    settings = settings_view.settings(detail.results)
-    repeats = summary[0].get("n") or 1
-    st.subheader(f"Sweep: {len(settings)} settings × {repeats} repeat(s) = {info.get('cells', '?')} cells")
-    st.caption(f"Mean, standard error and 95% interval over repeats of "
-               f"{detail.results['sweep']['summary'][0]['metric']}, per setting and strategy, and the paired "
-               "difference with random; the comparison with random above is the first setting's. The sweep plots, "
-               "a metric against each swept axis, are in the Plots tab.")
-    st.dataframe(summary, hide_index=True, width="stretch",
-                 column_config={name: st.column_config.NumberColumn(format="%.4f")
-                                for name in ("mean", "sem", "ci_low", "ci_high")})
+    st.subheader(f"Sweep: {run_detail.sweep_size(detail.results)}")
+    metric = run_list.main_metric(detail.results.get("track"))[0]
+    st.caption(f"Every setting's {metric} per task: mean and half its 95% interval over the repeats, and the "
+               "paired difference with random (p adjusted by Holm over the methods). The sweep plots, the metric "
+               "against each swept axis, are in the Plots tab.")
+    st.dataframe(summary, hide_index=True, width="stretch", key="run.sweep",
+                 column_config=common.pinned("task", "strategy", **{
+                     name: st.column_config.NumberColumn(format="%.4f")
+                     for name in ("mean", run_detail.INTERVAL_COLUMN, "p (Holm)")}))
     data = detail.file_bytes(info.get("table") or "sweep.csv")
     if data is not None:
         st.download_button("sweep.csv", data, file_name=f"{detail.run_id}-sweep.csv", mime="text/csv",
                            icon=":material/download:")
 
 
-def official_export(detail: run_detail.RunDetail) -> None:
+def official_export(detail: run_detail.RunDetail) -> list[str]:
     """The run in the official evaluators' layout, built on request (it copies the dataset's files) and kept
-    for the session, so the download survives reruns."""
+    for the session, so the download survives reruns; returns the export's notes."""
     key = f"official_export.{detail.run_id}"
     if key not in st.session_state:
         if not st.button("Official format", key="run.official_export", icon=":material/inventory_2:",
                          help="Folders the official DataPerf evaluators read unchanged (docs/official-evaluators.md)"):
-            return
+            return []
         try:
             with st.spinner("Writing the official folders..."):
                 st.session_state[key] = run_detail.official_export_zip(detail, common.settings().data_dir)
         except (ValueError, OSError) as error:
             st.error(f"This run cannot be exported in the official format: {error}")
-            return
+            return []
     data, notes = st.session_state[key]
     st.download_button("Official format (.zip)", data, file_name=f"{detail.run_id}-official.zip",
                        mime="application/zip", icon=":material/folder_zip:", key="run.official_zip",
                        on_click="ignore")
-    for note in notes:
-        st.caption(f"Note: {note}")
+    return notes
 
 
 def downloads(detail: run_detail.RunDetail) -> None:
@@ -289,7 +300,10 @@ def downloads(detail: run_detail.RunDetail) -> None:
     with columns[2]:
         airflow_link(detail.run_id)
     with columns[3]:
-        official_export(detail)
+        notes = official_export(detail)
+    if notes:  # across the page, folded: they are also the zip's NOTES.md
+        with st.expander(f"Notes on the official-format export ({len(notes)}; also in its NOTES.md)"):
+            st.markdown("\n".join(f"- {note}" for note in notes))
 
 
 def main() -> None:
@@ -309,14 +323,14 @@ def main() -> None:
     if detail.in_flight:
         st.fragment(run_every=REFRESH_S)(progress)(run_id)
         with st.expander("task_setup.yml"):
-            st.code(detail.task_setup_text or "", language="yaml", line_numbers=True)
+            st.code(detail.task_setup_text or "", language="yaml", line_numbers=True, wrap_lines=True)
         return
     summary_line(detail)
     if detail.state == "failed":
         failure(detail)
         airflow_link(run_id)
         with st.expander("task_setup.yml", expanded=True):
-            st.code(detail.task_setup_text or "", language="yaml", line_numbers=True)
+            st.code(detail.task_setup_text or "", language="yaml", line_numbers=True, wrap_lines=True)
         with st.expander("Manifest"):
             st.json(detail.manifest)
         return

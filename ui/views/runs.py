@@ -44,13 +44,13 @@ def table() -> None:
         column_config={
             **{name: st.column_config.NumberColumn(
                 name, format="%.3f", help="the best method's mean over the tasks and repeats (a sweep: at its "
-                                          "best setting); ↓ lower is better, ↑ higher is better")
+                                          "first setting); ↓ lower is better, ↑ higher is better")
                for name in table[0] if name.endswith(("↓", "↑"))},
             "± 95%": st.column_config.NumberColumn(
                 "± 95%", format="%.3f", help="half the width of the score's 95% interval over the repeats "
                                              "(blank for one repeat)"),
             run_list.BEST_COLUMN: st.column_config.TextColumn(run_list.BEST_COLUMN, width="medium"),
-            "run": st.column_config.TextColumn("run", width="medium")})
+            "run": st.column_config.TextColumn("run", width="medium", pinned=True)})
     st.caption("Select a row to open the run.")
     selected = event.selection.rows if event is not None else []
     if selected:
