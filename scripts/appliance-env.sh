@@ -11,9 +11,10 @@
 #   APPLIANCE_PG_AUTOSTART  true when supervisord runs the local PostgreSQL (APPLIANCE_AIRFLOW_DB=postgres)
 #   APPLIANCE_REDIS_AUTOSTART, APPLIANCE_WORKER_AUTOSTART
 #                           true when supervisord runs the local Redis, the local Celery worker (below)
-#   APPLIANCE_AIRFLOW_TRIGGERER  true to run Airflow's triggerer (default false: it only runs deferred tasks, which
-#                           the benchmark DAG has none of, and idle it holds about 170 MB: with it, memory after use
-#                           measured 1,204 MiB, over the 1,200 MiB target; without, 1,037 MiB)
+#   APPLIANCE_AIRFLOW_TRIGGERER  false to leave Airflow's triggerer off (default true). It only runs deferred tasks,
+#                           which the benchmark DAG has none of, and idle it holds about 170 MB; but without it
+#                           Airflow's home page shows a red "Triggerer". With it, memory after use measured
+#                           1,180 MiB, within the 1,200 MiB target (scripts/bench_appliance.py)
 #   NUMBA_CACHE_DIR         numba's cache of compiled code (the DataPerf reference classifier's training loop),
 #                           written once and shared by every task process (default $APPLIANCE_DATA_DIR/cache/numba)
 #
@@ -49,7 +50,7 @@ if [ "$APPLIANCE_EXECUTOR" = celery ]; then
   [ "${APPLIANCE_LOCAL_WORKER:-true}" = false ] || APPLIANCE_WORKER_AUTOSTART=true
 fi
 export APPLIANCE_REDIS_AUTOSTART APPLIANCE_WORKER_AUTOSTART
-export APPLIANCE_AIRFLOW_TRIGGERER=${APPLIANCE_AIRFLOW_TRIGGERER:-false}
+export APPLIANCE_AIRFLOW_TRIGGERER=${APPLIANCE_AIRFLOW_TRIGGERER:-true}
 case "$APPLIANCE_AIRFLOW_TRIGGERER" in
   true | false) ;;
   *) echo "APPLIANCE_AIRFLOW_TRIGGERER must be true or false, not '$APPLIANCE_AIRFLOW_TRIGGERER'" >&2; return 1 ;;

@@ -1,5 +1,5 @@
 """The appliance's programs as `scripts/start.sh --status` shows them: supervisorctl's status lines, except that
-an opt-in program left off on this start (e.g. the triggerer) is said to be so, not a bare "STOPPED Not started".
+a program left off on this start (e.g. the Celery worker, opt-in) is said to be so, not a bare "STOPPED Not started".
 
 Exit 0 when every program supervisord starts is RUNNING (a one-shot program, `unpause-dag`, may also have
 EXITED as expected); 3 when one is not, or supervisord does not answer (3, as `supervisorctl status`: LSB's
@@ -23,7 +23,7 @@ OPT_IN = {
     "postgres": "Airflow's database is not the local cluster (APPLIANCE_AIRFLOW_DB)",
     "redis": "opt-in: runs with APPLIANCE_EXECUTOR=celery and no APPLIANCE_BROKER_URL",
     "worker": "opt-in: runs with APPLIANCE_EXECUTOR=celery unless APPLIANCE_LOCAL_WORKER=false",
-    "triggerer": "opt-in: runs with APPLIANCE_AIRFLOW_TRIGGERER=true, for deferrable operators",
+    "triggerer": "left off by APPLIANCE_AIRFLOW_TRIGGERER=false",
 }
 
 

@@ -14,7 +14,7 @@
 #                                  (its log's last lines are printed), it stops the appliance and exits 1
 #   scripts/start.sh --stop        stops the appliance of this data root, however it was started here
 #   scripts/start.sh --status      the programs' states (supervisorctl status), an opt-in program left off
-#                                  (e.g. the triggerer) shown as not enabled; exits 0 when every program that
+#                                  (e.g. the Celery worker) shown as not enabled; exits 0 when every program that
 #                                  should run is RUNNING, else 3 (also when the appliance does not run)
 #   scripts/start.sh --purge       stops the appliance if it runs, then removes its PostgreSQL cluster, that
 #                                  folder only (APPLIANCE_PGDATA: Airflow's metadata; the data root stays).

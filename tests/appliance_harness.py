@@ -29,9 +29,9 @@ from pathlib import Path
 from helpers import REPO_ROOT, free_port, sourced_env
 
 GATEWAY_CLIENT = Path(__file__).resolve().parent / "gateway_client.py"
-#: The supervised services on the default settings (the one-shot `unpause-dag` is not one; the triggerer
-#: starts only with APPLIANCE_AIRFLOW_TRIGGERER=true).
-SERVICES = ("postgres", "api-server", "dag-processor", "scheduler", "streamlit")
+#: The supervised services on the default settings (the one-shot `unpause-dag` is not one; the triggerer is
+#: left off only with APPLIANCE_AIRFLOW_TRIGGERER=false).
+SERVICES = ("postgres", "api-server", "dag-processor", "scheduler", "triggerer", "streamlit")
 
 
 @dataclass

@@ -99,7 +99,7 @@ def test_supervisord_conf_reads_its_paths_from_the_environment(tmp_path, autosta
     programs = {group.name: group.process_configs[0] for group in options.process_group_configs}
     assert SERVICES <= set(programs)
     # The local PostgreSQL only with APPLIANCE_AIRFLOW_DB=postgres, Redis and a local Celery worker only with
-    # APPLIANCE_EXECUTOR=celery, the triggerer only with APPLIANCE_AIRFLOW_TRIGGERER=true (scripts/appliance-env.sh
+    # APPLIANCE_EXECUTOR=celery, the triggerer unless APPLIANCE_AIRFLOW_TRIGGERER=false (scripts/appliance-env.sh
     # sets the variables).
     for optional in ("postgres", "redis", "worker", "triggerer"):
         assert programs[optional].autostart is (autostart == "true"), optional

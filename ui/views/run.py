@@ -260,7 +260,7 @@ def sweep(detail: run_detail.RunDetail) -> None:
     st.dataframe(summary, hide_index=True, width="stretch", key="run.sweep",
                  column_config=common.pinned("task", "strategy", **{
                      name: st.column_config.NumberColumn(format="%.4f")
-                     for name in ("mean", run_detail.INTERVAL_COLUMN, "p (Holm)")}))
+                     for name in ("mean", run_detail.INTERVAL_COLUMN, "vs random", "p (Holm)")}))
     data = detail.file_bytes(info.get("table") or "sweep.csv")
     if data is not None:
         st.download_button("sweep.csv", data, file_name=f"{detail.run_id}-sweep.csv", mime="text/csv",
