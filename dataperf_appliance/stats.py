@@ -40,7 +40,6 @@ PAIRED_TEST = "paired t-test"
 #: The Holm-adjusted p-value of a comparison, within its family (the methods compared with random on one metric
 #: over one task, or over the mean of the tasks); SIGNIFICANT is read from it.
 P_ADJUSTED = "p_holm"
-ADJUSTMENT = "Holm over the methods compared with random on this metric and task"
 #: An entry's mean curve and its band over repeats (debugging): {fixes, mean, ci_low, ci_high, n}; and the
 #: key of a replicate's one curve, {fixes, accuracy}.
 CURVE_OVER_REPEATS, CURVE = "curve_over_repeats", "curve"

@@ -53,7 +53,6 @@ from .config.grid import (  # noqa: F401 - the grid, as the sweeps' callers know
     data_of,
     describe_grid,
     grid_size,
-    in_primary_setting,
     is_grid,
     is_sweep,
     parameter_names,

@@ -158,10 +158,3 @@ def setting_of(setup, cell_or_row) -> tuple:
 def data_of(cell: Cell) -> tuple:
     """What makes a cell's data: its task, the values of the axes that change data, and its seed."""
     return (cell.task, *(value for name, value in cell.setting if AXES[name].changes_data), cell.seed)
-
-
-def in_primary_setting(setup, cell_or_row) -> bool:
-    """Whether a cell (or a table row) has the first value of every list: a repeat of the primary setting."""
-    task = cell_or_row.get("task") if isinstance(cell_or_row, dict) else cell_or_row.task
-    axes = next(axes for name, axes in setup.axis_values() if name == task)
-    return setting_of(setup, cell_or_row) == tuple(found[0] for found in axes.values())

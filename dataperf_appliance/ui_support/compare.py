@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -162,7 +161,7 @@ def conditions_of(run: RunDetail) -> dict[str, str]:
     tasks' values joined)."""
     viewed = (run.results or {}).get("conditions")
     if isinstance(viewed, Mapping):
-        return {key: _shown(viewed[key]) for key in CONDITION_KEYS if key in viewed}
+        return _shown_conditions(viewed)
     data = setup_data(run.task_setup_text)
     out = {}
     for key in CONDITION_KEYS:
@@ -171,6 +170,11 @@ def conditions_of(run: RunDetail) -> dict[str, str]:
         if found:
             out[key] = ", ".join(dict.fromkeys(_shown(v) for v in found))
     return out
+
+
+def _shown_conditions(setting: Mapping) -> dict[str, str]:
+    """{condition: value as shown} of a sweep's setting ({axis: value})."""
+    return {key: _shown(setting[key]) for key in CONDITION_KEYS if key in setting}
 
 
 def conditions_rows(runs: Sequence[RunDetail]) -> list[dict[str, Any]]:
@@ -188,19 +192,15 @@ def conditions_rows(runs: Sequence[RunDetail]) -> list[dict[str, Any]]:
 def closest_setting(sweep: RunDetail, others: Sequence[RunDetail]) -> int:
     """The index of the sweep's setting at the conditions of the first plain run among `others` (the most
     conditions in common; the first setting on a tie), so that Compare starts lined up."""
-    from .settings_view import settings, view
+    from .settings_view import setting_records
 
     plain = [conditions_of(run) for run in others if run.results and "sweep" not in run.results]
     if not plain:
         return 0
     wanted = plain[0]
-    choices = settings(sweep.results)
-
-    def shared(index: int) -> int:
-        at = conditions_of(dataclasses.replace(sweep, results=view(sweep.results, choices[index])))
-        return sum(at.get(key) == value for key, value in wanted.items())
-
-    return max(range(len(choices)), key=lambda index: (shared(index), -index))
+    shared = [sum(at.get(key) == value for key, value in wanted.items())
+              for at in (_shown_conditions(record["setting"]) for record in setting_records(sweep.results))]
+    return max(range(len(shared)), key=lambda index: (shared[index], -index))
 
 
 def metric_bars(runs: Sequence[RunDetail], metric: str | None = None) -> list[dict[str, Any]]:

@@ -227,11 +227,15 @@ def method_means(results: Mapping | None) -> list[dict[str, Any]]:
     return [row for row in rows if row["mean"] is not None]
 
 
+def _count(number: int, thing: str) -> str:
+    """``1 task``, ``3 tasks``."""
+    return f"{number} {thing}{'' if number == 1 else 's'}"
+
+
 def over_what(results: Mapping) -> str:
     """What a headline figure is a mean over: ``mean over 3 tasks and 5 repeats``."""
-    tasks = len(results.get("tasks") or {})
-    repeats = results.get("repeats", 1)
-    return (f"mean over {tasks} task{'s' if tasks != 1 else ''} and {repeats} repeat{'s' if repeats != 1 else ''}")
+    tasks, repeats = len(results.get("tasks") or {}), results.get("repeats", 1)
+    return f"mean over {_count(tasks, 'task')} and {_count(repeats, 'repeat')}"
 
 
 def headline_delta(comparison: Mapping | None) -> str | None:
@@ -255,8 +259,8 @@ def sweep_size(results: Mapping) -> str:
     settings = len(settings_view.settings(results))
     tasks = len(sweep.get("tasks") or results.get("tasks") or {})
     repeats = max((s.get("repeats", 1) for s in settings_view.setting_records(results)), default=1)
-    return (f"{settings} setting{'s' if settings != 1 else ''} × {tasks} task{'s' if tasks != 1 else ''} × "
-            f"{repeats} repeat{'s' if repeats != 1 else ''} = {sweep.get('cells', settings * tasks * repeats)} cells")
+    return (f"{_count(settings, 'setting')} × {_count(tasks, 'task')} × {_count(repeats, 'repeat')} = "
+            f"{sweep.get('cells', settings * tasks * repeats)} cells")
 
 
 def comparison_rows(results: Mapping | None) -> list[dict[str, Any]]:
@@ -302,7 +306,7 @@ def sweep_summary(results: Mapping | None) -> list[dict[str, Any]]:
 
 #: The pictures of a run that share a tab, by the end of their file name (the rest get a tab each, by task).
 PLOT_GROUPS = (("_fixing_curve", "Fixing curves"), ("vs_random", "vs random"), ("_vs_time", "Cost"),
-               ("selection_metrics", "Metrics"), ("sweep_latency", "Sweep"), ("sweep_", "Sweep"))
+               ("selection_metrics", "Metrics"), ("sweep_", "Sweep"))
 
 
 def plot_groups(paths: list[Path]) -> dict[str, list[Path]]:
@@ -334,7 +338,6 @@ FOLDER_GROUPS = (
     ("results", "Official result files", "the evaluator's result files, in DataPerf's layout", False),
     ("submissions", "Submissions", "each method's order or training set in DataPerf's format; a debugging "
                                    "time_<task>_<method>.txt holds that method's seconds", False),
-    ("train_sets", "Submissions", "each method's training set in DataPerf's format", False),
     ("partial", "Internal: the stages' hand-over",
      "what each evaluate task hands to report (partial/<task>.json, sweep_<task>.json); kept so that the report "
      "can be drawn again", True),

@@ -58,12 +58,10 @@ def setting_label(results: Mapping | None, setting: tuple) -> str:
                       for axis, value in zip(axes(results), setting) if value is not None)
 
 
-def swept_label(results: Mapping | None, setting: tuple) -> str:
-    """The values of the axes that change across the sweep only (``noise level 0.3``), for short titles."""
-    changing = [index for index in range(len(axes(results)))
-                if len({s[index] for s in settings(results)}) > 1]
-    return " · ".join(f"{axes(results)[i].get('label', axes(results)[i]['name'])} {_value(setting[i])}"
-                      for i in changing) or setting_label(results, setting)
+def _as_entry(record: Mapping) -> dict[str, Any]:
+    """A setting's record as a plain run's entry: each metric's mean at the top, beside the statistics."""
+    return {**{metric: summary[stats.MEAN] for metric, summary in (record.get(stats.OVER_REPEATS) or {}).items()},
+            **record}
 
 
 def view(results: Mapping, setting: tuple | None = None) -> dict[str, Any]:
@@ -80,13 +78,9 @@ def view(results: Mapping, setting: tuple | None = None) -> dict[str, Any]:
         task_view: dict[str, Any] = {"strategies": {}}
         if chosen["setting"].get("train_size") is not None:
             task_view["train_size"] = chosen["setting"]["train_size"]
-        for name, record in by_method.items():
-            entry = {metric: summary[stats.MEAN] for metric, summary in (record.get(stats.OVER_REPEATS) or {}).items()}
-            task_view["strategies"][name] = {**entry, **record}
+        task_view["strategies"] = {name: _as_entry(record) for name, record in by_method.items()}
         tasks[task] = task_view
-    overall = {name: {**{metric: summary[stats.MEAN] for metric, summary in
-                         (record.get(stats.OVER_REPEATS) or {}).items()}, **record}
-               for name, record in (chosen.get("overall") or {}).items()}
+    overall = {name: _as_entry(record) for name, record in (chosen.get("overall") or {}).items()}
     return {**{k: v for k, v in results.items() if k not in ("tasks", "overall", "repeats")}, "tasks": tasks,
             "overall": overall, "repeats": chosen.get("repeats", 1), "setting": setting_label(results, values),
             "conditions": dict(chosen["setting"])}

@@ -85,6 +85,13 @@ def show_field_errors(check: form.FormCheck, specs: list[form.FieldSpec]) -> Non
         st.error("\n".join(lines), icon="⚠️")
 
 
+def limit_slot(spec: form.FieldSpec, slots: dict) -> None:
+    """A place under the training size for its upper limit, written once the form is checked (the problems
+    of every field are listed under the form)."""
+    if spec.key == "train_size":
+        slots[spec.key] = st.empty()
+
+
 def form_mode(track: str, settings, dataset_folders: list[str]) -> tuple[form.FormCheck, dict[str, bytes]]:
     sweep = False
     if form.sweep_params() & set(form.default_params(track)):
@@ -107,17 +114,17 @@ def form_mode(track: str, settings, dataset_folders: list[str]) -> tuple[form.Fo
     for index, spec in enumerate(narrow):
         with columns[index % FORM_COLUMNS]:
             values[spec.key] = widget(spec, track)
-            slots[spec.key] = st.empty()
+            limit_slot(spec, slots)
     for spec in wide:
         values[spec.key] = widget(spec, track, own_dataset if spec.key == "tasks" else None)
-        slots[spec.key] = st.empty()
+        limit_slot(spec, slots)
     advanced = [s for s in specs if s.advanced]
     if advanced:
         failing = set(st.session_state.get("nb.error_keys", ()))
         with st.expander("File paths and other settings", expanded=any(s.key in failing for s in advanced)):
             for spec in advanced:
                 values[spec.key] = widget(spec, track)
-                slots[spec.key] = st.empty()
+                limit_slot(spec, slots)
     files = uploads(track) if "submissions" in values else {}
     values, inferred = form.with_uploaded_methods(values, specs, files)
     if inferred:
