@@ -9,7 +9,9 @@ configured. Every task is a thin call of `dataperf_appliance.pipeline`.
    fails this task (the log holds every issue with file:line) and nothing else runs.
 2. **prepare_data**: brings the dataset to the data root (from S3 when it is
    there, else generates the embedded one and uploads it).
-3. **evaluate**: one mapped task instance per benchmark task.
+3. **evaluate**: one mapped task instance per unit of work: a benchmark task, and
+   each method as code of it on its own (`<task>/<method>`), so that several
+   workers run one task's methods at once.
 4. **report**: merges the partial results, draws every plot.
 5. **publish**: moves the run into place atomically, syncs it to S3, marks it
    `success`. Retried with exponential backoff while S3 does not answer.
@@ -118,19 +120,19 @@ def dataperf_benchmark():
 
     @task(retries=1, retry_delay=dt.timedelta(seconds=5))
     def prepare_data(run: str) -> list[str]:
-        """Bring the dataset to the data root; returns the benchmark task ids (one `evaluate` each)."""
+        """Bring the dataset to the data root; returns the units of work (one `evaluate` each)."""
         from dataperf_appliance import pipeline
 
         return pipeline.prepare_run(run)
 
-    # Airflow's grid names each mapped instance by its benchmark task id (the expanded argument, rendered
-    # before the task runs), not 0/1/2.
-    @task(retries=1, retry_delay=dt.timedelta(seconds=5), map_index_template="{{ task.op_kwargs['data_id'] }}")
-    def evaluate(run: str, data_id: str) -> dict:
-        """Rank, write submissions for and evaluate one benchmark task."""
+    # Airflow's grid names each mapped instance by its unit (the expanded argument, rendered before the task
+    # runs): the benchmark task id, or <task>/<method>; not 0/1/2.
+    @task(retries=1, retry_delay=dt.timedelta(seconds=5), map_index_template="{{ task.op_kwargs['unit'] }}")
+    def evaluate(run: str, unit: str) -> dict:
+        """Rank, write submissions for and evaluate one unit: a benchmark task, or one method as code of it."""
         from dataperf_appliance import pipeline
 
-        return pipeline.evaluate_run_task(run, data_id, n_jobs=int(os.environ.get("APPLIANCE_TASK_JOBS", "1")))
+        return pipeline.evaluate_run_task(run, unit, n_jobs=int(os.environ.get("APPLIANCE_TASK_JOBS", "1")))
 
     @task(retries=1, retry_delay=dt.timedelta(seconds=5))
     def report(run: str, summaries: list[dict]) -> dict:
@@ -149,7 +151,7 @@ def dataperf_benchmark():
         return run
 
     run = validate()
-    summaries = evaluate.partial(run=run).expand(data_id=prepare_data(run))
+    summaries = evaluate.partial(run=run).expand(unit=prepare_data(run))
     report(run, summaries) >> publish(run)
 
 

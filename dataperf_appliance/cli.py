@@ -66,8 +66,10 @@ def _versus(entry: dict, metric: str) -> str:
 
 
 def _summary(results: dict) -> str:
-    """The results as a table: per task and method the headline metrics as mean ± 95% interval half width
-    over the repeats, and the paired difference with random; then the means over the tasks."""
+    """The results as a table: per task and method the headline metrics, each headed with its direction, as
+    mean ± 95% interval half width over the repeats, and the paired difference with random in the main one;
+    then the means over the tasks."""
+    from .config.catalog import metric_label
     from .stats import BASELINE, mean_of
     from .tracks import track_of
 
@@ -75,10 +77,11 @@ def _summary(results: dict) -> str:
     track = track_of(results["track"])
     metrics = track.headline_metrics
     main, lower = track.main_metric, track.lower_is_better
-    width = 17 if repeats > 1 else 9
-    header = f"{'task':<12} {'method':<20} " + " ".join(f"{m:>{width}}" for m in metrics)
-    lines = [f"{repeats} repeat(s); mean ± half width of the 95% interval over them; vs {BASELINE}: the paired "
-             f"difference in {main} [95% interval], p of a paired t-test",
+    # A column fits its heading and a value: ``0.412 ± 0.031`` with repeats, ``0.412`` without.
+    widths = {m: max(len(metric_label(m)), 13 if repeats > 1 else 5) for m in metrics}
+    header = f"{'task':<12} {'method':<20} " + "  ".join(f"{metric_label(m):>{widths[m]}}" for m in metrics)
+    lines = [f"{repeats} repeat(s); mean ± half width of the 95% interval over them (↓ lower is better, ↑ higher "
+             f"is better); vs {BASELINE}: the paired difference in {main} [95% interval], p of a paired t-test",
              header + f" {'time_s':>8}  vs {BASELINE}"]
 
     def rank(item: tuple[str, dict]) -> tuple:
@@ -87,7 +90,7 @@ def _summary(results: dict) -> str:
 
     def line(task: str, name: str, entry: dict) -> str:
         mark = "  (over the budget: not ranked)" if entry.get("over_budget") or entry.get("ranked") is False else ""
-        return (f"{task:<12} {name:<20} " + " ".join(f"{_estimate(entry, m):>{width}}" for m in metrics)
+        return (f"{task:<12} {name:<20} " + "  ".join(f"{_estimate(entry, m):>{widths[m]}}" for m in metrics)
                 + f" {_seconds(entry.get('time_s')):>8}  {_versus(entry, main)}{mark}")
 
     for task, result in results["tasks"].items():
@@ -96,6 +99,11 @@ def _summary(results: dict) -> str:
     if results.get("overall") and len(results["tasks"]) > 1:
         for name, entry in sorted(results["overall"].items(), key=rank):
             lines.append(line("(all tasks)", name, entry))
+    failures = [f"{task}: {entry['method']['error']}" for task, result in results["tasks"].items()
+                for entry in result["strategies"].values() if (entry.get("method") or {}).get("error")]
+    if failures:
+        lines += ["", "methods that failed (first repeat; the traceback is in results.json):",
+                  *(f"  {failure}" for failure in failures)]
     for container in ("sweep", "replicates"):
         if container in results:
             lines += ["", _sweep_summary(results) if container == "sweep" else

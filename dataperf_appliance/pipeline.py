@@ -8,7 +8,8 @@ here imports Airflow.
     validate_run(id)            schema-checks the stored file          -> state running
     prepare_run(id)             brings the dataset to the data root (S3 first, else generated
                                 and uploaded); records inputs          -> [data_id, ...]
-    evaluate_run_task(id, d)    one benchmark task: partial/<d>.json and its submissions
+    evaluate_run_task(id, u)    one unit of work: a benchmark task (partial/<task>.json and its
+                                submissions), or one method as code of it (`work_units`)
     report_run(id)              results.json, reference files, every plot
     publish_run(id)             rename into place, sync to S3         -> state success
     fail_run(id, error)         state failed with the error; the files stay under the hidden name
@@ -40,6 +41,7 @@ from .config import TaskSetup
 from .parallel import ProgressCallback
 from .runs import (
     MANIFEST,
+    PARTIAL,
     RESULTS,
     TASK_SETUP,
     check_run_id,
@@ -195,6 +197,10 @@ def start_run(paths: RunPaths, task_setup_text: str, setup, *, validated_at: dt.
         raise FileExistsError(f"{paths.staging} exists: another run is writing {paths.final} now, or a crashed "
                               "one left it (remove that folder once no run uses it)") from None
     (paths.staging / TASK_SETUP).write_text(task_setup_text)
+    for relative in _method_files(setup):  # the run keeps the code it ran
+        target = paths.staging / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(paths.source_dir / relative, target)
     manifest = new_manifest(paths.run_id, task_setup_text, seed=setup.seed, track=setup.track)
     if validated_at is not None:
         manifest["stages"]["validate"] = {"started_at": _iso(validated_at), "finished_at": _iso(_now()),
@@ -268,6 +274,8 @@ def create_run(task_setup_text: str, run_id: str | None = None, *, files: dict[s
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
         (tmp / TASK_SETUP).write_text(task_setup_text)
+        if setup is not None and setup.methods:  # the methods' files must be among those given
+            parse_task_setup(task_setup_text, data_root=None, source_dir=tmp)
         manifest = new_manifest(run_id, task_setup_text, seed=setup.seed if setup else None,
                                 track=setup.track if setup else None)
         manifest["state"] = QUEUED
@@ -328,7 +336,7 @@ def prepare_data(paths: RunPaths, setup: TaskSetup, storage: Storage) -> list[st
         storage.upload_dataset(setup.dataset)
     with _manifest(paths) as manifest:
         record_inputs(manifest, inputs, paths.data_root)
-        for relative in sorted(_user_files(paths, setup)):
+        for relative in sorted({*_user_files(paths, setup), *_method_files(setup)}):
             record_inputs(manifest, [paths.current / relative], paths.current)
     return setup.task_ids()
 
@@ -347,21 +355,102 @@ def _user_files(paths: RunPaths, setup: TaskSetup) -> list[str]:
     return [str(p.relative_to(paths.current)) for p in sorted(base.glob("*")) if p.is_file()] if base.is_dir() else []
 
 
+def _method_files(setup: TaskSetup) -> list[str]:
+    """The files of the setup's methods as code (code and requirements), relative to the run folder."""
+    return [relative for method in setup.methods for relative in (method.file, method.requirements) if relative]
+
+
 def prepare_run(run_id: str, *, settings: Settings | None = None) -> list[str]:
-    """Stage `prepare_data` of a run: the dataset on disk (from S3 when there); the task ids."""
+    """Stage `prepare_data` of a run: the dataset on disk (from S3 when there); its units of work (`work_units`)."""
     settings = settings or load_settings()
     paths = RunPaths.of(run_id, settings)
     with stage(paths, "prepare_data"):
         setup = _load_setup(paths, check_files=False)
-        return prepare_data(paths, setup, Storage.from_settings(settings))
+        prepare_data(paths, setup, Storage.from_settings(settings))
+        return work_units(setup)
+
+
+# ---- units of work: a task, or one method as code of a task ---------------------------------------------------
+#
+# A method as code runs in a child process, often for minutes (a Shapley estimate): each is a unit of `evaluate`
+# of its own, so an executor with several workers runs a task's methods at once. A unit's files are written
+# under units/<task>/<method>/ and merged into the run by the report.
+
+#: Between a task and its method in a unit's name.
+UNIT_SEPARATOR = "/"
+#: The run's folder of the units' own files, until the report merges them.
+UNITS_FOLDER = "units"
+
+
+def work_units(setup: TaskSetup) -> list[str]:
+    """The units of `evaluate`: per task, the task itself (its methods that run in this process) when it has
+    any, then ``<task>/<method>`` for each method run in a child process."""
+    isolated = setup.isolated_methods()
+    in_process = [name for name in setup.method_names() if name not in isolated]
+    return [unit for task in setup.task_ids()
+            for unit in ([task] if in_process else []) + [f"{task}{UNIT_SEPARATOR}{name}" for name in isolated]]
+
+
+def _unit_work(paths: RunPaths, setup: TaskSetup, unit: str) -> tuple[str, TaskSetup, Path]:
+    """(the task, the setup restricted to the unit's methods, the folder the unit writes) of a unit."""
+    task, _, method = unit.partition(UNIT_SEPARATOR)
+    if task not in setup.task_ids():
+        raise RunError(f"no task {task} in run {paths.run_id}")
+    if method:
+        if method not in setup.isolated_methods():
+            raise RunError(f"no method {method} run on its own in run {paths.run_id}")
+        return task, setup.with_methods({method}), paths.staging / UNITS_FOLDER / task / method
+    return task, setup.with_methods(set(setup.method_names()) - set(setup.isolated_methods())), paths.staging
+
+
+def merge_units(work_dir: Path, setup: TaskSetup) -> None:
+    """Merge every unit's files into the run: its method's entry into ``partial/<task>.json``, its rows into
+    ``partial/sweep_<task>.json``, its other files (submissions) in place; then remove the units' folder.
+    Idempotent: a report that is retried finds the merge done."""
+    units = Path(work_dir) / UNITS_FOLDER
+    if not units.is_dir():
+        return
+    for task in setup.task_ids():
+        for folder in sorted((units / task).glob("*")) if (units / task).is_dir() else []:
+            method = folder.name
+            _merge_json(work_dir / PARTIAL / f"{task}.json", folder / PARTIAL / f"{task}.json",
+                        lambda base, part: base["strategies"].update({method: part["strategies"][method]}))
+            _merge_json(work_dir / PARTIAL / f"sweep_{task}.json", folder / PARTIAL / f"sweep_{task}.json",
+                        lambda base, part: _append_rows(base, part, method))
+            for path in sorted(folder.rglob("*")):
+                relative = path.relative_to(folder)
+                if path.is_file() and relative.parts[0] != PARTIAL:
+                    (work_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(path, work_dir / relative)
+    shutil.rmtree(units)
+
+
+def _merge_json(base_path: Path, part_path: Path, merge) -> None:
+    if not part_path.exists():
+        return
+    part = read_json(part_path)
+    if not base_path.exists():  # every method of the task runs on its own: the first unit is the base
+        write_json(base_path, part)
+        return
+    base = read_json(base_path)
+    merge(base, part)
+    write_json(base_path, base)
+
+
+def _append_rows(base: dict, part: dict, method: str) -> None:
+    # Only the unit's own method: a selection task's own train csv is scored in every unit.
+    curves = part.get("curves") or [None] * len(part["rows"])
+    kept = [(row, curve) for row, curve in zip(part["rows"], curves) if row["strategy"] == method]
+    base["rows"] += [row for row, _ in kept]
+    base["curves"] = (base.get("curves") or [None] * (len(base["rows"]) - len(kept))) + [c for _, c in kept]
 
 
 def evaluate(paths: RunPaths, setup: TaskSetup, data_ids: list[str] | None, *, n_jobs: int = 1,
-             progress: ProgressCallback | None = None) -> dict[str, dict]:
-    """Evaluate the tasks `data_ids` (None: all) into the staging folder; {data_id: task result}.
+             progress: ProgressCallback | None = None, work_dir: Path | None = None) -> dict[str, dict]:
+    """Evaluate the tasks `data_ids` (None: all) into `work_dir` (the staging folder); {data_id: task result}.
 
     A sweep evaluates every cell of those tasks (the task result is its primary cell's)."""
-    return _engine(setup).evaluate_tasks(setup, paths.data_root, paths.staging, paths.source_dir,
+    return _engine(setup).evaluate_tasks(setup, paths.data_root, work_dir or paths.staging, paths.source_dir,
                                          data_ids=data_ids, n_jobs=n_jobs, progress=progress)
 
 
@@ -370,15 +459,17 @@ def report(paths: RunPaths, setup: TaskSetup) -> dict:
     return _engine(setup).report(setup, paths.staging)
 
 
-def evaluate_run_task(run_id: str, data_id: str, *, n_jobs: int = 1, settings: Settings | None = None) -> dict:
-    """Stage `evaluate` for one benchmark task: writes partial/<data_id>.json (and, for a sweep, the rows of
-    all the task's cells); a short summary: the track's main metric per strategy, and the cell count."""
+def evaluate_run_task(run_id: str, unit: str, *, n_jobs: int = 1, settings: Settings | None = None) -> dict:
+    """Stage `evaluate` for one unit of work (`work_units`: a benchmark task, or one method as code of it):
+    writes partial/<task>.json (and, for a sweep, the rows of all the task's cells), under the unit's folder
+    for a method; a short summary: the track's main metric per strategy, and the cell count."""
     paths = RunPaths.of(run_id, settings)
-    with stage(paths, "evaluate", part=data_id):
+    with stage(paths, "evaluate", part=unit):
         setup = _load_setup(paths)
-        result = evaluate(paths, setup, [data_id], n_jobs=n_jobs)[data_id]
+        data_id, unit_setup, work_dir = _unit_work(paths, setup, unit)
+        result = evaluate(paths, unit_setup, [data_id], n_jobs=n_jobs, work_dir=work_dir)[data_id]
     metric = track_of(setup).main_metric
-    summary = {"data_id": data_id,
+    summary = {"data_id": data_id, "unit": unit,
                "strategies": {name: r.get(metric) for name, r in result.get("strategies", {}).items()}}
     if sweeps.is_sweep(setup):
         summary["cells"] = len(sweeps.cells(setup, [data_id]))
@@ -390,6 +481,7 @@ def report_run(run_id: str, *, settings: Settings | None = None) -> dict:
     paths = RunPaths.of(run_id, settings)
     with stage(paths, "report"):
         setup = _load_setup(paths)
+        merge_units(paths.staging, setup)
         results = report(paths, setup)
     return {"run_id": run_id, "tasks": sorted(results.get("tasks", {}))}
 

@@ -21,7 +21,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from . import figure_style, stats  # noqa: E402
-from .config import grid  # noqa: E402
+from .config import catalog, grid  # noqa: E402
 from .datasets import digits  # noqa: E402
 from .datasets.dataperf_files import atomic_write_bytes  # noqa: E402
 
@@ -105,12 +105,18 @@ def _error(summary) -> float:
     return stats.half_width(summary) or 0.0
 
 
+def _sort_key(value: float | None) -> float:
+    return math.inf if value is None else value
+
+
 def fixing_curve_plot(data_id: str, task_result: dict, path: Path) -> Path:
     """DataPerf's curve: test accuracy against the number of inspected points, a line per strategy,
     the accuracy before cleaning dashed, each strategy's fraction_fixes in the legend. With repeats, each
     line is the mean curve over them inside its shaded 95% band, and fraction_fixes is its mean ± half width."""
     fig, ax = plt.subplots(figsize=WIDE)
-    ranked = sorted(task_result["strategies"].items(), key=lambda item: stats.mean_of(item[1], "fraction_fixes"))
+    # A method that failed on the first repeat has no curve to draw (its error is on the run page).
+    drawn = [(name, result) for name, result in task_result["strategies"].items() if result.get("curve")]
+    ranked = sorted(drawn, key=lambda item: _sort_key(stats.mean_of(item[1], "fraction_fixes")))
     colors = figure_style.method_colors(name for name, _ in ranked)
     repeats = 1
     banded = any(result.get("curve_over_repeats") for _, result in ranked)
@@ -266,8 +272,9 @@ def draw_debugging_plots(results: dict, folder: Path, *, dataset: str) -> list[P
     made.append(fraction_fixes_vs_time_plot(results, folder / "fraction_fixes_vs_time.png"))
     if results.get("repeats", 1) > 1 and any(stats.VS_BASELINE in e for t in results["tasks"].values()
                                              for e in t["strategies"].values()):
-        made.append(comparison_plot(results, folder / "vs_random.png", metric="fraction_fixes",
-                                    lower_is_better=True))
+        main = catalog.DEBUGGING_HEADLINE_METRICS[0]
+        made.append(comparison_plot(results, folder / "vs_random.png", metric=main,
+                                    lower_is_better=catalog.LOWER_IS_BETTER[main]))
     if dataset == digits.NAME:
         made += [flagged_gallery_plot(data_id, task, folder / f"{data_id}_flagged_gallery.png")
                  for data_id, task in results["tasks"].items()]

@@ -148,15 +148,19 @@ def attach(entries_by_repeat: Mapping[str, Sequence[Mapping[str, Any]]], metrics
     entries carry a `CURVE` ({fixes, accuracy}) of equal length also gets `CURVE_OVER_REPEATS`.
 
     A strategy missing from a repeat is summarized over the repeats it has and
-    compared on the repeats both have. No VS_BASELINE for the baseline itself
-    or when there is none. The p-values are not adjusted yet: `summarize_setting` does.
+    compared on the repeats both have. A metric that is None in a repeat (undefined there, e.g. a detection
+    metric of a task with no flipped label) is summarized over the repeats where it has a value, and left out
+    of both dicts when it has none. No VS_BASELINE for the baseline itself or when there is none. The p-values
+    are not adjusted yet: `summarize_setting` does.
     """
     out: dict[str, dict] = {}
     baseline = entries_by_repeat.get(BASELINE)
     for name, entries in entries_by_repeat.items():
-        record: dict[str, dict] = {OVER_REPEATS: {m: describe([e[m] for e in entries]) for m in metrics}}
+        defined = {m: [e[m] for e in entries if e[m] is not None] for m in metrics}
+        record: dict[str, dict] = {OVER_REPEATS: {m: describe(values) for m, values in defined.items() if values}}
         if baseline is not None and name != BASELINE:
-            record[VS_BASELINE] = {m: paired_comparison(*_paired(entries, baseline, m)) for m in metrics}
+            pairs = {m: _paired(entries, baseline, m) for m in metrics}
+            record[VS_BASELINE] = {m: paired_comparison(*pair) for m, pair in pairs.items() if pair[0]}
         curves = [e[CURVE] for e in entries if e.get(CURVE)]
         if curves and len({len(c["accuracy"]) for c in curves}) == 1:
             record[CURVE_OVER_REPEATS] = {"fixes": list(curves[0]["fixes"]),
@@ -178,6 +182,12 @@ def _adjust_each_metric(records: Mapping[str, Mapping], metrics: Sequence[str]) 
                        if metric in (record.get(VS_BASELINE) or {})])
 
 
+def _mean_over_tasks(values: Sequence[float | None]) -> float | None:
+    """The mean of one repeat's values over the tasks; None when a task has none, so that every mean a
+    strategy is summarized and paired on is over the same tasks."""
+    return None if any(v is None for v in values) else sum(_numbers(values)) / len(values)
+
+
 def summarize_setting(replicates: Mapping[str, Mapping[str, Sequence[Mapping]]],
                       metrics: Sequence[str]) -> dict[str, Any]:
     """The statistics of one setting: {"tasks": {task: {strategy: record}}, "overall": {strategy: record},
@@ -186,8 +196,10 @@ def summarize_setting(replicates: Mapping[str, Mapping[str, Sequence[Mapping]]],
     `replicates` is {task: {strategy: [its figures in each repeat, in order]}}.
     ``overall`` holds each strategy's mean over the tasks -- per repeat, the
     mean over the tasks, then summarized over the repeats -- for the strategies
-    of every task. This is the one function behind every figure over repeats:
-    a plain run, each setting of a sweep, the pages and the CLI.
+    of every task; where a metric is None on a task in a repeat, that repeat's
+    mean is None too and so left out of the summary and the test, like a None
+    of a single task. This is the one function behind every figure over
+    repeats: a plain run, each setting of a sweep, the pages and the CLI.
     """
     tasks_out: dict[str, dict] = {}
     repeats = 1
@@ -198,7 +210,7 @@ def summarize_setting(replicates: Mapping[str, Mapping[str, Sequence[Mapping]]],
         repeats = max([repeats, *(len(entries) for entries in by_name.values())])
     tasks = list(replicates.values())
     shared = [name for name in (tasks[0] if tasks else {}) if all(name in by_name for by_name in tasks)]
-    means = {name: [{m: sum(by_name[name][r][m] for by_name in tasks) / len(tasks) for m in metrics}
+    means = {name: [{m: _mean_over_tasks([by_name[name][r][m] for by_name in tasks]) for m in metrics}
                     for r in range(min(len(by_name[name]) for by_name in tasks))]
              for name in shared}
     overall = attach(means, metrics)

@@ -132,3 +132,16 @@ def test_the_scan_finds_a_comparison(tmp_path):
         assert _track_name_comparisons(probe) == [f"tests/{probe.name}:1"]
     finally:
         probe.unlink()
+
+
+#: What runs in a method's own environment (often without the appliance installed): the child process and the
+#: modules it provides to a method file.
+METHOD_SIDE = [f"{PACKAGE}.methods.child", f"{PACKAGE}.methods.shim.appraiser"]
+
+
+@pytest.mark.parametrize("name", METHOD_SIDE)
+def test_the_method_side_needs_only_the_standard_library_and_numpy(name):
+    import sys
+
+    allowed = set(sys.stdlib_module_names) | {"numpy"}
+    assert sorted(t for t in imports_of(name) if t.split(".")[0] not in allowed) == []

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dataperf_appliance.config import catalog
+
 CLI = [str(Path(sys.executable).with_name("dataperf-appliance"))]
 
 
@@ -118,11 +120,25 @@ def test_the_default_run_reports_intervals_and_tells_knn_shapley_from_random(def
     assert repeats == results["replicates"]["repeats"] > 1
     for task in results["tasks"].values():
         for name, entry in task["strategies"].items():
-            for metric in ("fraction_fixes", "auc"):
+            # The fixing curve's scores and the detection metrics alike: each with its interval and, for every
+            # method but random, its paired test against random, Holm-adjusted over the methods.
+            for metric in catalog.DEBUGGING_HEADLINE_METRICS:
+                assert 0 <= entry[metric] <= 1
                 summary = entry["over_repeats"][metric]
                 assert summary["n"] == repeats and summary["ci_low"] <= summary["mean"] <= summary["ci_high"]
+                if name != "random":
+                    versus = entry["vs_random"][metric]
+                    assert versus["n"] == repeats and versus["test"] == "paired t-test"
+                    assert 0 <= versus["p_value"] <= versus["p_holm"] <= 1
     versus = results["overall"]["knn_shapley"]["vs_random"]["fraction_fixes"]
     assert versus["significant"] is True and versus["p_value"] < 0.05 and versus["ci_high"] < 0
+    # knn_shapley finds the flipped labels better than random does, which ranks them by chance (AUROC 0.5).
+    auroc = {name: entry["over_repeats"]["auroc"]["mean"] for name, entry in results["overall"].items()}
+    assert 0.35 < auroc["random"] < 0.65 < auroc["knn_shapley"]
+    assert results["overall"]["knn_shapley"]["vs_random"]["auroc"]["mean_difference"] > 0
+    header = next(line for line in done.stdout.splitlines() if line.startswith("task "))
+    assert all(catalog.metric_label(metric) in header for metric in catalog.DEBUGGING_HEADLINE_METRICS)
+    assert "fraction_fixes ↓" in header and "auroc ↑" in header
     knn_line = next(line for line in done.stdout.splitlines() if line.startswith("(all tasks)  knn_shapley"))
     assert "±" in knn_line and "p=" in knn_line and "not significant" not in knn_line
 
@@ -146,6 +162,8 @@ def test_a_users_own_submission_is_evaluated_like_a_strategy(tmp_path, default_r
     strategies = json.loads((tmp_path / "run" / "results.json").read_text())["tasks"]["digit-3"]["strategies"]
     assert strategies["oracle"]["kind"] == "submission" and strategies["oracle"]["time_s"] is None
     assert strategies["oracle"]["fraction_fixes"] <= strategies["random"]["fraction_fixes"]
+    # Every flipped label first: a perfect detection.
+    assert all(strategies["oracle"][metric] == 1.0 for metric in catalog.DEBUGGING_DETECTION_METRICS)
     # With repeats the file is evaluated on the first repeat's data only, the data it was made for: not tested.
     assert strategies["random"]["over_repeats"]["fraction_fixes"]["n"] > 1
     assert strategies["oracle"]["over_repeats"]["fraction_fixes"]["n"] == 1

@@ -140,7 +140,7 @@ def test_to_yaml_dict_round_trips():
     setup = parse_task_setup(GOOD)
     data = setup.to_yaml_dict()
     assert list(data) == ["track", "dataset", "model", "seed", "repeats", "eval_points", "dim", "paths", "tasks", "baselines",
-                          "submissions"]
+                          "submissions", "methods"]
     assert list(data["tasks"][0]) == ["data_id", "train_size", "noise_level", "test_size", "val_size"]
     assert DebuggingSetup.model_validate(data) == setup
 

@@ -32,7 +32,7 @@ def test_the_defaults():
         "track": "debugging", "dataset": "digits", "model": "dataperf_reference", "seed": 0, "repeats": 6,
         "eval_points": None, "dim": None, "tasks": ["digit-3", "digit-8", "digit-9"],
         "train_size": 200, "val_size": 40, "test_size": 100, "noise_level": 0.3,
-        "strategies": ["random", "knn_shapley", "confident_learning", "loss"], "submissions": [],
+        "strategies": ["random", "knn_shapley", "confident_learning", "loss"], "submissions": [], "methods": [],
     }
     assert default_params() == default_params("debugging")
     assert default_params() is not default_params()
@@ -249,6 +249,11 @@ def valid_params(draw) -> dict:
         "noise_level": draw(st.floats(0, 0.9, allow_nan=False)),
         "strategies": strategies,
         "submissions": submissions,
+        "methods": draw(st.lists(_names.filter(lambda n: n not in STRATEGY_NAMES and n not in submissions),
+                                 unique=True, max_size=2).flatmap(lambda names: st.tuples(*(
+                                     st.fixed_dictionaries({"name": st.just(name), "file": st.just(f"m/{name}.py")},
+                                                           optional={"requirements": st.just("m/req.txt")})
+                                     for name in names)).map(list))),
     }
 
 
@@ -264,7 +269,10 @@ def test_any_valid_params_render_to_a_file_that_parses_back_to_them(params: dict
             params["train_size"], params["val_size"], params["test_size"], params["noise_level"])
     assert [b.name for b in setup.baselines] == params["strategies"]
     assert list(setup.submissions) == params["submissions"]
-    assert pyyaml.safe_load(text) == setup.to_yaml_dict()  # the reference's reader agrees
+    assert [(m.name, m.file, m.requirements) for m in setup.methods] == [
+        (m["name"], m["file"], m.get("requirements")) for m in params["methods"]]
+    # The reference's reader agrees (a method's entry leaves its optional keys out).
+    assert type(setup).model_validate(pyyaml.safe_load(text)) == setup
 
 
 @settings(max_examples=200, deadline=None)

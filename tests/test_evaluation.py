@@ -7,10 +7,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dataperf_appliance.config import catalog
 from dataperf_appliance.datasets.dataperf_files import DebuggingTaskData
 from dataperf_appliance.debugging.evaluation import (
     FixingCurve,
     budgets_for,
+    detection_metrics,
     evaluate_orders,
     fixed_sets,
     fraction_fixes,
@@ -54,6 +56,48 @@ def test_normalized_auc_is_the_mean_accuracy_of_a_flat_curve_and_a_trapezoid_oth
     # (0, 0.5) -> (0.5, 1.0) -> (1.0, 1.0): 0.5 * 0.75 + 0.5 * 1.0
     ramp = FixingCurve(fixes=np.array([2, 4]), accuracy=np.array([1.0, 1.0]))
     assert normalized_auc(ramp, 0.5, 4) == pytest.approx(0.875)
+
+
+# Rows 0 and 1 of five are flipped: k = 2.
+FLIPPED_FIRST_TWO = np.array([True, True, False, False, False])
+
+
+def test_detection_metrics_of_a_perfect_order_are_all_one():
+    metrics = detection_metrics(np.array([1, 0, 4, 2, 3]), FLIPPED_FIRST_TWO)
+    assert list(metrics) == list(catalog.DEBUGGING_DETECTION_METRICS)
+    assert metrics == {name: 1.0 for name in catalog.DEBUGGING_DETECTION_METRICS}
+
+
+def test_detection_metrics_of_the_reversed_order_are_low():
+    metrics = detection_metrics(np.array([4, 3, 2, 1, 0]), FLIPPED_FIRST_TWO)
+    assert metrics["precision_at_k"] == metrics["recall_at_k"] == 0.0
+    assert metrics["auroc"] == 0.0  # every flipped row after every clean one
+    # The flipped rows found at ranks 4 and 5: precision 1/4 then 2/5, each for half the recall.
+    assert metrics["auprc"] == pytest.approx(0.5 * 1 / 4 + 0.5 * 2 / 5)
+
+
+def test_detection_metrics_hand_computed_for_a_mixed_order():
+    metrics = detection_metrics(np.array([0, 2, 1, 3, 4]), FLIPPED_FIRST_TWO)
+    # One of the first k = 2 rows is flipped: precision and recall at k are the same number.
+    assert metrics["precision_at_k"] == metrics["recall_at_k"] == 0.5
+    # Of the 2 x 3 (flipped, clean) pairs only (row 1, row 2) is in the wrong order.
+    assert metrics["auroc"] == pytest.approx(5 / 6)
+    # Precision 1 at rank 1 and 2/3 at rank 3.
+    assert metrics["auprc"] == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_detection_metrics_are_undefined_without_a_flipped_label_or_without_a_clean_one():
+    order = np.arange(4)
+    assert detection_metrics(order, np.zeros(4, dtype=bool)) == dict.fromkeys(catalog.DEBUGGING_DETECTION_METRICS)
+    every = detection_metrics(order, np.ones(4, dtype=bool))
+    assert (every["precision_at_k"], every["recall_at_k"], every["auroc"], every["auprc"]) == (1.0, 1.0, None, None)
+
+
+def test_detection_metrics_refuse_an_order_that_is_not_a_permutation():
+    with pytest.raises(ValueError, match="permutation"):
+        detection_metrics(np.array([0, 0, 1, 2, 3]), FLIPPED_FIRST_TWO)
+    with pytest.raises(ValueError, match="permutation"):
+        detection_metrics(np.array([0, 1, 2]), FLIPPED_FIRST_TWO)
 
 
 def test_budgets_every_point_or_evenly_spaced_with_both_ends():

@@ -172,6 +172,29 @@ def test_default_run_succeeds_on_disk_and_in_bucket(airflow_stack, default_run, 
     assert all(component["healthy"] for name, component in gateway.health().items() if name != "triggerer")
 
 
+def test_a_participants_appraiser_runs_through_the_dag_with_repeats(airflow_stack, moto_server):
+    """Methods as code through Airflow: stored with the run, run by every mapped evaluate, in the bucket."""
+    from test_methods import FAILING, PARTICIPANT_APPRAISER
+
+    text = small_setup("repeats=2", "strategies=random") + (
+        "methods:\n  - {name: participant, file: methods/appraiser.py}\n"
+        "  - {name: broken, file: methods/broken.py}\n")
+    files = {"methods/appraiser.py": PARTICIPANT_APPRAISER.encode(), "methods/broken.py": FAILING.encode()}
+    with pytest.raises(ValueError, match=r"methods\[1\]\.file: no file methods/broken.py"):
+        pipeline.create_run(text, files={"methods/appraiser.py": files["methods/appraiser.py"]})
+    run_id = pipeline.create_run(text, files=files)
+    gateway.trigger_run(run_id)
+    assert wait_for_run(airflow_stack, run_id).state == "success"
+    assert_published(airflow_stack, moto_server, run_id)
+    results = json.loads((load_settings().runs_dir / run_id / "results.json").read_text())
+    for task in results["tasks"].values():
+        participant = task["strategies"]["participant"]
+        assert participant["kind"] == "method" and participant["over_repeats"]["fraction_fixes"]["n"] == 2
+        assert participant["vs_random"]["fraction_fixes"]["p_value"] is not None
+        assert task["strategies"]["broken"]["method"]["error"] == "broken: ValueError: this method cannot fit"
+        assert task["strategies"]["random"]["over_repeats"]["fraction_fixes"]["n"] == 2
+
+
 def test_trigger_twice_is_refused(default_run):
     with pytest.raises(gateway.RunAlreadyTriggered):
         gateway.trigger_run(default_run["run_id"])

@@ -38,6 +38,7 @@ class StandInSetup:
     eval_tasks: list[str] = field(default_factory=lambda: ["digit-0", "digit-3", "even-odd"])
     strategies: list[str] = field(default_factory=lambda: list(STRATEGIES))
     submissions: list[str] = field(default_factory=list)
+    methods: tuple = ()
     emb_file: str = data.pool_file_name(data.DIGITS_DIM)
     tasks: dict[str, tuple[str | None, str]] = field(
         default_factory=lambda: digits_pairs(data.TASK_IDS))

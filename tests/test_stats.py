@@ -129,3 +129,30 @@ def test_significance_is_read_from_the_holm_adjusted_p_values_of_each_family():
     # The mean over the tasks is a family of its own, adjusted the same way.
     overall = [setting["overall"][name]["vs_random"]["m"] for name in gains]
     assert [c["p_holm"] for c in overall] == pytest.approx(stats.holm([c["p_value"] for c in overall]))
+
+
+def test_a_metric_undefined_in_some_repeats_is_summarized_and_tested_over_the_others():
+    # "auroc" is undefined (None) where a task's repeat has no flipped label: t2's first repeat, and every repeat
+    # of t3; "f" is defined everywhere.
+    values = {"t1": {"random": [0.5, 0.6, 0.4], "knn_shapley": [0.9, 0.8, 0.85]},
+              "t2": {"random": [None, 0.5, 0.55], "knn_shapley": [None, 0.7, 0.9]},
+              "t3": {"random": [None] * 3, "knn_shapley": [None] * 3}}
+    replicates = {task: {name: [{"f": 0.1, "auroc": v} for v in vs] for name, vs in by.items()}
+                  for task, by in values.items()}
+    setting = stats.summarize_setting(replicates, ["f", "auroc"])
+    t2 = setting["tasks"]["t2"]["knn_shapley"]
+    assert t2["over_repeats"]["auroc"] == stats.describe([0.7, 0.9])
+    assert t2["vs_random"]["auroc"]["n"] == 2
+    assert t2["vs_random"]["auroc"]["mean_difference"] == pytest.approx(np.mean([0.2, 0.35]))
+    # Undefined in every repeat: no summary and no test for it, the other metric untouched.
+    t3 = setting["tasks"]["t3"]["knn_shapley"]
+    assert "auroc" not in t3["over_repeats"] and "auroc" not in t3["vs_random"]
+    assert t3["over_repeats"]["f"]["n"] == 3
+    # Over the tasks, a repeat's mean is undefined when a task's value is: never a mean over fewer tasks.
+    overall = setting["overall"]["knn_shapley"]
+    assert "auroc" not in overall["over_repeats"] and overall["over_repeats"]["f"]["n"] == 3
+    without_t3 = stats.summarize_setting({task: replicates[task] for task in ("t1", "t2")}, ["f", "auroc"])
+    assert without_t3["overall"]["knn_shapley"]["over_repeats"]["auroc"] == pytest.approx(
+        stats.describe([0.75, 0.875]))
+    assert without_t3["overall"]["knn_shapley"]["vs_random"]["auroc"] == pytest.approx(
+        stats.paired_comparison([0.75, 0.875], [0.55, 0.475]))

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from dataperf_appliance import cli, stats, tracks
 from dataperf_appliance.benchmark import run_benchmark
-from dataperf_appliance.config import ConfigError, TaskSetup, templates_dir, values
+from dataperf_appliance.config import ConfigError, MethodFile, TaskSetup, templates_dir, values
 from dataperf_appliance.config.loader import Loc
 from dataperf_appliance.config.types import ModelName, Repeats, SafeName, Seed, TrainSize, sweepable
 from dataperf_appliance.runs import PARTIAL, RESULTS, read_json, write_json
@@ -39,6 +39,7 @@ class TinySetup(TaskSetup):
     train_size: sweepable(TrainSize) = Field(10, description="coins flipped per task")
     tasks: tuple[SafeName, ...] = ("heads", "tails")
     submissions: tuple[SafeName, ...] = ()
+    methods: tuple[MethodFile, ...] = ()
 
     @property
     def submission_folder(self) -> str:
@@ -46,6 +47,9 @@ class TinySetup(TaskSetup):
 
     def task_ids(self) -> list[str]:
         return list(self.tasks)
+
+    def method_names(self) -> list[str]:
+        return [*self.submissions, *(m.name for m in self.methods)]
 
     def axis_values(self) -> list[tuple[str, dict[str, tuple]]]:
         return [(task, {"train_size": values(self.train_size), "model": values(self.model)}) for task in self.tasks]
@@ -212,3 +216,15 @@ def test_the_pages_ask_the_track(tiny):
 def test_an_unknown_track_is_named():
     with pytest.raises(ConfigError, match="unknown track 'tiny'; choose one of: debugging, selection"):
         tracks.parse_task_setup("track: tiny\n")
+
+
+def test_every_headline_metric_has_its_direction_in_the_catalog():
+    from dataperf_appliance.config import catalog
+
+    for track in TRACKS.values():
+        assert set(track.headline_metrics) <= set(catalog.LOWER_IS_BETTER), track.name
+        assert track.lower_is_better == catalog.LOWER_IS_BETTER[track.main_metric]
+    # A track's metrics need not share a direction: debugging's main one goes down, its others up.
+    assert [metric for metric, lower in catalog.LOWER_IS_BETTER.items() if lower] == ["fraction_fixes"]
+    assert (catalog.metric_label("fraction_fixes"), catalog.metric_label("auroc")) == ("fraction_fixes ↓", "auroc ↑")
+    assert catalog.metric_label("time_s") == "time_s" and catalog.better("time_s") is None

@@ -19,6 +19,7 @@ from ui_fixtures import write_run
 
 from conftest import REPO_ROOT
 from dataperf_appliance import airflow_gateway
+from dataperf_appliance.config import catalog
 from dataperf_appliance.ui_support import compare as compare_support
 
 APP = str(REPO_ROOT / "ui" / "app.py")
@@ -174,6 +175,30 @@ def test_own_submission_files_are_uploaded_with_the_run(app_env, triggered):
     assert len(triggered) == 1
     stored = app_env / "runs" / f".{triggered[0]}.partial" / "submissions" / "digit-3_mine.txt"
     assert stored.read_bytes() == order
+
+
+def test_methods_as_code_are_uploaded_with_the_run(app_env, triggered):
+    from test_methods import PARTICIPANT_APPRAISER
+
+    at = app()
+    at.multiselect(key="nb.debugging.tasks.multichoice").set_value(["digit-3"]).run()
+    at.file_uploader(key="nb.method_uploads.debugging").set_value([
+        ("mine.py", PARTICIPANT_APPRAISER.encode(), "text/x-python"),
+        ("requirements.txt", b"cowsay==6.1\n", "text/plain")]).run()
+    text = at.code[0].value
+    assert "name: mine" in text and "file: methods/mine.py" in text and "requirements: methods/requirements.txt" in text
+    assert not at.button(key="nb.run").disabled
+    at.button(key="nb.run").click().run()
+    assert len(triggered) == 1
+    stored = app_env / "runs" / f".{triggered[0]}.partial" / "methods"
+    assert (stored / "mine.py").read_text() == PARTICIPANT_APPRAISER
+    assert (stored / "requirements.txt").read_bytes() == b"cowsay==6.1\n"
+
+
+def test_a_method_file_with_an_unsafe_name_keeps_run_disabled(app_env, triggered):
+    at = app()
+    at.file_uploader(key="nb.method_uploads.debugging").set_value([("my method.py", b"x = 1\n", "text/x-python")]).run()
+    assert at.button(key="nb.run").disabled and "the file name is the method's name" in texts(at.error)
 
 
 def test_a_bad_submission_file_keeps_run_disabled(app_env, triggered):
@@ -332,15 +357,28 @@ def test_a_run_with_repeats_shows_intervals_and_the_comparison_with_random(repea
     summary = results["tasks"]["digit-3"]["strategies"]["knn_shapley"]["over_repeats"]["fraction_fixes"]
     assert knn["fraction_fixes"] == pytest.approx(summary["mean"])
     assert knn["± 95%"] == pytest.approx((summary["ci_high"] - summary["ci_low"]) / 2)
+    # The detection metrics beside the fixing curve's: each in the table with its mean, and against random.
+    assert set(catalog.DEBUGGING_DETECTION_METRICS) <= set(metrics.columns)
+    auroc = results["tasks"]["digit-3"]["strategies"]["knn_shapley"]["over_repeats"]["auroc"]
+    assert knn["auroc"] == pytest.approx(auroc["mean"])
     comparisons = next(frame for frame in frames if "difference" in frame.columns)
-    assert set(comparisons["method"]) == {"knn_shapley", "loss"} and set(comparisons["metric"]) == {"fraction_fixes",
-                                                                                                      "auc"}
+    assert set(comparisons["method"]) == {"knn_shapley", "loss"}
+    assert set(comparisons["metric"]) == set(catalog.DEBUGGING_HEADLINE_METRICS)
+    # Each difference says which way is better: only fraction_fixes gains by going down.
+    assert {(row["metric"], row["better"]) for _, row in comparisons.iterrows()} == \
+        {(metric, "lower" if metric == "fraction_fixes" else "higher") for metric in catalog.DEBUGGING_HEADLINE_METRICS}
     weak = comparisons[~comparisons["significant"].astype(bool)]
     warning = texts(at.warning)
     # Every difference that is not significant is said so, and only those.
     assert (f"{len(weak)} of {len(comparisons)} differences are not significant" in warning) == (len(weak) > 0)
-    for _, row in weak.iterrows():
-        assert f"{row['method']} ({row['task']}, {row['metric']})" in warning
+    def named(rows) -> list[str]:
+        return sorted(f"{row['method']} ({row['task']}, {row['metric']})" for _, row in rows.iterrows())
+
+    # The first ones by name, the rest counted (six metrics make too many differences to name them all).
+    shown = [name for name in named(weak) if name in warning]
+    assert shown == named(weak)[:len(shown)] and bool(shown) == (len(weak) > 0)
+    assert len(shown) == len(weak) or f", and {len(weak) - len(shown)} more" in warning
+    assert not any(name in warning for name in named(comparisons[comparisons["significant"].astype(bool)]))
     plots = sorted((repeated_runs / "runs" / "rep-a" / "plots").glob("*.png"))
     assert "vs_random.png" in [p.name for p in plots] and len(at.image) == len(plots)  # the paired plot shown
     assert "repeats.csv" in " ".join(b.label for b in at.get("download_button"))
@@ -353,13 +391,35 @@ def test_a_run_with_repeats_shows_intervals_and_the_comparison_with_random(repea
     assert sizes and not any(size == "0.0 KiB" for size in sizes)
 
 
+def test_a_run_with_methods_shows_their_failures_and_cost(monkeypatch, tmp_path):
+    from test_methods import SETUP, _write_methods
+
+    from dataperf_appliance.benchmark import run_benchmark
+
+    data = use_data_root(monkeypatch, tmp_path / "data")
+    _write_methods(tmp_path)
+    (tmp_path / "task_setup.yml").write_text(SETUP.replace("repeats: 3", "repeats: 2"))
+    run_benchmark(tmp_path / "task_setup.yml", data / "runs" / "with-methods", data_root=data, n_jobs=1)
+    at = app("views/run.py", run="with-methods")
+    errors = texts(at.error)
+    assert "**broken** failed on digit-3: broken: ValueError: this method cannot fit" in errors
+    assert "The other methods' results are complete." in errors
+    assert any("raise ValueError" in block.value for block in at.code)
+    cost = next(frame.value for frame in at.dataframe if "cpu_seconds" in frame.value.columns)
+    assert set(cost["method"]) == {"participant", "nearest"} and (cost["cpu_seconds"] >= 0).all()
+
+
 def test_runs_and_compare_show_the_intervals(repeated_runs, monkeypatch):
     use_data_root(monkeypatch, repeated_runs)
     monkeypatch.setattr(airflow_gateway, "list_recent_runs", lambda limit=50: [])
     runs = app("views/runs.py").dataframe[0].value
     assert runs["± 95%"].notna().all() and (runs["± 95%"] > 0).all()
-    pivot = frame_with(app("views/compare.py"), "rep-a ± 95%")
+    compared = app("views/compare.py")
+    pivot = frame_with(compared, "rep-a ± 95%")
     assert pivot[["rep-a ± 95%", "rep-b ± 95%"]].notna().all().all()
+    # Every metric of every run, the detection metrics among them.
+    every = frame_with(compared, "run")
+    assert set(catalog.DEBUGGING_HEADLINE_METRICS) <= set(every.columns) and every["auroc"].notna().all()
 
 
 def frame_with(at, column: str):

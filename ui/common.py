@@ -10,6 +10,7 @@ import time
 import streamlit as st
 
 from dataperf_appliance import access, airflow_gateway, login_gate
+from dataperf_appliance.config import catalog
 from dataperf_appliance.settings import Settings, load_settings
 from dataperf_appliance.ui_support import run_list
 
@@ -168,3 +169,15 @@ def pinned(*names: str, **more) -> dict:
     """Column settings that keep the key columns `names` in view when a table scrolls sideways (a table wider
     than the page at 1280 px), merged with `more` ({column: column_config})."""
     return {**{name: st.column_config.Column(name, pinned=True) for name in names}, **more}
+
+
+def metric_columns(*more: str) -> dict:
+    """Column settings showing every metric of either track, time_s and the columns `more` to four decimals;
+    a metric headed with its direction (``auroc ↑``, catalog.metric_label) and its help saying it, since one
+    table holds both directions."""
+    def column(name: str):
+        direction = catalog.better(name)
+        return st.column_config.NumberColumn(catalog.metric_label(name), format="%.4f",
+                                             help=direction and f"{direction} is better")
+
+    return {name: column(name) for name in (*catalog.LOWER_IS_BETTER, "time_s", *more)}

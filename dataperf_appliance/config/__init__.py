@@ -34,15 +34,17 @@ from .setups import (
     Baseline,
     DebuggingSetup,
     DebuggingTask,
+    MethodFile,
     Paths,
     SelectionSetup,
     TaskSetup,
+    method_file_problems,
 )
 
 __all__ = [
     "MAX_CELLS", "MAX_FILE_BYTES", "SELECTION_DATASET_CSV", "SELECTION_DIGITS", "SWEEP_PARAMS",
     "Baseline", "Cell", "ConfigError", "ConfigIssue", "ConfigModel", "DebuggingSetup", "DebuggingTask",
-    "FieldProblems", "Loc", "Paths", "SelectionSetup", "TaskSetup", "apply_overrides", "catalog", "grid",
-    "is_safe_name", "load_yaml", "parse_setup", "preview", "read_config_text", "render_template", "sweep_loc",
+    "FieldProblems", "Loc", "MethodFile", "Paths", "SelectionSetup", "TaskSetup", "apply_overrides", "catalog", "grid",
+    "is_safe_name", "load_yaml", "method_file_problems", "parse_setup", "preview", "read_config_text", "render_template", "sweep_loc",
     "template_parameters", "templates_dir", "values", "yaml_value",
 ]

@@ -27,12 +27,13 @@ track's check (`dataperf_appliance.tracks`), run by the same parse.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, Strict, model_validator
+from pydantic import AfterValidator, Field, Strict, model_validator
 
 from . import grid
-from .catalog import DEFAULT_DEBUGGING_MODEL, DEFAULT_SELECTION_MODEL
+from .catalog import DEBUGGING_LIBRARY_METHODS, DEFAULT_DEBUGGING_MODEL, DEFAULT_SELECTION_MODEL
 from .grid import Cell, values
 from .issues import ConfigModel, FieldProblems
 from .loader import Loc
@@ -45,6 +46,7 @@ from .types import (
     MIN_DIM,
     DataFile,
     Folder,
+    MethodParameter,
     ModelName,
     NoiseLevel,
     Repeats,
@@ -58,8 +60,39 @@ from .types import (
     sweepable,
 )
 
+#: A method's memory limit (MiB) and time limit on one task (seconds): the defaults and the bounds a file may set.
+DEFAULT_METHOD_MEMORY_MIB, MIN_METHOD_MEMORY_MIB, MAX_METHOD_MEMORY_MIB = 8192, 256, 20480
+DEFAULT_METHOD_TIMEOUT_S, MAX_METHOD_TIMEOUT_S = 3600, 86400
+
 #: The generated dataset of the selection track, and the name its tasks' own train csv is reported under.
 SELECTION_DIGITS, SELECTION_DATASET_CSV = "digits", "train_csv"
+
+
+def _method_file(suffix: str):
+    def check(value: str) -> str:
+        if not value.endswith(suffix):
+            raise ValueError(f"{value!r} is not a {suffix} file")
+        return value
+    return Annotated[DataFile, AfterValidator(check)]
+
+
+class MethodFile(ConfigModel):
+    """A user's method as code, run for every task, repeat and setting (`dataperf_appliance.methods`).
+
+    Paths are relative to the folder of the task file (and stored with a run at the same place)."""
+
+    name: SafeName = Field(description="the method's name in the results")
+    file: _method_file(".py") = Field(
+        description="a Python file with one class: fit/propose (debugging) or select (selection)")
+    requirements: _method_file(".txt") | None = Field(
+        None, description="a requirements.txt: the method runs in an environment of its own built from it")
+    class_name: SafeName | None = Field(None, description="the class to run, when the file has several")
+    params: dict[SafeName, MethodParameter] = Field(
+        default_factory=dict, description="read by the method as the environment variables DATAPERF_PARAM_<NAME>")
+    memory_mib: Annotated[int, Strict(), Field(ge=MIN_METHOD_MEMORY_MIB, le=MAX_METHOD_MEMORY_MIB)] = Field(
+        DEFAULT_METHOD_MEMORY_MIB, description="the most memory the method's process may take (MiB)")
+    timeout_s: Annotated[int, Strict(), Field(ge=1, le=MAX_METHOD_TIMEOUT_S)] = Field(
+        DEFAULT_METHOD_TIMEOUT_S, description="the longest the method may run on one task (seconds)")
 
 
 class TaskSetup(ConfigModel):
@@ -75,6 +108,7 @@ class TaskSetup(ConfigModel):
         seed: int
         repeats: int
         submissions: tuple[str, ...]
+        methods: tuple[MethodFile, ...]
 
     @property
     def submission_folder(self) -> str:
@@ -116,6 +150,18 @@ class TaskSetup(ConfigModel):
             update["submissions"] = ()
         return update
 
+    def method_names(self) -> list[str]:
+        """Every method the setup evaluates, in file order: the appliance's, the submitted files', the code's."""
+        raise NotImplementedError
+
+    def isolated_methods(self) -> list[str]:
+        """The methods run in a child process of their own (methods as code): each is a unit of work."""
+        return [method.name for method in self.methods]
+
+    def with_methods(self, names: set[str]) -> TaskSetup:
+        """This setup evaluating only the methods `names` (not validated again: a part of a valid setup)."""
+        raise NotImplementedError
+
     def to_yaml_dict(self) -> dict[str, Any]:
         """Plain data (dicts, lists, str, numbers, None) in the file's key order; loads back to an equal setup."""
         return self.model_dump(mode="json")
@@ -144,9 +190,11 @@ class DebuggingTask(ConfigModel):
 
 
 class Baseline(ConfigModel):
-    """A cleaning strategy of the appliance to run on every task."""
+    """A cleaning strategy of the appliance, or a library's method, to run on every task."""
 
     name: StrategyName
+    params: dict[SafeName, MethodParameter] = Field(
+        default_factory=dict, description="a library method's parameters (DATAPERF_PARAM_<NAME>; docs/methods.md)")
 
 
 class DebuggingSetup(TaskSetup):
@@ -165,12 +213,24 @@ class DebuggingSetup(TaskSetup):
     tasks: Annotated[tuple[DebuggingTask, ...], Field(min_length=1, max_length=MAX_TASKS)]
     baselines: tuple[Baseline, ...] = ()
     submissions: tuple[SafeName, ...] = Field(
-        (), description="your own methods: {submission_folder}/{data_id}_{method}.txt for every task")
+        (), description="your own methods' outputs: {submission_folder}/{data_id}_{method}.txt for every task")
+    methods: tuple[MethodFile, ...] = Field((), description="your own methods as code, run on every task")
 
     SETTING_AXES: ClassVar[tuple[str, ...]] = ("train_size", "noise_level", "model")
 
     def task_ids(self) -> list[str]:
         return [task.data_id for task in self.tasks]
+
+    def method_names(self) -> list[str]:
+        return [*(b.name for b in self.baselines), *self.submissions, *(m.name for m in self.methods)]
+
+    def isolated_methods(self) -> list[str]:
+        return [*(b.name for b in self.baselines if b.name in DEBUGGING_LIBRARY_METHODS), *super().isolated_methods()]
+
+    def with_methods(self, names: set[str]) -> DebuggingSetup:
+        return self.model_copy(update={"baselines": tuple(b for b in self.baselines if b.name in names),
+                                       "submissions": tuple(s for s in self.submissions if s in names),
+                                       "methods": tuple(m for m in self.methods if m.name in names)})
 
     def axis_values(self) -> list[tuple[str, dict[str, tuple]]]:
         return [(t.data_id, {"train_size": values(t.train_size), "noise_level": values(t.noise_level),
@@ -208,8 +268,10 @@ class DebuggingSetup(TaskSetup):
         problems += [(("submissions", index), f"{name!r} is also a baseline: the two would write the same "
                                               "submission files; rename your method")
                      for index, name in enumerate(self.submissions) if name in baseline_names]
-        if not self.baselines and not self.submissions:
-            problems.append((("baselines",), "nothing to evaluate: list at least one baseline or submission"))
+        problems += _method_problems(self.methods, {"baseline": baseline_names, "submission": set(self.submissions)})
+        if not self.baselines and not self.submissions and not self.methods:
+            problems.append((("baselines",), "nothing to evaluate: list at least one baseline, submission or "
+                                             "method"))
         if self.eval_points is not None:
             size, data_id = min((min(values(t.train_size)), t.data_id) for t in self.tasks)
             if self.eval_points > size:
@@ -250,7 +312,8 @@ class SelectionSetup(TaskSetup):
         description="the tasks evaluated, in order")
     strategies: tuple[SelectionStrategyName, ...] = ()
     submissions: tuple[SafeName, ...] = Field(
-        (), description="your own methods: submissions/{task}_{method}.csv for every task")
+        (), description="your own methods' outputs: submissions/{task}_{method}.csv for every task")
+    methods: tuple[MethodFile, ...] = Field((), description="your own methods as code, run on every task")
     results_dir: Folder = Field("results", description="the reference's result files, inside the run folder")
 
     IDENTIFYING_KEYS: ClassVar[tuple[str, ...]] = ("emb_file", "eval_tasks")
@@ -266,6 +329,14 @@ class SelectionSetup(TaskSetup):
 
     def task_ids(self) -> list[str]:
         return list(self.eval_tasks)
+
+    def method_names(self) -> list[str]:
+        return [*self.strategies, *self.submissions, *(m.name for m in self.methods)]
+
+    def with_methods(self, names: set[str]) -> SelectionSetup:
+        return self.model_copy(update={"strategies": tuple(s for s in self.strategies if s in names),
+                                       "submissions": tuple(s for s in self.submissions if s in names),
+                                       "methods": tuple(m for m in self.methods if m.name in names)})
 
     def axis_values(self) -> list[tuple[str, dict[str, tuple]]]:
         return [(task, {"train_size": values(self.train_size), "model": values(self.model)})
@@ -303,8 +374,12 @@ class SelectionSetup(TaskSetup):
             elif name == SELECTION_DATASET_CSV:
                 problems.append((("submissions", index), f"{name!r} is the name under which each task's own "
                                                          "train csv is reported; rename your method"))
-        if not self.strategies and not self.submissions:
-            problems.append((("strategies",), "nothing to evaluate: list at least one strategy or submission"))
+        problems += _method_problems(self.methods, {"strategy": set(self.strategies),
+                                                    "submission": set(self.submissions),
+                                                    "reported name of the tasks' own csv": {SELECTION_DATASET_CSV}})
+        if not self.strategies and not self.submissions and not self.methods:
+            problems.append((("strategies",), "nothing to evaluate: list at least one strategy, submission or "
+                                              "method"))
         if self.dataset == SELECTION_DIGITS:
             if self.test_size is None:
                 problems.append((("test_size",), "dataset digits draws a test set of test_size images for each "
@@ -325,6 +400,27 @@ class SelectionSetup(TaskSetup):
 
 
 
+
+
+def _method_problems(methods: tuple[MethodFile, ...], taken: dict[str, set[str]]) -> list[tuple[Loc, str]]:
+    """Methods with the same name, or the name of another method of the file (they would write the same files)."""
+    problems = list(duplicates(methods, "methods", "name", lambda m: m.name))
+    for index, method in enumerate(methods):
+        for what, names in taken.items():
+            if method.name in names:
+                problems.append((("methods", index, "name"), f"{method.name!r} is also a {what}: rename the method"))
+    return problems
+
+
+def method_file_problems(setup: TaskSetup, source_dir: Path) -> list[tuple[Loc, str]]:
+    """Each method file or requirements file of `setup` that is not a file under `source_dir`."""
+    problems: list[tuple[Loc, str]] = []
+    for index, method in enumerate(setup.methods):
+        for key in ("file", "requirements"):
+            relative = getattr(method, key)
+            if relative is not None and not (Path(source_dir) / relative).is_file():
+                problems.append((("methods", index, key), f"no file {relative} next to the task file"))
+    return problems
 
 
 def _sweep_problems(setup) -> list[tuple[Loc, str]]:

@@ -23,7 +23,7 @@ from pydantic import (
     ValidationError,
 )
 
-from .catalog import DEBUGGING_STRATEGIES, DEBUGGING_STRATEGY_ALIASES, MODEL_NAMES, SELECTION_STRATEGIES
+from .catalog import DEBUGGING_BASELINES, DEBUGGING_STRATEGY_ALIASES, MODEL_NAMES, SELECTION_STRATEGIES
 from .issues import FieldProblems, error_message, shorten, shown
 from .loader import Loc
 from .names import MAX_NAME_LENGTH, SAFE_NAME_RULE, is_safe_name, is_safe_relative_path
@@ -86,9 +86,9 @@ def check_model_name(value: str) -> str:
 
 
 def check_strategy_name(value: str) -> str:
-    if value not in DEBUGGING_STRATEGIES and value not in DEBUGGING_STRATEGY_ALIASES:
-        raise ValueError(f"unknown baseline {shorten(value)!r}; choose one of: {', '.join(DEBUGGING_STRATEGIES)} "
-                         "(your own methods go under submissions)")
+    if value not in DEBUGGING_BASELINES and value not in DEBUGGING_STRATEGY_ALIASES:
+        raise ValueError(f"unknown baseline {shorten(value)!r}; choose one of: {', '.join(DEBUGGING_BASELINES)} "
+                         "(your own methods go under methods or submissions)")
     return value
 
 
@@ -118,6 +118,9 @@ Seed = Annotated[int, Strict(), Field(ge=0, le=MAX_SEED)]
 Repeats = Annotated[int, Strict(), Field(ge=1, le=MAX_REPEATS)]
 TrainSize = Annotated[int, Strict(), Field(gt=0, le=MAX_TRAIN_SIZE)]
 NoiseLevel = Annotated[float, Strict(), Field(ge=0, le=MAX_NOISE_LEVEL, allow_inf_nan=False)]
+#: A method's parameter in a file: a number, a word or a flag (it reaches the method as DATAPERF_PARAM_<NAME>).
+MethodParameter = (Annotated[bool, Strict()] | Annotated[int, Strict()] | Annotated[float, Strict()]
+                   | Annotated[str, Strict()])
 TaskPair = Annotated[tuple[DataFile | None, DataFile], BeforeValidator(_task_pair)]
 
 MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True)

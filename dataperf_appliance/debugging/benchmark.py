@@ -21,9 +21,10 @@ import numpy as np
 from .. import datasets, stats
 from ..config import catalog
 from ..datasets.dataperf_files import DebuggingTaskData
+from ..methods import runner
 from ..runs import PARTIAL, read_json, write_json
 from . import strategies, submissions
-from .evaluation import TaskEvaluation, evaluate_many, fraction_fixes, normalized_auc
+from .evaluation import TaskEvaluation, detection_metrics, evaluate_many, fraction_fixes, normalized_auc
 from ..parallel import ProgressCallback
 
 GALLERY_SIZE = 16
@@ -62,9 +63,43 @@ def _copy_user_files(source: Path, target: Path, data_id: str, method: str) -> N
             shutil.copyfile(source / name, target / name)
 
 
+def _method_outcomes(setup, task: DebuggingTaskData, source_dir: Path, data_root: Path) -> dict[str, runner.MethodOutcome]:
+    """The libraries' baselines and the methods as code of the setup, each run on the task in a child process,
+    in the official shapes (train_X (N, D) float32, labels (N, 1)), with the repeat's seed."""
+    inputs = {"train_X": task.X_train.astype(np.float32, copy=False), "train_y": task.y_train.reshape(-1, 1),
+              "val_X": task.X_val.astype(np.float32, copy=False), "val_y": task.y_val.reshape(-1, 1)}
+    calls = [runner.library_call(b.name, b.params) for b in setup.baselines if b.name in catalog.DEBUGGING_LIBRARY_METHODS]
+    calls += [runner.call_of(method, source_dir) for method in setup.methods]
+    outcomes = {}
+    for call in calls:
+        outcome = runner.run_method(call, runner.APPRAISER, inputs, budget=task.train_size, seed=setup.seed,
+                                    data_root=data_root)
+        if not outcome.failed:
+            outcome.answer["order"] = runner.order_of(outcome, task.train_size)
+        outcomes[call.name] = outcome
+    return outcomes
+
+
+def _with_methods(result: dict, outcomes: dict[str, runner.MethodOutcome]) -> dict:
+    """A task's result with its methods as code marked as such: their run's figures, or their failure."""
+    for name, outcome in outcomes.items():
+        if outcome.failed:
+            result["strategies"][name] = {**runner.failed_entry(outcome, catalog.DEBUGGING_HEADLINE_METRICS),
+                                          "curve": None, "first_flagged": []}
+        else:
+            result["strategies"][name]["method"] = outcome.record()
+        if name in catalog.DEBUGGING_LIBRARY_METHODS:  # a library's method is a baseline, run as a method is
+            result["strategies"][name]["kind"] = "baseline"
+        else:
+            result["strategies"][name]["kind"] = runner.METHOD_KIND
+    return result
+
+
 def _strategy_orders(setup, task: DebuggingTaskData) -> dict[str, tuple[np.ndarray, float]]:
     orders = {}
     for baseline in setup.baselines:
+        if baseline.name in catalog.DEBUGGING_LIBRARY_METHODS:  # run in a child process (`_method_outcomes`)
+            continue
         started = time.perf_counter()
         order = strategies.rank_training_points(baseline.name, task.X_train, task.y_train, task.X_val, task.y_val,
                                                 seed=setup.seed, model=setup.model)
@@ -80,7 +115,7 @@ def _first_flagged(task: DebuggingTaskData, order: np.ndarray) -> list[dict]:
 def task_result(task: DebuggingTaskData, evaluation: TaskEvaluation,
                 orders: dict[str, tuple[np.ndarray, float | None]], user_methods: set[str]) -> dict:
     """A task's entry of results.json: before/clean accuracy and, per method (order, seconds or None), its
-    scores, curve and first flagged rows."""
+    scores (the fixing curve's and the detection of the flipped labels'), curve and first flagged rows."""
     results = {}
     for name, (order, seconds) in orders.items():
         curve = evaluation.curves[name]
@@ -88,6 +123,7 @@ def task_result(task: DebuggingTaskData, evaluation: TaskEvaluation,
             "kind": "submission" if name in user_methods else "baseline",
             "fraction_fixes": fraction_fixes(curve.accuracy),
             "auc": normalized_auc(curve, evaluation.before_acc, task.train_size),
+            **detection_metrics(order, task.mislabeled),
             "time_s": None if seconds is None else round(float(seconds), 6),
             "curve": {"fixes": curve.fixes.tolist(), "accuracy": curve.accuracy.tolist()},
             "first_flagged": _first_flagged(task, order),
@@ -132,18 +168,23 @@ def run_tasks(setup, data_root: Path, source_dir: Path, *, data_ids: list[str] |
     if unknown:
         raise ValueError(f"no task {', '.join(sorted(unknown))} in this setup")
     files = prepare_data(setup, data_root)
-    items, all_orders = [], []
+    items, all_orders, all_outcomes = [], [], []
     for spec in wanted:
         task = datasets.load_debugging_task(files[spec.data_id], task_spec(spec))
         user_orders = _user_orders(setup, task, source_dir)  # a bad file is refused before any work
-        orders = {**_strategy_orders(setup, task), **user_orders}
+        outcomes = _method_outcomes(setup, task, source_dir, data_root)
+        method_orders = {name: (outcome.answer["order"], outcome.seconds)
+                         for name, outcome in outcomes.items() if not outcome.failed}
+        orders = {**_strategy_orders(setup, task), **user_orders, **method_orders}
         items.append((task, {name: order for name, (order, _) in orders.items()}))
         all_orders.append(orders)
+        all_outcomes.append(outcomes)
     evaluations = evaluate_many(items, model=setup.model, seed=setup.seed, eval_points=setup.eval_points,
                                 n_jobs=n_jobs, progress=progress)
-    return [TaskRun(task.data_id, task_result(task, evaluation, orders, set(setup.submissions)), orders,
-                    evaluation.fit_s / evaluation.trainings, evaluation.predict_s / evaluation.trainings)
-            for (task, _), evaluation, orders in zip(items, evaluations, all_orders)]
+    return [TaskRun(task.data_id, _with_methods(task_result(task, evaluation, orders, set(setup.submissions)),
+                                                outcomes),
+                    orders, evaluation.fit_s / evaluation.trainings, evaluation.predict_s / evaluation.trainings)
+            for (task, _), evaluation, orders, outcomes in zip(items, evaluations, all_orders, all_outcomes)]
 
 
 def write_task_run(setup, run: TaskRun, work_dir: Path, source_dir: Path) -> dict:
@@ -179,7 +220,7 @@ def sweep_metrics(run: TaskRun) -> dict[str, dict]:
     shared = {"before_acc": run.result["before_acc"], "clean_acc": run.result["clean_acc"],
               "trainings": run.result["trainings"],
               "fit_s": round(run.fit_s, 6), "predict_s": round(run.predict_s, 6)}
-    return {name: {"kind": entry["kind"], "fraction_fixes": entry["fraction_fixes"], "auc": entry["auc"],
+    return {name: {"kind": entry["kind"], **{metric: entry[metric] for metric in catalog.DEBUGGING_HEADLINE_METRICS},
                    "time_s": entry["time_s"], **shared}
             for name, entry in run.result["strategies"].items()}
 
@@ -187,21 +228,23 @@ def sweep_metrics(run: TaskRun) -> dict[str, dict]:
 def replicate_curves(run: TaskRun) -> dict[str, dict]:
     """{method: its fixing curve {fixes, accuracy}} of a task run: one repeat's curves, for the bands over
     repeats."""
-    return {name: entry["curve"] for name, entry in run.result["strategies"].items()}
+    return {name: entry["curve"] for name, entry in run.result["strategies"].items() if entry.get("curve")}
 
 
 def reference_evaluation(task_result: dict) -> dict:
-    """The reference's `{data_id}_evaluation.json` for one task."""
+    """The reference's `{data_id}_evaluation.json` for one task (a method that failed on it has no curve: it is
+    left out)."""
+    scored = {name: result for name, result in task_result["strategies"].items() if result.get("curve")}
     submitted = [
         {"submission": name, "accuracy": accuracy, "fixes": fixes}
-        for name, result in task_result["strategies"].items()
+        for name, result in scored.items()
         for fixes, accuracy in zip(result["curve"]["fixes"], result["curve"]["accuracy"])
     ]
     return {
         "before_acc": task_result["before_acc"],
         "submitted_evaluations": submitted,
         "auc_score": {name: {"auc": r["auc"], "fraction_fixes": r["fraction_fixes"]}
-                      for name, r in task_result["strategies"].items()},
+                      for name, r in scored.items()},
     }
 
 

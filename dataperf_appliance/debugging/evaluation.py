@@ -1,4 +1,4 @@
-"""The DataPerf fixing curve and its scores.
+"""The DataPerf fixing curve and its scores, and how well an order detects the flipped labels.
 
 For every budget i, the labels of the first i rows of an inspection order are
 set to their ground truth, the classifier is trained again from scratch on the
@@ -186,6 +186,41 @@ def fraction_fixes(accuracy: np.ndarray) -> float:
         raise ValueError("empty curve")
     target = 0.95 * accuracy[-1]
     return float(np.argmax(accuracy >= target)) / accuracy.size
+
+
+def detection_metrics(order: np.ndarray, mislabeled: np.ndarray) -> dict[str, float | None]:
+    """How well an order finds the flipped labels, with no training: {precision_at_k, recall_at_k, auroc,
+    auprc}, each in [0, 1], higher is better.
+
+    `order` is a permutation of the training rows, most suspicious first;
+    `mislabeled` marks the flipped rows. k is the number of flipped rows, so
+    precision at k (flipped rows among the first k, over k) and recall at k
+    (the same count over the flipped rows) are the same number: both are
+    kept, under the names a reader looks for. AUROC and AUPRC (scikit-learn's
+    roc_auc_score and average_precision_score) score the whole ranking, a row
+    scoring higher the earlier it comes. Undefined, hence None: every metric
+    when no row is flipped, and AUROC and AUPRC also when every row is (no
+    clean row to rank below the flipped ones).
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    order, mislabeled = np.asarray(order), np.asarray(mislabeled, dtype=bool)
+    rows = len(mislabeled)
+    if not np.array_equal(np.sort(order), np.arange(rows)):
+        raise ValueError(f"the order is not a permutation of the {rows} training rows")
+    flipped = int(mislabeled.sum())
+    k = flipped
+    found = int(mislabeled[order[:k]].sum())
+    # The first row of the order gets the highest score; a permutation has no ties.
+    score = np.empty(rows)
+    score[order] = np.arange(rows, 0, -1)
+    ranked = 0 < flipped < rows
+    return {
+        "precision_at_k": found / k if k else None,
+        "recall_at_k": found / flipped if flipped else None,
+        "auroc": float(roc_auc_score(mislabeled, score)) if ranked else None,
+        "auprc": float(average_precision_score(mislabeled, score)) if ranked else None,
+    }
 
 
 def normalized_auc(curve: FixingCurve, before_acc: float, train_size: int) -> float:

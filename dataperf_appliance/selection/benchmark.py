@@ -48,6 +48,7 @@ from .. import stats
 from ..config import SELECTION_DATASET_CSV, catalog
 from ..parallel import ordered_map
 from ..runs import PARTIAL, read_json, write_json
+from ..methods import runner
 from . import data, files, strategies
 from .evaluation import evaluate_training_set
 from ..parallel import ProgressCallback
@@ -227,6 +228,24 @@ def _load_task(setup, task: str, paths: dict[str, Path], pool: Pool, source_dir:
     return _TaskInputs(pool.embedded.embeddings, labels, examples, test, given), facts
 
 
+def _method_outcomes(setup, inputs: _TaskInputs, data_root: Path, source_dir: Path) -> dict[str, runner.MethodOutcome]:
+    """Each of the setup's methods as code run on the task in a child process: the pool, the examples, the
+    budget and a label oracle over the pool (an empty one when the dataset has no pool labels)."""
+    budget = int(setup.train_size)
+    labels = inputs.pool_labels
+    child_inputs = {"pool_X": inputs.pool_embeddings, "examples_X": inputs.examples,
+                    "pool_labels": labels if labels is not None else np.zeros(len(inputs.pool_embeddings), np.int64)}
+    outcomes = {}
+    for method in setup.methods:
+        outcome = runner.run_method(runner.call_of(method, source_dir), runner.SELECTOR, child_inputs,
+                                    budget=budget if labels is not None else 0, seed=setup.seed,
+                                    data_root=data_root)
+        if not outcome.failed:
+            runner.check_training_set(outcome, len(inputs.pool_embeddings), budget, labels)
+        outcomes[method.name] = outcome
+    return outcomes
+
+
 @dataclass
 class TaskRun:
     """One task's training sets chosen and scored in memory, nothing written yet (see `write_task_run`).
@@ -268,8 +287,14 @@ def run_tasks(setup, data_root: Path, source_dir: Path, *, data_ids: list[str] |
         if pool_path not in pools:  # every task of a dataset shares one pool: read it once
             pools[pool_path] = Pool.read(pool_path, setup.dim)
         inputs[task], facts[task] = _load_task(setup, task, task_files[task], pools[pool_path], source_dir)
+    outcomes = {task: _method_outcomes(setup, inputs[task], data_root, source_dir) for task in wanted}
+    for task in wanted:
+        inputs[task].given.update({name: (outcome.answer["rows"], outcome.answer["labels"])
+                                   for name, outcome in outcomes[task].items() if not outcome.failed})
     jobs = [(task, name, "strategy" if name in setup.strategies else "submission")
             for task in wanted for name in names]
+    jobs += [(task, name, runner.METHOD_KIND) for task in wanted for name, outcome in outcomes[task].items()
+             if not outcome.failed]
     jobs += [(task, SELECTION_DATASET_CSV, "dataset") for task in wanted if SELECTION_DATASET_CSV in inputs[task].given]
     _SHARED, _SETTINGS = inputs, {"budget": int(setup.train_size), "seed": setup.seed, "model": setup.model}
     try:
@@ -281,11 +306,18 @@ def run_tasks(setup, data_root: Path, source_dir: Path, *, data_ids: list[str] |
     for result in results:
         run = runs[result["task"]]
         run.entries[result["name"]] = _entry(result, inputs[run.task].pool_labels, int(setup.train_size))
-        if result["kind"] == "strategy":
+        if result["kind"] == runner.METHOD_KIND:
+            outcome = outcomes[run.task][result["name"]]
+            run.entries[result["name"]].update(time_s=round(float(outcome.seconds), 6), method=outcome.record(),
+                                               labels_bought=int(len(outcome.answer["revealed"])))
+        if result["kind"] in ("strategy", runner.METHOD_KIND):
             pool_ids = pools[task_files[run.task]["pool"]].embedded.image_ids
             run.chosen[result["name"]] = (pool_ids[result["rows"]], np.asarray(result["labels"]))
         elif result["kind"] == "dataset":
             run.dataset_csv = str(task_files[run.task]["train_csv"].relative_to(folder))
+    for task, run in runs.items():
+        run.entries.update({name: runner.failed_entry(outcome, catalog.SELECTION_HEADLINE_METRICS)
+                            for name, outcome in outcomes[task].items() if outcome.failed})
     return list(runs.values())
 
 
@@ -297,7 +329,10 @@ def write_task_run(setup, run: TaskRun, work_dir: Path, source_dir: Path) -> dic
     strategies_out = {}
     for name, entry in run.entries.items():
         target = work_dir / setup.submission_folder / f"{run.task}_{name}.csv"
-        if entry["kind"] == "strategy":
+        if entry.get("method", {}).get("error"):
+            strategies_out[name] = entry  # a method that failed on the task: no training set
+            continue
+        if entry["kind"] in ("strategy", runner.METHOD_KIND):
             files.write_training_set(target, *run.chosen[name])
         elif entry["kind"] == "submission":  # the run keeps the user's file exactly as given
             source = source_dir / setup.submission_folder / target.name
@@ -330,9 +365,9 @@ def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
 OVER_BUDGET = "over_budget"
 def sweep_metrics(run: TaskRun) -> dict[str, dict]:
     """{method: {"kind", metric: value}} of a task run, the metrics of `catalog.SELECTION_SWEEP_METRICS`."""
-    return {name: {"kind": entry["kind"], **{metric: entry[metric] for metric in catalog.SELECTION_SWEEP_METRICS
+    return {name: {"kind": entry["kind"], **{metric: entry.get(metric) for metric in catalog.SELECTION_SWEEP_METRICS
                                              if metric != "rows"},
-                   "rows": entry["train_size"]}
+                   "rows": entry.get("train_size")}
             for name, entry in run.entries.items()}
 
 
@@ -360,7 +395,8 @@ def reference_results(results: dict) -> dict[str, dict[str, dict]]:
     out: dict[str, dict[str, dict]] = {}
     for task, task_result in results["tasks"].items():
         for name, entry in task_result["strategies"].items():
-            out.setdefault(name, {})[task] = {key: entry[key] for key in REFERENCE_RESULT_KEYS}
+            if entry.get("file"):  # a method that failed on the task has no training set to score
+                out.setdefault(name, {})[task] = {key: entry[key] for key in REFERENCE_RESULT_KEYS}
     return out
 
 

@@ -47,7 +47,8 @@ def metrics_bar_plot(results: dict, path: Path) -> Path:
     for ax, metric in zip(axes, METRICS):
         for j, name in enumerate(methods):
             entries = [results["tasks"][t]["strategies"].get(name) for t in tasks]
-            values = [np.nan if e is None else stats.mean_of(e, metric) for e in entries]
+            means = [None if e is None else stats.mean_of(e, metric) for e in entries]
+            values = [np.nan if mean is None else mean for mean in means]  # a method that failed: no bar
             errors = [0.0 if e is None else _error(stats.summary_of(e, metric)) for e in entries]
             over = any(e is not None and e.get("over_budget") for e in entries)
             ax.bar(x - GROUP_WIDTH / 2 + width * (j + 0.5), values, width, yerr=errors, capsize=2, color=colors[name],
@@ -70,11 +71,10 @@ def chosen_gallery_plot(task: str, task_result: dict, run_dir: Path, path: Path)
     """For the digits: the first images each method chose with the label it gave; a wrong label framed red."""
     rows = []
     for name, entry in task_result["strategies"].items():
-        csv_path = Path(run_dir) / entry["file"]
-        if entry["kind"] == "dataset" or not csv_path.exists():
+        if entry["kind"] == "dataset" or not entry.get("file") or not (Path(run_dir) / entry["file"]).exists():
             continue
         # The run's csv files were checked when they were written or copied: read them plainly.
-        frame = pd.read_csv(csv_path, dtype={files.ID_COLUMN: str}).head(GALLERY_COLUMNS)
+        frame = pd.read_csv(Path(run_dir) / entry["file"], dtype={files.ID_COLUMN: str}).head(GALLERY_COLUMNS)
         ids, given = frame[files.ID_COLUMN].tolist(), frame[files.LABEL_COLUMN].astype(int).tolist()
         truth = data.pool_labels(task, ids)
         rows.append((name, [(image_id, str(label), label != true) for image_id, label, true in zip(ids, given, truth)]))
@@ -92,8 +92,9 @@ def draw_selection_plots(results: dict, folder: Path, *, run_dir: Path | None = 
     made = [metrics_bar_plot(results, folder / "selection_metrics.png")]
     if results.get("repeats", 1) > 1 and any(stats.VS_BASELINE in e for t in results["tasks"].values()
                                              for e in t["strategies"].values()):
-        made.append(comparison_plot(results, folder / "vs_random.png", metric=catalog.SELECTION_HEADLINE_METRICS[0],
-                                     lower_is_better=False))
+        main = catalog.SELECTION_HEADLINE_METRICS[0]
+        made.append(comparison_plot(results, folder / "vs_random.png", metric=main,
+                                    lower_is_better=catalog.LOWER_IS_BETTER[main]))
     if run_dir is not None and results.get("dataset") == data.DIGITS_DATASET:
         made += [chosen_gallery_plot(task, task_result, run_dir, folder / f"{task}_chosen_gallery.png")
                  for task, task_result in results["tasks"].items()]

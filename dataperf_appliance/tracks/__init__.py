@@ -50,29 +50,37 @@ def track_of_results(results: Mapping | None) -> Track:
 
 # ---- a file becomes a setup ----------------------------------------------------------------------
 
-def parse_task_setup(text: str, *, filename: str = "task_setup.yml", data_root: Path | None = None) -> TaskSetup:
+def parse_task_setup(text: str, *, filename: str = "task_setup.yml", data_root: Path | None = None,
+                     source_dir: Path | None = None) -> TaskSetup:
     """Validate the text of a ``task_setup.yml`` and return the setup it describes.
 
     `filename` names the file in messages. `data_root` is where official
     dataset folders are looked for (``<data_root>/datasets/<dataset>``); with
     None, only the generated datasets (digits, synthetic) are checked against
-    their tasks. A missing ``track`` means the `DEFAULT_TRACK`.
+    their tasks. `source_dir`, the folder of the file, is where its methods'
+    files must be (not checked with None). A missing ``track`` means the
+    `DEFAULT_TRACK`.
 
     Raises ConfigError listing every problem found, each with its line,
     column and field. Read-only: nothing is written anywhere.
     """
     models = {name: track.setup_model for name, track in TRACKS.items()}
-    return config.parse_setup(text, models, default_track=DEFAULT_TRACK, filename=filename,
-                              problems_of=lambda setup: track_of(setup).data_problems(setup, data_root))
+    def problems_of(setup: TaskSetup) -> list:
+        problems = track_of(setup).data_problems(setup, data_root)
+        return problems + (config.method_file_problems(setup, source_dir) if source_dir is not None else [])
+
+    return config.parse_setup(text, models, default_track=DEFAULT_TRACK, filename=filename, problems_of=problems_of)
 
 
 def load_task_setup(path: str | os.PathLike, *, data_root: Path | None = None) -> TaskSetup:
-    """Read and validate the ``task_setup.yml`` at `path` (see `parse_task_setup`).
+    """Read and validate the ``task_setup.yml`` at `path` (see `parse_task_setup`; its methods' files are looked
+    for in its folder).
 
     A file over `config.MAX_FILE_BYTES` is refused before it is read. Raises
     ConfigError for an invalid file, OSError when it cannot be read.
     """
-    return parse_task_setup(config.read_config_text(path), filename=str(path), data_root=data_root)
+    return parse_task_setup(config.read_config_text(path), filename=str(path), data_root=data_root,
+                            source_dir=Path(path).parent)
 
 
 def default_params(track: str = DEFAULT_TRACK) -> dict[str, Any]:

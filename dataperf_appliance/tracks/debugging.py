@@ -42,17 +42,18 @@ class DebuggingTrack(EngineTrack):
         "noise_level": 0.3,
         "strategies": ["random", "knn_shapley", "confident_learning", "loss"],
         "submissions": [],
+        "methods": [],
     }
     builtin_datasets = ("digits", "synthetic")
-    strategies = catalog.DEBUGGING_STRATEGIES
+    strategies = catalog.DEBUGGING_BASELINES
     reference_model = catalog.DATAPERF_REFERENCE_MODEL
     headline_metrics = catalog.DEBUGGING_HEADLINE_METRICS
     main_metric = headline_metrics[0]
-    lower_is_better = True
+    lower_is_better = catalog.LOWER_IS_BETTER[main_metric]
     sweep_metrics = catalog.DEBUGGING_SWEEP_METRICS
     submission_suffix = ".txt"
     fits_shared_by_strategies = True
-    result_columns = ("fraction_fixes", "auc", "time_s", "kind")
+    result_columns = (*headline_metrics, "time_s", "kind")
     has_curves = True
     has_budget = False
 

@@ -37,7 +37,7 @@ class Track(Protocol):
     strategies: tuple[str, ...]
     #: The classifier of the official DataPerf evaluator of the track.
     reference_model: str
-    #: The headline figure of a method, and whether lower is better.
+    #: The headline figure of a method, and whether lower is better (catalog.LOWER_IS_BETTER holds every metric's).
     main_metric: str
     lower_is_better: bool
     #: The figures summarized over repeats and compared with random, the main one first.

@@ -42,6 +42,7 @@ class SelectionTrack(EngineTrack):
         "test_parquet": "test_sets/alpha_test_set_{task}_{dim}.parquet",
         "strategies": ["random", "balanced_random", "uncertainty", "diversity"],
         "submissions": [],
+        "methods": [],
         "results_dir": "results",
     }
     builtin_datasets = (SELECTION_DIGITS,)
@@ -49,7 +50,7 @@ class SelectionTrack(EngineTrack):
     reference_model = catalog.SELECTION_REFERENCE_MODEL
     headline_metrics = catalog.SELECTION_HEADLINE_METRICS
     main_metric = headline_metrics[0]
-    lower_is_better = False
+    lower_is_better = catalog.LOWER_IS_BETTER[main_metric]
     sweep_metrics = catalog.SELECTION_SWEEP_METRICS
     submission_suffix = ".csv"
     fits_shared_by_strategies = False

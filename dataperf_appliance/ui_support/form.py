@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..config import SWEEP_PARAMS, ConfigError, ConfigIssue, catalog
+from ..config import SWEEP_PARAMS, ConfigError, ConfigIssue, catalog, is_safe_name
 from ..config.types import MAX_NOISE_LEVEL
 from ..settings import Settings
 from ..tracks import TRACKS, default_params, parse_task_setup, preview, render_and_parse, track_of
@@ -71,6 +71,13 @@ FIELD_INFO: dict[str, tuple[str, str]] = {
 #: The order of the form: the data and the model first, then sizes, methods, and the rest in template order.
 FIELD_ORDER = ("dataset", "model", "tasks", "train_size", "val_size", "test_size", "noise_level", "strategies",
                "submissions", "seed", "repeats", "eval_points", "dim")
+
+#: Parameters filled from uploaded files, not from a field (`method_entries`).
+UPLOADED_PARAMS = frozenset({"methods"})
+#: Where a run keeps the uploaded methods' code and requirements.
+METHODS_FOLDER = "methods/"
+#: An uploaded requirements file: for every uploaded method, or (``<method>.requirements.txt``) for one.
+REQUIREMENTS_NAME, REQUIREMENTS_SUFFIX = "requirements.txt", ".requirements.txt"
 
 #: YAML keys that are not parameter names, and the parameter that fills them.
 YAML_ALIASES: dict[str, str] = {"baselines": "strategies", "data_id": "tasks", "name": "strategies"}
@@ -172,6 +179,8 @@ def field_specs(track: str, *, dataset: str | None = None, dataset_folders: Iter
     swept = sweep_params() if sweep else frozenset()
     specs = []
     for key, default in defaults.items():
+        if key in UPLOADED_PARAMS:
+            continue
         label, help_text = _label(key)
         options = _options(key, track)
         if key in swept and not isinstance(default, list):
@@ -375,6 +384,7 @@ def preview_text(params: Mapping[str, Any]) -> str | None:
 
 
 def check_params(params: Mapping[str, Any], settings: Settings, *, files: Mapping[str, bytes] | None = None,
+                 method_files: Mapping[str, bytes] | None = None,
                  parse_errors: Mapping[str, list[str]] | None = None) -> FormCheck:
     """Render and validate the form's parameters; every problem under its field; the user's files checked."""
     check = FormCheck()
@@ -397,6 +407,7 @@ def check_params(params: Mapping[str, Any], settings: Settings, *, files: Mappin
             check.general_errors.append(str(error))
     if check.setup is not None:
         check_submission_files(check, files or {})
+        check_method_files(check, method_files or {})
     if check.field_errors or check.general_errors:
         check.setup = None
     return check
@@ -463,7 +474,8 @@ def _train_size_limit(params_json: str, data_root_text: str | None, upper: int, 
     return low
 
 
-def check_yaml(text: str, settings: Settings, *, files: Mapping[str, bytes] | None = None) -> FormCheck:
+def check_yaml(text: str, settings: Settings, *, files: Mapping[str, bytes] | None = None,
+               method_files: Mapping[str, bytes] | None = None) -> FormCheck:
     """Validate a task_setup.yml written by hand (the Advanced mode): every problem with its line."""
     check = FormCheck(text=text)
     dataset = None
@@ -482,6 +494,7 @@ def check_yaml(text: str, settings: Settings, *, files: Mapping[str, bytes] | No
         check.general_errors = [str(issue) for issue in error.issues]
         return check
     check_submission_files(check, files or {})
+    check_method_files(check, method_files or {})
     if check.field_errors or check.general_errors:
         check.setup = None
     return check
@@ -581,3 +594,44 @@ def run_files(setup, files: Mapping[str, bytes]) -> dict[str, bytes]:
     """The uploaded files as `pipeline.create_run` stores them: under the run's submission folder."""
     folder = submission_folder(setup)
     return {folder + PurePosixPath(name).name: content for name, content in files.items()}
+
+
+# ---- the user's methods as code ----------------------------------------------------------------------
+
+def method_entries(file_names: Iterable[str]) -> tuple[list[dict[str, str]], list[str]]:
+    """(the ``methods`` entries of uploaded method files, problems). A ``name.py`` is the method ``name``; a
+    ``name.requirements.txt`` is its requirements, a ``requirements.txt`` those of every method without one."""
+    names = {PurePosixPath(name).name for name in file_names}
+    entries, problems = [], []
+    for base in sorted(names):
+        if not base.endswith(".py"):
+            if base != REQUIREMENTS_NAME and not base.endswith(REQUIREMENTS_SUFFIX):
+                problems.append(f"{base}: upload a method's .py file, its NAME.requirements.txt or a "
+                                "requirements.txt")
+            continue
+        method = base[:-len(".py")]
+        if not is_safe_name(method):
+            problems.append(f"{base}: the file name is the method's name: use letters, digits, '.', '_' and '-'")
+            continue
+        entry = {"name": method, "file": METHODS_FOLDER + base}
+        own = method + REQUIREMENTS_SUFFIX
+        requirements = own if own in names else REQUIREMENTS_NAME if REQUIREMENTS_NAME in names else None
+        if requirements:
+            entry["requirements"] = METHODS_FOLDER + requirements
+        entries.append(entry)
+    return entries, problems
+
+
+def check_method_files(check: FormCheck, method_files: Mapping[str, bytes]) -> None:
+    """Each method of the setup names an uploaded file (stored under `METHODS_FOLDER`)."""
+    stored = {METHODS_FOLDER + PurePosixPath(name).name for name in method_files}
+    for method in check.setup.methods:
+        for relative in (method.file, method.requirements):
+            if relative and relative not in stored:
+                check.general_errors.append(f"method {method.name!r} needs the file {relative}: upload "
+                                            f"{PurePosixPath(relative).name} with the methods' files")
+
+
+def method_run_files(method_files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """The uploaded methods' files as `pipeline.create_run` stores them: under `METHODS_FOLDER`."""
+    return {METHODS_FOLDER + PurePosixPath(name).name: content for name, content in method_files.items()}

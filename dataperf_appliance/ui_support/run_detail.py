@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import stats
-from ..config import ConfigError
+from ..config import ConfigError, catalog
 from ..pipeline import RunPaths
 from ..runs import MANIFEST, RESULTS, TASK_SETUP
 from ..settings import Settings
@@ -193,6 +193,31 @@ def metrics_rows(results: Mapping | None, *, drop_empty: bool = False) -> list[d
     return rows
 
 
+def _method_records(results: Mapping | None):
+    if not results or not isinstance(results.get("tasks"), Mapping):
+        return
+    for task, task_result in results["tasks"].items():
+        for name, entry in (task_result.get("strategies") or {}).items():
+            record = entry.get("method") if isinstance(entry, Mapping) else None
+            if isinstance(record, Mapping):
+                yield task, name, record
+
+
+def method_cost_rows(results: Mapping | None) -> list[dict[str, Any]]:
+    """What each method run in a process of its own cost on each task (the first repeat): its own seconds and
+    CPU seconds (fit and propose, or select), the whole process's seconds, its peak memory, where it stopped."""
+    return [{"task": task, "method": name, "seconds": record.get("seconds"), "cpu_seconds": record.get("cpu_seconds"),
+             "process_seconds": record.get("wall_seconds"), "peak_mib": record.get("peak_rss_mib"),
+             "stopped_at": None if record.get("stopped_at") is None else str(record["stopped_at"])}
+            for task, name, record in _method_records(results) if not record.get("error")]
+
+
+def method_failures(results: Mapping | None) -> list[dict[str, Any]]:
+    """Each method that failed on a task (the first repeat): its one-line error and its traceback."""
+    return [{"task": task, "method": name, "error": record["error"], "traceback": record.get("traceback") or ""}
+            for task, name, record in _method_records(results) if record.get("error")]
+
+
 def task_rows(results: Mapping | None) -> list[dict[str, Any]]:
     """One row per task: what the task was (debugging: accuracy before and after cleaning, wrong labels)."""
     if not results or not isinstance(results.get("tasks"), Mapping):
@@ -265,7 +290,8 @@ def sweep_size(results: Mapping) -> str:
 
 def comparison_rows(results: Mapping | None) -> list[dict[str, Any]]:
     """Every method against random, per task and over all tasks: the paired difference of each headline
-    metric, its 95% interval, p, the Holm-adjusted p and whether it is significant (adjusted p < 0.05)."""
+    metric, which way is better (``lower``: a negative difference is the method's gain), its 95% interval, p,
+    the Holm-adjusted p and whether it is significant (adjusted p < 0.05)."""
     if not results or not isinstance(results.get("tasks"), Mapping):
         return []
     places = [(task, r.get("strategies") or {}) for task, r in results["tasks"].items()]
@@ -275,7 +301,7 @@ def comparison_rows(results: Mapping | None) -> list[dict[str, Any]]:
     for task, entries in places:
         for name, entry in entries.items():
             for metric, comparison in (entry.get(stats.VS_BASELINE) or {}).items():
-                rows.append({"task": task, "method": name, "metric": metric,
+                rows.append({"task": task, "method": name, "metric": metric, "better": catalog.better(metric),
                              "difference": comparison.get(stats.DIFFERENCE), "ci_low": comparison.get(stats.CI_LOW),
                              "ci_high": comparison.get(stats.CI_HIGH), "p": comparison.get(stats.P_VALUE),
                              "p (Holm)": stats.adjusted_p(comparison),

@@ -52,14 +52,15 @@ def bars(runs: list[run_detail.RunDetail]) -> None:
     rows = compare.metric_bars(runs)
     if not rows:
         return
-    metric = next(run_list.main_metric(r.results.get("track"))[0] for r in runs
-                  if r.results and r.run_id == rows[0]["run"])
+    metric, lower = next(run_list.main_metric(r.results.get("track")) for r in runs
+                         if r.results and r.run_id == rows[0]["run"])
     st.subheader(f"{metric} by task and method")
     frame = pd.DataFrame(rows)
     base = alt.Chart(frame).encode(x=alt.X("run:N", title=None, axis=alt.Axis(labelAngle=-30)), xOffset="method:N")
     # The colour is the method's, as in every plot; the runs are the groups.
     bars_layer = base.mark_bar().encode(
-        y=alt.Y("value:Q", title=f"{metric} ↑ (mean over the repeats)"), color=method_color(frame["method"]),
+        y=alt.Y("value:Q", title=f"{run_list.score_column(metric, lower)} (mean over the repeats)"),
+        color=method_color(frame["method"]),
         tooltip=["run", "task", "method", alt.Tooltip("value:Q", format=".3f")])
     error_layer = base.mark_rule(color="black").encode(y="ci_low:Q", y2="ci_high:Q")
     chart = alt.layer(bars_layer, error_layer, data=frame).facet(column=alt.Column("task:N", title=None))
@@ -136,7 +137,8 @@ def main() -> None:
         st.caption("Means over each run's repeats; ± 95%: half the width of the 95% interval.")
     with st.expander("Every metric of every run"):
         st.dataframe(compare.metrics_table(runs), hide_index=True, width="stretch",
-                     column_config=common.pinned("run", "task", "method"))
+                     column_config=common.pinned("run", "task", "method",
+                                                 **common.metric_columns(run_detail.INTERVAL_COLUMN)))
     curves(runs)
     bars(runs)
 

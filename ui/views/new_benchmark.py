@@ -75,6 +75,17 @@ def uploads(track: str) -> dict[str, bytes]:
     return {f.name: f.getvalue() for f in files or []}
 
 
+def method_uploads(track: str) -> dict[str, bytes]:
+    files = st.file_uploader(
+        "Your methods as code (optional)", accept_multiple_files=True, type=["py", "txt"],
+        key=f"nb.method_uploads.{track}",
+        help="A NAME.py with one class: fit(train_X, train_y, val_X, val_y) and propose(budget), as a DataPerf "
+             "appraiser (debugging), or select(pool_X, examples_X, budget, oracle) (selection). It runs on every "
+             "task and repeat. Its libraries: a NAME.requirements.txt, or a requirements.txt for all the methods "
+             "(an environment of their own, built once).")
+    return {f.name: f.getvalue() for f in files or []}
+
+
 def show_field_errors(check: form.FormCheck, specs: list[form.FieldSpec]) -> None:
     """Every field's problems as one list under the form, across its width (a message under a field of a
     narrow column would be a tall strip of words)."""
@@ -129,16 +140,20 @@ def form_mode(track: str, settings, dataset_folders: list[str]) -> tuple[form.Fo
     values, inferred = form.with_uploaded_methods(values, specs, files)
     if inferred:
         st.caption(f"Methods found in the uploaded files: {', '.join(inferred)}")
+    method_files = method_uploads(track)
     params, parse_errors = form.params_from_values(track, values, specs)
     params["track"] = track
-    check = form.check_params(params, settings, files=files, parse_errors=parse_errors)
+    params["methods"], method_problems = form.method_entries(method_files)
+    if method_problems:
+        parse_errors.setdefault("methods", []).extend(method_problems)
+    check = form.check_params(params, settings, files=files, method_files=method_files, parse_errors=parse_errors)
     limit = form.train_size_limit(params, settings) if "train_size" in slots else None
     if limit is not None:
         slots["train_size"].caption(f"At most {limit} for these tasks and split sizes.")
     show_field_errors(check, specs)
     st.session_state["nb.error_keys"] = list(check.field_errors)
     st.session_state["nb.last_text"] = check.text
-    return check, files
+    return check, {**form.run_files(check.setup, files), **form.method_run_files(method_files)} if check.ok else {}
 
 
 def yaml_mode(track: str, settings) -> tuple[form.FormCheck, dict[str, bytes]]:
@@ -149,16 +164,17 @@ def yaml_mode(track: str, settings) -> tuple[form.FormCheck, dict[str, bytes]]:
     if st.button("Start again from the form's file", icon=":material/restart_alt:"):
         st.session_state.pop("nb.yaml", None)
         st.rerun()
-    files = uploads(track)
-    return form.check_yaml(text, settings, files=files), files
+    files, method_files = uploads(track), method_uploads(track)
+    check = form.check_yaml(text, settings, files=files, method_files=method_files)
+    return check, {**form.run_files(check.setup, files), **form.method_run_files(method_files)} if check.ok else {}
 
 
 def launch(check: form.FormCheck, files: dict[str, bytes], settings) -> None:
+    """Store and start the run; `files` are the user's files as the run keeps them (submissions, methods)."""
     run_id = st.session_state.setdefault(PENDING_RUN, new_run_id())
     try:
         with st.spinner("Storing the run and starting it in Airflow…"):
-            outcome = launch_run(check.text, run_id, settings=settings,
-                                 files=form.run_files(check.setup, files), storage=common.storage())
+            outcome = launch_run(check.text, run_id, settings=settings, files=files, storage=common.storage())
     except (ValueError, OSError) as error:
         st.session_state.pop(PENDING_RUN, None)
         st.error(f"The run could not be stored: {error}")

@@ -9,9 +9,7 @@ from dataperf_appliance import airflow_gateway
 from dataperf_appliance.ui_support import run_detail, run_list, settings_view
 
 REFRESH_S = 3
-NUMBER_COLUMNS = {name: st.column_config.NumberColumn(format="%.4f")
-                  for name in ("fraction_fixes", "auc", "time_s", "accuracy", "precision", "recall", "f1",
-                               "before_acc", "clean_acc", run_detail.INTERVAL_COLUMN)}
+NUMBER_COLUMNS = common.metric_columns("before_acc", "clean_acc", run_detail.INTERVAL_COLUMN)
 
 
 def pick_run() -> str | None:
@@ -157,7 +155,8 @@ def comparisons(shown: dict) -> None:
                    "Holm-adjusted p ≥ 0.05): " + ", ".join(weak[:WEAK_LISTED])
                    + (f", and {len(weak) - WEAK_LISTED} more (the table's `significant`)" if len(weak) > WEAK_LISTED
                       else ""), icon="⚖️")
-    st.caption("Difference = method − random, paired on the repeats (same noise, same data); its 95% interval, "
+    st.caption("Difference = method − random, paired on the repeats (same noise, same data); `better` says which "
+               "way the metric improves (lower: a negative difference is the method's gain); its 95% interval, "
                "the p-value of a paired t-test and the same adjusted by Holm over the methods of each task and "
                "metric, which decides significance.")
     st.dataframe(rows, hide_index=True, width="stretch", key="run.comparisons",
@@ -209,12 +208,14 @@ def results(detail: run_detail.RunDetail) -> None:
         shown = setting_choice(detail)
         headline(shown)
         st.subheader("Metrics")
-        st.caption("Means over the repeats; ± 95% is half the width of the main metric's 95% interval."
+        st.caption("Means over the repeats (↓ lower is better, ↑ higher is better); ± 95% is half the width of "
+                   "the main metric's 95% interval."
                    + (" A method over the budget is shown but not ranked."
                       if run_detail.has_budget(detail.results) else ""))
         st.dataframe(run_detail.metrics_rows(shown, drop_empty=True), hide_index=True, width="stretch",
                      key="run.metrics", column_config=common.pinned("task", "method", **NUMBER_COLUMNS))
         comparisons(shown)
+        methods(shown)
         sweep(detail)
         tasks = run_detail.task_rows(detail.results)
         if tasks and len(tasks[0]) > 1:
@@ -238,6 +239,23 @@ def results(detail: run_detail.RunDetail) -> None:
             st.dataframe(stages, hide_index=True, width="stretch")
     with tabs[5]:
         files_list(detail)
+
+
+def methods(shown: dict) -> None:
+    """The methods run in a process of their own: what failed (with the traceback), and what each cost."""
+    failures = run_detail.method_failures(shown)
+    if failures:
+        st.error("\n".join(f"- **{f['method']}** failed on {f['task']}: {f['error']}" for f in failures)
+                 + "\n\nThe other methods' results are complete.", icon="⚠️")
+        with st.expander("Tracebacks"):
+            for f in failures:
+                st.code(f"{f['method']} on {f['task']}\n{f['traceback']}", language="text")
+    cost = run_detail.method_cost_rows(shown)
+    if cost:
+        st.subheader("Methods run in a process of their own")
+        st.caption("The first repeat: seconds and CPU seconds of the method's own work (DataPerf's time files), "
+                   "the whole process (start and environment included), its peak memory.")
+        st.dataframe(cost, hide_index=True, width="stretch", column_config=common.pinned("task", "method"))
 
 
 def sweep(detail: run_detail.RunDetail) -> None:
