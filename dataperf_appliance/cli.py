@@ -40,7 +40,8 @@ def _render(args: argparse.Namespace) -> int:
 
     track = next((a.split("=", 1)[1] for a in args.set if a.startswith("track=")), DEFAULT_TRACK)
     try:
-        params = apply_overrides(default_params(track), [a for a in args.set if not a.startswith("track=")])
+        params = apply_overrides(default_params(track, args.preset),
+                                 [a for a in args.set if not a.startswith("track=")])
         sys.stdout.write(render_task_setup(params))
     except (ConfigError, ValueError) as error:
         print(error, file=sys.stderr)
@@ -254,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a parameter, e.g. --set noise_level=0.2 --set tasks=[digit-3,digit-8]; "
                         "--set track=selection starts from the selection track's defaults; a list for "
                         "train_size, noise_level or model (--set train_size=[50,100,200]) makes a sweep")
+    p.add_argument("--preset", help="start from a preset of the track instead of its defaults: arena (debugging: "
+                                    "every method, DataPerf's four baselines and the libraries')")
     p.set_defaults(handler=_render)
 
     p = with_data_dir(sub.add_parser("run", help="validate and run a benchmark into a new run folder"))

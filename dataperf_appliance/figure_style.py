@@ -33,6 +33,17 @@ METHOD_COLORS: dict[str, str] = {
     "diversity": "#CC79A7",  # reddish purple
     "centroid": "#882255",  # wine
     "closest_furthest": "#999933",  # olive
+    # The libraries' methods (catalog.DEBUGGING_LIBRARY_METHODS): Tol's light colours and his muted purple, near
+    # the appliance's method that does the same where there is one (the KNN-Shapleys blue).
+    "neighbor_shapley_datascope": "#77AADD",  # light blue
+    "knn_shapley_pydvl": "#99DDFF",  # pale cyan
+    "mc_shapley": "#AA4499",  # purple
+    "influence_function": "#EE8866",  # light orange
+    "data_oob": "#BBCC33",  # pear
+    "data_banzhaf": "#44BB99",  # mint
+    "beta_shapley": "#EEDD88",  # light yellow
+    "tmc_shapley": "#FFAABB",  # pink
+    "leave_one_out": "#AAAA00",  # olive
 }
 #: The colours a user's method may get: none of the above, all told apart by colour-blind readers.
 SPARE_COLORS: tuple[str, ...] = ("#332288", "#117733", "#DDCC77", "#88CCEE", "#CC6677", "#44AA99", "#000000")

@@ -143,33 +143,47 @@ def fixing_curve_plot(data_id: str, task_result: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
+#: The figures of a debugging method drawn against its cost: DataPerf's score and the detection of the flipped labels.
+QUALITY_METRICS = ("fraction_fixes", "auprc")
+
+
+def _family_marker(name: str) -> str:
+    """A square for DataPerf's official baselines, a triangle for the other libraries' methods, a circle for the
+    appliance's and a user's: with a dozen methods, colour alone does not tell them apart."""
+    library = catalog.DEBUGGING_LIBRARY_METHODS.get(name)
+    return "o" if library is None else "s" if library.official else "^"
+
+
 def fraction_fixes_vs_time_plot(results: dict, path: Path) -> Path:
-    """Aggregated: fraction_fixes (lower is better) against the seconds each method took, a marker shape per
-    task; with repeats, the mean with its 95% interval as an error bar."""
-    fig, ax = plt.subplots(figsize=WIDE)
-    names = sorted({n for t in results["tasks"].values() for n in t["strategies"]})
+    """Quality against cost, a panel per metric of `QUALITY_METRICS`: each method's mean over the tasks against
+    the mean seconds it took on a task, both with their 95% interval over the repeats as error bars (a method
+    that failed everywhere is left out); the marker tells the method's family (`_family_marker`)."""
+    overall = results.get("overall") or {}
+    names = [name for name, entry in overall.items() if (entry.get(stats.COST_OVER_REPEATS) or {}).get(stats.MEAN)]
     colors = figure_style.method_colors(names)
-    for i, (data_id, task) in enumerate(results["tasks"].items()):
-        for name, result in task["strategies"].items():
-            seconds = result["time_s"]
-            if seconds is None:
+    fig, axes = _grid_of_axes(len(QUALITY_METRICS), height=3.6)
+    for ax, metric in zip(axes, QUALITY_METRICS):
+        for name in names:
+            mean = stats.mean_of(overall[name], metric)
+            if mean is None:
                 continue
-            ax.errorbar(max(seconds, 1e-4), stats.mean_of(result, "fraction_fixes"),
-                        yerr=_error(stats.summary_of(result, "fraction_fixes")), marker=MARKERS[i % len(MARKERS)],
-                        color=colors[name], markersize=8, markeredgecolor="black", markeredgewidth=0.5,
-                        capsize=3, linestyle="none")
-    for name in names:
-        ax.scatter([], [], color=colors[name], label=name)
-    for i, data_id in enumerate(results["tasks"]):
-        ax.scatter([], [], marker=MARKERS[i % len(MARKERS)], facecolor="white", edgecolor="black", label=data_id)
-    figure_style.log_axis(ax, "x")
-    ax.set_xlabel("time to produce the order (s, log scale; first repeat)")
+            cost = overall[name][stats.COST_OVER_REPEATS]
+            seconds, half = max(cost[stats.MEAN], 1e-4), _error(cost)
+            # A t-interval of a few repeats may reach below 0 s, which a log axis cannot show: cut it at a tenth.
+            ax.errorbar(seconds, mean, xerr=[[min(half, 0.9 * seconds)], [half]],
+                        yerr=_error(stats.summary_of(overall[name], metric)), marker=_family_marker(name),
+                        color=colors[name],
+                        markersize=8, markeredgecolor="black", markeredgewidth=0.5, capsize=3, linestyle="none",
+                        label=name)
+        figure_style.log_axis(ax, "x")
+        ax.set_xlabel("seconds to produce the order, per task (log)")
+        ax.set_ylabel(catalog.metric_label(metric))
+        ax.set_title(f"{metric} ({catalog.better(metric)} is better)")
+        ax.grid(alpha=0.3, which="both")
     repeats = results.get("repeats", 1)
-    ax.set_ylabel("fraction_fixes (lower is better)" + (f"\nmean and 95% interval over {repeats} repeats"
-                                                        if repeats > 1 else ""))
-    _title(fig, "Cleaning strategies: quality against cost")
-    ax.grid(alpha=0.3, which="both")
-    _legend_below(fig, *ax.get_legend_handles_labels())
+    _title(fig, "Methods: quality against cost, mean over the tasks"
+           + (f" and 95% interval over {repeats} repeats" if repeats > 1 else ""))
+    _legend_below(fig, *axes[0].get_legend_handles_labels())
     return _save(fig, path)
 
 

@@ -44,6 +44,10 @@ P_ADJUSTED = "p_holm"
 #: key of a replicate's one curve, {fixes, accuracy}.
 CURVE_OVER_REPEATS, CURVE = "curve_over_repeats", "curve"
 
+#: A method's cost in a repeat (the seconds it took to produce its answer), and the key of its summary over the
+#: repeats ({mean, sem, ci_low, ci_high, n}, never tested: the figures against time show it).
+COST, COST_OVER_REPEATS = "time_s", "time_over_repeats"
+
 #: The keys of a strategy's entry in results.json that hold these figures: {metric: summary} and
 #: {metric: comparison} (the latter absent for the baseline itself and when the run has no baseline).
 OVER_REPEATS, VS_BASELINE = "over_repeats", f"vs_{BASELINE}"
@@ -161,6 +165,9 @@ def attach(entries_by_repeat: Mapping[str, Sequence[Mapping[str, Any]]], metrics
         if baseline is not None and name != BASELINE:
             pairs = {m: _paired(entries, baseline, m) for m in metrics}
             record[VS_BASELINE] = {m: paired_comparison(*pair) for m, pair in pairs.items() if pair[0]}
+        costs = [e[COST] for e in entries if e.get(COST) is not None]
+        if costs:
+            record[COST_OVER_REPEATS] = describe(costs)
         curves = [e[CURVE] for e in entries if e.get(CURVE)]
         if curves and len({len(c["accuracy"]) for c in curves}) == 1:
             record[CURVE_OVER_REPEATS] = {"fixes": list(curves[0]["fixes"]),
@@ -210,7 +217,7 @@ def summarize_setting(replicates: Mapping[str, Mapping[str, Sequence[Mapping]]],
         repeats = max([repeats, *(len(entries) for entries in by_name.values())])
     tasks = list(replicates.values())
     shared = [name for name in (tasks[0] if tasks else {}) if all(name in by_name for by_name in tasks)]
-    means = {name: [{m: _mean_over_tasks([by_name[name][r][m] for by_name in tasks]) for m in metrics}
+    means = {name: [{m: _mean_over_tasks([by_name[name][r].get(m) for by_name in tasks]) for m in (*metrics, COST)}
                     for r in range(min(len(by_name[name]) for by_name in tasks))]
              for name in shared}
     overall = attach(means, metrics)

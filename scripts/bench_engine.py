@@ -35,9 +35,20 @@ Selection track (printed by default; alone with --selection-only):
    evaluation in this process (modules loaded), each as a ratio to Spark,
    and whether the scores are equal. Targets: >= 6x and >= 30x.
 
+Arena (alone with --arena-only; left out with --skip-arena):
+
+6. The arena preset (`dataperf-appliance render --preset arena`: every method of
+   the appliance and of the libraries, DataPerf's four baselines among them,
+   on the three default tasks with repeats) end to end on all cores: each
+   method's fraction_fixes and AUPRC (mean over the tasks ± half the 95%
+   interval over the repeats), its mean seconds on a task, and the run's wall
+   time in all. The methods' environments are built first, and their build
+   times printed apart (a second run reuses them). No target: figures for the
+   README.
+
 Usage: scripts/bench_engine.py [--skip-synthetic] [--skip-official] [--skip-repeats] [--selection-only]
                                [--data-dir DIR] [--official-folder DIR]
-                               [--official-selection CHECKOUT --spark-python PY]
+                               [--official-selection CHECKOUT --spark-python PY] [--arena-only | --skip-arena]
 """
 
 from __future__ import annotations
@@ -278,6 +289,32 @@ def official_selection_figures(folder: Path | None, official_repo: Path | None, 
     return same and spark / whole >= WHOLE_COMMAND_TARGET and spark / in_process >= IN_PROCESS_TARGET
 
 
+def arena_figures(data_root: Path) -> None:
+    from dataperf_appliance.methods import environments, runner
+    from dataperf_appliance.stats import COST_OVER_REPEATS, format_estimate, mean_of, summary_of
+
+    print("\n== 6. arena: every method on the default tasks, with repeats ==")
+    folders = sorted({runner.library_call(name).requirements for name in catalog.DEBUGGING_LIBRARY_METHODS})
+    for requirements in folders:
+        seconds = _timed(lambda: environments.ensure_environment(requirements, data_root))[1]
+        print(f"environment of {requirements.parent.name}: ready in {seconds:.1f} s")
+    text = render_task_setup(default_params("debugging", "arena"))
+    results, stages, seconds = _timed_run(text, data_root, "arena")
+    print(f"{'method':<28} {'fraction_fixes ↓':>18} {'auprc ↑':>18} {'s per task':>11}")
+    overall = results["overall"]
+    for name in sorted(overall, key=lambda n: mean_of(overall[n], "fraction_fixes") or 9.0):
+        entry = overall[name]
+        cost = (entry.get(COST_OVER_REPEATS) or {}).get("mean")
+        print(f"{name:<28} {format_estimate(mean_of(entry, 'fraction_fixes'), summary_of(entry, 'fraction_fixes')):>18}"
+              f" {format_estimate(mean_of(entry, 'auprc'), summary_of(entry, 'auprc')):>18}"
+              f" {'-' if cost is None else f'{cost:.2f}':>11}")
+    failed = [f"{task}/{name}: {entry['method']['error']}" for task, result in results["tasks"].items()
+              for name, entry in result["strategies"].items() if (entry.get("method") or {}).get("error")]
+    print(f"arena: {results['repeats']} repeats x {len(results['tasks'])} tasks x {len(overall)} methods in "
+          f"{seconds:.0f} s wall (evaluate {stages['evaluate']:.0f} s) on {os.cpu_count()} cores"
+          + (f"; failed: {'; '.join(failed)}" if failed else ""))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-synthetic", action="store_true")
@@ -285,6 +322,9 @@ def main() -> int:
     parser.add_argument("--skip-repeats", action="store_true", help="not the default run with its repeats")
     parser.add_argument("--selection-only", action="store_true", help="only the selection track's figures")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--arena-only", action="store_true", help="only the arena's figures")
+    parser.add_argument("--skip-arena", action="store_true", help="not the arena (it builds the methods' "
+                                                                    "environments and runs for long)")
     parser.add_argument("--official-folder", type=Path, default=None,
                         help="where to write (and keep) the 20,000 x 256 official selection folder")
     parser.add_argument("--official-selection", type=Path, default=None,
@@ -295,6 +335,9 @@ def main() -> int:
     args = parser.parse_args()
     data_root = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-data-"))
     ok = True
+    if args.arena_only:
+        arena_figures(data_root)
+        return 0
     if not args.selection_only:
         if not args.skip_official:
             ok = official_procedure_figures(data_root)
@@ -305,6 +348,8 @@ def main() -> int:
             ok = repeats_figures(data_root) and ok
     selection_figures(data_root)  # figures to report, no target
     ok = official_selection_figures(args.official_folder, args.official_selection, args.spark_python) and ok
+    if not args.skip_arena and not args.selection_only:
+        arena_figures(data_root)  # figures to report, no target
     print("all targets met" if ok else "a target was missed")
     return 0 if ok else 1
 

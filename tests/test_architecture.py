@@ -136,7 +136,8 @@ def test_the_scan_finds_a_comparison(tmp_path):
 
 #: What runs in a method's own environment (often without the appliance installed): the child process and the
 #: modules it provides to a method file.
-METHOD_SIDE = [f"{PACKAGE}.methods.child", f"{PACKAGE}.methods.shim.appraiser"]
+METHOD_SIDE = [f"{PACKAGE}.methods.child", f"{PACKAGE}.methods.shim.appraiser",
+               f"{PACKAGE}.methods.shim.method_parameters"]
 
 
 @pytest.mark.parametrize("name", METHOD_SIDE)

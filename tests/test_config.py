@@ -223,7 +223,7 @@ def test_each_problem_is_reported_at_the_line_and_column_of_its_key():
 def test_all_problems_are_collected_in_file_order():
     text = (GOOD.replace("model: logistic_regression", "model: xgboost")
             .replace("    noise_level: 0.1", "    noise_level: 1.5")
-            .replace("  - name: loss", "  - name: mc_shapley")
+            .replace("  - name: loss", "  - name: bruteforce_shapley")
             .replace("submissions: [mine]", "submissions: [mine, ../x]\nextra: 1"))
     error = errors_of(text)
     assert [issue.field for issue in error.issues] == [

@@ -13,7 +13,7 @@ from dataperf_appliance.config import catalog  # noqa: E402
 
 
 def test_every_method_of_the_appliance_has_its_own_fixed_colour():
-    methods = set(catalog.DEBUGGING_STRATEGIES + catalog.SELECTION_STRATEGIES)
+    methods = set(catalog.DEBUGGING_BASELINES + catalog.SELECTION_STRATEGIES)
     assert methods <= set(figure_style.METHOD_COLORS)
     colors = [figure_style.METHOD_COLORS[m] for m in methods]
     assert len(set(colors)) == len(colors)

@@ -176,9 +176,10 @@ def test_a_participants_appraiser_runs_through_the_dag_with_repeats(airflow_stac
     """Methods as code through Airflow: stored with the run, run by every mapped evaluate, in the bucket."""
     from test_methods import FAILING, PARTICIPANT_APPRAISER
 
-    text = small_setup("repeats=2", "strategies=random") + (
-        "methods:\n  - {name: participant, file: methods/appraiser.py}\n"
-        "  - {name: broken, file: methods/broken.py}\n")
+    methods = ("methods:\n  - {name: participant, file: methods/appraiser.py}\n"
+               "  - {name: broken, file: methods/broken.py}\n")
+    text = "".join(methods if line.startswith("methods:") else line
+                   for line in small_setup("repeats=2", "strategies=random").splitlines(keepends=True))
     files = {"methods/appraiser.py": PARTICIPANT_APPRAISER.encode(), "methods/broken.py": FAILING.encode()}
     with pytest.raises(ValueError, match=r"methods\[1\]\.file: no file methods/broken.py"):
         pipeline.create_run(text, files={"methods/appraiser.py": files["methods/appraiser.py"]})

@@ -77,6 +77,7 @@ class TinyTrack:
     setup_model = TinySetup
     template = "tiny_task_setup.yml.j2"
     defaults = {"track": "tiny", "seed": 0, "repeats": 1, "train_size": 10}
+    presets: dict = {}
     builtin_datasets = ("coins",)
     strategies = ("random",)
     reference_model = "logistic_regression"

@@ -195,6 +195,18 @@ def test_methods_as_code_are_uploaded_with_the_run(app_env, triggered):
     assert (stored / "requirements.txt").read_bytes() == b"cowsay==6.1\n"
 
 
+def test_the_arena_preset_sets_every_method(app_env, triggered):
+    from dataperf_appliance.tracks.debugging import ARENA
+
+    at = app()
+    at.button(key="nb.debugging.preset.arena").click().run()
+    text = at.code[0].value
+    for name in catalog.DEBUGGING_BASELINES:
+        assert f"- name: {name}\n" in text
+    assert f"repeats: {ARENA['repeats']}" in text and f"train_size: {ARENA['train_size']}" in text
+    assert not at.button(key="nb.run").disabled
+
+
 def test_a_method_file_with_an_unsafe_name_keeps_run_disabled(app_env, triggered):
     at = app()
     at.file_uploader(key="nb.method_uploads.debugging").set_value([("my method.py", b"x = 1\n", "text/x-python")]).run()

@@ -30,7 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Field, Strict, model_validator
+from pydantic import AfterValidator, Field, Strict, model_serializer, model_validator
 
 from . import grid
 from .catalog import DEBUGGING_LIBRARY_METHODS, DEFAULT_DEBUGGING_MODEL, DEFAULT_SELECTION_MODEL
@@ -68,6 +68,21 @@ DEFAULT_METHOD_TIMEOUT_S, MAX_METHOD_TIMEOUT_S = 3600, 86400
 SELECTION_DIGITS, SELECTION_DATASET_CSV = "digits", "train_csv"
 
 
+class _OptionalKeysLeftOut(ConfigModel):
+    """A list item whose optional keys are written only when given: its YAML is what the file says."""
+
+    @model_serializer(mode="wrap")
+    def _without_defaults(self, handler):
+        written = handler(self)
+        return {key: value for key, value in written.items()
+                if type(self).model_fields[key].is_required() or getattr(self, key) != _default_of(type(self), key)}
+
+
+def _default_of(model: type[ConfigModel], key: str) -> Any:
+    field = model.model_fields[key]
+    return field.default_factory() if field.default_factory is not None else field.default
+
+
 def _method_file(suffix: str):
     def check(value: str) -> str:
         if not value.endswith(suffix):
@@ -76,7 +91,7 @@ def _method_file(suffix: str):
     return Annotated[DataFile, AfterValidator(check)]
 
 
-class MethodFile(ConfigModel):
+class MethodFile(_OptionalKeysLeftOut):
     """A user's method as code, run for every task, repeat and setting (`dataperf_appliance.methods`).
 
     Paths are relative to the folder of the task file (and stored with a run at the same place)."""
@@ -189,7 +204,7 @@ class DebuggingTask(ConfigModel):
         description="validation rows with clean labels, given to the strategies")
 
 
-class Baseline(ConfigModel):
+class Baseline(_OptionalKeysLeftOut):
     """A cleaning strategy of the appliance, or a library's method, to run on every task."""
 
     name: StrategyName

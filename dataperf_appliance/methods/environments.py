@@ -45,6 +45,8 @@ PREBUILT_VARIABLE = "APPLIANCE_PREBUILT_METHOD_ENVS"
 CHILD_REQUIREMENTS = ("numpy",)
 #: The file beside a requirements file that constrains the builds of source-only packages (uv's -b).
 BUILD_CONSTRAINTS = "build-constraints.txt"
+#: uv's cache, beside the environments it builds.
+UV_CACHE_FOLDER = ".uv-cache"
 #: Written last into a finished environment.
 READY_MARK = "ready"
 #: The longest a build may take (seconds): a wheel compiled from source included.
@@ -110,11 +112,14 @@ def _lock(path: Path) -> Iterator[None]:
         yield
 
 
-def _run(command: list[str], log: Path) -> None:
+def _run(command: list[str], log: Path, cache: Path) -> None:
+    # uv's download and build cache under the data root too (nothing is written outside it), unless the
+    # machine names one.
+    env = {**os.environ, "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR") or str(cache)}
     with open(log, "a") as out:
         out.write("$ " + " ".join(command) + "\n")
         out.flush()
-        completed = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT_S)
+        completed = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT_S, env=env)
     if completed.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-6:]
         raise EnvironmentBuildError(f"building the environment failed ({command[1]} {command[2]} exited "
@@ -145,10 +150,10 @@ def ensure_environment(requirements: Path, data_root: Path) -> Path:
         log.write_text("")
         python = requested_python(text) or sys.executable
         try:
-            _run([_uv(), "venv", "--quiet", "--python", python, str(folder)], log)
+            _run([_uv(), "venv", "--quiet", "--python", python, str(folder)], log, root / UV_CACHE_FOLDER)
             build = ["--build-constraints", str(constraints)] if constraints.is_file() else []
             _run([_uv(), "pip", "install", "--python", str(python_of(folder)), *package_sources(), *build,
-                  "-r", str(requirements), *CHILD_REQUIREMENTS], log)
+                  "-r", str(requirements), *CHILD_REQUIREMENTS], log, root / UV_CACHE_FOLDER)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

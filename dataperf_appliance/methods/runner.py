@@ -40,6 +40,8 @@ SCRATCH_FOLDER = "scratch"
 APPRAISER, SELECTOR = "appraiser", "selector"
 #: The environment variables a method reads: the repeat's seed, and each of its parameters.
 SEED_VARIABLE, PARAMETER_PREFIX = "DATAPERF_SEED", "DATAPERF_PARAM_"
+#: The thread counts of the numerical libraries (OpenMP, OpenBLAS, MKL) a method's process starts with.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # How much of a failed method's output its error keeps.
 _LOG_TAIL_LINES = 20
 
@@ -101,6 +103,10 @@ def _environment(call: MethodCall) -> dict[str, str]:
     env.update({f"{PARAMETER_PREFIX}{key.upper()}": json.dumps(value) if not isinstance(value, str) else value
                 for key, value in call.parameters.items()})
     env["PYTHONHASHSEED"] = "0"
+    # One thread per method, as the engine's own fits: the methods of a run share the cores, and on the small
+    # training sets of a task a library's thread pool spins more than it computes (XGBoost: ~50x slower).
+    for name in THREAD_VARIABLES:
+        env.setdefault(name, "1")
     env.pop("PYTHONPATH", None)  # the method's environment, not the appliance's, provides its imports
     return env
 

@@ -83,9 +83,17 @@ def load_task_setup(path: str | os.PathLike, *, data_root: Path | None = None) -
                             source_dir=Path(path).parent)
 
 
-def default_params(track: str = DEFAULT_TRACK) -> dict[str, Any]:
-    """A fresh copy of the default template parameters of `track`."""
-    return copy.deepcopy(dict(track_of(track).defaults))
+def default_params(track: str = DEFAULT_TRACK, preset: str | None = None) -> dict[str, Any]:
+    """A fresh copy of the default template parameters of `track`, changed by its `preset` when given
+    (ValueError for an unknown one)."""
+    found = track_of(track)
+    params = copy.deepcopy(dict(found.defaults))
+    if preset is not None:
+        if preset not in found.presets:
+            raise ValueError(f"unknown preset {preset!r} of the {found.name} track; choose one of: "
+                             f"{', '.join(found.presets) or 'none'}")
+        params.update(copy.deepcopy(dict(found.presets[preset])))
+    return params
 
 
 def apply_overrides(params: Mapping[str, Any], assignments: list[str]) -> dict[str, Any]:

@@ -21,6 +21,13 @@ from .engine import EngineTrack
 DEFAULT_REPEATS = 6
 
 
+#: The arena: every method of the appliance and of the libraries (DataPerf's four baselines among them) on the
+#: default tasks with repeats, for the figure of every method's quality against its cost. The training sets are
+#: smaller than the default's so that the Monte Carlo methods (mc_shapley: 100 permutations of XGBoost fits)
+#: finish in minutes on 2 cores.
+ARENA = {"strategies": list(catalog.DEBUGGING_BASELINES), "repeats": 3, "train_size": 100, "test_size": 100}
+
+
 class DebuggingTrack(EngineTrack):
     name = "debugging"
     setup_model = DebuggingSetup
@@ -44,6 +51,7 @@ class DebuggingTrack(EngineTrack):
         "submissions": [],
         "methods": [],
     }
+    presets = {"arena": ARENA}
     builtin_datasets = ("digits", "synthetic")
     strategies = catalog.DEBUGGING_BASELINES
     reference_model = catalog.DATAPERF_REFERENCE_MODEL

@@ -31,6 +31,8 @@ class Track(Protocol):
     #: The Jinja2 template in the templates folder, and its parameters' defaults.
     template: str
     defaults: Mapping[str, Any]
+    #: Named sets of parameters that change the defaults (the debugging arena: every method).
+    presets: Mapping[str, Mapping[str, Any]]
     #: The datasets it generates itself (others are folders under <data root>/datasets).
     builtin_datasets: tuple[str, ...]
     #: The methods of the appliance (a user adds their own files as submissions).

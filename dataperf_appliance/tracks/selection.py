@@ -45,6 +45,7 @@ class SelectionTrack(EngineTrack):
         "methods": [],
         "results_dir": "results",
     }
+    presets: dict = {}
     builtin_datasets = (SELECTION_DIGITS,)
     strategies = catalog.SELECTION_STRATEGIES
     reference_model = catalog.SELECTION_REFERENCE_MODEL

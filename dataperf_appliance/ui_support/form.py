@@ -230,6 +230,31 @@ def field_specs(track: str, *, dataset: str | None = None, dataset_folders: Iter
     return sorted(specs, key=lambda spec: rank.get(spec.key, len(rank)))
 
 
+def widget_key(track: str, spec: FieldSpec, scope: str | None = None) -> str:
+    """The session-state key of a field's widget (`scope`: a dataset other than the default's, whose tasks are
+    kept apart)."""
+    return f"nb.{track}.{spec.key}.{spec.kind}" + (f".{scope}" if scope else "")
+
+
+def presets(track: str) -> tuple[str, ...]:
+    return tuple(TRACKS[track].presets)
+
+
+def preset_widget_values(track: str, preset: str, specs: Sequence[FieldSpec]) -> dict[str, Any]:
+    """{widget key: value} that set the form to the track's `preset` (the fields it changes)."""
+    changed = TRACKS[track].presets[preset]
+    out: dict[str, Any] = {}
+    for spec in specs:
+        if spec.key not in changed:
+            continue
+        value = changed[spec.key]
+        if spec.kind in ("multichoice", "numbers") and not isinstance(value, list):
+            value = [value]
+        out[widget_key(track, spec)] = (value if spec.kind in ("multichoice", "int", "float", "bool", "choice")
+                                        else text_of(spec, value))
+    return out
+
+
 def text_of(spec: FieldSpec, value: Any) -> str:
     """The text a text-like field shows for `value` (names and numbers comma-separated, None blank)."""
     if value is None:

@@ -12,13 +12,15 @@ from dataperf_appliance.ui_support import form
 WIDE_KINDS = ("multichoice", "names")
 FORM_COLUMNS = 2
 PENDING_RUN = "nb.pending_run_id"
+PRESET_HELP = {"arena": "Every method of the appliance and of the libraries, DataPerf's four baselines among them, "
+                        "with repeats: one figure of every method's quality against its cost (minutes to hours)."}
 
 
 def widget(spec: form.FieldSpec, track: str, scope: str | None = None):
     """Draw the widget of one field; its value. The value the user gave is kept across pages (common.keep_values);
     with `scope` (a dataset other than the default), apart from the other datasets' (the browser keeps a
     widget's choices when only its options change)."""
-    key = f"nb.{track}.{spec.key}.{spec.kind}" + (f".{scope}" if scope else "")
+    key = form.widget_key(track, spec, scope)
     common.remember(key)
     label, help_text = spec.label, spec.help or None
     given = key in st.session_state  # then the widget takes its value from there, not from a default
@@ -114,6 +116,11 @@ def form_mode(track: str, settings, dataset_folders: list[str]) -> tuple[form.Fo
     specs = [s for s in form.field_specs(track, dataset=st.session_state.get(dataset_key),
                                          dataset_folders=dataset_folders, sweep=sweep,
                                          data_root=settings.data_dir) if s.key != "track"]
+    for preset in form.presets(track):
+        if st.button(f"Preset: {preset}", key=f"nb.{track}.preset.{preset}", icon=":material/stadium:",
+                     help=PRESET_HELP.get(preset)):
+            st.session_state.update(form.preset_widget_values(track, preset, specs))
+            st.rerun()
     values, slots = {}, {}
     narrow = [s for s in specs if s.kind not in WIDE_KINDS and not s.advanced]
     wide = [s for s in specs if s.kind in WIDE_KINDS]
