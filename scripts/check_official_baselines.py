@@ -19,8 +19,13 @@ environment), and datascope's 1-nearest-neighbour values against
 ``knn_shapley_values(k=1)``.
 
 Each side runs as ``PYTHON check_official_baselines.py --worker SPEC`` in
-its environment; the task's arrays go through ``.npy`` files. DataPerf's
-code is run as it is except where a flag says otherwise:
+its environment; the task's arrays go through ``.npy`` files. A library file
+runs as the appliance's child process runs it: the appliance's shim folder
+(``appraiser``, ``method_parameters``) and the file's own folder on
+``sys.path``, ``DATAPERF_SEED`` and ``DATAPERF_PARAM_*`` set. Every side gets
+``--threads`` threads (default 1, as the appliance's runner gives a method)
+for OpenMP, OpenBLAS and MKL. DataPerf's code is run as it is except where a
+flag says otherwise:
 
 - ``--mc-iterations`` (default 5): DataPerf's mc_shapley hard-codes 100
   Monte Carlo iterations, about 0.7 s per XGBoost fit and some 65 fits per
@@ -77,20 +82,10 @@ OFFICIAL_INFLUENCE_WIDTH = 2048
 #: The validation row whose order DataPerf's influence_function keeps: 40 per class x 2 classes, the last.
 OFFICIAL_INFLUENCE_ROW = 79
 CHECKS = ("neighbor_shapley", "mc_shapley", "influence_function", "knn_shapley")
-#: The `appraiser` module the runner provides (a stand-in with the same interface).
-APPRAISER_STUB = '''
-class Appraiser:
-    name = "appraiser"
-
-    def __init__(self):
-        pass
-
-    def fit(self, train_X, train_y, val_X, val_y):
-        raise NotImplementedError
-
-    def propose(self, budget):
-        raise NotImplementedError
-'''
+#: The modules the appliance's child process provides to a method file (``appraiser``, ``method_parameters``).
+SHIM_FOLDER = REPO / "dataperf_appliance" / "methods" / "shim"
+#: The thread counts the appliance's runner gives a method's process (unless the caller's environment sets them).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 # --- the task -------------------------------------------------------------------------------
@@ -137,10 +132,8 @@ def _run_library_file(spec: dict, arrays) -> dict:
     import importlib.util
     import inspect
 
-    stub = Path(spec["scratch"]) / "stub"
-    stub.mkdir(exist_ok=True)
-    (stub / "appraiser.py").write_text(APPRAISER_STUB)
-    sys.path[:0] = [str(stub), str(Path(spec["file"]).parent)]
+    # As the child process: the appliance's shim folder first, then the method's own folder (its helpers).
+    sys.path[:0] = [str(SHIM_FOLDER), str(Path(spec["file"]).parent)]
     module_spec = importlib.util.spec_from_file_location("dataperf_method", spec["file"])
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[module_spec.name] = module
@@ -273,6 +266,8 @@ def run_side(label: str, python: str, spec: dict, scratch: Path, environment: di
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("DATAPERF_") and key != "PYTHONPATH"}
     env.update({"DATAPERF_SEED": str(spec["seed"]), "PYTHONHASHSEED": "0", **(environment or {})})
+    if spec["threads"]:  # both sides alike: float sums (torch's, XGBoost's) can depend on the thread count
+        env.update({name: str(spec["threads"]) for name in THREAD_VARIABLES})
     with open(folder / "log.txt", "w") as log:
         completed = subprocess.run([python, str(Path(__file__).resolve()), "--worker", str(folder / "spec.json")],
                                    stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -385,6 +380,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--influence-official", default="reduced,last-point",
                         help="how DataPerf's influence_function runs: reduced, last-point, full (comma-separated)")
     parser.add_argument("--only", default=",".join(CHECKS), help=f"checks to run (default all: {','.join(CHECKS)})")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="OMP/OPENBLAS/MKL_NUM_THREADS of every side (default 1, as the appliance's runner; "
+                             "0 leaves the libraries' own defaults)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--keep", type=Path, help="keep the sides' folders (logs, orders) under this folder")
     args = parser.parse_args(argv)
@@ -415,10 +413,11 @@ def main(argv: list[str]) -> int:
         task.mkdir()
         for name, array in zip(("train_X", "train_y", "val_X", "val_y"), (train_X, train_y, val_X, val_y)):
             np.save(task / f"{name}.npy", array)
-        base = {"task": str(task), "seed": args.seed, "official_app": str(official_app), "repo": str(REPO)}
+        base = {"task": str(task), "seed": args.seed, "official_app": str(official_app), "repo": str(REPO),
+                "threads": args.threads}
         n_flipped = len(flipped)
         print(f"\n=== task: {args.rows} x {dim} float32, {args.val_rows} validation rows, {n_flipped} flipped "
-              f"labels, seed {args.seed}")
+              f"labels, seed {args.seed}; threads per side: {args.threads or 'as the libraries choose'}")
 
         if "neighbor_shapley" in checks and args.datascope_python:
             official = run_side("DataPerf neighbor_shapley", args.official_python,
