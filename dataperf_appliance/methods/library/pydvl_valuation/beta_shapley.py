@@ -43,7 +43,7 @@ Environment: ``requirements.txt`` beside this file.
 """
 
 from appraiser import Appraiser
-from pydvl_common import (ascending_order, combine_criteria, fit_valuation, make_datasets, make_utility,
+from pydvl_common import (ascending_order, fit_valuation, make_datasets, make_utility, stopping_rule,
                           read_parameter, repeat_seed, require_positive, stopping_report, values_by_row)
 
 
@@ -73,14 +73,11 @@ class BetaShapleyAppraiser(Appraiser):
     def fit(self, train_X, train_y, val_X, val_y):
         from pydvl.valuation.methods import BetaShapleyValuation
         from pydvl.valuation.samplers import PermutationSampler, RelativeTruncation
-        from pydvl.valuation.stopping import MaxTime, MaxUpdates
+        from pydvl.valuation.stopping import MaxUpdates
 
         training, validation = make_datasets(train_X, train_y, val_X, val_y)
         # Each permutation updates every row once: a row's update count is the permutations done.
-        criteria = {"max_permutations": MaxUpdates(self.max_permutations)}
-        if self.max_seconds > 0:
-            criteria["max_seconds"] = MaxTime(self.max_seconds)
-        stopping = combine_criteria(criteria)
+        criteria, stopping = stopping_rule("max_permutations", MaxUpdates(self.max_permutations), self.max_seconds)
         sampler = PermutationSampler(
             truncation=RelativeTruncation(rtol=self.truncation_rtol, burn_in_fraction=self.burn_in_fraction),
             seed=repeat_seed())

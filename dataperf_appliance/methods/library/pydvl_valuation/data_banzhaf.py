@@ -38,7 +38,7 @@ Environment: ``requirements.txt`` beside this file.
 """
 
 from appraiser import Appraiser
-from pydvl_common import (ascending_order, combine_criteria, fit_valuation, make_datasets, make_utility,
+from pydvl_common import (ascending_order, fit_valuation, make_datasets, make_utility, stopping_rule,
                           read_parameter, repeat_seed, require_positive, stopping_report, values_by_row)
 
 
@@ -61,14 +61,12 @@ class DataBanzhafAppraiser(Appraiser):
 
     def fit(self, train_X, train_y, val_X, val_y):
         from pydvl.valuation.methods import MSRBanzhafValuation
-        from pydvl.valuation.stopping import MaxChecks, MaxTime
+        from pydvl.valuation.stopping import MaxChecks
 
         training, validation = make_datasets(train_X, train_y, val_X, val_y)
         # A check follows each batch: the cap on checks is the cap on subsets over the batch size.
-        criteria = {"max_samples": MaxChecks(-(-self.max_samples // self.batch_size))}
-        if self.max_seconds > 0:
-            criteria["max_seconds"] = MaxTime(self.max_seconds)
-        stopping = combine_criteria(criteria)
+        criteria, stopping = stopping_rule("max_samples", MaxChecks(-(-self.max_samples // self.batch_size)),
+                                           self.max_seconds)
         valuation = MSRBanzhafValuation(make_utility(validation, self.C), is_done=stopping,
                                         batch_size=self.batch_size, seed=repeat_seed(), show_warnings=False,
                                         progress=False)

@@ -110,6 +110,17 @@ def ascending_order(values):
     return np.argsort(np.asarray(values, dtype=np.float64), kind="stable").astype(np.int64)
 
 
+def stopping_rule(name, cap, max_seconds):
+    """(the criteria by name, the rule that stops at the first of them): the sample cap `cap` under `name`, and
+    pyDVL's MaxTime when `max_seconds` is positive."""
+    from pydvl.valuation.stopping import MaxTime
+
+    criteria = {name: cap}
+    if max_seconds > 0:
+        criteria["max_seconds"] = MaxTime(max_seconds)
+    return criteria, combine_criteria(criteria)
+
+
 def combine_criteria(criteria):
     """The pyDVL stopping criteria of the dict `criteria` joined by "or": the first to fire stops."""
     combined = None
