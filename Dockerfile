@@ -55,6 +55,23 @@ RUN --mount=type=secret,id=pip-ca,required=false \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
  && UV_LINK_MODE=copy scripts/install.sh
 
+# The environments of the libraries' methods (docs/methods.md) built in advance, so that their first run
+# builds nothing: e.g. --build-arg PREBUILT_METHOD_ENVIRONMENTS=pydvl_valuation (0.67 GB with its .pyc,
+# compiled since the services cannot write next to them). None by default: the image is held to 2 GB, and
+# datascope 0.0.8's compiles from source (the image has no compiler) and PyPI's torch 2.13 is the CUDA
+# build (GBs). A deployment builds each at its first use on the data root and keeps it packed in the
+# bucket, from which every later instance or worker restores it.
+ARG PREBUILT_METHOD_ENVIRONMENTS=""
+ENV APPLIANCE_PREBUILT_METHOD_ENVS=/opt/method-envs
+RUN --mount=type=secret,id=pip-ca,required=false \
+    --mount=type=cache,target=/root/.cache/uv \
+    if [ -s /run/secrets/pip-ca ]; then export SSL_CERT_FILE=/run/secrets/pip-ca; fi \
+ && if [ -n "$PREBUILT_METHOD_ENVIRONMENTS" ]; then \
+      UV_CACHE_DIR=/root/.cache/uv UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_PYTHON_DOWNLOADS=never \
+        /opt/appliance/venv/bin/dataperf-appliance build-environments --into /opt/method-envs \
+        $PREBUILT_METHOD_ENVIRONMENTS; \
+    fi
+
 ARG GIT_COMMIT=""
 ENV APPLIANCE_GIT_COMMIT=${GIT_COMMIT}
 

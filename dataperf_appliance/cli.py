@@ -1,4 +1,4 @@
-"""The command line: `dataperf-appliance validate | render | run | evaluate | export | datasets`.
+"""The command line: `dataperf-appliance validate | render | run | evaluate | export | datasets | build-environments`.
 
 Exit codes: 0 success, 1 a run failed, 2 invalid input (every error on stderr).
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from .settings import load_settings
@@ -237,6 +238,29 @@ def _datasets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _build_environments(args: argparse.Namespace) -> int:
+    from .config.catalog import DEBUGGING_LIBRARY_METHODS
+    from .methods import environments, runner
+
+    requirements = {entry.folder: runner.library_call(name).requirements
+                    for name, entry in DEBUGGING_LIBRARY_METHODS.items()}
+    unknown = sorted(set(args.library) - set(requirements))
+    if unknown:
+        print(f"error: no library {', '.join(unknown)} (the libraries: {', '.join(sorted(requirements))})",
+              file=sys.stderr)
+        return EXIT_INVALID
+    into = Path(args.into) if args.into else _data_root(args) / environments.ENVIRONMENTS_FOLDER
+    for library in args.library or sorted(requirements):
+        started = time.perf_counter()
+        try:
+            folder = environments.prebuild(into, [requirements[library]])[0]
+        except environments.EnvironmentBuildError as error:
+            print(f"error: {library}: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"{library}: {folder} ({time.perf_counter() - started:.1f} s)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dataperf-appliance", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -254,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a parameter, e.g. --set noise_level=0.2 --set tasks=[digit-3,digit-8]; "
                         "--set track=selection starts from the selection track's defaults; a list for "
-                        "train_size, noise_level or model (--set train_size=[50,100,200]) makes a sweep")
+                        "train_size, noise_level or model (--set train_size=[50,100,200]) makes a sweep; a "
+                        "library method's parameter: --set method_params.data_oob.n_estimators=50")
     p.add_argument("--preset", help="start from a preset of the track instead of its defaults: arena (debugging: "
                                     "every method, DataPerf's four baselines and the libraries')")
     p.set_defaults(handler=_render)
@@ -286,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_data_dir(sub.add_parser("datasets", help="list the datasets available"))
     p.set_defaults(handler=_datasets)
+    p = with_data_dir(sub.add_parser("build-environments", help="build the environments of the libraries' "
+                                                                "methods now rather than at their first run"))
+    p.add_argument("library", nargs="*", help="official_datascope, official_influence, pydvl_valuation "
+                                              "(default: all)")
+    p.add_argument("--into", help="a folder of environments built in advance, as an image's "
+                                  "(APPLIANCE_PREBUILT_METHOD_ENVS); default: <data root>/method-envs")
+    p.set_defaults(handler=_build_environments)
     return parser
 
 

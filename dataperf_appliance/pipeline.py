@@ -26,6 +26,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -54,8 +55,11 @@ from .runs import (
     write_json,
 )
 from .settings import Settings, load_settings
-from .storage import Storage
+from .methods import environments, runner
+from .storage import Storage, StorageError
 from .tracks import load_task_setup, parse_task_setup, track_of
+
+logger = logging.getLogger(__name__)
 
 # Manifest states, in the order a run goes through them.
 QUEUED, RUNNING, PUBLISHING, SUCCESS, FAILED = "queued", "running", "publishing", "success", "failed"
@@ -411,8 +415,11 @@ def merge_units(work_dir: Path, setup: TaskSetup) -> None:
     if not units.is_dir():
         return
     for task in setup.task_ids():
-        for folder in sorted((units / task).glob("*")) if (units / task).is_dir() else []:
-            method = folder.name
+        # In the setup's order, as a run in one process lists its methods.
+        for method in setup.isolated_methods():
+            folder = units / task / method
+            if not folder.is_dir():
+                continue
             _merge_json(work_dir / PARTIAL / f"{task}.json", folder / PARTIAL / f"{task}.json",
                         lambda base, part: base["strategies"].update({method: part["strategies"][method]}))
             _merge_json(work_dir / PARTIAL / f"sweep_{task}.json", folder / PARTIAL / f"sweep_{task}.json",
@@ -459,15 +466,39 @@ def report(paths: RunPaths, setup: TaskSetup) -> dict:
     return _engine(setup).report(setup, paths.staging)
 
 
+@contextlib.contextmanager
+def _environment_synced(setup: TaskSetup, unit: str, paths: RunPaths, settings: Settings) -> Iterator[None]:
+    """Around a unit of one method with requirements: its environment restored from the bucket before, when
+    this machine has none (a new instance or another worker unpacks it rather than building it), and kept
+    there after (once per key). A failure of either only costs a build."""
+    _, _, method = unit.partition(UNIT_SEPARATOR)
+    requirements = runner.requirements_of(setup, method, paths.source_dir) if method else None
+    storage = Storage.from_settings(settings) if requirements else None
+    if not storage or not storage.enabled:
+        yield
+        return
+    try:
+        environments.restore_environment(requirements, paths.data_root, storage.download_environment)
+    except (StorageError, environments.EnvironmentBuildError, OSError) as error:
+        logger.warning("the environment of %s was not restored (it is built here instead): %s", requirements, error)
+    yield
+    try:
+        environments.archive_environment(requirements, paths.data_root, storage.upload_environment)
+    except (StorageError, OSError) as error:
+        logger.warning("the environment of %s was not kept in %s: %s", requirements, storage.location, error)
+
+
 def evaluate_run_task(run_id: str, unit: str, *, n_jobs: int = 1, settings: Settings | None = None) -> dict:
     """Stage `evaluate` for one unit of work (`work_units`: a benchmark task, or one method as code of it):
     writes partial/<task>.json (and, for a sweep, the rows of all the task's cells), under the unit's folder
     for a method; a short summary: the track's main metric per strategy, and the cell count."""
+    settings = settings or load_settings()
     paths = RunPaths.of(run_id, settings)
     with stage(paths, "evaluate", part=unit):
         setup = _load_setup(paths)
         data_id, unit_setup, work_dir = _unit_work(paths, setup, unit)
-        result = evaluate(paths, unit_setup, [data_id], n_jobs=n_jobs, work_dir=work_dir)[data_id]
+        with _environment_synced(setup, unit, paths, settings):
+            result = evaluate(paths, unit_setup, [data_id], n_jobs=n_jobs, work_dir=work_dir)[data_id]
     metric = track_of(setup).main_metric
     summary = {"data_id": data_id, "unit": unit,
                "strategies": {name: r.get(metric) for name, r in result.get("strategies", {}).items()}}

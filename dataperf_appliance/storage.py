@@ -4,6 +4,7 @@ The bucket mirrors the data root, key for path::
 
     <data root>/datasets/<dataset>/<path>   <prefix>datasets/<dataset>/<path>
     <data root>/runs/<run_id>/<path>        <prefix>runs/<run_id>/<path>
+    <data root>/method-envs/<key>/          <prefix>method-envs/<key>.tar.gz (a method's environment, packed)
 
 Hidden names (``.<run_id>.partial`` staging folders, ``.<name>.tmp`` files)
 are never uploaded, and the sync only adds or replaces objects: it never
@@ -59,6 +60,7 @@ from botocore.exceptions import HTTPClientError
 
 from .config import catalog
 from .config.names import MAX_RUN_ID_LENGTH, is_safe_name
+from .methods.environments import ARCHIVE_SUFFIX, ENVIRONMENTS_FOLDER
 from .runs import MANIFEST, check_run_id, staging_dir
 from .settings import Settings, load_settings
 
@@ -250,6 +252,37 @@ class Storage:
         logger.info("synced %s to %s: %d uploaded (%d bytes), %d unchanged",
                     local_dir, self.location, len(uploaded), sent, len(skipped))
         return report
+
+    # ---- methods' environments ---------------------------------------------------------------
+
+    def _environment_key(self, key: str) -> str:
+        return self._key(ENVIRONMENTS_FOLDER, _check_name(key, "environment key") + ARCHIVE_SUFFIX)
+
+    def upload_environment(self, key: str, archive: Path) -> bool:
+        """Keep the packed environment `key` (`archive`) in the bucket unless one is there; True when sent.
+
+        A packed environment is never replaced: the same key is the same requirements, and packing the same
+        folder twice does not give the same bytes (the archive's times), so a second upload would add nothing.
+        """
+        if not self.enabled:
+            return False
+        object_key = self._environment_key(key)
+        if self._list_objects(object_key):
+            return False
+        self._put(Path(archive), object_key, _digest(Path(archive)))
+        logger.info("method environment %s kept in %s", key, self.location)
+        return True
+
+    def download_environment(self, key: str, archive: Path) -> bool:
+        """Write the packed environment `key` to `archive` when the bucket has it; False when it has not."""
+        if not self.enabled:
+            return False
+        object_key = self._environment_key(key)
+        if object_key not in self._list_objects(object_key):
+            return False
+        self._get(object_key, Path(archive))
+        logger.info("method environment %s restored from %s", key, self.location)
+        return True
 
     # ---- listing -------------------------------------------------------------------------------
 

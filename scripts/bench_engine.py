@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -289,15 +290,32 @@ def official_selection_figures(folder: Path | None, official_repo: Path | None, 
     return same and spark / whole >= WHOLE_COMMAND_TARGET and spark / in_process >= IN_PROCESS_TARGET
 
 
-def arena_figures(data_root: Path) -> None:
+def environment_figures(data_root: Path) -> None:
+    """Each library's environment: its build (uv's cache of this machine), then what keeping it in the bucket
+    costs: packing it, and unpacking it under another data root (a new instance; the bucket's transfer aside)."""
     from dataperf_appliance.methods import environments, runner
-    from dataperf_appliance.stats import COST_OVER_REPEATS, format_estimate, mean_of, summary_of
 
-    print("\n== 6. arena: every method on the default tasks, with repeats ==")
     folders = sorted({runner.library_call(name).requirements for name in catalog.DEBUGGING_LIBRARY_METHODS})
     for requirements in folders:
         seconds = _timed(lambda: environments.ensure_environment(requirements, data_root))[1]
-        print(f"environment of {requirements.parent.name}: ready in {seconds:.1f} s")
+        kept = Path(tempfile.mkdtemp(prefix="bench-kept-"))
+        try:
+            packed = _timed(lambda: environments.archive_environment(
+                requirements, data_root, lambda key, archive: shutil.copy(archive, kept / archive.name)))[1]
+            (archive,) = kept.glob(f"*{environments.ARCHIVE_SUFFIX}")
+            unpacked = _timed(lambda: environments.restore_environment(
+                requirements, kept / "new", lambda key, path: bool(shutil.copy(archive, path))))[1]
+            print(f"environment of {requirements.parent.name}: ready in {seconds:.1f} s; packed "
+                  f"{archive.stat().st_size / 1e6:.0f} MB in {packed:.1f} s, unpacked in {unpacked:.1f} s")
+        finally:
+            shutil.rmtree(kept, ignore_errors=True)
+
+
+def arena_figures(data_root: Path) -> None:
+    from dataperf_appliance.stats import COST_OVER_REPEATS, format_estimate, mean_of, summary_of
+
+    print("\n== 6. arena: every method on the default tasks, with repeats ==")
+    environment_figures(data_root)
     text = render_task_setup(default_params("debugging", "arena"))
     results, stages, seconds = _timed_run(text, data_root, "arena")
     print(f"{'method':<28} {'fraction_fixes ↓':>18} {'auprc ↑':>18} {'s per task':>11}")
@@ -325,6 +343,8 @@ def main() -> int:
     parser.add_argument("--arena-only", action="store_true", help="only the arena's figures")
     parser.add_argument("--skip-arena", action="store_true", help="not the arena (it builds the methods' "
                                                                     "environments and runs for long)")
+    parser.add_argument("--environments-only", action="store_true",
+                        help="only the libraries' environments: build, pack and unpack")
     parser.add_argument("--official-folder", type=Path, default=None,
                         help="where to write (and keep) the 20,000 x 256 official selection folder")
     parser.add_argument("--official-selection", type=Path, default=None,
@@ -337,6 +357,9 @@ def main() -> int:
     ok = True
     if args.arena_only:
         arena_figures(data_root)
+        return 0
+    if args.environments_only:
+        environment_figures(data_root)
         return 0
     if not args.selection_only:
         if not args.skip_official:

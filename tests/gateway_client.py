@@ -2,6 +2,8 @@
 
     gateway_client.py trigger [OVERRIDE ...]   create a run (the default debugging setup, with
                                                 config overrides such as tasks=digit-3) and trigger it
+    gateway_client.py trigger-folder DIR        create a run of DIR/task_setup.yml with its methods' files
+                                                (DIR/methods/*.py), as the form uploads them, and trigger it
     gateway_client.py wait RUN_ID [TIMEOUT_S]   wait until the DAG run is finished; tolerates Airflow being
                                                 unavailable for a while (a program restarting)
     gateway_client.py state RUN_ID              the DAG run's state now
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 from dataperf_appliance import airflow_gateway as gateway
 from dataperf_appliance import pipeline
@@ -36,6 +39,11 @@ def main(argv: list[str]) -> int:
     if command == "trigger":
         text = render_task_setup(apply_overrides(default_params("debugging"), argv[1:]))
         run_id = pipeline.create_run(text)
+        print(json.dumps({"run_id": run_id, **gateway.trigger_run(run_id)}))
+    elif command == "trigger-folder":
+        folder = Path(argv[1])
+        files = {f"methods/{path.name}": path.read_bytes() for path in sorted((folder / "methods").glob("*.py"))}
+        run_id = pipeline.create_run((folder / "task_setup.yml").read_text(), files=files)
         print(json.dumps({"run_id": run_id, **gateway.trigger_run(run_id)}))
     elif command == "wait":
         run_id, timeout_s = argv[1], float(argv[2]) if len(argv) > 2 else 300.0

@@ -52,8 +52,12 @@ def appliance(tmp_path_factory: pytest.TempPathFactory, moto_server) -> Applianc
     app = new_appliance(tmp_path_factory.mktemp("appliance"),
                         {**env, "APPLIANCE_S3_BUCKET": BUCKET, "APPLIANCE_S3_PREFIX": PREFIX,
                          # Task instances of a killed scheduler are reset for the new one at this interval
-                         # (Airflow's default: 300 s); proposed as the appliance's default in airflow-env.sh.
-                         "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "60"})
+                         # (Airflow's default: 300 s; shorter here so that the test waits less for it).
+                         "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "20",
+                         # A task whose process died with the killed scheduler is failed (and retried) once its
+                         # heartbeats stop for this long (the appliance: 90 s), so the test waits less for it.
+                         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+                         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5"})
     app.s3 = s3
     try:
         app.start_seconds = app.start()

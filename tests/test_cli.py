@@ -238,3 +238,11 @@ def test_the_default_debugging_run_has_no_sweep_outputs(default_run):
     results = json.loads((run / "results.json").read_text())
     assert not (run / "sweep.csv").exists() and "sweep" not in results  # repeats alone are no sweep
     assert (run / "repeats.csv").exists() and results["replicates"]["table"] == "repeats.csv"
+
+
+def test_build_environments_refuses_an_unknown_library_naming_the_known_ones(tmp_path):
+    done = cli("build-environments", "pydvl", cwd=tmp_path, data_dir=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("error: no library pydvl (the libraries: official_datascope, official_influence, "
+                                   "pydvl_valuation)")
+    assert not (tmp_path / "method-envs").exists()

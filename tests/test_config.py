@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import tracemalloc
@@ -23,7 +24,7 @@ from dataperf_appliance.config import (
     Paths,
 )
 from dataperf_appliance.tracks import load_task_setup, parse_task_setup
-from dataperf_appliance.config import loader
+from dataperf_appliance.config import catalog, loader
 from dataperf_appliance.config.loader import MAX_DEPTH, MAX_NODES, load_yaml, read_config_text
 from dataperf_appliance.debugging.strategies import STRATEGY_NAMES
 from dataperf_appliance.models import MODEL_NAMES
@@ -443,3 +444,89 @@ def test_the_models_refuse_lax_types():
     with pytest.raises(ValidationError):
         DebuggingTask(data_id="a", train_size=10.0, noise_level=0.2, test_size=5, val_size=5)
     assert DebuggingTask(data_id="a", train_size=10, noise_level=0, test_size=5, val_size=5).noise_level == 0.0
+
+
+# --- a library method's parameters: its constructor's, checked in the file ----------------------------------
+
+LIBRARY_BASELINES = """\
+tasks:
+  - {data_id: digit-3, train_size: 50, noise_level: 0.3, test_size: 50, val_size: 20}
+baselines:
+  - name: random
+  - name: loss
+  - name: data_oob
+    params: {n_estimators: 50, foo: 1}
+  - name: beta_shapley
+    params:
+      alpha: 16
+      max_permutations: many
+      n_jobs: true
+"""
+
+
+def test_a_library_method_takes_the_keyword_parameters_of_its_constructor():
+    assert catalog.library_method_parameters("data_oob") == {"n_estimators": 800, "max_features": "sqrt",
+                                                             "n_jobs": 1}
+    assert catalog.library_method_parameters("neighbor_shapley_datascope") == {}  # an __init__ of self alone
+    described = catalog.library_parameter_descriptions("beta_shapley")
+    assert described["max_permutations"].startswith("the permutations to draw")
+    assert described["alpha"] == described["beta"] == "the Beta distribution's."  # one line for both
+    assert catalog.library_method_defaults()["data_oob"] == catalog.library_method_parameters("data_oob")
+
+
+@pytest.mark.parametrize("name", list(catalog.DEBUGGING_LIBRARY_METHODS))
+def test_each_library_file_documents_every_parameter_with_its_constructors_default(name: str):
+    from dataperf_appliance.methods import runner
+
+    entry = catalog.DEBUGGING_LIBRARY_METHODS[name]
+    assert runner.library_call(name).file == entry.path  # the runner runs the file the parameters come from
+    docstring = " ".join(entry.path.read_text().split())
+    for parameter in catalog.library_parameters(name):
+        default = json.dumps(parameter.default) if isinstance(parameter.default, str) else repr(parameter.default)
+        assert f"{parameter.name} ({type(parameter.default).__name__}, {default})" in docstring
+        assert parameter.description, f"{entry.file}: {parameter.name} has no description"
+
+
+def test_the_parameters_are_read_from_the_source_without_importing_it(tmp_path, monkeypatch):
+    folder = tmp_path / "made_up"
+    folder.mkdir()
+    (folder / "method.py").write_text(
+        '"""made_up.\n\nParameters (constructor defaults):\n    a (int, 1): first.\n    b (bool, True), c (float, '
+        '-2.5) and d (str, "x"):\n        the rest.\n\nEnvironment: none.\n"""\n'
+        "import a_library_that_is_not_installed\n\n\nclass Helper:\n    def __init__(self, unused=object()):\n"
+        "        pass\n\n\nclass MadeUp:\n    def __init__(self, a=1, b=True, *, c=-2.5, d='x'):\n        pass\n\n"
+        "    def propose(self, budget):\n        return []\n")
+    (folder / "broken.py").write_text("class Broken:\n    def __init__(self, n=len('ab')):\n        pass\n\n"
+                                      "    def propose(self, budget):\n        return []\n")
+    monkeypatch.setattr(catalog, "LIBRARY_METHODS_FOLDER", tmp_path)
+    monkeypatch.setitem(catalog.DEBUGGING_LIBRARY_METHODS, "made_up", catalog.LibraryMethod("made_up", "method.py", ""))
+    monkeypatch.setitem(catalog.DEBUGGING_LIBRARY_METHODS, "broken", catalog.LibraryMethod("made_up", "broken.py", ""))
+    try:
+        assert catalog.library_method_parameters("made_up") == {"a": 1, "b": True, "c": -2.5, "d": "x"}
+        assert catalog.library_parameter_descriptions("made_up") == {"a": "first.", "b": "the rest.",
+                                                                    "c": "the rest.", "d": "the rest."}
+        with pytest.raises(RuntimeError, match=r"broken\.py:2: the default of n is not a literal"):
+            catalog.library_parameters("broken")
+    finally:
+        catalog.library_parameters.cache_clear()  # nothing of the made-up files stays for the other tests
+
+
+def test_a_parameter_the_method_does_not_take_or_of_the_wrong_type_is_named_at_its_line():
+    error = errors_of(LIBRARY_BASELINES)
+    assert [str(issue) for issue in error.issues] == [
+        "task_setup.yml:7:32: baselines[2].params.foo: data_oob takes no parameter 'foo' (it takes n_estimators, "
+        "max_features, n_jobs)",
+        "task_setup.yml:11:7: baselines[3].params.max_permutations: beta_shapley's max_permutations must be a whole "
+        "number, like its default 50; got the text 'many'",
+        "task_setup.yml:12:7: baselines[3].params.n_jobs: beta_shapley's n_jobs must be a whole number, like its "
+        "default 1; got true",
+    ]
+    error = errors_of(LIBRARY_BASELINES.replace("  - name: loss\n", "  - name: loss\n    params: {k: 5}\n"))
+    assert error.issues[0].field == "baselines[1].params.k"
+    assert "loss takes no parameter 'k' (it takes none: params are for the libraries' methods)" in str(error)
+
+
+def test_valid_parameters_are_kept_as_given():
+    setup = parse_task_setup(LIBRARY_BASELINES.replace(", foo: 1", "").replace("many", "20").replace("true", "2"))
+    assert [dict(b.params) for b in setup.baselines] == [
+        {}, {}, {"n_estimators": 50}, {"alpha": 16, "max_permutations": 20, "n_jobs": 2}]  # an int for a float

@@ -11,7 +11,14 @@ import yaml as pyyaml  # what the DataPerf reference reads task_setup.yml with (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dataperf_appliance.config import ConfigError, load_yaml, template_parameters, templates_dir, yaml_value
+from dataperf_appliance.config import (
+    ConfigError,
+    catalog,
+    load_yaml,
+    template_parameters,
+    templates_dir,
+    yaml_value,
+)
 from dataperf_appliance.tracks import (
     TRACKS,
     apply_overrides,
@@ -20,7 +27,6 @@ from dataperf_appliance.tracks import (
     render_and_parse,
     render_task_setup,
 )
-from dataperf_appliance.debugging.strategies import STRATEGY_NAMES
 from dataperf_appliance.models import MODEL_NAMES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +39,10 @@ def test_the_defaults():
         "eval_points": None, "dim": None, "tasks": ["digit-3", "digit-8", "digit-9"],
         "train_size": 200, "val_size": 40, "test_size": 100, "noise_level": 0.3,
         "strategies": ["random", "knn_shapley", "confident_learning", "loss"], "submissions": [], "methods": [],
+        "method_params": catalog.library_method_defaults(),
     }
+    assert default_params()["method_params"]["data_oob"] == {"n_estimators": 800, "max_features": "sqrt",
+                                                             "n_jobs": 1}
     assert default_params() == default_params("debugging")
     assert default_params() is not default_params()
     with pytest.raises(ValueError, match="unknown track 'vision'"):
@@ -160,6 +169,64 @@ def test_yaml_value_of_other_values():
         yaml_value({1: 2})
 
 
+# --- a library method's parameters ----------------------------------------------------------------
+
+def test_a_library_baseline_is_written_with_its_parameters_and_the_appliances_without():
+    params = {**default_params(), "strategies": ["random", "data_oob", "neighbor_shapley_datascope"]}
+    text, setup = render_and_parse(params)
+    assert ("baselines:\n  - name: random\n  - name: data_oob\n"
+            "    params: {n_estimators: 800, max_features: sqrt, n_jobs: 1}\n"
+            "  - name: neighbor_shapley_datascope\nsubmissions:") in text  # a method without parameters: none
+    assert dict(setup.baselines[1].params) == catalog.library_method_parameters("data_oob")
+    assert "params:" not in render_task_setup(default_params())  # the default run's file is as it was
+
+
+def test_a_parameter_value_cannot_inject_yaml_structure():
+    params = default_params()
+    params["strategies"] = ["data_oob"]
+    params["method_params"]["data_oob"]["max_features"] = INJECTION
+    text, setup = render_and_parse(params)
+    assert setup.baselines[0].params["max_features"] == INJECTION
+    assert "evil" not in pyyaml.safe_load(text) and len(setup.baselines) == 1
+
+
+def test_parameters_are_set_by_their_dotted_path_or_a_mapping():
+    params = apply_overrides(default_params(), [
+        "strategies=[random, data_oob, beta_shapley]", "method_params.data_oob.n_estimators=50",
+        "method_params.data_oob.max_features=0.5", "method_params={beta_shapley: {alpha: 2.5}}"])
+    assert params["method_params"]["data_oob"] == {"n_estimators": 50, "max_features": "0.5", "n_jobs": 1}
+    assert params["method_params"]["beta_shapley"] == {**catalog.library_method_parameters("beta_shapley"),
+                                                       "alpha": 2.5}  # the others keep their defaults
+    text = render_task_setup(params)
+    assert "params: {n_estimators: 50, max_features: \"0.5\", n_jobs: 1}" in text  # text stays text
+    assert "params: {alpha: 2.5, beta: 1.0, max_permutations: 50," in text
+
+
+@pytest.mark.parametrize(("assignment", "message"), [
+    ("method_params.data_ob.n_jobs=2", "unknown key 'data_ob' in method_params; known keys: "
+                                       "neighbor_shapley_datascope, mc_shapley"),
+    ("method_params.data_oob.trees=2", "unknown key 'trees' in method_params.data_oob; known keys: n_estimators, "
+                                       "max_features, n_jobs"),
+    ("method_params={data_oob: {trees: 2}}", "unknown key 'trees' in method_params.data_oob"),
+    ("method_params.data_oob.n_jobs.x=2", "method_params.data_oob.n_jobs is not a mapping"),
+    ("method_params=5", "method_params is a mapping: give a mapping"),
+    ("seed.x=1", "seed is not a mapping"),
+])
+def test_bad_parameter_overrides_are_refused_clearly(assignment: str, message: str):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        apply_overrides(default_params(), [assignment])
+
+
+def test_a_wrong_parameter_type_is_caught_at_render_at_its_field():
+    params = apply_overrides(default_params(), ["strategies=[data_oob]", "method_params.data_oob.n_jobs=two"])
+    with pytest.raises(ConfigError) as caught:
+        render_task_setup(params)
+    [issue] = caught.value.issues
+    assert issue.field == "baselines[0].params.n_jobs" and "must be a whole number" in issue.message
+    with pytest.raises(ValueError, match="parameter 'method_params' must be a mapping"):
+        render_task_setup({**default_params(), "method_params": [1]})
+
+
 # --- overrides --------------------------------------------------------------------------------
 
 def test_overrides_of_the_brief():
@@ -230,8 +297,8 @@ _names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,15}", fullmatch=True)
 def valid_params(draw) -> dict:
     train_size = draw(st.integers(1, 100_000))
     repeats = draw(st.integers(1, 100))
-    strategies = draw(st.lists(st.sampled_from(STRATEGY_NAMES), unique=True, max_size=len(STRATEGY_NAMES)))
-    submissions = draw(st.lists(_names.filter(lambda n: n not in STRATEGY_NAMES), unique=True,
+    strategies = draw(st.lists(st.sampled_from(catalog.DEBUGGING_BASELINES), unique=True, max_size=6))
+    submissions = draw(st.lists(_names.filter(lambda n: n not in catalog.DEBUGGING_BASELINES), unique=True,
                                 min_size=0 if strategies else 1, max_size=3))
     return {
         "track": "debugging",
@@ -249,11 +316,13 @@ def valid_params(draw) -> dict:
         "noise_level": draw(st.floats(0, 0.9, allow_nan=False)),
         "strategies": strategies,
         "submissions": submissions,
-        "methods": draw(st.lists(_names.filter(lambda n: n not in STRATEGY_NAMES and n not in submissions),
+        "methods": draw(st.lists(_names.filter(lambda n: n not in catalog.DEBUGGING_BASELINES
+                                                 and n not in submissions),
                                  unique=True, max_size=2).flatmap(lambda names: st.tuples(*(
                                      st.fixed_dictionaries({"name": st.just(name), "file": st.just(f"m/{name}.py")},
                                                            optional={"requirements": st.just("m/req.txt")})
                                      for name in names)).map(list))),
+        "method_params": catalog.library_method_defaults(),
     }
 
 
@@ -268,6 +337,8 @@ def test_any_valid_params_render_to_a_file_that_parses_back_to_them(params: dict
         assert (task.train_size, task.val_size, task.test_size, task.noise_level) == (
             params["train_size"], params["val_size"], params["test_size"], params["noise_level"])
     assert [b.name for b in setup.baselines] == params["strategies"]
+    assert [dict(b.params) for b in setup.baselines] == [params["method_params"].get(name, {})
+                                                         for name in params["strategies"]]
     assert list(setup.submissions) == params["submissions"]
     assert [(m.name, m.file, m.requirements) for m in setup.methods] == [
         (m["name"], m["file"], m.get("requirements")) for m in params["methods"]]

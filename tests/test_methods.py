@@ -153,6 +153,15 @@ def test_a_class_is_chosen_by_name_and_parameters_reach_the_method(tmp_path):
     assert not outcome.failed and outcome.class_name == "B" and outcome.stopped_at == 7
 
 
+
+def test_a_text_parameter_that_looks_like_a_number_reaches_the_method_as_text(tmp_path):
+    source = ("from method_parameters import read_parameter\nclass A:\n"
+              "    def fit(self, *a): self.stopped_at = [read_parameter('max_features', 'sqrt'), read_parameter('k', 1)]"
+              "\n    def propose(self, b): return list(range(b))\n")
+    outcome = _run(tmp_path, source, parameters={"max_features": "0.5", "k": 3})
+    assert not outcome.failed, outcome.traceback
+    assert outcome.stopped_at == ["0.5", 3]
+
 # ---- its own environment ------------------------------------------------------------------------------
 
 def test_a_method_with_requirements_gets_its_own_environment_once(tmp_path):
@@ -160,9 +169,7 @@ def test_a_method_with_requirements_gets_its_own_environment_once(tmp_path):
     with pytest.raises(ImportError):
         import cowsay  # noqa: F401
     (tmp_path / "requirements.txt").write_text("cowsay==6.1\n")
-    source = ("import cowsay\nclass UsesCowsay:\n    def fit(self, *a): self.stopped_at = cowsay.__file__\n"
-              "    def propose(self, b): return list(range(b))\n")
-    outcomes = [_run(tmp_path, source, requirements=tmp_path / "requirements.txt") for _ in range(2)]
+    outcomes = [_run(tmp_path, COWSAY_METHOD, requirements=tmp_path / "requirements.txt") for _ in range(2)]
     assert [o.error for o in outcomes] == [None, None]
     key = environments.environment_key("cowsay==6.1\n")
     folder = tmp_path / "data" / environments.ENVIRONMENTS_FOLDER / key
@@ -177,6 +184,80 @@ def test_requirements_that_cannot_be_installed_fail_the_method_only(tmp_path):
     assert outcome.failed and "building the environment failed" in outcome.error
     key = environments.environment_key("this-package-does-not-exist-dataperf==0.0.1\n")
     assert not (tmp_path / "data" / environments.ENVIRONMENTS_FOLDER / key).exists()  # nothing half-built
+
+
+COWSAY_METHOD = ("import cowsay\nclass UsesCowsay:\n    def fit(self, *a): self.stopped_at = cowsay.__file__\n"
+                 "    def propose(self, b): return list(range(b))\n")
+COWSAY_SETUP = """\
+track: debugging
+dataset: digits
+tasks:
+  - {data_id: digit-3, train_size: 30, noise_level: 0.3, test_size: 30, val_size: 10}
+methods:
+  - {name: cow, file: methods/cow.py, requirements: methods/requirements.txt}
+"""
+
+
+def _pack(folder: Path, archive: Path, **members: bytes) -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name.replace("__", "/"))
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+
+
+@pytest.mark.parametrize("members", [{"bin__python": b""}, {"ready": b"x", "..__outside": b"x"}],
+                         ids=["no ready mark", "a member outside"])
+def test_a_kept_environment_that_is_not_whole_or_leaves_its_folder_is_refused_and_leaves_nothing(tmp_path, members):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("cowsay==6.1\n")
+    with pytest.raises(environments.EnvironmentBuildError, match="kept environment"):
+        environments.restore_environment(requirements, tmp_path / "data",
+                                         lambda key, archive: _pack(tmp_path, archive, **members) or True)
+    root = tmp_path / "data" / environments.ENVIRONMENTS_FOLDER
+    assert sorted(path.name for path in root.iterdir() if not path.name.endswith(".lock")) == []
+    assert not (tmp_path / "data" / "outside").exists() and not (root / "outside").exists()
+
+
+def test_a_methods_environment_is_kept_in_the_bucket_and_a_new_instance_restores_it(tmp_path, aws_env):
+    """Through the pipeline's stages on a moto S3 server: the first instance builds the environment and keeps
+    it packed in the bucket; a second, with an empty data root on the same bucket, unpacks it, builds nothing,
+    and the method runs in it."""
+    import boto3
+
+    from dataperf_appliance import pipeline
+    from dataperf_appliance.settings import Settings
+
+    bucket = f"envs-{os.getpid()}-{abs(hash(str(tmp_path))) % 10**8}"
+    s3 = boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"])
+    s3.create_bucket(Bucket=bucket)
+    files = {"methods/cow.py": COWSAY_METHOD.encode(), "methods/requirements.txt": b"cowsay==6.1\n"}
+    key = environments.environment_key("cowsay==6.1\n")
+    stopped_at = {}
+    for instance in ("first", "second"):
+        settings = Settings(data_dir=tmp_path / instance, s3_bucket=bucket, s3_prefix="appliance/")
+        run_id = pipeline.create_run(COWSAY_SETUP, instance, files=files, settings=settings)
+        pipeline.validate_run(run_id, settings=settings)
+        for unit in pipeline.prepare_run(run_id, settings=settings):
+            pipeline.evaluate_run_task(run_id, unit, settings=settings)
+        pipeline.report_run(run_id, settings=settings)
+        pipeline.publish_run(run_id, settings=settings)
+        results = json.loads((settings.runs_dir / run_id / "results.json").read_text())
+        entry = results["tasks"]["digit-3"]["strategies"]["cow"]
+        assert entry["fraction_fixes"] is not None, entry
+        stopped_at[instance] = entry["method"]["stopped_at"]
+        kept = s3.list_objects_v2(Bucket=bucket, Prefix=f"appliance/{environments.ENVIRONMENTS_FOLDER}/")
+        assert [o["Key"] for o in kept.get("Contents", [])] == [
+            f"appliance/{environments.ENVIRONMENTS_FOLDER}/{key}{environments.ARCHIVE_SUFFIX}"]
+    second = tmp_path / "second" / environments.ENVIRONMENTS_FOLDER
+    assert (second / key / environments.READY_MARK).is_file()
+    assert not (second / f"{key}.log").exists()  # unpacked, not built
+    assert (tmp_path / "first" / environments.ENVIRONMENTS_FOLDER / f"{key}.log").is_file()
+    assert stopped_at["second"].startswith(str(second / key))  # the restored copy ran the method
+    assert stopped_at["first"].startswith(str(tmp_path / "first"))
 
 
 # ---- the task file --------------------------------------------------------------------------------
@@ -316,6 +397,8 @@ def test_each_method_as_code_is_a_unit_of_its_own_and_the_report_merges_them(met
     run = settings.runs_dir / run_id
     assert not (run / pipeline.UNITS_FOLDER).exists()
     results = json.loads((run / "results.json").read_text())
+    for task in ("digit-3", "digit-8"):  # merged in the setup's order, as one process lists them
+        assert list(results["tasks"][task]["strategies"]) == list(one_call["tasks"][task]["strategies"])
     for name in ("random", "participant", "nearest"):
         merged, whole = results["overall"][name], one_call["overall"][name]
         assert merged["over_repeats"]["fraction_fixes"] == whole["over_repeats"]["fraction_fixes"]

@@ -42,11 +42,11 @@ SMALL = ["train_size=60", "val_size=20", "test_size=40", "tasks=digit-3,digit-8"
          "repeats=1"]
 
 
-# Three benchmark tasks, with a model that needs no compiling: one of the five runs below, and the run
-# tests/test_scale_out.py repeats on the CeleryExecutor and compares with this one. Each evaluate computes for
-# several seconds (gradient boosting; about 9 s a task here), so that two workers run two of them at the same
-# time: with logistic regression an evaluate took under a second once the modules came compiled (.pyc), and
-# the second worker found the work done before it could take any.
+# Three benchmark tasks, with a model that needs no compiling: one of the five runs below, two of
+# tests/test_scale_out.py's runs on the CeleryExecutor, and (with methods as code and fewer rows) the base of its
+# arena. Each evaluate computes for several seconds (gradient boosting; about 9 s a task here), so that two
+# workers run two of them at the same time: with logistic regression an evaluate took under a second once the
+# modules came compiled (.pyc), and the second worker found the work done before it could take any.
 THREE_TASKS = ("seed=4", "tasks=digit-3,digit-8,digit-9", "model=hist_gradient_boosting", "train_size=120",
                "repeats=2")
 

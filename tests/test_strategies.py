@@ -257,3 +257,14 @@ def test_a_model_without_predict_proba_falls_back_to_logistic_regression(task):
     np.testing.assert_array_equal(
         rank_training_points("loss", X_train, y_train, X_val, y_val, model="linear_svm"),
         rank_training_points("loss", X_train, y_train, X_val, y_val, model="logistic_regression"))
+
+
+def test_the_references_neighbor_shapley_is_knn_shapley_with_datascopes_one_neighbour():
+    X, y = make_classification(n_samples=120, n_features=8, random_state=3)
+    X_train, y_train, X_val, y_val = X[:90], y[:90], X[90:], y[90:]
+    alias = strategies.rank_training_points("neighbor_shapley", X_train, y_train, X_val, y_val)
+    one = strategies.knn_shapley(X_train, y_train, X_val, y_val, k=strategies.OFFICIAL_NEIGHBOR_SHAPLEY_K)
+    ten = strategies.rank_training_points("knn_shapley", X_train, y_train, X_val, y_val)
+    assert strategies.OFFICIAL_NEIGHBOR_SHAPLEY_K == 1
+    assert np.array_equal(alias, one)
+    assert not np.array_equal(alias, ten)  # K matters here: the alias is not the appliance's K = 10

@@ -19,7 +19,7 @@ from ui_fixtures import write_run
 
 from conftest import REPO_ROOT
 from dataperf_appliance import airflow_gateway
-from dataperf_appliance.config import catalog
+from dataperf_appliance.config import catalog, yaml_value
 from dataperf_appliance.ui_support import compare as compare_support
 
 APP = str(REPO_ROOT / "ui" / "app.py")
@@ -203,8 +203,37 @@ def test_the_arena_preset_sets_every_method(app_env, triggered):
     text = at.code[0].value
     for name in catalog.DEBUGGING_BASELINES:
         assert f"- name: {name}\n" in text
+    for name in catalog.DEBUGGING_LIBRARY_METHODS:  # each with its parameters' defaults, and their inputs
+        defaults = catalog.library_method_parameters(name)
+        if defaults:
+            assert f"- name: {name}\n    params: {yaml_value(defaults)}\n" in text
+    assert at.number_input(key="nb.debugging.method_params.influence_function.epochs.int").value == 20
     assert f"repeats: {ARENA['repeats']}" in text and f"train_size: {ARENA['train_size']}" in text
     assert not at.button(key="nb.run").disabled
+
+
+def test_a_library_method_shows_its_parameters_and_the_run_gets_them(app_env, triggered):
+    at = app()
+    at.multiselect(key="nb.debugging.tasks.multichoice").set_value(["digit-3"]).run()
+    assert not [w for w in at.number_input if ".method_params." in w.key]  # the default strategies take none
+    at.multiselect(key="nb.debugging.strategies.multichoice").set_value(["random", "data_oob"]).run()
+    n_estimators = "nb.debugging.method_params.data_oob.n_estimators.int"
+    assert at.number_input(key=n_estimators).value == 800
+    assert at.text_input(key="nb.debugging.method_params.data_oob.max_features.text").value == "sqrt"
+    assert "  - name: data_oob\n    params: {n_estimators: 800, max_features: sqrt, n_jobs: 1}\n" in at.code[0].value
+    at.number_input(key=n_estimators).set_value(50).run()
+    preview = at.code[0].value
+    assert "  - name: data_oob\n    params: {n_estimators: 50, max_features: sqrt, n_jobs: 1}\n" in preview
+    assert "  - name: random\n  - name: data_oob\n" in preview  # the appliance's own strategy: no params
+    at.switch_page("views/runs.py").run()
+    at.switch_page("views/new_benchmark.py").run()
+    assert at.number_input(key=n_estimators).value == 50 and at.code[0].value == preview  # kept, as every field
+    assert not at.main.warning  # (Streamlit warns of a value set twice)
+    at.button(key="nb.run").click().run()
+    assert not at.exception, at.exception
+    assert len(triggered) == 1
+    stored = app_env / "runs" / f".{triggered[0]}.partial" / "task_setup.yml"
+    assert stored.read_text().rstrip("\n") == preview
 
 
 def test_a_method_file_with_an_unsafe_name_keeps_run_disabled(app_env, triggered):

@@ -28,7 +28,8 @@ def settings(tmp_path, monkeypatch):
 
 def test_fields_follow_the_template_parameters():
     specs = {spec.key: spec for spec in form.field_specs("debugging")}
-    assert set(specs) == set(default_params("debugging")) - form.UPLOADED_PARAMS
+    # A method's parameters are inputs of their own, under the strategies (`method_parameter_specs`).
+    assert set(specs) == set(default_params("debugging")) - form.UPLOADED_PARAMS - {form.METHOD_PARAMS}
     assert list(specs)[:4] == ["track", "dataset", "model", "tasks"]
     assert specs["track"].kind == "track"
     assert specs["model"].kind == "choice" and "knn" in specs["model"].options
@@ -39,6 +40,31 @@ def test_fields_follow_the_template_parameters():
     assert specs["submissions"].kind == "names"
     synthetic = {s.key: s for s in form.field_specs("debugging", dataset="synthetic")}
     assert synthetic["tasks"].kind == "names"  # any synthetic-N
+
+
+def test_a_chosen_library_method_brings_inputs_of_its_parameters(settings):
+    specs = form.method_parameter_specs("debugging", ["random", "data_oob", "influence_function"])
+    by_key = {spec.key: spec for spec in specs}
+    assert [s.name for s in specs if s.method == "data_oob"] == ["n_estimators", "max_features", "n_jobs"]
+    assert {s.method for s in specs} == {"data_oob", "influence_function"}  # random takes none
+    trees = by_key["method_params.data_oob.n_estimators"]
+    assert (trees.kind, trees.default, trees.help.startswith("trees")) == ("int", 800, True)
+    assert by_key["method_params.data_oob.max_features"].kind == "text"
+    assert by_key["method_params.influence_function.damping"].kind == "float"
+    keys = [form.widget_key(track, spec) for track in ("debugging", "other") for spec in
+            form.method_parameter_specs("debugging")]
+    assert len(keys) == len(set(keys))  # n_jobs of each method, in each track, is a widget of its own
+    assert form.method_parameter_specs("debugging", ["random"]) == []
+    params, errors = form.params_from_values("debugging", {
+        "strategies": ["random", "data_oob"], "method_params.data_oob.n_estimators": 50.0})
+    assert params["method_params"]["data_oob"] == {"n_estimators": 50, "max_features": "sqrt", "n_jobs": 1}
+    assert default_params("debugging")["method_params"]["data_oob"]["n_estimators"] == 800  # defaults untouched
+    check = form.check_params(params, settings, parse_errors=errors)
+    assert check.ok, check.messages
+    assert "params: {n_estimators: 50, max_features: sqrt, n_jobs: 1}" in check.text
+    params["method_params"]["data_oob"]["n_jobs"] = "two"
+    problems = form.check_params(params, settings).field_errors["strategies"]  # under the methods' field
+    assert any("n_jobs must be a whole number" in message and "line" in message for message in problems)
 
 
 def test_a_number_that_may_be_null_takes_a_blank():

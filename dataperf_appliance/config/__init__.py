@@ -6,7 +6,8 @@ track's: `dataperf_appliance.tracks` holds the registry and the entry points
 (`parse_task_setup`, `load_task_setup`, `render_task_setup`, ...).
 
 * `loader`: safe YAML with the line of every key (`load_yaml`, `ConfigIssue`, `ConfigError`);
-* `names`: the one safe-name rule; `catalog`: the names a user chooses from;
+* `names`: the one safe-name rule; `catalog`: the names a user chooses from, and each library
+  method's parameters (`library_method_parameters`);
 * `types`: bounds, checked names and paths, the sweepable type;
 * `setups`: the setup model of each track (`TaskSetup` and its subclasses);
 * `grid`: the cells of a sweep;
@@ -20,6 +21,7 @@ from .issues import ConfigModel, FieldProblems, parse_setup
 from .loader import MAX_FILE_BYTES, ConfigError, ConfigIssue, Loc, load_yaml, read_config_text
 from .names import is_safe_name
 from .render import (
+    METHOD_PARAMS,
     SWEEP_PARAMS,
     apply_overrides,
     preview,
@@ -42,7 +44,7 @@ from .setups import (
 )
 
 __all__ = [
-    "MAX_CELLS", "MAX_FILE_BYTES", "SELECTION_DATASET_CSV", "SELECTION_DIGITS", "SWEEP_PARAMS",
+    "MAX_CELLS", "MAX_FILE_BYTES", "METHOD_PARAMS", "SELECTION_DATASET_CSV", "SELECTION_DIGITS", "SWEEP_PARAMS",
     "Baseline", "Cell", "ConfigError", "ConfigIssue", "ConfigModel", "DebuggingSetup", "DebuggingTask",
     "FieldProblems", "Loc", "MethodFile", "Paths", "SelectionSetup", "TaskSetup", "apply_overrides", "catalog", "grid",
     "is_safe_name", "load_yaml", "method_file_problems", "parse_setup", "preview", "read_config_text", "render_template", "sweep_loc",

@@ -1,12 +1,18 @@
-"""The names a user chooses from: classifiers and each track's strategies.
+"""The names a user chooses from: classifiers, each track's strategies, the libraries' methods and their parameters.
 
 Free of heavy imports, so the config, the CLI and the UI load fast. The
 registries that implement these names (models.py, debugging/strategies.py,
 selection/strategies.py) build from them and fail at import if one is missing.
+A library method's parameters are read from its appraiser file's source, which
+is never imported here (its libraries live in an environment of their own).
 """
 
 from __future__ import annotations
 
+import ast
+import functools
+import re
+from pathlib import Path
 from typing import NamedTuple
 
 #: The classifier of the official DataPerf debugging evaluator (dataperf_appliance.reference_classifier).
@@ -32,6 +38,11 @@ DEFAULT_SELECTION_MODEL = SELECTION_REFERENCE_MODEL
 DEBUGGING_STRATEGIES: tuple[str, ...] = ("random", "knn_shapley", "confident_learning", "loss")
 
 
+#: The folder of the libraries' methods: ``<folder>/<file>`` of each `LibraryMethod`, and each folder's
+#: requirements.txt.
+LIBRARY_METHODS_FOLDER = Path(__file__).resolve().parents[1] / "methods" / "library"
+
+
 class LibraryMethod(NamedTuple):
     """A debugging method of a library, run from its appraiser file in ``dataperf_appliance/methods/library/``
     (`folder`/`file`) in the environment of that folder's requirements.txt: DataPerf's own baselines and the
@@ -42,6 +53,11 @@ class LibraryMethod(NamedTuple):
     description: str
     #: One of the four baselines of the official DataPerf debugging evaluator.
     official: bool = False
+
+    @property
+    def path(self) -> Path:
+        """The appraiser file."""
+        return LIBRARY_METHODS_FOLDER / self.folder / self.file
 
 
 #: The methods of libraries, by the name a file gives in ``baselines``; each runs in a child process.
@@ -67,6 +83,109 @@ DEBUGGING_LIBRARY_METHODS: dict[str, LibraryMethod] = {
 }
 #: Every debugging method a file can name in ``baselines``: the appliance's own, then the libraries'.
 DEBUGGING_BASELINES: tuple[str, ...] = (*DEBUGGING_STRATEGIES, *DEBUGGING_LIBRARY_METHODS)
+#: A library method's parameter: a flag, a number or a word (it reaches the method as DATAPERF_PARAM_<NAME>).
+ParameterValue = bool | int | float | str
+
+
+class LibraryParameter(NamedTuple):
+    """A keyword parameter of a library method's appraiser constructor."""
+
+    name: str
+    default: ParameterValue
+    #: What its file's module docstring says of it (its "Parameters" section); "" when nothing.
+    description: str
+
+
+def library_method_parameters(name: str) -> dict[str, ParameterValue]:
+    """{parameter: default} of the library method `name`, in the order of its constructor (a fresh dict)."""
+    return {parameter.name: parameter.default for parameter in library_parameters(name)}
+
+
+def library_parameter_descriptions(name: str) -> dict[str, str]:
+    """{parameter: what its file's docstring says of it} of the library method `name` ("" when nothing)."""
+    return {parameter.name: parameter.description for parameter in library_parameters(name)}
+
+
+def library_method_defaults() -> dict[str, dict[str, ParameterValue]]:
+    """{method: {parameter: default}} of every library method (those without parameters too)."""
+    return {name: library_method_parameters(name) for name in DEBUGGING_LIBRARY_METHODS}
+
+
+@functools.cache
+def library_parameters(name: str) -> tuple[LibraryParameter, ...]:
+    """The parameters of the library method `name` (KeyError for another name): the keyword parameters of its
+    appraiser class's ``__init__`` (the one class of its file with a ``propose`` method), read from the source
+    with `ast` without importing it, each with its literal default and its docstring description.
+
+    RuntimeError, naming the file and line, for a file that breaks the rule (no or several appraiser
+    classes, a parameter without a literal flag, number or text default): the library's code is wrong.
+    """
+    path = DEBUGGING_LIBRARY_METHODS[name].path
+    module = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    appraisers = [node for node in module.body if isinstance(node, ast.ClassDef)
+                  and any(isinstance(item, ast.FunctionDef) and item.name == "propose" for item in node.body)]
+    if len(appraisers) != 1:
+        raise RuntimeError(f"{path}: {len(appraisers)} classes with a propose method; a library method's file "
+                           "has exactly one")
+    init = next((item for item in appraisers[0].body
+                 if isinstance(item, ast.FunctionDef) and item.name == "__init__"), None)
+    if init is None:
+        return ()
+    arguments = init.args
+    positional = [*arguments.posonlyargs, *arguments.args][1:]  # without self
+    undefaulted = positional[:len(positional) - len(arguments.defaults)]
+    if undefaulted:
+        raise RuntimeError(f"{path}:{init.lineno}: {undefaulted[0].arg} has no default; the runner constructs "
+                           "the appraiser without arguments")
+    pairs = [*zip(positional[len(undefaulted):], arguments.defaults),
+             *((arg, default) for arg, default in zip(arguments.kwonlyargs, arguments.kw_defaults))]
+    descriptions = _documented_parameters(ast.get_docstring(module) or "")
+    parameters = []
+    for argument, node in pairs:
+        try:
+            default = ast.literal_eval(node) if node is not None else None
+        except (ValueError, TypeError):  # a call, a name: not a literal
+            default = None
+        if not isinstance(default, (bool, int, float, str)):
+            raise RuntimeError(f"{path}:{argument.lineno}: the default of {argument.arg} is not a literal flag, "
+                               "number or text, so a file or the form could not set it")
+        parameters.append(LibraryParameter(argument.arg, default, descriptions.get(argument.arg, "")))
+    return tuple(parameters)
+
+
+# A parameter as a method file's docstring lists it: ``n_estimators (int, 800)``. Several may share one
+# description (``alpha (float, 16.0), beta (float, 1.0): the Beta distribution's.``).
+_DOCUMENTED_PARAMETER = re.compile(r"\b(\w+) \((?:bool|int|float|str), [^()]*\)")
+_SAME_GROUP = re.compile(r"\s*(?:,|and)?\s*")
+
+
+def _documented_parameters(docstring: str) -> dict[str, str]:
+    """{parameter: description} from the indented "Parameters ...:" section of a method file's docstring."""
+    lines = docstring.splitlines()
+    start = next((index for index, line in enumerate(lines)
+                  if line.startswith("Parameters") and line.rstrip().endswith(":")), None)
+    if start is None:
+        return {}
+    section = []
+    for line in lines[start + 1:]:
+        if line.strip() and not line[0].isspace():
+            break  # the next paragraph of the docstring
+        section.append(line.strip())
+    text = " ".join(part for part in section if part)
+    matches = list(_DOCUMENTED_PARAMETER.finditer(text))
+    found: dict[str, str] = {}
+    group: list[str] = []
+    for index, match in enumerate(matches):
+        group.append(match.group(1))
+        following = text[match.end():matches[index + 1].start() if index + 1 < len(matches) else len(text)]
+        if _SAME_GROUP.fullmatch(following):
+            continue  # the next name shares this description
+        description = following.strip().removeprefix(":").strip()
+        found.update(dict.fromkeys(group, description))
+        group = []
+    return found
+
+
 #: Names the DataPerf reference uses for the same strategies.
 DEBUGGING_STRATEGY_ALIASES: dict[str, str] = {"neighbor_shapley": "knn_shapley"}
 

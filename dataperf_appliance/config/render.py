@@ -1,14 +1,17 @@
 """Writing a ``task_setup.yml`` from parameters: defaults, ``--set`` overrides, the Jinja2 template.
 
-The parameters of a track are one flat dict that a form or the command line
-fills naturally, for the debugging track::
+The parameters of a track are one dict, flat but for ``method_params``, that a
+form or the command line fills naturally, for the debugging track::
 
     {"track": "debugging", "dataset": "digits", "model": "logistic_regression", "seed": 0, "repeats": 6,
      "eval_points": None, "dim": None, "tasks": ["digit-3", "digit-8", "digit-9"],
      "train_size": 200, "val_size": 40, "test_size": 100, "noise_level": 0.3,
-     "strategies": ["random", "knn_shapley", "confident_learning", "loss"], "submissions": []}
+     "strategies": ["random", "knn_shapley", "confident_learning", "loss"], "submissions": [], "methods": [],
+     "method_params": {"data_oob": {"n_estimators": 800, "max_features": "sqrt", "n_jobs": 1}, ...}}
 
-and for the selection track (``emb_file``, ``train_csv`` and ``test_parquet``
+(``method_params``: the parameters of the libraries' methods, their
+constructors' defaults, written under each one chosen in ``strategies``) and
+for the selection track (``emb_file``, ``train_csv`` and ``test_parquet``
 are patterns: ``{task}`` and ``{dim}`` become each task's name and the
 embedding length)::
 
@@ -52,6 +55,9 @@ TEMPLATES_DIR_ENV = "APPLIANCE_TEMPLATES_DIR"
 
 #: Parameters that may be given a list of values (a sweep) although their default is one value.
 SWEEP_PARAMS = frozenset({"train_size", "noise_level", "model"})
+#: The parameter of the methods' parameters, {method: {parameter: value}}: a template writes a chosen method's
+#: under its entry (the debugging track's defaults hold every library method's, `catalog.library_method_defaults`).
+METHOD_PARAMS = "method_params"
 
 
 # --- overrides ------------------------------------------------------------------------------
@@ -85,6 +91,30 @@ def _as_names(value: Any, raw: str, assignment: str) -> list[str]:
     return [_as_name(value, raw, assignment)]
 
 
+def _changed(current: Any, path: list[str], value: Any, raw: str | None, assignment: str, where: str) -> Any:
+    """`current` with `value` at the dotted `path` below it (`where` names the place in messages). A mapping
+    given for a mapping changes only the keys it names. Every key must exist: a misspelt one is an error, not a
+    new key. At the end of a path, a text value keeps the `raw` text typed (as `_as_name`)."""
+    if path:
+        if not isinstance(current, Mapping):
+            raise ValueError(f"{assignment!r}: {where} is not a mapping")
+        head, *rest = path
+        if head not in current:
+            known = ", ".join(map(str, current)) or "none"
+            raise ValueError(f"{assignment!r}: unknown key {head!r} in {where}; known keys: {known}")
+        return {**current, head: _changed(current[head], rest, value, raw, assignment, f"{where}.{head}")}
+    if isinstance(current, Mapping):
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{assignment!r}: {where} is a mapping: give a mapping ({where}={{key: value}}) or "
+                             f"set one of its values ({where}.KEY=VALUE)")
+        for key, item in value.items():
+            current = _changed(current, [key], item, None, assignment, where)
+        return current
+    if isinstance(current, str) and raw is not None:
+        return _as_name(value, raw, assignment)
+    return value
+
+
 def apply_overrides(params: Mapping[str, Any], assignments: list[str], *,
                     defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A copy of `params` with each ``key=value`` of `assignments` applied, in order.
@@ -95,26 +125,32 @@ def apply_overrides(params: Mapping[str, Any], assignments: list[str], *,
     (``tasks=digit-3,digit-4``); a key whose default is text keeps the text
     typed (``dataset=2023``). ``train_size=150`` sets the size of every task.
     ``train_size``, ``noise_level`` and ``model`` also take a list, a sweep
-    (``train_size=[50, 100, 200]`` or ``model=knn,mlp``). The values are
-    checked when the file is rendered.
+    (``train_size=[50, 100, 200]`` or ``model=knn,mlp``). A value inside a
+    mapping is set by its dotted path (``method_params.data_oob.n_estimators=50``),
+    or a mapping changes the keys it names (``method_params={data_oob:
+    {n_estimators: 50}}``). The values are checked when the file is rendered.
 
     `defaults` (the track's default parameters) tell each key's kind; without
     them, the kinds of `params` do.
 
     Raises ValueError for an assignment without '=', an unknown key (naming
-    it and the known ones), a value that is not YAML, or a change of track.
+    it and the known ones, also inside a mapping), a value that is not YAML,
+    or a change of track.
     """
     result = copy.deepcopy(dict(params))
     defaults = defaults or {}
     for assignment in assignments:
-        key, sep, raw = assignment.partition("=")
-        key = key.strip()
+        target, sep, raw = assignment.partition("=")
+        key, *path = target.strip().split(".")
         if not sep or not key:
             raise ValueError(f"{assignment!r} is not KEY=VALUE (for example seed=3)")
         if key not in result:
             raise ValueError(f"unknown parameter {key!r} in {assignment!r}; known parameters: {', '.join(result)}")
         value = _parse_override(raw, assignment)
         kind = defaults.get(key, result[key])
+        if path or isinstance(kind, Mapping):
+            result[key] = _changed(result[key], path, value, raw, assignment, key)
+            continue
         if key in SWEEP_PARAMS and isinstance(value, str) and "," in value:
             value = [_parse_override(part, assignment) for part in raw.split(",")]  # model=knn,mlp
         if key in SWEEP_PARAMS and isinstance(value, list):
@@ -250,6 +286,8 @@ def render_template(template: str, params: Mapping[str, Any], *, defaults: Mappi
     for key, default in defaults.items():
         if isinstance(default, list) and key in params and not isinstance(params[key], (list, tuple)):
             raise ValueError(f"parameter {key!r} must be a list of names, got {type(params[key]).__name__}")
+        if isinstance(default, Mapping) and key in params and not isinstance(params[key], Mapping):
+            raise ValueError(f"parameter {key!r} must be a mapping, got {type(params[key]).__name__}")
     try:
         return _environment(templates_dir()).get_template(template).render(**params)
     except jinja2.UndefinedError as error:

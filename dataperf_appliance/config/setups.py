@@ -33,9 +33,15 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, Field, Strict, model_serializer, model_validator
 
 from . import grid
-from .catalog import DEBUGGING_LIBRARY_METHODS, DEFAULT_DEBUGGING_MODEL, DEFAULT_SELECTION_MODEL
+from .catalog import (
+    DEBUGGING_LIBRARY_METHODS,
+    DEFAULT_DEBUGGING_MODEL,
+    DEFAULT_SELECTION_MODEL,
+    ParameterValue,
+    library_method_parameters,
+)
 from .grid import Cell, values
-from .issues import ConfigModel, FieldProblems
+from .issues import ConfigModel, FieldProblems, shown
 from .loader import Loc
 from .types import (
     MAX_DIM,
@@ -210,6 +216,41 @@ class Baseline(_OptionalKeysLeftOut):
     name: StrategyName
     params: dict[SafeName, MethodParameter] = Field(
         default_factory=dict, description="a library method's parameters (DATAPERF_PARAM_<NAME>; docs/methods.md)")
+
+    @model_validator(mode="after")
+    def _check_params(self) -> Baseline:
+        problems = _baseline_parameter_problems(self.name, self.params)
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+
+# What a parameter's value must be, by the type of its default: values the method's read_parameter
+# (methods/shim/method_parameters.py) reads as that type, so that a valid file never fails in its constructor.
+_PARAMETER_KINDS: dict[type, tuple[str, tuple[type, ...]]] = {
+    bool: ("true or false", (bool,)), int: ("a whole number", (int,)), float: ("a number", (int, float)),
+    str: ("text", (str,)),
+}
+
+
+def _baseline_parameter_problems(name: str, params: dict[str, Any]) -> list[tuple[Loc, str]]:
+    """(loc under the baseline, message) of each parameter that the method `name` does not take, or whose
+    value is not of its default's type; the appliance's own strategies take none."""
+    taken: dict[str, ParameterValue] = library_method_parameters(name) if name in DEBUGGING_LIBRARY_METHODS else {}
+    problems: list[tuple[Loc, str]] = []
+    for key, value in params.items():
+        if key not in taken:
+            takes = (", ".join(taken) if taken else
+                     "none" if name in DEBUGGING_LIBRARY_METHODS else "none: params are for the libraries' methods")
+            problems.append((("params", key), f"{name} takes no parameter {key!r} (it takes {takes})"))
+            continue
+        default = taken[key]
+        words, accepted = _PARAMETER_KINDS[type(default)]
+        flag_for_number = isinstance(value, bool) and type(default) is not bool  # true is not the number 1
+        if flag_for_number or not isinstance(value, accepted):
+            problems.append((("params", key), f"{name}'s {key} must be {words}, like its default "
+                                              f"{default!r}; got {shown(value)}"))
+    return problems
 
 
 class DebuggingSetup(TaskSetup):

@@ -154,7 +154,7 @@ def knn_shapley(X_train, y_train, X_val, y_val, *, seed: int = 0, model: str = D
                 k: int = DEFAULT_K) -> np.ndarray:
     """Rows by ascending KNN-Shapley value (`knn_shapley_values`), ties by index.
 
-    The DataPerf reference's ``neighbor_shapley``: a row whose label disagrees
+    The DataPerf reference's ``neighbor_shapley`` with k=1: a row whose label disagrees
     with the validation points near it has a low (often negative) value, and is
     inspected first. Model-free and exact, so `seed` and `model` play no part.
     """
@@ -250,6 +250,12 @@ STRATEGIES: dict[str, Strategy] = {
     "loss": loss,
 }
 STRATEGY_NAMES = registry_names(STRATEGIES, catalog.DEBUGGING_STRATEGIES, "debugging strategy")
+#: K of DataPerf's ``neighbor_shapley`` (datascope 0.0.8's KNN-Shapley): one neighbour. Its orders and
+#: `knn_shapley(k=1)`'s are the same game's (scripts/check_official_baselines.py); datascope sums in float32,
+#: so near-equal values may swap. ``neighbor_shapley_datascope`` runs datascope itself.
+OFFICIAL_NEIGHBOR_SHAPLEY_K = 1
+#: The options an alias (`catalog.DEBUGGING_STRATEGY_ALIASES`) adds to the strategy it names.
+_ALIAS_OPTIONS: dict[str, dict] = {"neighbor_shapley": {"k": OFFICIAL_NEIGHBOR_SHAPLEY_K}}
 
 
 def rank_training_points(name: str, X_train, y_train, X_val, y_val, *, seed: int = 0,
@@ -259,11 +265,12 @@ def rank_training_points(name: str, X_train, y_train, X_val, y_val, *, seed: int
     X_train is (n_train, d) with n_train >= 2, y_train (n_train,) the noisy
     labels in {0, 1}, X_val (n_val, d) and y_val (n_val,) the clean validation
     set; `model` is one of `MODEL_NAMES`. The reference's names are accepted
-    too (``neighbor_shapley`` for ``knn_shapley``). Raises ValueError for an unknown name
+    too (``neighbor_shapley``: ``knn_shapley`` with DataPerf's K = 1). Raises ValueError for an unknown name
     or model, or inputs of the wrong shape or labels.
     """
     try:
         strategy = STRATEGIES[catalog.DEBUGGING_STRATEGY_ALIASES.get(name, name)]
     except (KeyError, TypeError):
         raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGY_NAMES)}") from None
-    return strategy(X_train, y_train, X_val, y_val, seed=_check_seed(seed), model=_check_model(model))
+    return strategy(X_train, y_train, X_val, y_val, seed=_check_seed(seed), model=_check_model(model),
+                    **_ALIAS_OPTIONS.get(name, {}))

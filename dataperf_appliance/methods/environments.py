@@ -22,6 +22,12 @@ fails or is killed leaves no environment that looks usable, and the next
 attempt starts anew. uv installs from the package sources pip is configured
 with on the machine (its index, extra indexes and find-links), so a wheel
 mirror of the machine is used as pip would.
+
+An environment is made relocatable (``uv venv --relocatable``), so it can be
+kept elsewhere and unpacked under another data root: `archive_environment`
+packs a built one into a ``.tar.gz`` handed to a keeper (the S3 bucket, by the
+pipeline), and `restore_environment` unpacks one a fetcher brings, so that a
+new instance or another worker does not build it again.
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 #: The folder under the data root that holds the environments.
@@ -51,6 +59,8 @@ UV_CACHE_FOLDER = ".uv-cache"
 READY_MARK = "ready"
 #: The longest a build may take (seconds): a wheel compiled from source included.
 BUILD_TIMEOUT_S = 1800
+#: How a packed environment ends: a gzipped tar of the environment's folder.
+ARCHIVE_SUFFIX = ".tar.gz"
 _PYTHON_LINE = re.compile(r"^#\s*python:\s*(3\.\d+)\s*$", re.MULTILINE)
 
 
@@ -126,31 +136,52 @@ def _run(command: list[str], log: Path, cache: Path) -> None:
                                 f"{completed.returncode}): " + " | ".join(tail))
 
 
+def key_of(requirements: Path) -> str:
+    """The key (folder name) of the environment `requirements` gives, with the build constraints beside it."""
+    constraints = requirements.parent / BUILD_CONSTRAINTS
+    return environment_key(requirements.read_text(), constraints.read_text() if constraints.is_file() else "")
+
+
+def _prebuilt(key: str) -> Path | None:
+    prebuilt = os.environ.get(PREBUILT_VARIABLE)
+    if prebuilt and (Path(prebuilt) / key / READY_MARK).exists():
+        return Path(prebuilt) / key
+    return None
+
+
 def ensure_environment(requirements: Path, data_root: Path) -> Path:
     """The python of the environment of `requirements`, built first if it does not exist yet.
 
     Raises EnvironmentBuildError (with the end of uv's output) when the build fails; the half-built folder is
     removed. The build's log stays beside the environment (``<key>.log``).
     """
+    key = key_of(requirements)
+    prebuilt = _prebuilt(key)
+    if prebuilt:
+        return python_of(prebuilt)
+    return python_of(build_environment(requirements, Path(data_root) / ENVIRONMENTS_FOLDER))
+
+
+def build_environment(requirements: Path, root: Path) -> Path:
+    """The folder ``root/<key>`` of the environment of `requirements`, built there unless it is ready."""
     text = requirements.read_text()
     constraints = requirements.parent / BUILD_CONSTRAINTS
-    key = environment_key(text, constraints.read_text() if constraints.is_file() else "")
-    prebuilt = os.environ.get(PREBUILT_VARIABLE)
-    if prebuilt and (Path(prebuilt) / key / READY_MARK).exists():
-        return python_of(Path(prebuilt) / key)
-    root = Path(data_root) / ENVIRONMENTS_FOLDER
+    key = key_of(requirements)
     folder = root / key
     if (folder / READY_MARK).exists():
-        return python_of(folder)
+        return folder
     with _lock(root / f".{key}.lock"):
         if (folder / READY_MARK).exists():  # built by another task while this one waited
-            return python_of(folder)
+            return folder
         shutil.rmtree(folder, ignore_errors=True)  # what a killed build left
         log = root / f"{key}.log"
         log.write_text("")
         python = requested_python(text) or sys.executable
         try:
-            _run([_uv(), "venv", "--quiet", "--python", python, str(folder)], log, root / UV_CACHE_FOLDER)
+            # Relocatable: its scripts find their interpreter relatively, so a restored copy works under
+            # another data root.
+            _run([_uv(), "venv", "--quiet", "--relocatable", "--python", python, str(folder)], log,
+                 root / UV_CACHE_FOLDER)
             build = ["--build-constraints", str(constraints)] if constraints.is_file() else []
             _run([_uv(), "pip", "install", "--python", str(python_of(folder)), *package_sources(), *build,
                   "-r", str(requirements), *CHILD_REQUIREMENTS], log, root / UV_CACHE_FOLDER)
@@ -158,4 +189,63 @@ def ensure_environment(requirements: Path, data_root: Path) -> Path:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         (folder / READY_MARK).write_text(text)
-    return python_of(folder)
+    return folder
+
+
+def archive_environment(requirements: Path, data_root: Path, keep: Callable[[str, Path], object]) -> bool:
+    """Pack the environment of `requirements` built under `data_root` and hand it to ``keep(key, archive)``
+    (the archive is removed afterwards); False, and nothing kept, when no such environment is ready here."""
+    key = key_of(requirements)
+    root = Path(data_root) / ENVIRONMENTS_FOLDER
+    folder = root / key
+    if not (folder / READY_MARK).exists():
+        return False
+    with tempfile.TemporaryDirectory(prefix=f".{key}.pack-", dir=root) as tmp:
+        archive = Path(tmp) / f"{key}{ARCHIVE_SUFFIX}"
+        # Level 1: an environment is hundreds of MB of binaries that compress little more at higher levels.
+        with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+            tar.add(folder, arcname=".")
+        keep(key, archive)
+    return True
+
+
+def restore_environment(requirements: Path, data_root: Path, fetch: Callable[[str, Path], bool]) -> bool:
+    """Unpack the environment of `requirements` under `data_root` from the archive ``fetch(key, path)`` writes
+    to `path` (False: none is kept), unless it is here or prebuilt already; True when it was restored.
+
+    The archive is unpacked beside the environments and moved into place only when complete, with its
+    ``ready`` mark; an archive without one, or with a member that would leave the folder, is refused
+    (EnvironmentBuildError) and leaves nothing.
+    """
+    key = key_of(requirements)
+    root = Path(data_root) / ENVIRONMENTS_FOLDER
+    folder = root / key
+    if _prebuilt(key) or (folder / READY_MARK).exists():
+        return False
+    with _lock(root / f".{key}.lock"):
+        if (folder / READY_MARK).exists():
+            return False
+        with tempfile.TemporaryDirectory(prefix=f".{key}.restore-", dir=root) as tmp:
+            archive = Path(tmp) / f"{key}{ARCHIVE_SUFFIX}"
+            if not fetch(key, archive):
+                return False
+            unpacked = Path(tmp) / key
+            try:
+                with tarfile.open(archive, "r:gz") as tar:
+                    # "tar": no member outside the folder, no device or set-uid file; a venv's symlink to its
+                    # base interpreter is absolute, which the stricter "data" filter would refuse.
+                    tar.extractall(unpacked, filter="tar")
+            except (tarfile.TarError, OSError) as error:
+                raise EnvironmentBuildError(f"the kept environment {key} cannot be unpacked: {error}") from error
+            if not (unpacked / READY_MARK).exists():
+                raise EnvironmentBuildError(f"the kept environment {key} has no {READY_MARK} mark: not unpacked")
+            shutil.rmtree(folder, ignore_errors=True)  # what a killed build left
+            os.rename(unpacked, folder)
+    return True
+
+
+def prebuild(into: Path, requirement_files: list[Path]) -> list[Path]:
+    """Build the environments of `requirement_files` into the folder `into` (an image's
+    `PREBUILT_VARIABLE` folder); their folders."""
+    into.mkdir(parents=True, exist_ok=True)
+    return [build_environment(path, into) for path in requirement_files]

@@ -32,8 +32,6 @@ from .environments import EnvironmentBuildError, ensure_environment
 _HERE = Path(__file__).resolve().parent
 #: The script the child runs, and the folder of modules a DataPerf method file imports (``appraiser``).
 CHILD_SCRIPT, SHIM_FOLDER = _HERE / "child.py", _HERE / "shim"
-#: The libraries' methods (`catalog.DEBUGGING_LIBRARY_METHODS`): a folder each, with its requirements.txt.
-LIBRARY_FOLDER = _HERE / "library"
 #: Scratch folders of running methods, under the data root (nothing is written outside it).
 SCRATCH_FOLDER = "scratch"
 #: The interfaces a method file implements: DataPerf's debugging appraiser (fit, propose) and a selector (select).
@@ -100,8 +98,8 @@ def _tail(path: Path) -> str:
 
 def _environment(call: MethodCall) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(PARAMETER_PREFIX)}
-    env.update({f"{PARAMETER_PREFIX}{key.upper()}": json.dumps(value) if not isinstance(value, str) else value
-                for key, value in call.parameters.items()})
+    # JSON, text included: "0.5" stays a text, where a raw 0.5 would read back as a number.
+    env.update({f"{PARAMETER_PREFIX}{key.upper()}": json.dumps(value) for key, value in call.parameters.items()})
     env["PYTHONHASHSEED"] = "0"
     # One thread per method, as the engine's own fits: the methods of a run share the cores, and on the small
     # training sets of a task a library's thread pool spins more than it computes (XGBoost: ~50x slower).
@@ -233,9 +231,17 @@ def library_call(name: str, parameters: dict[str, Any] | None = None) -> MethodC
     """The `MethodCall` of a library's method of the catalog (its appraiser file and its folder's requirements)."""
     from ..config.catalog import DEBUGGING_LIBRARY_METHODS
 
-    entry = DEBUGGING_LIBRARY_METHODS[name]
-    folder = LIBRARY_FOLDER / entry.folder
-    return MethodCall(name, folder / entry.file, folder / "requirements.txt", parameters=dict(parameters or {}))
+    path = DEBUGGING_LIBRARY_METHODS[name].path
+    return MethodCall(name, path, path.parent / "requirements.txt", parameters=dict(parameters or {}))
+
+
+def requirements_of(setup: Any, name: str, source_dir: Path) -> Path | None:
+    """The requirements file of the setup's method `name` run in a child process (`setup.isolated_methods`):
+    its own entry's under ``methods:``, else the library's; None when it runs in the appliance's environment."""
+    for method in setup.methods:
+        if method.name == name:
+            return call_of(method, source_dir).requirements
+    return library_call(name).requirements
 
 
 #: The kind of a method's entry in results.json, beside ``baseline`` and ``submission``.

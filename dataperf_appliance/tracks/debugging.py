@@ -11,7 +11,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from ..config import DebuggingSetup, Loc, catalog, values
+from ..config import METHOD_PARAMS, DebuggingSetup, Loc, catalog, values
 from ..parallel import ProgressCallback
 from .engine import EngineTrack
 
@@ -50,6 +50,8 @@ class DebuggingTrack(EngineTrack):
         "strategies": ["random", "knn_shapley", "confident_learning", "loss"],
         "submissions": [],
         "methods": [],
+        # Written under each library method chosen in strategies: its constructor's defaults, unless changed.
+        METHOD_PARAMS: catalog.library_method_defaults(),
     }
     presets = {"arena": ARENA}
     builtin_datasets = ("digits", "synthetic")

@@ -7,7 +7,9 @@ its default value (`field_specs`). Widget values become the flat parameter
 dict of `tracks.render_task_setup` (`params_from_values`); the live check
 (`check_params`, or `check_yaml` in the Advanced mode) renders and validates
 the file and files every problem under the form field it belongs to, by the
-YAML path of the problem (``tasks[0].train_size`` -> ``train_size``).
+YAML path of the problem (``tasks[0].train_size`` -> ``train_size``). A
+library method chosen among the strategies brings inputs of its parameters
+(`method_parameter_specs`), prefilled with its constructor's defaults.
 
 What the Run button does next is `dataperf_appliance.launch.launch_run`.
 """
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..config import SWEEP_PARAMS, ConfigError, ConfigIssue, catalog, is_safe_name
+from ..config import METHOD_PARAMS, SWEEP_PARAMS, ConfigError, ConfigIssue, catalog, is_safe_name
 from ..config.types import MAX_NOISE_LEVEL
 from ..settings import Settings
 from ..tracks import TRACKS, default_params, parse_task_setup, preview, render_and_parse, track_of
@@ -74,6 +76,8 @@ FIELD_ORDER = ("dataset", "model", "tasks", "train_size", "val_size", "test_size
 
 #: Parameters filled from uploaded files, not from a field (`method_entries`).
 UPLOADED_PARAMS = frozenset({"methods"})
+#: The field of the methods to run: a chosen library method's parameters are shown under it.
+STRATEGIES_FIELD = "strategies"
 #: Where a run keeps the uploaded methods' code and requirements.
 METHODS_FOLDER = "methods/"
 #: An uploaded requirements file: for every uploaded method, or (``<method>.requirements.txt``) for one.
@@ -113,7 +117,7 @@ def _label(key: str) -> tuple[str, str]:
 
 
 def _options(key: str, track: str) -> tuple[str, ...]:
-    if key == "strategies":
+    if key == STRATEGIES_FIELD:
         return tuple(track_of(track).strategies)
     return _CHOICES.get(key, ())
 
@@ -179,7 +183,7 @@ def field_specs(track: str, *, dataset: str | None = None, dataset_folders: Iter
     swept = sweep_params() if sweep else frozenset()
     specs = []
     for key, default in defaults.items():
-        if key in UPLOADED_PARAMS:
+        if key in UPLOADED_PARAMS or key == METHOD_PARAMS:  # method_params: under the strategies, per method
             continue
         label, help_text = _label(key)
         options = _options(key, track)
@@ -230,9 +234,47 @@ def field_specs(track: str, *, dataset: str | None = None, dataset_folders: Iter
     return sorted(specs, key=lambda spec: rank.get(spec.key, len(rank)))
 
 
-def widget_key(track: str, spec: FieldSpec, scope: str | None = None) -> str:
+@dataclass(frozen=True)
+class MethodParameterSpec:
+    """One parameter of a library method, as a form input. kind: int | float | bool | text."""
+
+    method: str
+    name: str
+    kind: str
+    default: Any
+    help: str
+
+    @property
+    def key(self) -> str:
+        """Its place among the widget values (``method_params.data_oob.n_estimators``): one per method."""
+        return f"{METHOD_PARAMS}.{self.method}.{self.name}"
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+_PARAMETER_INPUT_KINDS = {bool: "bool", int: "int", float: "float", str: "text"}
+
+
+def method_parameter_specs(track: str, methods: Iterable[str] | None = None) -> list[MethodParameterSpec]:
+    """The inputs of the parameters of `methods` (None: every method with parameters of `track`), in the order
+    of `methods` and of each constructor; [] for a track or a method without any."""
+    defaults = default_params(track).get(METHOD_PARAMS) or {}
+    chosen = defaults if methods is None else [name for name in dict.fromkeys(methods) if name in defaults]
+    specs = []
+    for method in chosen:
+        library = method in catalog.DEBUGGING_LIBRARY_METHODS
+        described = catalog.library_parameter_descriptions(method) if library else {}
+        specs += [MethodParameterSpec(method, name, _PARAMETER_INPUT_KINDS[type(default)], default,
+                                      described.get(name, ""))
+                  for name, default in defaults[method].items()]
+    return specs
+
+
+def widget_key(track: str, spec: FieldSpec | MethodParameterSpec, scope: str | None = None) -> str:
     """The session-state key of a field's widget (`scope`: a dataset other than the default's, whose tasks are
-    kept apart)."""
+    kept apart); a method's parameter has one per track and method."""
     return f"nb.{track}.{spec.key}.{spec.kind}" + (f".{scope}" if scope else "")
 
 
@@ -301,7 +343,8 @@ def parse_field(spec: FieldSpec, value: Any) -> Any:
 
 def params_from_values(track: str, values: Mapping[str, Any], specs: Sequence[FieldSpec] | None = None,
                        ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """(parameters, errors by field) from the widget values; a field without a value keeps its default."""
+    """(parameters, errors by field) from the widget values; a field without a value keeps its default. A
+    method's parameter is the value under its `MethodParameterSpec.key`, else its default."""
     specs = specs if specs is not None else field_specs(track)
     params = default_params(track)
     errors: dict[str, list[str]] = {}
@@ -314,7 +357,19 @@ def params_from_values(track: str, values: Mapping[str, Any], specs: Sequence[Fi
             params[spec.key] = parse_field(spec, values[spec.key])
         except ValueError as error:
             errors.setdefault(spec.key, []).append(str(error))
+    for parameter in method_parameter_specs(track):
+        if parameter.key in values:
+            params[METHOD_PARAMS][parameter.method][parameter.name] = parse_method_parameter(
+                parameter, values[parameter.key])
     return params, errors
+
+
+def parse_method_parameter(spec: MethodParameterSpec, value: Any) -> Any:
+    """The parameter value of a method parameter's widget: a whole float of an int input becomes an int (the
+    rest is checked with the file: a wrong type is an error at its line)."""
+    if spec.kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 # ---- validation ----------------------------------------------------------------------------------

@@ -61,6 +61,37 @@ def widget(spec: form.FieldSpec, track: str, scope: str | None = None):
                          **({} if given else {"value": form.text_of(spec, spec.default)}))
 
 
+def method_parameter(spec: form.MethodParameterSpec, track: str):
+    """Draw the input of one parameter of a library method, prefilled with its default; its value."""
+    key = form.widget_key(track, spec)
+    common.remember(key)
+    label, help_text = spec.label, spec.help or None
+    prefill = {} if key in st.session_state else {"value": spec.default}
+    if spec.kind == "bool":
+        return st.checkbox(label, key=key, help=help_text, **prefill)
+    if spec.kind == "int":
+        return st.number_input(label, step=1, key=key, help=help_text, **prefill)
+    if spec.kind == "float":
+        # %g: a learning rate of 0.001 or a scale of 25 shown as written, not rounded to two decimals.
+        return st.number_input(label, format="%g", key=key, help=help_text, **prefill)
+    return st.text_input(label, key=key, help=help_text, **prefill)
+
+
+def method_parameters(track: str, chosen) -> dict:
+    """The parameters of the chosen library methods, a folded group per method; {widget value key: value}."""
+    by_method: dict[str, list[form.MethodParameterSpec]] = {}
+    for spec in form.method_parameter_specs(track, chosen or []):
+        by_method.setdefault(spec.method, []).append(spec)
+    values = {}
+    for method, specs in by_method.items():
+        with st.expander(f"Parameters of {method} ({len(specs)})"):
+            columns = st.columns(FORM_COLUMNS)
+            for index, spec in enumerate(specs):
+                with columns[index % FORM_COLUMNS]:
+                    values[spec.key] = method_parameter(spec, track)
+    return values
+
+
 def described(key: str, chosen) -> None:
     """What each chosen option is, under its field, where the field's options have descriptions (the models)."""
     lines = [form.option_label(key, option) for option in chosen or []]
@@ -136,6 +167,8 @@ def form_mode(track: str, settings, dataset_folders: list[str]) -> tuple[form.Fo
     for spec in wide:
         values[spec.key] = widget(spec, track, own_dataset if spec.key == "tasks" else None)
         limit_slot(spec, slots)
+        if spec.key == form.STRATEGIES_FIELD:
+            values.update(method_parameters(track, values[spec.key]))
     advanced = [s for s in specs if s.advanced]
     if advanced:
         failing = set(st.session_state.get("nb.error_keys", ()))
