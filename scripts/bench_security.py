@@ -1,23 +1,30 @@
-"""Memory of the app when hostile datasets are uploaded: the review's bombs, refused, with the figures.
+"""Security figures: the app's memory when hostile datasets are uploaded, and logging in under a guessing flood.
 
-    python scripts/bench_security.py
+    python scripts/bench_security.py [--login-only]
 
-For each input: its size, the outcome (the one-line problem), the seconds the
-upload took, the app process's peak memory growth (ru_maxrss of this process,
-which plays the app) and the peak of the child that checks it (its VmHWM,
-from a second check of the same zip). The inputs are those of the
-security review (issue 13): a 2M x 64 zstd parquet in a small zip, a 6M-row
-training-set csv, 300 members of 1 MiB of zeros.
+Uploads (skipped with --login-only): for each input, its size, the outcome (the one-line problem), the
+seconds the upload took, the app process's peak memory growth (ru_maxrss of this process, which plays the
+app) and the peak of the child that checks it (its VmHWM, from a second check of the same zip). The inputs
+are those of the security review (issue 13): a 2M x 64 zstd parquet in a small zip, a 6M-row training-set
+csv, 300 members of 1 MiB of zeros.
+
+Login: the app's real server (`streamlit run ui/server.py`, started by tests/login_harness.py as the
+service starts it) gets N wrong guesses whose clients hang up at once (the attack of issue "Hold under
+abuse"), from one address or each from its own (through a trusted proxy), then the right password from
+another address; printed: the seconds until it is logged in, and the wait the server reports for its check.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
+import itertools
 import resource
 import sys
 import tempfile
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +33,17 @@ import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # login_harness: the real server and its attackers
 
+from login_harness import (  # noqa: E402
+    PROXY_ADDRESS,
+    GateServer,
+    abandon_wrong_guess,
+    log_in,
+    log_in_as_a_person,
+)
+
+from dataperf_appliance import login_gate  # noqa: E402
 from dataperf_appliance.bounded import run_bounded  # noqa: E402
 from dataperf_appliance.settings import Settings  # noqa: E402
 from dataperf_appliance.ui_support import dataset_upload  # noqa: E402
@@ -93,7 +110,7 @@ def hostile_inputs() -> dict[str, bytes]:
     }
 
 
-def main() -> int:
+def upload_figures() -> None:
     inputs = hostile_inputs()
     print(f"{'input':<26} {'zip':>9} {'seconds':>8} {'app +MiB':>9} {'child MiB':>10}  outcome")
     with tempfile.TemporaryDirectory() as root:
@@ -109,6 +126,94 @@ def main() -> int:
             print(f"{label:<26} {len(data) / 2**20:>7.1f}MB {seconds:>8.1f} {grown:>9.0f} {child:>10.0f}  {outcome}")
         left = sorted(p.name for p in settings.datasets_dir.iterdir()) if settings.datasets_dir.is_dir() else []
         print(f"left under datasets/: {left or 'nothing'}")
+
+
+#: Abandoned wrong guesses before the right password: the finding's six, and its "about 120".
+ABANDONED_GUESSES = (6, 120)
+#: Tries of the right password, each after the Retry-After of the one before.
+LOGIN_ATTEMPTS = 5
+#: The live flood: addresses guessing at once (more than keep the queue full), for how long, and when the owner
+#: comes (once every address has failed at least once: until then each is as new a client as the owner).
+FLOOD_ADDRESSES = 20
+FLOOD_S = 60.0
+OWNER_COMES_AFTER_S = 40.0
+PASSWORD = "a long enough operator password"
+PEERS = (f"127.0.2.{n}" for n in itertools.count(1))  # loopback addresses: each a client of its own
+
+
+def guess_until(port: int, deadline: float, source: str, forwarded_for: str | None) -> int:
+    """Wrong guesses from one client, each as soon as the gate allows (after its Retry-After); those checked."""
+    checked = 0
+    while time.monotonic() < deadline:
+        response, _ = log_in(port, "a wrong guess", source, forwarded_for)
+        if response.status == 429:
+            time.sleep(min(int(response.getheader("Retry-After")), max(0.0, deadline - time.monotonic())))
+        else:
+            checked += response.status == 401
+    return checked
+
+
+def flood(server: GateServer, addresses: int, owner: str) -> None:
+    """`addresses` clients guessing for FLOOD_S, each waiting for its answers; the owner logs in meanwhile."""
+    deadline = time.monotonic() + FLOOD_S
+    with ThreadPoolExecutor(max_workers=addresses) as pool:
+        if addresses == 1:
+            guessers = [pool.submit(guess_until, server.port, deadline, next(PEERS), None)]
+        else:  # through the trusted proxy, each naming a client of its own
+            guessers = [pool.submit(guess_until, server.port, deadline, PROXY_ADDRESS, f"198.18.{n // 250}.{n % 250}")
+                        for n in range(addresses)]
+        time.sleep(OWNER_COMES_AFTER_S)
+        started = time.perf_counter()
+        try:
+            response, by_server_s, tries = log_in_as_a_person(server.port, PASSWORD, owner, LOGIN_ATTEMPTS,
+                                                              time.sleep)
+            owner_line = (f"{time.perf_counter() - started:.2f} s (HTTP {response.status} at try {tries}; "
+                          f"{by_server_s:.2f} s by the server's account)")
+        except AssertionError as refused:
+            owner_line = str(refused)
+        checked = sum(guesser.result() for guesser in guessers)
+    print(f"{addresses} address(es) guessing for {FLOOD_S:.0f} s, each waiting for its answers: {checked} wrong "
+          f"guesses checked ({checked / FLOOD_S:.2f}/s); the right password from another address after "
+          f"{OWNER_COMES_AFTER_S:.0f} s: {owner_line}")
+
+
+def login_figures() -> None:
+    print(f"login throttle: per address {login_gate.ADDRESS_BACKOFF_FIRST_S:g} s doubling to "
+          f"{login_gate.ADDRESS_BACKOFF_MAX_S:g} s; process-wide {login_gate.GLOBAL_BACKOFF_FIRST_S:g} s doubling "
+          f"to {login_gate.GLOBAL_BACKOFF_MAX_S:g} s; at most {login_gate.MAX_WAITING_LOGINS} waiting")
+    with tempfile.TemporaryDirectory() as root:
+        server = GateServer.start(Path(root), PASSWORD)
+        try:
+            for guesses in ABANDONED_GUESSES:
+                for spread in ("one address", "as many addresses"):
+                    attacker = next(PEERS)
+                    for n in range(guesses):
+                        if spread == "one address":
+                            abandon_wrong_guess(server.port, attacker)
+                        else:  # through the trusted proxy, each guess naming a client of its own
+                            abandon_wrong_guess(server.port, PROXY_ADDRESS, forwarded_for=f"203.0.{n // 250}.{n % 250}")
+                    started = time.perf_counter()
+                    response, by_server_s, tries = log_in_as_a_person(server.port, PASSWORD, next(PEERS),
+                                                                      LOGIN_ATTEMPTS, time.sleep)
+                    print(f"right password after {guesses} abandoned wrong guesses from {spread}: "
+                          f"{time.perf_counter() - started:.2f} s (HTTP {response.status} at try {tries}; "
+                          f"{by_server_s:.2f} s by the server's account)")
+            abandoned_checked = server.log().count("failed login from")
+            print(f"abandoned wrong guesses checked (the others dropped unchecked or refused 429 unread): "
+                  f"{abandoned_checked} of {2 * sum(ABANDONED_GUESSES)}")
+            for addresses in (1, FLOOD_ADDRESSES):
+                flood(server, addresses, next(PEERS))
+        finally:
+            server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--login-only", action="store_true", help="only the login figures (the uploads take minutes)")
+    args = parser.parse_args(argv)
+    if not args.login_only:
+        upload_figures()
+    login_figures()
     return 0
 
 

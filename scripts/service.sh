@@ -66,6 +66,9 @@ case "$name" in
     exec airflow triggerer --skip-serve-logs ;;
   streamlit)
     # ui/server.py: the app behind its login gate (no upload or session before the password).
+    # uvicorn would take a client's address from X-Forwarded-For when the peer is 127.0.0.1: the gate
+    # alone decides whom to believe (APPLIANCE_TRUSTED_PROXIES).
+    export FORWARDED_ALLOW_IPS=""
     exec streamlit run "$APPLIANCE_REPO/ui/server.py" \
       --server.port "$APPLIANCE_UI_PORT" \
       --server.address "$APPLIANCE_UI_HOST" \

@@ -13,6 +13,13 @@ locals {
     var.key_name != null ? { ssh = 22 } : {},
   )
 
+  # The instance metadata service's hop limit (IMDSv2 token responses), on every instance. 2, not 1: the
+  # appliance (and a worker) runs in a Docker container on the bridge network, one hop past the instance,
+  # and its S3 sync gets the instance role's credentials from the metadata service (boto3's default chain;
+  # no key is made anywhere). With 1 the container would get no token, hence no credentials, and every
+  # sync would fail. The other container, the TLS proxy (public_https), can reach them too: docs/security.md.
+  imds_hop_limit = 2
+
   # Where the appliance keeps its data on the instance (mounted at /data in the container).
   host_data_dir = "/var/lib/dataperf-appliance/data"
   host          = var.associate_public_ip ? aws_instance.appliance.public_ip : aws_instance.appliance.private_ip
@@ -212,6 +219,10 @@ resource "aws_ssm_parameter" "password" {
 # ---------------------------------------------------------------------------
 # IAM: what the instance (the appliance) may do, and nothing else
 # ---------------------------------------------------------------------------
+#
+# Two roles: this one for the main instance, and the workers' own (terraform/workers.tf), which may not
+# delete objects nor read or write the password parameters. Each role has its inline policy and the SSM
+# agent's (ssm_agent below); no AWS managed policy is attached.
 
 data "aws_iam_policy_document" "assume_ec2" {
   statement {
@@ -224,7 +235,10 @@ data "aws_iam_policy_document" "assume_ec2" {
   }
 }
 
-data "aws_iam_policy_document" "appliance" {
+# What every instance of the deployment may do in the bucket, the appliance's and the workers': list it, and
+# read and write under the prefix. The sync only adds or replaces objects (versioning keeps what was
+# replaced): runs are append-only.
+data "aws_iam_policy_document" "bucket_access" {
   statement {
     sid       = "ListTheBucket"
     actions   = ["s3:ListBucket"]
@@ -240,7 +254,6 @@ data "aws_iam_policy_document" "appliance" {
     }
   }
 
-  # No s3:DeleteObject: the sync only adds or replaces objects, and versioning keeps what was replaced.
   statement {
     sid = "ReadWriteUnderThePrefix"
     actions = [
@@ -250,18 +263,69 @@ data "aws_iam_policy_document" "appliance" {
     ]
     resources = ["${aws_s3_bucket.data.arn}/${var.s3_prefix}*"]
   }
+}
+
+data "aws_iam_policy_document" "appliance" {
+  source_policy_documents = [data.aws_iam_policy_document.bucket_access.json]
+
+  # The one deletion: a dataset, by a user's choice on the Datasets page (Storage.delete_dataset, a
+  # DeleteObjects request, which S3 authorizes key by key as s3:DeleteObject). Nothing under runs/ or
+  # elsewhere; on the versioned bucket a deletion leaves a delete marker, and the deleted versions stay
+  # for noncurrent_version_expiration_days.
+  statement {
+    sid       = "DeleteDatasets"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.data.arn}/${var.s3_prefix}datasets/*"]
+  }
 
   statement {
     sid     = "KeepItsPasswords"
     actions = ["ssm:GetParameter", "ssm:PutParameter"]
-    # With workers, also the worker settings the main instance writes and the workers (same role) read.
+    # With workers, also the worker settings the main instance writes at first boot (the workers only read them).
     resources = concat([for parameter in aws_ssm_parameter.password : parameter.arn], aws_ssm_parameter.worker_env[*].arn)
+  }
+}
+
+# The SSM agent's own rights, for Session Manager (the operator's shell and port forwards) and Run
+# Command, in place of AWS's AmazonSSMManagedInstanceCore: that policy also allows ssm:GetParameter(s) on
+# every parameter of the account and region (and State Manager, Inventory, Patch Manager and Distributor,
+# which the appliance does not use), so the narrow statement above would limit nothing. The actions are
+# the ones AWS documents for a custom Session Manager instance profile (ssm:UpdateInstanceInformation and
+# ssmmessages, as in AWS's minimal policy AWSCloud9SSMInstanceProfile), plus ec2messages for Run Command.
+# Resource "*": ssmmessages and ec2messages have no resource type, and each of these actions acts only on
+# the calling instance's own registration, channels and messages; none reads data or a parameter.
+data "aws_iam_policy_document" "ssm_agent" {
+  #checkov:skip=CKV_AWS_356:ssmmessages has no resource type, and ssm:UpdateInstanceInformation is granted on * as AWS documents for a custom Session Manager instance profile: it registers the calling instance only. A narrower ARN, which no test here can check against AWS, would risk the operator's only way in.
+  #checkov:skip=CKV_AWS_111:The agent's writes (its own registration, Session Manager's channels) act on the calling instance only; they are the ones AWS documents for Session Manager.
+  statement {
+    sid = "SessionManager"
+    actions = [
+      "ssm:UpdateInstanceInformation",
+      "ssmmessages:CreateControlChannel",
+      "ssmmessages:CreateDataChannel",
+      "ssmmessages:OpenControlChannel",
+      "ssmmessages:OpenDataChannel",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "RunCommand"
+    actions = [
+      "ec2messages:AcknowledgeMessage",
+      "ec2messages:DeleteMessage",
+      "ec2messages:FailMessage",
+      "ec2messages:GetEndpoint",
+      "ec2messages:GetMessages",
+      "ec2messages:SendReply",
+    ]
+    resources = ["*"]
   }
 }
 
 resource "aws_iam_role" "appliance" {
   name_prefix        = "${var.name}-"
-  description        = "The DataPerf appliance instance: its bucket and its password parameters."
+  description        = "The DataPerf appliance instance: its bucket, its datasets' deletion and its password parameters."
   assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
 }
 
@@ -272,9 +336,10 @@ resource "aws_iam_role_policy" "appliance" {
 }
 
 # Session Manager: the operator's shell and port forwarding, with no inbound port and no key.
-resource "aws_iam_role_policy_attachment" "ssm" {
-  role       = aws_iam_role.appliance.name
-  policy_arn = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+resource "aws_iam_role_policy" "ssm_agent" {
+  name   = "ssm-agent"
+  role   = aws_iam_role.appliance.id
+  policy = data.aws_iam_policy_document.ssm_agent.json
 }
 
 resource "aws_iam_instance_profile" "appliance" {
@@ -354,10 +419,9 @@ resource "aws_instance" "appliance" {
   user_data_replace_on_change = true
 
   metadata_options {
-    http_endpoint = "enabled"
-    http_tokens   = "required" # IMDSv2 only
-    # 2 hops: the container reaches the instance role's credentials through Docker's bridge.
-    http_put_response_hop_limit = 2
+    http_endpoint               = "enabled"
+    http_tokens                 = "required" # IMDSv2 only
+    http_put_response_hop_limit = local.imds_hop_limit
   }
 
   root_block_device {
@@ -379,7 +443,7 @@ resource "aws_instance" "appliance" {
   }
 
   # The role's policy must be in place before the first boot uses it.
-  depends_on = [aws_iam_role_policy.appliance, aws_iam_role_policy_attachment.ssm]
+  depends_on = [aws_iam_role_policy.appliance, aws_iam_role_policy.ssm_agent]
 
   lifecycle {
     precondition {

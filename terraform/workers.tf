@@ -11,6 +11,7 @@
 #   - the worker settings (broker, database and execution API addresses with their passwords, the JWT
 #     secret), which the main instance writes at first boot into the SecureString parameter worker_env
 #     and each worker reads at its first boot.
+# The workers have an IAM role of their own (below), narrower than the main instance's.
 
 locals {
   cluster              = var.workers > 0
@@ -163,6 +164,52 @@ resource "aws_ssm_parameter" "worker_env" {
   }
 }
 
+# The workers' own role: the bucket under the prefix (their tasks download datasets and upload runs) and
+# their settings, read-only. Unlike the main instance's role: no s3:DeleteObject, and no access to the
+# password parameters (a worker cannot read them, nor overwrite them to lock the operator out or plant
+# one). The SSM agent's rights are the main instance's (ssm_agent, terraform/main.tf).
+data "aws_iam_policy_document" "worker" {
+  count                   = local.cluster ? 1 : 0
+  source_policy_documents = [data.aws_iam_policy_document.bucket_access.json]
+
+  statement {
+    sid       = "ReadItsSettings"
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.worker_env[0].arn]
+  }
+}
+
+resource "aws_iam_role" "worker" {
+  count = local.cluster ? 1 : 0
+
+  name_prefix        = "${var.name}-worker-"
+  description        = "The DataPerf appliance's Celery workers: the bucket under the prefix (no deletion) and their settings (read-only)."
+  assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
+}
+
+resource "aws_iam_role_policy" "worker" {
+  count = local.cluster ? 1 : 0
+
+  name   = "worker"
+  role   = aws_iam_role.worker[0].id
+  policy = data.aws_iam_policy_document.worker[0].json
+}
+
+resource "aws_iam_role_policy" "worker_ssm_agent" {
+  count = local.cluster ? 1 : 0
+
+  name   = "ssm-agent"
+  role   = aws_iam_role.worker[0].id
+  policy = data.aws_iam_policy_document.ssm_agent.json
+}
+
+resource "aws_iam_instance_profile" "worker" {
+  count = local.cluster ? 1 : 0
+
+  name_prefix = "${var.name}-worker-"
+  role        = aws_iam_role.worker[0].name
+}
+
 resource "aws_instance" "worker" {
   #checkov:skip=CKV_AWS_88:As the main instance: a public address lets the SSM agent and the image pulls out without a NAT gateway; the workers' security group admits only the main instance (set associate_public_ip = false to go without).
   #checkov:skip=CKV_AWS_126:Detailed (1-minute) monitoring costs extra; the 5-minute basic monitoring is enough.
@@ -172,7 +219,7 @@ resource "aws_instance" "worker" {
   instance_type               = local.worker_instance_type
   subnet_id                   = aws_instance.appliance.subnet_id
   vpc_security_group_ids      = [aws_security_group.cluster["workers"].id]
-  iam_instance_profile        = aws_iam_instance_profile.appliance.name
+  iam_instance_profile        = aws_iam_instance_profile.worker[0].name
   key_name                    = var.key_name
   associate_public_ip_address = var.associate_public_ip
   ebs_optimized               = true
@@ -182,10 +229,11 @@ resource "aws_instance" "worker" {
   user_data                   = templatefile("${path.module}/user_data.sh.tftpl", merge(local.user_data, { role = "worker" }))
   user_data_replace_on_change = true
 
+  # As the main instance's (local.imds_hop_limit): the worker's container syncs with S3 under this role.
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
-    http_put_response_hop_limit = 2
+    http_put_response_hop_limit = local.imds_hop_limit
   }
 
   root_block_device {
@@ -206,7 +254,8 @@ resource "aws_instance" "worker" {
     Name = "${var.name}-worker-${count.index + 1}"
   }
 
-  depends_on = [aws_efs_mount_target.data]
+  # The mount target and the role's policies must be in place before the first boot uses them.
+  depends_on = [aws_efs_mount_target.data, aws_iam_role_policy.worker, aws_iam_role_policy.worker_ssm_agent]
 
   lifecycle {
     precondition {

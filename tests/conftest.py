@@ -40,7 +40,7 @@ def start_moto_server() -> MotoServer:
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        # AWS's managed policies exist, as on AWS (the deployment attaches AmazonSSMManagedInstanceCore).
+        # AWS's managed policies exist, as on AWS (test_terraform reads AmazonSSMManagedInstanceCore).
         env={**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
     )
     endpoint = f"http://127.0.0.1:{port}"

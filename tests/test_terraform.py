@@ -1,6 +1,8 @@
 """The EC2 deployment in terraform/: format, validation, the module's own
 `terraform test` (mocked provider), shellcheck of the rendered user data,
-checkov, and a real `terraform apply` / `destroy` against a moto server.
+checkov, and a real `terraform apply` / `destroy` against a moto server: the
+default deployment, and one with a worker whose two IAM roles are evaluated and
+then used, with moto enforcing IAM, by the appliance's own storage code.
 
 Terraform runs only in temporary copies of terraform/, with the AWS provider
 from this machine's filesystem mirror, so no state, lock file or .terraform
@@ -10,13 +12,17 @@ directory is ever left in the tree.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fnmatch
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -239,6 +245,9 @@ def test_user_data_passes_shellcheck(mode: str, tf_env: dict[str, str], tmp_path
     assert "--publish 127.0.0.1:8501:8501 --publish 127.0.0.1:8080:8080" in script
     assert "--publish 8501" not in script and "--publish 8080" not in script
     assert "ports=(--publish 443:443 --publish 8443:8443)" in script and "reverse_proxy $container:8501" in script
+    # Behind the proxy, the login gate believes forwarded addresses from the proxy's network alone.
+    assert 'exposure=(--env "APPLIANCE_TRUSTED_PROXIES=$proxy_subnet")' in script
+    assert "FORWARDED_ALLOW_IPS" not in script
     assert_shellcheck_clean(script, tmp_path, f"user_data-{mode}.sh")
 
 
@@ -294,6 +303,7 @@ provider "aws" {{
 
   endpoints {{
     ec2 = "{endpoint}"
+    efs = "{endpoint}"
     iam = "{endpoint}"
     s3  = "{endpoint}"
     ssm = "{endpoint}"
@@ -326,6 +336,82 @@ def error_code(call, **kwargs) -> str | None:
     except ClientError as error:
         return error.response["Error"]["Code"]
     return None
+
+
+def role_of(iam, instance: dict) -> str:
+    """The name of the role in an instance's instance profile."""
+    profile_name = instance["IamInstanceProfile"]["Arn"].rsplit("/", 1)[1]
+    (role,) = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]["Roles"]
+    return role["RoleName"]
+
+
+def policy_documents(iam, role_name: str) -> dict[str, dict]:
+    """Every policy of a role, by name: its inline policies and the default version of each attached one."""
+    def as_dict(document: dict | str) -> dict:
+        return json.loads(document) if isinstance(document, str) else document
+
+    documents = {name: as_dict(iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"])
+                 for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]}
+    for attached in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]:
+        documents[attached["PolicyArn"]] = managed_policy_document(iam, attached["PolicyArn"])
+    return documents
+
+
+def managed_policy_document(iam, arn: str) -> dict:
+    """The document of a managed policy's default version."""
+    version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+    return json.loads(document) if isinstance(document, str) else document
+
+
+def statements(document: dict) -> list[dict]:
+    """The statements of a policy document, with Action and Resource always lists."""
+    listed = document["Statement"] if isinstance(document["Statement"], list) else [document["Statement"]]
+    return [{**statement, **{key: [statement[key]] if isinstance(statement[key], str) else statement[key]
+                             for key in ("Action", "Resource") if key in statement}}
+            for statement in listed]
+
+
+#: What reads an SSM parameter: none of them may be allowed on "*" (every parameter of the account).
+PARAMETER_READS = ("ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath", "ssm:GetParameterHistory")
+
+
+def reads_every_parameter(document: dict) -> list[str]:
+    """The statements or actions of `document` that allow reading any parameter of the account (Resource "*",
+    or a pattern that covers another deployment's parameter); an Allow with NotAction or NotResource counts."""
+    foreign = "arn:aws:ssm:us-east-1:123456789012:parameter/another-deployment/secret"
+    found = []
+    for statement in statements(document):
+        if statement["Effect"] != "Allow":
+            continue
+        if "NotAction" in statement or "NotResource" in statement:
+            found.append(json.dumps(statement))
+        elif any(fnmatch.fnmatchcase(foreign, resource) for resource in statement["Resource"]):
+            found += [action for action in statement["Action"]
+                      if any(fnmatch.fnmatchcase(read.lower(), action.lower()) for read in PARAMETER_READS)]
+    return found
+
+
+def assert_ssm_agent_policy(document: dict) -> None:
+    """The SSM agent's policy: Session Manager's and Run Command's actions, named one by one; no parameter read."""
+    actions = {action for statement in statements(document) for action in statement["Action"]}
+    assert all(statement["Effect"] == "Allow" for statement in statements(document))
+    assert {"ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+            "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"} <= actions
+    assert all(action.split(":")[0] in ("ssm", "ssmmessages", "ec2messages") and "*" not in action
+               for action in actions), actions
+    assert {action for action in actions if action.startswith("ssm:")} == {"ssm:UpdateInstanceInformation"}
+    assert reads_every_parameter(document) == []
+
+
+def allows(documents: dict[str, dict], action: str, resource: str) -> bool:
+    """Whether a role's policies allow `action` on `resource`, as IAM decides for identity policies (an explicit
+    Deny wins, else any Allow, else denied). The evaluator is moto's, the one its server enforces (wildcards in
+    Action and Resource; the one condition here, ListBucket's prefix, plays no part in these questions)."""
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+
+    results = {IAMPolicy(json.dumps(document)).is_action_permitted(action, resource) for document in documents.values()}
+    return PermissionResult.DENIED not in results and PermissionResult.PERMITTED in results
 
 
 @pytest.mark.slow
@@ -388,10 +474,11 @@ def test_apply_and_destroy_against_moto(moto_server: MotoServer, tf_env: dict[st
                    and statement["Condition"]["Bool"]["aws:SecureTransport"] == "false"
                    for statement in bucket_policy["Statement"])
 
-        # The instance: IMDSv2, encrypted gp3 root volume, the role, user data.
+        # The instance: IMDSv2 (2 hops: docs/security.md), encrypted gp3 root volume, the role, user data.
         instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
         assert instance["InstanceType"] == "t3.medium"
         assert instance["MetadataOptions"]["HttpTokens"] == "required"
+        assert instance["MetadataOptions"]["HttpPutResponseHopLimit"] == 2
         volumes = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}])
         assert [(volume["VolumeType"], volume["Encrypted"]) for volume in volumes["Volumes"]] == [("gp3", True)]
         user_data = base64.b64decode(ec2.describe_instance_attribute(
@@ -407,30 +494,31 @@ def test_apply_and_destroy_against_moto(moto_server: MotoServer, tf_env: dict[st
         for rule in group["IpPermissionsEgress"]:
             assert rule["IpProtocol"] == "tcp" and rule["FromPort"] in (80, 443)
 
-        # The role: one inline policy naming only this bucket (and its own parameters).
-        profile_name = instance["IamInstanceProfile"]["Arn"].rsplit("/", 1)[1]
-        (role,) = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]["Roles"]
-        role_name = role["RoleName"]
-        attached = iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]
-        assert [policy["PolicyArn"] for policy in attached] == ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
-        policy_names = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
-        assert len(policy_names) == 1
-        document = iam.get_role_policy(RoleName=role_name, PolicyName=policy_names[0])["PolicyDocument"]
-        if isinstance(document, str):
-            document = json.loads(document)
+        # The role: its own inline policy naming only this bucket (and its own parameters), and the SSM
+        # agent's; no managed policy (AmazonSSMManagedInstanceCore would read every parameter).
+        role_name = role_of(iam, instance)
+        assert iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"] == []
+        documents = policy_documents(iam, role_name)
+        assert set(documents) == {"appliance", "ssm-agent"}
         resources, actions = [], []
-        for statement in document["Statement"]:
+        for statement in statements(documents["appliance"]):
             assert statement["Effect"] == "Allow"
-            resources += [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
-            actions += [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+            resources += statement["Resource"]
+            actions += statement["Action"]
         assert "*" not in resources and not any("*" in action for action in actions)
         s3_resources = {resource for resource in resources if resource.startswith("arn:aws:s3:::")}
-        assert s3_resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/dataperf-appliance/*"}
+        assert s3_resources == {f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/dataperf-appliance/*",
+                                f"arn:aws:s3:::{bucket}/dataperf-appliance/datasets/*"}
         ssm_resources = {resource for resource in resources if resource.startswith("arn:aws:ssm:")}
         assert {resource.split(":parameter", 1)[1] for resource in ssm_resources} == set(parameters.values())
         assert set(resources) == s3_resources | ssm_resources
-        assert set(actions) == {"s3:ListBucket", "s3:GetObject", "s3:PutObject",  # no s3:DeleteObject
+        assert set(actions) == {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
                                 "s3:AbortMultipartUpload", "ssm:GetParameter", "ssm:PutParameter"}
+        (delete,) = [statement for statement in statements(documents["appliance"])
+                     if "s3:DeleteObject" in statement["Action"]]
+        assert delete["Action"] == ["s3:DeleteObject"]
+        assert delete["Resource"] == [f"arn:aws:s3:::{bucket}/dataperf-appliance/datasets/*"]
+        assert_ssm_agent_policy(documents["ssm-agent"])
 
         # The password parameters exist as SecureString, waiting for the first boot.
         for parameter in parameters.values():
@@ -452,3 +540,268 @@ def test_apply_and_destroy_against_moto(moto_server: MotoServer, tf_env: dict[st
     assert error_code(ec2.describe_security_groups, GroupIds=[group_id]) == "InvalidGroup.NotFound"
     for parameter in parameters.values():
         assert error_code(ssm.get_parameter, Name=parameter) == "ParameterNotFound"
+
+
+# ---------------------------------------------------------------------------
+# The roles, with IAM enforced: what the main instance and a worker may do
+# ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def iam_enforced(moto_server: MotoServer) -> Iterator[None]:
+    """Make the moto server authorize every request against the caller's IAM policies, then stop again.
+
+    moto's own switch (INITIAL_NO_AUTH_ACTION_COUNT, set at run time through /moto-api/reset-auth): from 0
+    requests on, each is signed by a known key and allowed by that key's policies, or refused."""
+    def reset(count: str) -> None:
+        # Not form-encoded (urllib's default), or the server would find no body to read.
+        request = urllib.request.Request(f"{moto_server.endpoint_url}/moto-api/reset-auth", data=count.encode(),
+                                         headers={"Content-Type": "text/plain"}, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+
+    reset("0")
+    try:
+        yield
+    finally:
+        reset("inf")
+
+
+def role_credentials(moto_server: MotoServer, role_arn: str) -> dict[str, str]:
+    """Temporary credentials of `role_arn` (STS AssumeRole, as EC2 gets them for an instance profile), as
+    the environment variables of the standard AWS chain."""
+    credentials = moto_client("sts", moto_server).assume_role(
+        RoleArn=role_arn, RoleSessionName="i-test")["Credentials"]
+    return {"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": credentials["SessionToken"]}
+
+
+def client_as(service: str, moto_server: MotoServer, credentials: dict[str, str]):
+    return boto3.client(service, endpoint_url=moto_server.endpoint_url, region_name="us-east-1",
+                        aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
+                        aws_session_token=credentials["AWS_SESSION_TOKEN"])
+
+
+class PerKeyDeletes:
+    """Storage's S3 client, whose DeleteObjects is asked of moto key by key, as S3 authorizes it.
+
+    S3 authorizes each key of a DeleteObjects request as s3:DeleteObject on that key and answers a refused
+    key in the response's Errors; moto (5.2) authorizes the whole request against the bucket's ARN, so it
+    refuses every key to a policy that names keys, as ours does. One DeleteObject per key (which moto
+    authorizes on the key's ARN) gives S3's answer, in the shape of S3's response."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+    def delete_objects(self, *, Bucket: str, Delete: dict) -> dict:  # noqa: N803 (boto3's parameter names)
+        deleted, errors = [], []
+        for item in Delete["Objects"]:
+            try:
+                self._client.delete_object(Bucket=Bucket, Key=item["Key"])
+            except ClientError as error:
+                errors.append({"Key": item["Key"], "Code": error.response["Error"]["Code"],
+                               "Message": error.response["Error"].get("Message", "")})
+            else:
+                deleted.append({"Key": item["Key"]})
+        return {"Errors": errors} if Delete.get("Quiet") else {"Deleted": deleted, "Errors": errors}
+
+
+def storage_as(credentials: dict[str, str], data_root: Path, bucket: str, moto_server: MotoServer,
+               monkeypatch: pytest.MonkeyPatch):
+    """The appliance's Storage as the instance makes it, from the environment (the role's credentials)."""
+    from dataperf_appliance.settings import Settings
+    from dataperf_appliance.storage import Storage
+
+    for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in {**moto_server.env(), **credentials}.items():
+        monkeypatch.setenv(key, value)
+    storage = Storage(Settings(data_dir=data_root, s3_bucket=bucket, s3_prefix="dataperf-appliance/"))
+    storage.client = PerKeyDeletes(storage.client)
+    return storage
+
+
+def write_files(folder: Path, files: dict[str, str]) -> Path:
+    for relative, content in files.items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(content)
+    return folder
+
+
+def empty_bucket(s3, bucket: str) -> None:
+    """Delete every version and delete marker in a versioned bucket."""
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        versions = [{"Key": item["Key"], "VersionId": item["VersionId"]}
+                    for item in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if versions:
+            assert not s3.delete_objects(Bucket=bucket, Delete={"Objects": versions, "Quiet": True}).get("Errors")
+
+
+def refused_action(call, **kwargs) -> str | None:
+    """The action IAM refused the call, from the message "... is not authorized to perform: <action>" (moto
+    answers an SSM refusal in XML, so botocore's code is the bare "403", as for a bad signature); else None."""
+    try:
+        call(**kwargs)
+    except ClientError as error:
+        found = re.search(r"is not authorized to perform: ([\w:]+)", str(error.response["Error"].get("Message")))
+        return found.group(1) if found else None
+    return None
+
+
+def keys_under(s3, bucket: str, prefix: str) -> list[str]:
+    """The keys of the current objects under `prefix` (a flat listing: moto 5.2 still lists a deleted key's
+    folder among a delimited listing's CommonPrefixes on a versioned bucket, S3 does not)."""
+    return sorted(item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                  for item in page.get("Contents", []))
+
+
+@pytest.mark.slow
+def test_roles_with_workers_against_moto_with_iam_enforced(moto_server: MotoServer, tf_env: dict[str, str],
+                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """workers = 1: the worker's role is not the main instance's; neither may read a parameter it was not
+    given, nor a worker write one; the main role deletes a dataset, and nobody a run."""
+    from dataperf_appliance.storage import StorageError
+
+    module = copy_module(tmp_path / "terraform")
+    (module / "moto_override.tf").write_text(MOTO_OVERRIDE.format(endpoint=moto_server.endpoint_url))
+    env = {**tf_env, **moto_server.env()}
+    ec2, s3, iam, ssm = (moto_client(service, moto_server) for service in ("ec2", "s3", "iam", "ssm"))
+    name = f"tftest-{uuid.uuid4().hex[:8]}"
+    var_file = tmp_path / "test.tfvars.json"
+    var_file.write_text(json.dumps({
+        "name": name, "ami_id": moto_amazon_linux_ami(ec2), "cpu_credits": "standard", "workers": 1,
+        "source_repo": "https://git.example.com/dataperf-appliance.git",
+    }))
+    # Another deployment's secret in the same account and region.
+    foreign = f"/{name}-other/secret"
+    ssm.put_parameter(Name=foreign, Value="not yours", Type="SecureString")
+
+    terraform(module, "init", "-input=false", env=env)
+    try:
+        terraform(module, "apply", "-auto-approve", "-input=false", f"-var-file={var_file}", env=env)
+        outputs = {key: value["value"] for key, value in json.loads(
+            terraform(module, "output", "-json", env=env).stdout).items()}
+        bucket, parameters = outputs["bucket"], outputs["password_parameters"]
+        main = ec2.describe_instances(InstanceIds=[outputs["instance_id"]])["Reservations"][0]["Instances"][0]
+        (worker,) = [instance for reservation in ec2.describe_instances(Filters=[
+            {"Name": "tag:Name", "Values": [f"{name}-worker-1"]},
+            {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"]
+            for instance in reservation["Instances"]]
+
+        # Two roles, two instance profiles; IMDSv2 with 2 hops on both (their containers use the role).
+        assert main["IamInstanceProfile"]["Arn"] != worker["IamInstanceProfile"]["Arn"]
+        main_role, worker_role = role_of(iam, main), role_of(iam, worker)
+        assert main_role != worker_role
+        for instance in (main, worker):
+            assert instance["MetadataOptions"]["HttpTokens"] == "required"
+            assert instance["MetadataOptions"]["HttpPutResponseHopLimit"] == 2
+        roles = {role: policy_documents(iam, role) for role in (main_role, worker_role)}
+        assert set(roles[main_role]) == {"appliance", "ssm-agent"}
+        assert set(roles[worker_role]) == {"worker", "ssm-agent"}
+        assert roles[main_role]["ssm-agent"] == roles[worker_role]["ssm-agent"]
+        for documents in roles.values():
+            # No managed policy, and nothing that reads every parameter of the account.
+            assert not any(arn.startswith("arn:") for arn in documents)
+            for document in documents.values():
+                assert reads_every_parameter(document) == [], document
+            assert_ssm_agent_policy(documents["ssm-agent"])
+        # What the check would have caught: AWS's managed policy reads every parameter.
+        managed = managed_policy_document(iam, "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
+        assert {"ssm:GetParameter", "ssm:GetParameters"} <= set(reads_every_parameter(managed))
+
+        # The policies, evaluated: who may do what to which parameter and key.
+        account = main["IamInstanceProfile"]["Arn"].split(":")[4]
+        parameter_arn = {key: f"arn:aws:ssm:us-east-1:{account}:parameter{parameter}"
+                         for key, parameter in {**parameters, "worker_env": f"/{name}/worker_env",
+                                                "foreign": foreign}.items()}
+        objects = f"arn:aws:s3:::{bucket}/dataperf-appliance"
+        main_may, worker_may = (lambda action, resource, role=role: allows(roles[role], action, resource)
+                                for role in (main_role, worker_role))
+        for may in (main_may, worker_may):
+            assert may("s3:GetObject", f"{objects}/runs/r/manifest.json") and may("s3:PutObject", f"{objects}/runs/r/x")
+            assert not may("s3:PutObject", f"arn:aws:s3:::{bucket}/elsewhere/x")
+            assert not may("s3:DeleteObject", f"{objects}/runs/r/manifest.json")
+            assert not may("s3:DeleteObjectVersion", f"{objects}/datasets/d/x")
+            for read in PARAMETER_READS:
+                assert not may(read, parameter_arn["foreign"])
+        assert main_may("s3:DeleteObject", f"{objects}/datasets/d/embeddings/x.parquet")
+        assert not worker_may("s3:DeleteObject", f"{objects}/datasets/d/embeddings/x.parquet")
+        for key in ("ui_password", "airflow_admin_password", "worker_env"):
+            assert main_may("ssm:PutParameter", parameter_arn[key])
+            assert not worker_may("ssm:PutParameter", parameter_arn[key])
+        assert worker_may("ssm:GetParameter", parameter_arn["worker_env"])
+        assert not worker_may("ssm:GetParameter", parameter_arn["ui_password"])
+        assert not worker_may("ssm:GetParameter", parameter_arn["airflow_admin_password"])
+
+        # The real calls, with moto enforcing IAM, under each role's own temporary credentials.
+        main_credentials = role_credentials(moto_server, f"arn:aws:iam::{account}:role/{main_role}")
+        worker_credentials = role_credentials(moto_server, f"arn:aws:iam::{account}:role/{worker_role}")
+        dataset_files = {"embeddings/a_train.parquet": "parquet", "groundtruth/a.csv": "ImageID,hv_label\n"}
+        run_id = "20260101-000000-aaaaaa"
+        run_files = {"results.json": "{}", "manifest.json": json.dumps({"run_id": run_id, "state": "success"})}
+        # The bucket policy denies requests without TLS; moto does not evaluate its condition (it denies
+        # every object request, whoever asks) and speaks HTTP: it goes, as the calls below are about the roles.
+        s3.delete_bucket_policy(Bucket=bucket)
+        with iam_enforced(moto_server):
+            with monkeypatch.context() as patch:
+                storage = storage_as(main_credentials, tmp_path / "main", bucket, moto_server, patch)
+                for dataset in ("mine", "theirs"):
+                    write_files(tmp_path / "main" / "datasets" / dataset, dataset_files)
+                    storage.upload_dataset(dataset)
+                write_files(tmp_path / "main" / "runs" / run_id, run_files)
+                storage.upload_run(run_id)
+                # The Datasets page's deletion works: the dataset is gone from the bucket and the disk.
+                assert storage.delete_dataset("mine") == 2
+                main_s3 = client_as("s3", moto_server, main_credentials)
+                assert keys_under(main_s3, bucket, "dataperf-appliance/datasets/") == [
+                    f"dataperf-appliance/datasets/theirs/{relative}" for relative in sorted(dataset_files)]
+                assert not (tmp_path / "main" / "datasets" / "mine").exists()
+                # A run's objects are not deleted, in a batch or one by one; nor anything outside datasets/.
+                run_keys = [f"dataperf-appliance/runs/{run_id}/{relative}" for relative in sorted(run_files)]
+                errors = storage.client.delete_objects(
+                    Bucket=bucket, Delete={"Objects": [{"Key": key} for key in run_keys], "Quiet": True})["Errors"]
+                assert [(error["Key"], error["Code"]) for error in errors] == [
+                    (key, "AccessDenied") for key in run_keys]
+                assert error_code(main_s3.delete_object, Bucket=bucket, Key=run_keys[0]) == "AccessDenied"
+                assert error_code(main_s3.delete_object, Bucket=bucket,
+                                  Key="dataperf-appliance/datasets-and-more") == "AccessDenied"
+                assert keys_under(main_s3, bucket, f"dataperf-appliance/runs/{run_id}/") == run_keys
+            with monkeypatch.context() as patch:
+                # A worker reads and writes under the prefix, and deletes nothing.
+                storage = storage_as(worker_credentials, tmp_path / "worker", bucket, moto_server, patch)
+                assert storage.download_dataset("theirs") == tmp_path / "worker" / "datasets" / "theirs"
+                write_files(tmp_path / "worker" / "runs" / f"{run_id[:-1]}b", run_files)
+                storage.upload_run(f"{run_id[:-1]}b")
+                with pytest.raises(StorageError, match="AccessDenied"):
+                    storage.delete_dataset("theirs")
+                assert len(keys_under(client_as("s3", moto_server, worker_credentials), bucket,
+                                      "dataperf-appliance/datasets/theirs/")) == 2
+            # moto authorizes SSM requests against the resource "*", so it shows what no grant on "*"
+            # allows (another deployment's parameter; a worker's write), not a grant on a named parameter
+            # (those are in the evaluation above).
+            for credentials in (main_credentials, worker_credentials):
+                assert refused_action(client_as("ssm", moto_server, credentials).get_parameter,
+                                      Name=foreign, WithDecryption=True) == "ssm:GetParameter"
+            worker_ssm = client_as("ssm", moto_server, worker_credentials)
+            for parameter in parameters.values():
+                assert refused_action(worker_ssm.put_parameter, Name=parameter, Value="planted", Type="SecureString",
+                                      Overwrite=True) == "ssm:PutParameter"
+        # The passwords were not overwritten.
+        for parameter in parameters.values():
+            assert ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"] != "planted"
+    finally:
+        # What the roles wrote, every version of it, so that destroy removes the bucket (force_destroy is
+        # off, as by default); without the bucket policy, which moto would apply to the deletions.
+        if "bucket" in locals():
+            s3.delete_bucket_policy(Bucket=bucket)
+            empty_bucket(s3, bucket)
+        destroyed = terraform(module, "destroy", "-auto-approve", "-input=false", "-refresh=false",
+                              f"-var-file={var_file}", env=env, check=False)
+        ssm.delete_parameter(Name=foreign)
+    assert destroyed.returncode == 0, destroyed.stdout[-6000:] + destroyed.stderr[-6000:]
+    for role in (main_role, worker_role):
+        assert error_code(iam.get_role, RoleName=role) == "NoSuchEntity"

@@ -40,13 +40,37 @@ run "defaults" {
   }
 
   assert {
-    condition     = aws_iam_role_policy_attachment.ssm.policy_arn == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-    error_message = "The role has Session Manager's managed policy."
+    condition     = aws_iam_role_policy.ssm_agent.role == aws_iam_role.appliance.id && aws_iam_role_policy.appliance.role == aws_iam_role.appliance.id
+    error_message = "The role has its own policy and the SSM agent's (Session Manager), both inline."
   }
 
   assert {
-    condition     = !contains(tolist(data.aws_iam_policy_document.appliance.statement[1].actions), "s3:DeleteObject")
-    error_message = "The role may not delete objects."
+    condition = alltrue(flatten([
+      for statement in data.aws_iam_policy_document.ssm_agent.statement : [
+        for action in statement.actions : !startswith(action, "ssm:Get") && !endswith(action, "*") && contains(["ssm", "ssmmessages", "ec2messages"], split(":", action)[0])
+      ]
+    ]))
+    error_message = "The SSM agent's policy names its actions one by one, and none reads a parameter (no ssm:GetParameter(s) on *)."
+  }
+
+  assert {
+    condition     = contains(data.aws_iam_policy_document.ssm_agent.statement[0].actions, "ssm:UpdateInstanceInformation") && contains(data.aws_iam_policy_document.ssm_agent.statement[0].actions, "ssmmessages:OpenDataChannel")
+    error_message = "The SSM agent may register the instance and open Session Manager's channels."
+  }
+
+  assert {
+    condition     = !contains(tolist(data.aws_iam_policy_document.bucket_access.statement[1].actions), "s3:DeleteObject")
+    error_message = "The role may not delete objects in general."
+  }
+
+  assert {
+    condition     = contains(data.aws_iam_policy_document.appliance.source_policy_documents, data.aws_iam_policy_document.bucket_access.json) && data.aws_iam_policy_document.appliance.statement[0].actions == toset(["s3:DeleteObject"]) && data.aws_iam_policy_document.appliance.statement[0].resources == toset(["${aws_s3_bucket.data.arn}/dataperf-appliance/datasets/*"])
+    error_message = "The role may delete objects under the datasets prefix only (runs stay append-only)."
+  }
+
+  assert {
+    condition     = aws_instance.appliance.metadata_options[0].http_put_response_hop_limit == 2
+    error_message = "The metadata service's hop limit is 2: the appliance's container gets the role's credentials through Docker's bridge."
   }
 
   assert {
@@ -95,12 +119,12 @@ run "defaults" {
   }
 
   assert {
-    condition     = length(data.aws_iam_policy_document.appliance.statement[0].condition) == 1
+    condition     = length(data.aws_iam_policy_document.bucket_access.statement[0].condition) == 1
     error_message = "Listing the bucket is limited to the prefix."
   }
 
   assert {
-    condition     = data.aws_iam_policy_document.appliance.statement[1].resources == toset(["${aws_s3_bucket.data.arn}/dataperf-appliance/*"])
+    condition     = data.aws_iam_policy_document.bucket_access.statement[1].resources == toset(["${aws_s3_bucket.data.arn}/dataperf-appliance/*"])
     error_message = "Objects are read and written under the prefix only."
   }
 
@@ -256,8 +280,13 @@ run "ipv6_and_whole_bucket" {
   }
 
   assert {
-    condition     = length(data.aws_iam_policy_document.appliance.statement[0].condition) == 0
+    condition     = length(data.aws_iam_policy_document.bucket_access.statement[0].condition) == 0
     error_message = "With an empty prefix the whole bucket is listed."
+  }
+
+  assert {
+    condition     = data.aws_iam_policy_document.appliance.statement[0].resources == toset(["${aws_s3_bucket.data.arn}/datasets/*"])
+    error_message = "With an empty prefix, deletion is still limited to datasets/."
   }
 }
 
@@ -417,7 +446,7 @@ run "defaults_have_no_workers" {
   command = plan
 
   assert {
-    condition     = length(aws_instance.worker) == 0 && length(aws_efs_file_system.data) == 0 && length(aws_security_group.cluster) == 0 && length(aws_ssm_parameter.worker_env) == 0
+    condition     = length(aws_instance.worker) == 0 && length(aws_efs_file_system.data) == 0 && length(aws_security_group.cluster) == 0 && length(aws_ssm_parameter.worker_env) == 0 && length(aws_iam_role.worker) == 0 && length(aws_iam_instance_profile.worker) == 0
     error_message = "workers = 0 (the default) adds nothing to the single instance."
   }
 
@@ -472,6 +501,35 @@ run "two_workers" {
   assert {
     condition     = aws_ssm_parameter.worker_env[0].type == "SecureString"
     error_message = "The workers' settings (with secrets) are a SecureString."
+  }
+
+  assert {
+    condition     = alltrue([for worker in aws_instance.worker : worker.iam_instance_profile == aws_iam_instance_profile.worker[0].name && worker.iam_instance_profile != aws_instance.appliance.iam_instance_profile])
+    error_message = "The workers run under an instance profile of their own, not the main instance's."
+  }
+
+  assert {
+    condition     = aws_iam_instance_profile.worker[0].role == aws_iam_role.worker[0].name && aws_iam_role.worker[0].name != aws_iam_role.appliance.name && aws_iam_role_policy.worker[0].role == aws_iam_role.worker[0].id && aws_iam_role_policy.worker_ssm_agent[0].role == aws_iam_role.worker[0].id && aws_iam_role_policy.worker_ssm_agent[0].policy == aws_iam_role_policy.ssm_agent.policy
+    error_message = "The workers' profile holds the workers' role: their own policy and the SSM agent's."
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for statement in concat(data.aws_iam_policy_document.worker[0].statement, data.aws_iam_policy_document.bucket_access.statement) : [
+        for action in statement.actions : contains(["s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "ssm:GetParameter"], action)
+      ]
+    ]))
+    error_message = "The workers may list, read and write the bucket and read a parameter, nothing else: no s3:DeleteObject, no ssm:PutParameter."
+  }
+
+  assert {
+    condition     = data.aws_iam_policy_document.worker[0].statement[0].resources == toset([aws_ssm_parameter.worker_env[0].arn]) && contains(data.aws_iam_policy_document.worker[0].source_policy_documents, data.aws_iam_policy_document.bucket_access.json) && data.aws_iam_policy_document.bucket_access.statement[1].resources == toset(["${aws_s3_bucket.data.arn}/dataperf-appliance/*"])
+    error_message = "The workers read their settings only (not the passwords), and objects under the prefix only."
+  }
+
+  assert {
+    condition     = alltrue([for worker in aws_instance.worker : worker.metadata_options[0].http_put_response_hop_limit == 2 && worker.metadata_options[0].http_tokens == "required"])
+    error_message = "The workers' metadata service: IMDSv2, 2 hops (their container syncs with S3 under the role)."
   }
 }
 
