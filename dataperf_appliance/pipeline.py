@@ -483,7 +483,9 @@ def _environment_synced(setup: TaskSetup, unit: str, paths: RunPaths, settings: 
         logger.warning("the environment of %s was not restored (it is built here instead): %s", requirements, error)
     yield
     try:
-        environments.archive_environment(requirements, paths.data_root, storage.upload_environment)
+        # Packing takes seconds and hundreds of MB: only when the bucket does not keep it yet.
+        if not storage.has_environment(environments.key_of(requirements)):
+            environments.archive_environment(requirements, paths.data_root, storage.upload_environment)
     except (StorageError, OSError) as error:
         logger.warning("the environment of %s was not kept in %s: %s", requirements, storage.location, error)
 

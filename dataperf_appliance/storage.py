@@ -258,29 +258,30 @@ class Storage:
     def _environment_key(self, key: str) -> str:
         return self._key(ENVIRONMENTS_FOLDER, _check_name(key, "environment key") + ARCHIVE_SUFFIX)
 
+    def has_environment(self, key: str) -> bool:
+        """True when the bucket keeps the packed environment `key` (False without a bucket)."""
+        if not self.enabled:
+            return False
+        object_key = self._environment_key(key)
+        return object_key in self._list_objects(object_key)
+
     def upload_environment(self, key: str, archive: Path) -> bool:
         """Keep the packed environment `key` (`archive`) in the bucket unless one is there; True when sent.
 
         A packed environment is never replaced: the same key is the same requirements, and packing the same
         folder twice does not give the same bytes (the archive's times), so a second upload would add nothing.
         """
-        if not self.enabled:
+        if not self.enabled or self.has_environment(key):  # kept meanwhile by another worker
             return False
-        object_key = self._environment_key(key)
-        if self._list_objects(object_key):
-            return False
-        self._put(Path(archive), object_key, _digest(Path(archive)))
+        self._put(Path(archive), self._environment_key(key), _digest(Path(archive)))
         logger.info("method environment %s kept in %s", key, self.location)
         return True
 
     def download_environment(self, key: str, archive: Path) -> bool:
         """Write the packed environment `key` to `archive` when the bucket has it; False when it has not."""
-        if not self.enabled:
+        if not self.has_environment(key):
             return False
-        object_key = self._environment_key(key)
-        if object_key not in self._list_objects(object_key):
-            return False
-        self._get(object_key, Path(archive))
+        self._get(self._environment_key(key), Path(archive))
         logger.info("method environment %s restored from %s", key, self.location)
         return True
 
