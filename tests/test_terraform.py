@@ -115,6 +115,13 @@ def terraform(module: Path, *args: str, env: dict[str, str], check: bool = True,
                check=check, input_text=input_text)
 
 
+def apply_module(module: Path, var_file: Path, env: dict[str, str]) -> dict:
+    """`terraform apply` of `module` (initialized) with `var_file`; its outputs' values by name."""
+    terraform(module, "apply", "-auto-approve", "-input=false", f"-var-file={var_file}", env=env)
+    return {key: value["value"] for key, value in json.loads(
+        terraform(module, "output", "-json", env=env).stdout).items()}
+
+
 def copy_module(dest: Path) -> Path:
     """A clean copy of terraform/: no state, lock file, .terraform or tfvars."""
     shutil.copytree(TF_DIR, dest, ignore=shutil.ignore_patterns(
@@ -436,9 +443,7 @@ def test_apply_and_destroy_against_moto(moto_server: MotoServer, tf_env: dict[st
 
     terraform(module, "init", "-input=false", env=env)
     try:
-        terraform(module, "apply", "-auto-approve", "-input=false", f"-var-file={var_file}", env=env)
-        outputs = {key: value["value"] for key, value in json.loads(
-            terraform(module, "output", "-json", env=env).stdout).items()}
+        outputs = apply_module(module, var_file, env)
         bucket, instance_id = outputs["bucket"], outputs["instance_id"]
 
         # Outputs
@@ -682,9 +687,7 @@ def test_roles_with_workers_against_moto_with_iam_enforced(moto_server: MotoServ
 
     terraform(module, "init", "-input=false", env=env)
     try:
-        terraform(module, "apply", "-auto-approve", "-input=false", f"-var-file={var_file}", env=env)
-        outputs = {key: value["value"] for key, value in json.loads(
-            terraform(module, "output", "-json", env=env).stdout).items()}
+        outputs = apply_module(module, var_file, env)
         bucket, parameters = outputs["bucket"], outputs["password_parameters"]
         main = ec2.describe_instances(InstanceIds=[outputs["instance_id"]])["Reservations"][0]["Instances"][0]
         (worker,) = [instance for reservation in ec2.describe_instances(Filters=[

@@ -263,9 +263,8 @@ def method_parameter_specs(track: str, methods: Iterable[str] | None = None) -> 
     defaults = default_params(track).get(METHOD_PARAMS) or {}
     chosen = defaults if methods is None else [name for name in dict.fromkeys(methods) if name in defaults]
     specs = []
-    for method in chosen:
-        library = method in catalog.DEBUGGING_LIBRARY_METHODS
-        described = catalog.library_parameter_descriptions(method) if library else {}
+    for method in chosen:  # every method of the defaults' method_params is a library's
+        described = catalog.library_parameter_descriptions(method)
         specs += [MethodParameterSpec(method, name, _PARAMETER_INPUT_KINDS[type(default)], default,
                                       described.get(name, ""))
                   for name, default in defaults[method].items()]
