@@ -40,8 +40,12 @@ RUN apt-get update \
  && chown appliance:appliance /data \
  && chmod 0750 /data
 
+# The app and Airflow listen on every address of the container, so that its published ports reach them
+# (scripts/start.sh on a host defaults to 127.0.0.1).
 ENV APPLIANCE_DATA_DIR=/data \
-    APPLIANCE_RUN_AS=appliance
+    APPLIANCE_RUN_AS=appliance \
+    APPLIANCE_UI_HOST=0.0.0.0 \
+    APPLIANCE_AIRFLOW_HOST=0.0.0.0
 
 # The code and its virtual environment, owned by root (the services cannot change them), installed the
 # one way CI installs them, compiled to .pyc (scripts/uv.sh), since the services cannot write next to it.

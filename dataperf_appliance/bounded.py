@@ -1,15 +1,25 @@
-"""Run untrusted work (checking a user's upload) in a child process with a memory and a time limit.
+"""Untrusted work and untrusted files, within bounds.
 
-A file crafted to unpack or read to gigabytes then ends that child, with a
-clear error, instead of the app that serves every user (and Airflow and
-PostgreSQL beside it on a small instance). The child is a new interpreter,
-not a fork: a fork of a threaded server (Streamlit) may inherit a held lock.
+Work (checking a user's upload) runs in a child process with a memory and a
+time limit: a file crafted to unpack or read to gigabytes then ends that
+child, with a clear error, instead of the app that serves every user (and
+Airflow and PostgreSQL beside it on a small instance). The child is a new
+interpreter, not a fork: a fork of a threaded server (Streamlit) may inherit a
+held lock.
+
+A run's files, which may come from the bucket, are read whole only under a
+size limit per kind of file (`MAX_MANIFEST_BYTES` and the others), and JSON is
+used only when it is an object no deeper than `MAX_JSON_DEPTH`: anything else
+is `Unreadable`, never another exception, whatever its depth or shape.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
 import resource
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -87,3 +97,86 @@ def run_bounded(function: Callable[..., Any], *args: Any, memory_bytes: int = CH
         raise BoundedRunError(value)
     result, peak = value
     return (result, peak) if with_peak else result
+
+
+# ---- bounded reads: a run's files, which may come from the bucket (whoever can write it) -----------------------
+
+#: The largest file of each kind the app reads whole; a larger one is refused before it is read. Measured on real
+#: runs (docs/security.md): a manifest.json is 3-21 KB; a results.json 0.5 MB (the default run), 0.8 MB (a sweep of
+#: 24 cells), about 55 MB for the largest sweep the grid allows at the default sizes (500 cells of one repeat,
+#: train_size 200), which parses to a peak of 155 MiB in 4 s.
+MAX_MANIFEST_BYTES = 2**20
+MAX_RESULTS_BYTES = 64 * 2**20
+#: A run's tables (sweep.csv, repeats.csv: 1-22 KB in those runs) and pictures (plots/*.png: 40-310 KB).
+MAX_TABLE_BYTES = 64 * 2**20
+MAX_PLOT_BYTES = 16 * 2**20
+#: A whole run, on disk or in the bucket: the runs above are 0.3-3 MB.
+MAX_RUN_BYTES = 2 * 2**30
+#: One download the Run page hands Streamlit (a file, or the whole-run zip): Streamlit keeps its bytes in memory
+#: for the session, on an instance of 4 GiB shared with Airflow and PostgreSQL, so this is well under MAX_RUN_BYTES.
+MAX_SERVED_BYTES = 256 * 2**20
+#: JSON nested deeper is refused: the appliance writes 9 levels at most, and a deeper value would exhaust the
+#: recursion of whatever walks it later (a page rendering it, Compare flattening it).
+MAX_JSON_DEPTH = 32
+
+
+class Unreadable(ValueError):
+    """A file the app will not use: too large, not a regular file, not JSON, too deep, or not a JSON object.
+
+    The message names the file and says which.
+    """
+
+
+def read_limited(path: str | os.PathLike, max_bytes: int) -> bytes:
+    """The content of the regular file `path`, refused (Unreadable) when it is larger than `max_bytes`.
+
+    The size is checked before reading and again while reading (the file may grow meanwhile). OSError when it
+    cannot be read (FileNotFoundError when there is none).
+    """
+    path = Path(path)
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the reader for ever
+        raise Unreadable(f"{path} is not a regular file")
+    with path.open("rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        data = b"" if size > max_bytes else stream.read(max_bytes + 1)
+    if size > max_bytes or len(data) > max_bytes:
+        raise Unreadable(f"{path} is {max(size, len(data)):,} bytes, over the {max_bytes:,} allowed")
+    return data
+
+
+def json_object(data: bytes | str, name: str) -> dict:
+    """`data` parsed as a JSON object; Unreadable, naming `name`, for anything else.
+
+    Anything else: not JSON or not UTF-8, nested deeper than MAX_JSON_DEPTH (however deep: the parser's own
+    RecursionError is caught), or a value that is not an object (a list where a mapping is expected).
+    """
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise Unreadable(f"{name} is nested too deep to read") from None
+    except MemoryError:
+        raise Unreadable(f"{name} does not fit in the memory left to read it") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
+        raise Unreadable(f"{name} is not JSON: {str(error).splitlines()[0][:200]}") from None
+    if not isinstance(value, dict):
+        raise Unreadable(f"{name} holds a JSON {type(value).__name__}, not an object")
+    if _deeper_than(value, MAX_JSON_DEPTH):
+        raise Unreadable(f"{name} is nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def read_json_object(path: str | os.PathLike, max_bytes: int) -> dict:
+    """The JSON object in the file `path` (see `read_limited` and `json_object`): Unreadable or OSError."""
+    return json_object(read_limited(path, max_bytes), str(path))
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` (parsed JSON) nests containers more than `limit` deep; iterative, so any depth is fine."""
+    level = [value]
+    for _ in range(limit):
+        # Only containers go on to the next level: a list of a million numbers is one C-speed pass.
+        level = [child for item in level for child in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(child, (dict, list))]
+        if not level:
+            return False
+    return True

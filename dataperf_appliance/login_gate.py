@@ -7,7 +7,10 @@ Streamlit's health check: every other request is answered here, before
 Streamlit sees it. A file upload (``PUT /_stcore/upload_file/...``) is refused
 without reading its body, and the websocket that carries a Streamlit session
 is refused before it opens, so an unauthenticated client can neither fill the
-app's memory nor resume a session by presenting its id.
+app's memory nor resume a session by presenting its id. A logged-in browser's
+upload passes through the upload budget (``upload_budget.py``: what uploads
+hold in memory is bounded per session and in all), and its websocket must come
+from this site.
 
 The session cookie is ``<expiry>.<nonce>.<HMAC-SHA256>`` under a key made at
 process start (a restart logs everyone out, as it ends Streamlit's sessions
@@ -59,13 +62,14 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from . import access
 from .settings import TRUSTED_PROXIES_ENV, load_settings
+from .upload_budget import UPLOAD_PREFIX, UploadBudget
 
 logger = logging.getLogger(__name__)
 
@@ -409,11 +413,12 @@ class LoginGate:
 
     def __init__(self, app, *, check_password: Callable[[str], bool] = access.check_password,
                  sessions: Sessions = SESSIONS, throttle: LoginThrottle | None = None,
-                 trusted_proxies: Iterable[str] | None = None) -> None:
+                 trusted_proxies: Iterable[str] | None = None, uploads: UploadBudget | None = None) -> None:
         self.app = app
         self.check_password = check_password
         self.sessions = sessions
         self.throttle = throttle or LoginThrottle()
+        self.uploads = uploads  # None: no upload is let through (nothing would count what they hold)
         self.proxies = ProxyTrust(load_settings().trusted_proxies if trusted_proxies is None else trusted_proxies)
         if os.environ.get(UVICORN_FORWARDED_ALLOW_IPS) is None:
             logger.warning("%s is unset: under uvicorn a client at 127.0.0.1 or ::1 chooses its own address with "
@@ -435,7 +440,7 @@ class LoginGate:
             response = RedirectResponse(LOGIN_PATH, status_code=303)
             response.delete_cookie(COOKIE, path="/")
         elif self.sessions.valid(connection.cookies.get(COOKIE)):
-            await self.app(scope, receive, send)
+            await self._pass(scope, receive, send, connection)
             return
         elif scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION})
@@ -446,6 +451,30 @@ class LoginGate:
         else:  # an upload, an API call: refused without reading the body
             response = PlainTextResponse("log in first", status_code=401, headers={"Connection": "close"})
         await response(scope, receive, send)
+
+    async def _pass(self, scope, receive, send, connection: HTTPConnection) -> None:
+        """A logged-in browser's request, to the app: an upload through the upload budget, a websocket of this
+        site only (Streamlit would check another site's against its external address, an outside lookup)."""
+        if scope["type"] == "websocket":
+            origin = connection.headers.get("origin")
+            if origin is not None and urlsplit(origin).netloc.lower() != connection.headers.get("host", "").lower():
+                logger.warning("websocket from another site (%s) refused for %s", origin[:100],
+                               self.proxies.client(connection))
+                await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION})
+                return
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if self.uploads is not None:  # its session's files may go once it cannot come back
+                    self.uploads.websocket_ended()
+        elif scope["path"].startswith(UPLOAD_PREFIX):
+            if self.uploads is None:
+                await PlainTextResponse("uploads are not taken here", status_code=503,
+                                        headers={"Connection": "close"})(scope, receive, send)
+            else:
+                await self.uploads(scope, receive, send, self.app)
+        else:
+            await self.app(scope, receive, send)
 
     async def _login(self, request: Request) -> Response | None:
         """The login page, or the answer to a password; None when the client has hung up."""

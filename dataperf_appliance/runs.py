@@ -27,6 +27,9 @@ from .datasets.dataperf_files import atomic_write_bytes, sha256_of
 #: triggered, the state and timings, every figure; the tables of a sweep and of repeats alone.
 TASK_SETUP, MANIFEST, RESULTS = "task_setup.yml", "manifest.json", "results.json"
 SWEEP_CSV, REPEATS_CSV = "sweep.csv", "repeats.csv"
+#: The state the lists and pages give a run whose manifest.json or results.json cannot be used (too large, not
+#: JSON, too deep, not an object: `bounded.Unreadable`); the appliance never writes it.
+UNREADABLE = "unreadable"
 #: The folder of a run's per-task results before the report merges them.
 PARTIAL = "partial"
 STAGING_SUFFIX = ".partial"

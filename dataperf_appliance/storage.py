@@ -32,6 +32,14 @@ a key that would leave its folder, a content that does not match its sha256 or
 a key the disk cannot hold fails that run's download with a StorageError naming
 the key, and `restore_history` skips that run and restores the others.
 
+Reads from the bucket are bounded: a manifest.json is read only up to
+`bounded.MAX_MANIFEST_BYTES` and used only when it is a JSON object (else the
+run's state is `unreadable`), and a run whose objects add up to more than
+`bounded.MAX_RUN_BYTES` is not downloaded. `restore_history`, which runs before
+the services start, stops starting downloads after `RESTORE_TIME_BUDGET_S`,
+newest runs first; the runs it leaves are downloaded when they are opened or
+listed (`download_run`).
+
 Every S3 request fails in bounded time: short connect/read timeouts and
 botocore's ``standard`` retry mode (a few attempts, exponential backoff with
 jitter, for throttling, 5xx and connection errors). Errors reach the caller as
@@ -43,12 +51,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -58,10 +66,11 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError
 
+from .bounded import MAX_MANIFEST_BYTES, MAX_RUN_BYTES, Unreadable, json_object, read_json_object
 from .config import catalog
 from .config.names import MAX_RUN_ID_LENGTH, is_safe_name
 from .methods.environments import ARCHIVE_SUFFIX, ENVIRONMENTS_FOLDER
-from .runs import MANIFEST, check_run_id, staging_dir
+from .runs import MANIFEST, UNREADABLE, check_run_id, staging_dir
 from .settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -80,6 +89,9 @@ TOTAL_ATTEMPTS = 3
 
 MAX_SINGLE_PUT_BYTES = 5 * 1024**3  # S3's limit for one PutObject
 MAX_NAME_BYTES = 255  # the longest file name of Linux file systems (NAME_MAX)
+#: How long `restore_history` starts new downloads for: it runs before the services start, whose start the image's
+#: health check allows 300 s (and scripts/start.sh 600 s), after Airflow's own setup.
+RESTORE_TIME_BUDGET_S = 120.0
 _CHUNK = 1024 * 1024
 
 
@@ -98,7 +110,8 @@ class SyncReport:
 
 @dataclass(frozen=True)
 class RunListing:
-    """A run known to the store. where: "local", "s3" or "both"; state: the manifest's, None if unknown."""
+    """A run known to the store. where: "local", "s3" or "both"; state: the manifest's, None if unknown,
+    runs.UNREADABLE when the manifest cannot be used."""
 
     run_id: str
     where: str
@@ -115,10 +128,12 @@ class DatasetListing:
 
 @dataclass(frozen=True)
 class RestoreReport:
-    """What `restore_history` did: the runs restored, and the runs skipped with the reason of each."""
+    """What `restore_history` did: the runs restored, the runs skipped with the reason of each, and the runs left
+    in the bucket for later (its time was up), which are downloaded when opened."""
 
     restored: tuple[str, ...] = ()
     skipped: tuple[tuple[str, str], ...] = ()
+    deferred: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -384,38 +399,62 @@ class Storage:
         logger.info("dataset %s: %d files downloaded from %s", name, count, self.location)
         return folder
 
-    def restore_history(self) -> RestoreReport:
-        """Download every run in the bucket that is not on disk, each on its own.
+    def restore_history(self, *, time_budget_s: float = RESTORE_TIME_BUDGET_S,
+                        clock: Callable[[], float] = time.monotonic) -> RestoreReport:
+        """Download every run in the bucket that is not on disk, each on its own, newest first, for at most
+        `time_budget_s` seconds.
 
         Whole runs: the UI opens any run from disk, and a run folder is always
         complete. Runs whose upload is incomplete (no manifest.json in the
         bucket) are left out; a run that cannot be downloaded (an unsafe key, a
-        wrong checksum, a key the disk cannot hold) is logged and skipped, and
-        the others are restored. Only a failure to list the bucket raises.
+        wrong checksum, a key the disk cannot hold, a manifest that cannot be
+        used, over `bounded.MAX_RUN_BYTES` in all) is logged and skipped, and
+        the others are restored. When the time is up (checked before each
+        object), the run being downloaded is dropped and it and the runs not
+        started are left for later, logged: each is downloaded when it is
+        opened (`download_run`), or listed on the Runs page if it succeeded.
+        Only a failure to list the bucket raises.
         """
         if not self.enabled:
             return RestoreReport()
+        deadline = clock() + time_budget_s
         key_prefix = self.prefix + RUNS + "/"
         by_run: dict[str, dict[str, _RemoteObject]] = {}
         for key, obj in self._list_objects(key_prefix).items():
             run_id = key[len(key_prefix):].split("/", 1)[0]
             by_run.setdefault(run_id, {})[key] = obj
-        restored, skipped = [], []
-        for run_id, objects in sorted(by_run.items()):
+        restored, skipped, deferred = [], [], []
+        # Newest first (a run id starts with its creation time): when the time is up, the recent history is here.
+        for run_id, objects in sorted(by_run.items(), reverse=True):
             if _check_name_or_none(run_id) is None or (self.settings.runs_dir / run_id).is_dir():
                 continue
             if self._key(RUNS, run_id, MANIFEST) not in objects:
                 logger.warning("run %s in %s has no %s (upload incomplete): not restored",
                                run_id, self.location, MANIFEST)
                 continue
+            if clock() >= deadline:
+                deferred.append(run_id)
+                continue
             try:
-                self._download_run(run_id, objects)
+                # One small GET spares downloading a whole run that would list as unreadable (one over its
+                # limit is refused by _download_run, from the listing alone).
+                if objects[self._key(RUNS, run_id, MANIFEST)].size <= MAX_MANIFEST_BYTES and \
+                        self._remote_manifest_state(run_id) == UNREADABLE:
+                    raise StorageError(f"run {run_id}: its {MANIFEST} in {self.location} is not a JSON object as the "
+                                       "appliance writes it: not restored")
+                self._download_run(run_id, objects, deadline=deadline, clock=clock)
+            except _OutOfTime:
+                deferred.append(run_id)
+                continue
             except StorageError as error:
                 logger.error("run %s in %s skipped: %s", run_id, self.location, error)
                 skipped.append((run_id, str(error)))
                 continue
             restored.append(run_id)
-        return RestoreReport(tuple(restored), tuple(skipped))
+        if deferred:
+            logger.warning("%d run(s) in %s left for later, the %.0f s of the restore spent (each is downloaded "
+                           "when opened): %s", len(deferred), self.location, time_budget_s, ", ".join(deferred))
+        return RestoreReport(tuple(restored), tuple(skipped), tuple(deferred))
 
     # ---- internals -----------------------------------------------------------------------------
 
@@ -478,18 +517,26 @@ class Storage:
         return names
 
     def _remote_manifest_state(self, run_id: str) -> str | None:
+        """The state in the run's manifest in the bucket: None when it has none, UNREADABLE when it is larger
+        than MAX_MANIFEST_BYTES (not read) or not a JSON object."""
         key = self._key(RUNS, run_id, MANIFEST)
         with self._s3_errors(f"reading {key!r}"):
             try:
-                body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+                response = self.client.get_object(Bucket=self.bucket, Key=key)
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
                     return None
                 raise
+            with contextlib.closing(response["Body"]) as body:
+                # One byte more than allowed tells a body longer than its Content-Length said.
+                data = b"" if response.get("ContentLength", 0) > MAX_MANIFEST_BYTES else \
+                    body.read(MAX_MANIFEST_BYTES + 1)
+        if not data or len(data) > MAX_MANIFEST_BYTES:
+            return UNREADABLE
         try:
-            return json.loads(body).get("state")
-        except (ValueError, AttributeError):
-            return None
+            return _state_of(json_object(data, key))
+        except Unreadable:
+            return UNREADABLE
 
     def _is_unchanged(self, digest: _FileDigest, remote: _RemoteObject | None) -> bool:
         """True when the object `remote` holds the content described by `digest`: same size, same stored sha256."""
@@ -507,17 +554,31 @@ class Storage:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentLength=digest.size,
                                    Metadata={SHA256_METADATA: digest.sha256})
 
-    def _download_run(self, run_id: str, objects: dict[str, _RemoteObject]) -> Path:
-        """Download `objects` (one run's) into a hidden folder and rename it into place."""
+    def _download_run(self, run_id: str, objects: dict[str, _RemoteObject], *, deadline: float | None = None,
+                      clock: Callable[[], float] = time.monotonic) -> Path:
+        """Download `objects` (one run's) into a hidden folder and rename it into place.
+
+        Refused (StorageError) when the run is over MAX_RUN_BYTES in all or its manifest over
+        MAX_MANIFEST_BYTES; _OutOfTime when `deadline` (of `clock`) passes, nothing of the run kept.
+        """
         final = self.settings.runs_dir / run_id
         key_prefix = self._key(RUNS, run_id) + "/"
-        if self._key(RUNS, run_id, MANIFEST) not in objects:
+        manifest = objects.get(self._key(RUNS, run_id, MANIFEST))
+        if manifest is None:
             raise StorageError(f"run {run_id} in {self.location} has no {MANIFEST}: its upload is incomplete")
+        if manifest.size > MAX_MANIFEST_BYTES:
+            raise StorageError(f"run {run_id} in {self.location}: its {MANIFEST} is {manifest.size:,} bytes, over "
+                               f"the {MAX_MANIFEST_BYTES:,} allowed: not downloaded")
+        total = sum(obj.size for obj in objects.values())
+        if total > MAX_RUN_BYTES:
+            raise StorageError(f"run {run_id} in {self.location} is {total:,} bytes, over the {MAX_RUN_BYTES:,} a "
+                               "run may be: not downloaded")
         self.settings.runs_dir.mkdir(parents=True, exist_ok=True)
         # A folder of its own per download: two sessions may open the same run at once.
         download = Path(tempfile.mkdtemp(prefix=f".{run_id}.download-", dir=self.settings.runs_dir))
         try:
-            self._download_objects(objects, key_prefix, download)
+            self._download_objects(objects, key_prefix, download, max_bytes=MAX_RUN_BYTES, deadline=deadline,
+                                   clock=clock)
             try:
                 os.rename(download, final)
             except OSError as error:
@@ -530,30 +591,48 @@ class Storage:
         logger.info("run %s downloaded from %s", run_id, self.location)
         return final
 
-    def _download_objects(self, objects: dict[str, _RemoteObject], key_prefix: str, dest: Path) -> int:
-        """Write each object under `key_prefix` to its path under `dest` unless that file is there; the count."""
-        written = 0
+    def _download_objects(self, objects: dict[str, _RemoteObject], key_prefix: str, dest: Path, *,
+                          max_bytes: int | None = None, deadline: float | None = None,
+                          clock: Callable[[], float] = time.monotonic) -> int:
+        """Write each object under `key_prefix` to its path under `dest` unless that file is there; the count.
+
+        With `max_bytes`, the objects written may add up to that many bytes (StorageError past it, whatever
+        the listing said); with `deadline` (of `clock`), _OutOfTime once it has passed, before the next object.
+        """
+        written, left = 0, max_bytes
         for key, obj in sorted(objects.items(), key=lambda item: _manifest_last(item[0])):
             relative = _safe_relative_path(key[len(key_prefix):], key)
             if relative is None:
                 continue
+            if deadline is not None and clock() >= deadline:
+                raise _OutOfTime(key)
             path = dest / relative
             with _disk_errors(key):
                 if path.is_file() and self._is_unchanged(_digest(path), obj):
                     continue
-                self._get(key, path)
+                size = self._get(key, path, max_bytes=left)
+            if left is not None:
+                left -= size
             written += 1
         return written
 
-    def _get(self, key: str, path: Path) -> None:
-        """Download one object to `path` through a hidden temporary file; check its sha256 when it has one."""
+    def _get(self, key: str, path: Path, *, max_bytes: int | None = None) -> int:
+        """Download one object to `path` through a hidden temporary file; check its sha256 when it has one.
+
+        Its size; StorageError, nothing written, when it is longer than `max_bytes`.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
         try:
-            sha256 = hashlib.sha256()
+            sha256, size = hashlib.sha256(), 0
             with os.fdopen(fd, "wb") as out, self._s3_errors(f"downloading {key!r}"):
                 response = self.client.get_object(Bucket=self.bucket, Key=key)
                 for chunk in response["Body"].iter_chunks(_CHUNK):
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        response["Body"].close()
+                        raise StorageError(f"downloading {key!r}: longer than the {max_bytes:,} bytes left of "
+                                           f"its run's {MAX_RUN_BYTES:,}")
                     sha256.update(chunk)
                     out.write(chunk)
                 out.flush()
@@ -565,6 +644,11 @@ class Storage:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        return size
+
+
+class _OutOfTime(Exception):
+    """A download stopped because its deadline passed (the key it would have fetched next); not a failure."""
 
 
 @contextlib.contextmanager
@@ -602,10 +686,19 @@ def _local_children(folder: Path) -> set[str]:
 
 
 def _manifest_state(path: Path) -> str | None:
+    """The state in the manifest at `path`: None when there is none, UNREADABLE when it cannot be used."""
     try:
-        return json.loads(path.read_text()).get("state")
-    except (OSError, ValueError, AttributeError):
+        return _state_of(read_json_object(path, MAX_MANIFEST_BYTES))
+    except FileNotFoundError:
         return None
+    except (OSError, Unreadable):
+        return UNREADABLE
+
+
+def _state_of(manifest: dict) -> str | None:
+    """A manifest's state: None when it has none, UNREADABLE when it is not text."""
+    state = manifest.get("state")
+    return state if state is None or isinstance(state, str) else UNREADABLE
 
 
 def _manifest_last(key_or_path: str) -> tuple[bool, str]:

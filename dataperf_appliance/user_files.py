@@ -15,6 +15,12 @@ LineName = Callable[[int], str]
 
 #: At most this many problems are listed in one UserFileError.
 MAX_REPORTED_PROBLEMS = 20
+#: A debugging submission file larger than this is refused before it is read (bytes). Kept here, with the
+#: training sets' limit, so that the app's upload limit (upload_limits.py) follows them without importing
+#: their readers' numpy and pandas into the login gate.
+MAX_SUBMISSION_BYTES = 10 * 2**20
+#: A selection training-set file larger than this is refused before it is read (bytes).
+MAX_TRAINING_SET_BYTES = 64 * 2**20
 
 
 class ProblemList:

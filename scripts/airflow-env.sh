@@ -51,7 +51,8 @@
 #   APPLIANCE_PG_PORT             the local cluster's port on 127.0.0.1 (default 5432)
 #   APPLIANCE_PGDATA              the local cluster's folder (default $AIRFLOW_HOME/postgres; started as root,
 #                                 /var/lib/dataperf-appliance/postgres-<checksum of the data root's path>)
-#   APPLIANCE_AIRFLOW_HOST        API server address (default 0.0.0.0: the UI is served to the browser)
+#   APPLIANCE_AIRFLOW_HOST        API server address (default 127.0.0.1: this machine only; the image sets
+#                                 0.0.0.0, for its published port; workers on other machines need it too)
 #   APPLIANCE_AIRFLOW_PORT        API server port (default 8080)
 #   APPLIANCE_AIRFLOW_UI_URL      the Airflow UI as a browser reaches it (links from the app;
 #                                 default http://localhost:$APPLIANCE_AIRFLOW_PORT)
@@ -96,7 +97,7 @@ if [ -z "${APPLIANCE_PGDATA:-}" ]; then
   fi
 fi
 export APPLIANCE_PGDATA
-export APPLIANCE_AIRFLOW_HOST=${APPLIANCE_AIRFLOW_HOST:-0.0.0.0}
+export APPLIANCE_AIRFLOW_HOST=${APPLIANCE_AIRFLOW_HOST:-127.0.0.1}
 export APPLIANCE_AIRFLOW_PORT=${APPLIANCE_AIRFLOW_PORT:-8080}
 export APPLIANCE_AIRFLOW_UI_URL=${APPLIANCE_AIRFLOW_UI_URL:-http://localhost:$APPLIANCE_AIRFLOW_PORT}
 export APPLIANCE_AIRFLOW_PARALLELISM=${APPLIANCE_AIRFLOW_PARALLELISM:-2}

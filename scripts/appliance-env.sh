@@ -7,7 +7,8 @@
 #                           (default $APPLIANCE_DATA_DIR/run; a folder under $TMPDIR when that path is too
 #                           long for a unix socket)
 #   APPLIANCE_UI_PORT       Streamlit's port (default 8501)
-#   APPLIANCE_UI_HOST       Streamlit's address (default 0.0.0.0)
+#   APPLIANCE_UI_HOST       Streamlit's address (default 127.0.0.1: this machine only; the image sets 0.0.0.0,
+#                           for its published port)
 #   APPLIANCE_PG_AUTOSTART  true when supervisord runs the local PostgreSQL (APPLIANCE_AIRFLOW_DB=postgres)
 #   APPLIANCE_REDIS_AUTOSTART, APPLIANCE_WORKER_AUTOSTART
 #                           true when supervisord runs the local Redis, the local Celery worker (below)
@@ -34,7 +35,7 @@ fi
 APPLIANCE_RUN_DIR=$(realpath -m "$APPLIANCE_RUN_DIR")
 export APPLIANCE_LOG_DIR APPLIANCE_RUN_DIR
 export APPLIANCE_UI_PORT=${APPLIANCE_UI_PORT:-8501}
-export APPLIANCE_UI_HOST=${APPLIANCE_UI_HOST:-0.0.0.0}
+export APPLIANCE_UI_HOST=${APPLIANCE_UI_HOST:-127.0.0.1}
 export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$APPLIANCE_DATA_DIR/cache/numba}
 if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
   export APPLIANCE_PG_AUTOSTART=true

@@ -1,12 +1,18 @@
-"""Security figures: the app's memory when hostile datasets are uploaded, and logging in under a guessing flood.
+"""Security figures: the app's memory when hostile datasets are uploaded, a run's bad files, and logging in under a
+guessing flood.
 
-    python scripts/bench_security.py [--login-only]
+    python scripts/bench_security.py [--login-only | --reads-only]
 
 Uploads (skipped with --login-only): for each input, its size, the outcome (the one-line problem), the
 seconds the upload took, the app process's peak memory growth (ru_maxrss of this process, which plays the
 app) and the peak of the child that checks it (its VmHWM, from a second check of the same zip). The inputs
 are those of the security review (issue 13): a 2M x 64 zstd parquet in a small zip, a 6M-row training-set
 csv, 300 members of 1 MiB of zeros.
+
+Reads (skipped with --login-only; alone with --reads-only, a few seconds): how the Runs page lists a run whose
+manifest.json is 200 KB of nested `[` (the finding of issue "Hold under abuse"), and the peak Python memory
+(tracemalloc) of zipping a run of 64 MiB of incompressible data for its download, in memory as before
+(`zip_in_memory`, a BytesIO) and into a nameless temporary file as now (`run_detail.build_zip`).
 
 Login: the app's real server (`streamlit run ui/server.py`, started by tests/login_harness.py as the
 service starts it) gets N wrong guesses whose clients hang up at once (the attack of issue "Hold under
@@ -23,6 +29,7 @@ import resource
 import sys
 import tempfile
 import time
+import tracemalloc
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,10 +50,12 @@ from login_harness import (  # noqa: E402
     log_in_as_a_person,
 )
 
+from ui_fixtures import write_run  # noqa: E402
+
 from dataperf_appliance import login_gate  # noqa: E402
 from dataperf_appliance.bounded import run_bounded  # noqa: E402
 from dataperf_appliance.settings import Settings  # noqa: E402
-from dataperf_appliance.ui_support import dataset_upload  # noqa: E402
+from dataperf_appliance.ui_support import dataset_upload, run_detail, run_list  # noqa: E402
 
 
 def zipped(files: dict[str, bytes]) -> bytes:
@@ -126,6 +135,55 @@ def upload_figures() -> None:
             print(f"{label:<26} {len(data) / 2**20:>7.1f}MB {seconds:>8.1f} {grown:>9.0f} {child:>10.0f}  {outcome}")
         left = sorted(p.name for p in settings.datasets_dir.iterdir()) if settings.datasets_dir.is_dir() else []
         print(f"left under datasets/: {left or 'nothing'}")
+
+
+#: The zipped run's incompressible file, and the nested manifest of the finding.
+ZIPPED_RUN_BYTES = 64 * 2**20
+NESTED_MANIFEST = b"[" * 200_000
+
+
+def zip_in_memory(folder: Path) -> bytes:
+    """The whole-run zip as the Run page built it before (a BytesIO, each file read whole): the reference."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            archive.writestr(path.relative_to(folder).as_posix(), path.read_bytes())
+    return buffer.getvalue()
+
+
+def traced_peak_mib(build) -> float:
+    """The peak of Python's allocations (tracemalloc) while `build()` runs, in MiB."""
+    tracemalloc.start()
+    try:
+        result = build()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    if hasattr(result, "close"):
+        result.close()
+    return peak / 2**20
+
+
+def read_figures() -> None:
+    with tempfile.TemporaryDirectory() as root:
+        settings = Settings(data_dir=Path(root), s3_bucket=None, s3_prefix="p/")
+        write_run(settings.runs_dir, "good", scores={"random": 0.8, "loss": 0.1})
+        nested = write_run(settings.runs_dir, "nested")
+        (nested / "manifest.json").write_bytes(NESTED_MANIFEST)
+        started = time.perf_counter()
+        rows = {row.run_id: row for row in run_list.collect_runs(settings, airflow_runs=lambda: []).rows}
+        seconds = time.perf_counter() - started
+        print(f"a nested {len(NESTED_MANIFEST) // 1000} KB manifest.json lists as {rows['nested'].state} "
+              f"({rows['nested'].error.rsplit('/', 1)[-1]}), the other run as {rows['good'].state}: "
+              f"the list in {seconds * 1000:.0f} ms")
+        big = settings.runs_dir / "good" / "submissions" / "big.bin"
+        big.parent.mkdir(exist_ok=True)
+        big.write_bytes(np.random.default_rng(0).bytes(ZIPPED_RUN_BYTES))
+        folder = settings.runs_dir / "good"
+        before = traced_peak_mib(lambda: zip_in_memory(folder))
+        after = traced_peak_mib(lambda: run_detail.build_zip(folder, scratch=settings.data_dir))
+        print(f"zip of a run of {ZIPPED_RUN_BYTES // 2**20} MiB (incompressible): peak Python memory while building "
+              f"{before:.0f} MiB in memory (before), {after:.1f} MiB into a temporary file (now)")
 
 
 #: Abandoned wrong guesses before the right password: the finding's six, and its "about 120".
@@ -209,10 +267,16 @@ def login_figures() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--login-only", action="store_true", help="only the login figures (the uploads take minutes)")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--login-only", action="store_true", help="only the login figures (the uploads take minutes)")
+    only.add_argument("--reads-only", action="store_true", help="only the figures of a run's bad files (seconds)")
     args = parser.parse_args(argv)
+    if args.reads_only:
+        read_figures()
+        return 0
     if not args.login_only:
         upload_figures()
+        read_figures()
     login_figures()
     return 0
 

@@ -47,7 +47,7 @@ def busy_ports(env: dict[str, str]) -> list[str]:
     for host_source, port_variable, default in PORTS:
         if port_variable == "APPLIANCE_PG_PORT" and env.get("APPLIANCE_AIRFLOW_DB", "postgres") != "postgres":
             continue
-        host = env.get(host_source, "0.0.0.0") if host_source.startswith("APPLIANCE_") else host_source
+        host = env.get(host_source, "127.0.0.1") if host_source.startswith("APPLIANCE_") else host_source
         value = env.get(port_variable) or default
         if not value.isdigit() or not 0 < int(value) < 65536:
             out.append(f"{port_variable}={value!r} is not a port number")

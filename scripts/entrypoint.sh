@@ -7,7 +7,8 @@
 #   2. the UI password: `python -m dataperf_appliance.access` (generated at the first start unless
 #      APPLIANCE_UI_PASSWORD is set);
 #   3. with APPLIANCE_S3_BUCKET set: restores the run history from the bucket (every run there that is
-#      not on disk; storage.restore_history). When S3 cannot be read the appliance starts anyway with the
+#      not on disk, newest first, for at most storage.RESTORE_TIME_BUDGET_S; storage.restore_history: the
+#      runs left are downloaded when opened). When S3 cannot be read the appliance starts anyway with the
 #      runs on disk, and says so;
 #   4. exec supervisord in the foreground (supervisord.conf): it becomes this process, so `docker stop`'s
 #      SIGTERM (or a SIGTERM to this pid) stops every program in order before it exits. The DAG is unpaused
@@ -143,6 +144,9 @@ for run_id, reason in report.skipped:
 if report.skipped:
     print(f"entrypoint: {len(report.skipped)} run(s) in the bucket skipped (above); the others are restored",
           file=sys.stderr)
+if report.deferred:
+    print(f"entrypoint: {len(report.deferred)} older run(s) left in the bucket for later, the restore's time "
+          "spent: each is downloaded when opened", file=sys.stderr)
 PY
     say "starting with the runs on disk only; the history is restored at the next start" >&2
   fi

@@ -74,7 +74,6 @@ case "$name" in
       --server.address "$APPLIANCE_UI_HOST" \
       --server.headless true \
       --server.fileWatcherType none \
-      --server.maxUploadSize 512 \
       --browser.gatherUsageStats false ;;
   unpause-dag)
     exec python "$here/unpause_dag.py" ;;

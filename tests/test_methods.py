@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -128,6 +129,33 @@ def test_a_failing_method_comes_back_with_its_traceback(tmp_path):
 def test_limits_and_faults_are_one_line_errors(tmp_path, source, call, expected):
     outcome = _run(tmp_path, source, **call)
     assert outcome.failed and expected in outcome.error
+
+
+class Stopped(Exception):
+    """What stops the test's process while its method runs (in Airflow: a task's time limit, an interrupt)."""
+
+
+def test_a_method_does_not_outlive_the_process_that_runs_it(tmp_path):
+    pid_file = tmp_path / "method.pid"
+    source = (f"import os, time\nclass A:\n    def fit(self, *a):\n"
+              f"        open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n        time.sleep(60)\n"
+              "    def propose(self, b): return []\n")
+
+    def stop_once_the_method_runs(signum, frame):
+        if pid_file.exists() and pid_file.read_text():
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            raise Stopped
+
+    previous = signal.signal(signal.SIGALRM, stop_once_the_method_runs)
+    signal.setitimer(signal.ITIMER_REAL, 0.2, 0.2)
+    try:
+        with pytest.raises(Stopped):
+            _run(tmp_path, source, timeout_s=120.0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not left computing for nobody
+        os.kill(int(pid_file.read_text()), 0)
 
 
 @pytest.mark.parametrize(("answer", "expected"), [

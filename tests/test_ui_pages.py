@@ -177,6 +177,19 @@ def test_own_submission_files_are_uploaded_with_the_run(app_env, triggered):
     assert stored.read_bytes() == order
 
 
+def test_an_uploader_holding_more_files_than_it_takes_uses_none_and_says_why(app_env):
+    from dataperf_appliance.upload_limits import MAX_FILES_PER_UPLOADER
+
+    at = app()
+    at.multiselect(key="nb.debugging.tasks.multichoice").set_value(["digit-3"]).run()
+    files = [(f"digit-3_m{index}.txt", b"3\n", "text/plain") for index in range(MAX_FILES_PER_UPLOADER + 1)]
+    at.file_uploader(key="nb.uploads.debugging").set_value(files).run()
+    assert f"{MAX_FILES_PER_UPLOADER + 1} files chosen" in texts(at.error)
+    assert "Methods found in the uploaded files" not in texts(at.caption)
+    at.file_uploader(key="nb.uploads.debugging").set_value(files[:1]).run()
+    assert "files chosen" not in texts(at.error) and "Methods found in the uploaded files: m0" in texts(at.caption)
+
+
 def test_methods_as_code_are_uploaded_with_the_run(app_env, triggered):
     from test_methods import PARTICIPANT_APPRAISER
 
@@ -324,15 +337,39 @@ def test_a_finished_run_shows_metrics_plots_and_downloads(app_env):
     assert list(table["method"])[:2] == ["loss", "random"]
     assert {m.label for m in at.metric} == {"loss", "random"}  # every method, best first
     assert "**fraction_fixes ↓** (lower is better)" in texts(at.markdown)
-    assert len(at.image) == 4  # three charts and one gallery
+    # Only the open tab's pictures are read and shown: the two fixing curves, and the one gallery.
+    assert len(at.image) == 3
     labels = [b.label for b in at.get("download_button")]
-    plots = sorted(p.name for p in (app_env / "runs" / "good-run" / "plots").glob("*.png"))
     files = [p for p in (app_env / "runs" / "good-run").rglob("*") if p.is_file()]
-    # The run's two downloads, one per picture, one per file of the Files tab.
+    # The run's two downloads, one per picture shown, one per file of the Files tab.
     assert labels[:2] == ["results.json", "Whole run (.zip)"]
-    assert sorted(label[len("Download "):] for label in labels if label.startswith("Download ")) == plots
+    assert sorted(label[len("Download "):] for label in labels if label.startswith("Download ")) == \
+        ["digit-3_fixing_curve.png", "digit-3_flagged_gallery.png", "digit-8_fixing_curve.png"]
     assert labels.count("Download") == len(files)
     assert any("track: debugging" in c.value for c in at.code)
+    at.session_state["run.plots"] = "Cost"  # the user opens the Cost tab
+    at.run()
+    assert len(at.image) == 2 and "Download fraction_fixes_vs_time.png" in [b.label for b in at.get("download_button")]
+
+
+def test_a_run_whose_manifest_cannot_be_read_breaks_no_page(app_env, monkeypatch):
+    monkeypatch.setattr(airflow_gateway, "list_recent_runs", lambda limit=50: [])
+    write_run(app_env / "runs", "20261123-080000-aaaaaa", scores={"random": 0.8, "loss": 0.1})
+    write_run(app_env / "runs", "20261123-090000-bbbbbb", scores={"random": 0.7, "loss": 0.2})
+    bad = write_run(app_env / "runs", "20261123-100000-cccccc")
+    (bad / "manifest.json").write_bytes(b"[" * 200_000)  # a RecursionError in json.loads
+    table = app("views/runs.py").dataframe[0].value
+    assert dict(zip(table["run"], table["state"])) == {"20261123-080000-aaaaaa": "✅ success",
+                                                      "20261123-090000-bbbbbb": "✅ success",
+                                                      "20261123-100000-cccccc": "⚠️ unreadable"}
+    at = app("views/run.py", run="20261123-100000-cccccc")
+    assert "This run cannot be read" in texts(at.error) and "manifest.json is nested too deep" in texts(at.error)
+    assert labels_of(at).count("Download") == len([p for p in bad.rglob("*") if p.is_file()])  # its files still
+    assert len(app("views/compare.py").dataframe) >= 2  # the two readable runs compared
+
+
+def labels_of(at) -> list[str]:
+    return [b.label for b in at.get("download_button")]
 
 
 def test_a_run_in_flight_shows_progress(app_env, monkeypatch):
@@ -421,7 +458,7 @@ def test_a_run_with_repeats_shows_intervals_and_the_comparison_with_random(repea
     assert len(shown) == len(weak) or f", and {len(weak) - len(shown)} more" in warning
     assert not any(name in warning for name in named(comparisons[comparisons["significant"].astype(bool)]))
     plots = sorted((repeated_runs / "runs" / "rep-a" / "plots").glob("*.png"))
-    assert "vs_random.png" in [p.name for p in plots] and len(at.image) == len(plots)  # the paired plot shown
+    assert "vs_random.png" in [p.name for p in plots] and 0 < len(at.image) < len(plots)  # the open tabs' only
     assert "repeats.csv" in " ".join(b.label for b in at.get("download_button"))
     # Files: the stages' hand-over files folded away under their own label, a short file's size in bytes.
     partials = sorted((repeated_runs / "runs" / "rep-a" / "partial").glob("*.json"))
@@ -430,6 +467,9 @@ def test_a_run_with_repeats_shows_intervals_and_the_comparison_with_random(repea
     assert {f"`partial/{p.name}`" for p in partials} <= {m.value for m in internal.markdown}
     sizes = [c.value for c in at.caption if c.value.endswith(" B") or c.value.endswith("KiB")]
     assert sizes and not any(size == "0.0 KiB" for size in sizes)
+    at.session_state["run.plots"] = "vs random"  # the paired plot, shown when its tab is opened
+    at.run()
+    assert "Download vs_random.png" in [b.label for b in at.get("download_button")]
 
 
 def test_a_run_with_methods_shows_their_failures_and_cost(monkeypatch, tmp_path):

@@ -328,10 +328,11 @@ def test_a_path_in_results_json_is_never_served(settings, tmp_path):
     secret.write_text("not the run's")
     (folder / "link.csv").symlink_to(secret)
     detail = run_detail.load_run(settings, "done-1")
-    assert detail.file_bytes("sweep.csv") == b"cell,score\n"
+    assert detail.file_bytes("sweep.csv", 100) == b"cell,score\n"
+    assert detail.file_bytes("sweep.csv", 5) is None  # over its limit: not read
     for name in (str(secret), "/etc/hostname", "../../outside.txt", "plots/../../../outside.txt", "link.csv",
                  ".", "..", "", ".hidden", 7, None, ["sweep.csv"], "sweep.csv\0"):
-        assert detail.file_bytes(name) is None, name
+        assert detail.file_bytes(name, 100) is None, name
 
 
 def test_unknown_runs_are_not_found(settings):
@@ -359,11 +360,144 @@ def test_progress_from_task_instances():
 def test_zip_of_a_run_is_complete_and_stable(settings):
     folder = write_run(settings.runs_dir, "done-1")
     (folder / ".hidden.tmp").write_text("x")
-    data = run_detail.build_zip(folder)
-    assert data == run_detail.build_zip(folder)
+    with run_detail.build_zip(folder) as first, run_detail.build_zip(folder) as second:
+        data = first.read()
+        assert data == second.read()
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert "done-1/results.json" in names and "done-1/plots/digit-3_fixing_curve.png" in names
     assert not any(".hidden" in n for n in names)
+
+
+# ---- files that cannot be used (they may come from the bucket) -----------------------------------------
+
+#: What a bad manifest.json or results.json may hold, each of which must make its run `unreadable`.
+NESTED_LISTS = b"[" * 200_000  # the finding's 200 KB of nested `[`: a RecursionError in json.loads
+UNUSABLE_JSON = {
+    "nested lists": NESTED_LISTS,
+    "nested objects": b'{"a":' * 100_000,
+    "deep but parseable": (b'{"a":' * 40) + b"1" + (b"}" * 40),
+    "a list": b'["state", "success"]',
+    "not UTF-8": b'{"state": "\xff\xfe"}',
+    "not JSON": b"{state: success",
+    "a huge integer": b'{"state": ' + b"9" * 5000 + b"}",
+}
+
+
+def every_page_function(detail):
+    """What the Run page and Compare compute from a run (none may raise, whatever the run's files hold)."""
+    for function in (run_detail.metrics_rows, run_detail.method_means, run_detail.task_rows,
+                     run_detail.comparison_rows, run_detail.sweep_summary, run_detail.method_cost_rows,
+                     run_detail.method_failures):
+        function(detail.results)
+    run_detail.stage_rows(detail.manifest)
+    detail.task_ids()
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "results.json"])
+@pytest.mark.parametrize("content", list(UNUSABLE_JSON.values()), ids=list(UNUSABLE_JSON))
+def test_a_manifest_or_results_that_cannot_be_used_lists_the_run_as_unreadable(settings, name, content):
+    good = write_run(settings.runs_dir, "good", scores={"random": 0.8, "loss": 0.1})
+    bad = write_run(settings.runs_dir, "bad", scores={"random": 0.7, "loss": 0.3})
+    (bad / name).write_bytes(content)
+    rows = {row.run_id: row for row in run_list.collect_runs(settings, airflow_runs=lambda: []).rows}
+    assert rows["good"].state == "success"
+    assert rows["bad"].state == "unreadable" and str(bad / name) in rows["bad"].error  # the file named
+    assert run_list.rows_table(rows.values())  # the Runs table is drawn
+    # The Run page and Compare: the run is loaded as unreadable, and nothing computed from it raises.
+    detail = run_detail.load_run(settings, "bad")
+    assert detail.state == "unreadable" and not detail.in_flight and str(bad / name) in detail.unreadable
+    every_page_function(detail)
+    runs = [run_detail.load_run(settings, "good"), detail]
+    compare.differing_params(runs), compare.headline_pivot(runs), compare.metrics_table(runs)
+    compare.curve_points(runs), compare.conditions_rows(runs), compare.metric_bars(runs), compare.common_tasks(runs)
+    assert good.is_dir()
+
+
+@pytest.mark.parametrize("results", [{"tasks": []}, {"tasks": {"digit-3": [1]}},
+                                     {"tasks": {"digit-3": {"strategies": {"loss": 0.1}}}},
+                                     {"tasks": {}, "overall": {"loss": [0.1]}}, {"sweep": {"settings": {}}},
+                                     {"sweep": {"settings": [{"setting": {}, "tasks": {"t": {"loss": 1}}}]}}])
+def test_a_results_json_of_another_shape_lists_the_run_as_unreadable(settings, results):
+    import json
+
+    folder = write_run(settings.runs_dir, "odd")
+    (folder / "results.json").write_text(json.dumps(results))
+    row = run_list.collect_runs(settings, airflow_runs=lambda: []).rows[0]
+    assert row.state == "unreadable" and "results.json: " in row.error and "not objects" in row.error
+    detail = run_detail.load_run(settings, "odd")
+    assert (detail.state, detail.results, detail.manifest) == ("unreadable", None, {})  # the reason alone
+    every_page_function(detail)
+
+
+def test_a_manifest_whose_state_is_not_text_lists_the_run_as_unreadable(settings):
+    folder = write_run(settings.runs_dir, "odd")
+    (folder / "manifest.json").write_text('{"state": ["success"], "track": {"a": 1}}')
+    row = run_list.collect_runs(settings, airflow_runs=lambda: []).rows[0]
+    assert (row.state, "its state is not text" in row.error) == ("unreadable", True)
+    assert run_detail.load_run(settings, "odd").state == "unreadable"
+
+
+def test_each_file_of_a_run_is_refused_over_its_limit_before_it_is_parsed(settings, monkeypatch):
+    folder = write_run(settings.runs_dir, "big")
+    size = (folder / "results.json").stat().st_size
+    assert run_list.collect_runs(settings, airflow_runs=lambda: []).rows[0].state == "success"
+    monkeypatch.setattr(run_list, "MAX_RESULTS_BYTES", size - 1)
+    row = run_list.collect_runs(settings, airflow_runs=lambda: []).rows[0]
+    assert row.state == "unreadable" and f"results.json is {size:,} bytes, over the {size - 1:,} allowed" in row.error
+    monkeypatch.setattr(run_list, "MAX_RESULTS_BYTES", size)
+    monkeypatch.setattr(run_list, "MAX_FILE_BYTES", 10)  # task_setup.yml
+    assert "task_setup.yml is" in run_list.collect_runs(settings, airflow_runs=lambda: []).rows[0].error
+    # A picture is read when it is shown, under its own limit.
+    plot = folder / "plots" / "digit-3_fixing_curve.png"
+    assert run_detail.plot_bytes(plot) == plot.read_bytes()
+    monkeypatch.setattr(run_detail, "MAX_PLOT_BYTES", plot.stat().st_size - 1)
+    assert run_detail.plot_bytes(plot) is None
+
+
+def test_the_safe_json_reader_takes_any_depth_and_shape(tmp_path):
+    from dataperf_appliance import bounded
+
+    for label, content in UNUSABLE_JSON.items():
+        with pytest.raises(bounded.Unreadable, match="x.json"):
+            bounded.json_object(content, "x.json")
+    fifo = tmp_path / "fifo.json"
+    import os
+
+    os.mkfifo(fifo)
+    with pytest.raises(bounded.Unreadable, match="not a regular file"):  # would block a plain read for ever
+        bounded.read_json_object(fifo, 100)
+    depth_32 = (b'{"a":' * 31) + b"[1]" + (b"}" * 31)
+    assert bounded.json_object(depth_32, "x.json")["a"]  # as deep as allowed: read
+
+
+#: The size of the file a zip is measured with: incompressible, so the zip is as large.
+ZIP_BENCH_BYTES = 32 * 2**20
+
+
+def test_the_whole_run_zip_is_written_to_a_file_not_memory(settings):
+    import os
+    import tracemalloc
+
+    folder = write_run(settings.runs_dir, "large")
+    (folder / "submissions").mkdir()
+    (folder / "submissions" / "big.bin").write_bytes(os.urandom(ZIP_BENCH_BYTES))
+    tracemalloc.start()
+    try:
+        with run_detail.build_zip(folder, scratch=settings.data_dir) as zipped:
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            assert isinstance(zipped, io.BufferedReader)  # what Streamlit's download button reads
+            with zipfile.ZipFile(zipped) as archive:
+                assert archive.getinfo("large/submissions/big.bin").file_size == ZIP_BENCH_BYTES
+            assert zipped.seek(0, io.SEEK_END) > ZIP_BENCH_BYTES
+    finally:
+        tracemalloc.stop()
+    # Built in memory (a BytesIO, each file read whole), the peak was over three times the zip: 110 MiB here.
+    # Now a few chunks of 1 MiB (3.6 MiB measured).
+    assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MiB"
+    assert sorted(p.name for p in settings.data_dir.iterdir()) == ["runs"]  # nothing left in the data root
+    with pytest.raises(ValueError, match=f"{folder} holds .* bytes of files, over the 1,000,000"):
+        run_detail.build_zip(folder, max_bytes=1_000_000)
 
 
 # ---- compare ------------------------------------------------------------------------------------------

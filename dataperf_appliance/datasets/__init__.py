@@ -119,10 +119,15 @@ def _task_rng(seed: int, data_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(data_id.encode())])
 
 
+def flipped_count(noise_level: float, rows: int) -> int:
+    """How many of `rows` training labels a generated task flips: round(noise_level * rows)."""
+    return int(round(noise_level * rows))
+
+
 def flip_labels(labels: np.ndarray, noise_level: float, rng: np.random.Generator) -> np.ndarray:
-    """A copy of binary `labels` with round(noise_level * n) of them, chosen by `rng`, flipped."""
+    """A copy of binary `labels` with `flipped_count` of them, chosen by `rng`, flipped."""
     noisy = labels.copy()
-    flipped = rng.choice(len(labels), size=int(round(noise_level * len(labels))), replace=False)
+    flipped = rng.choice(len(labels), size=flipped_count(noise_level, len(labels)), replace=False)
     noisy[flipped] = 1 - noisy[flipped]
     return noisy
 
@@ -184,7 +189,7 @@ def load_debugging_task(files: dict[str, Path], spec: DebuggingTaskSpec) -> Debu
 
 
 __all__ = [
-    "DebuggingTaskData", "DebuggingTaskSpec", "GENERATED", "dataset_dir", "flip_labels",
+    "DebuggingTaskData", "DebuggingTaskSpec", "GENERATED", "dataset_dir", "flip_labels", "flipped_count",
     "generate_debugging_task", "list_datasets", "load_debugging_task", "prepare_debugging_task",
     "size_problems",
 ]

@@ -19,6 +19,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+#: The column of a debugging embedding parquet that holds the embeddings.
+DEBUGGING_EMBEDDING_COLUMN = "encoding"
+#: The debugging track's embeddings in memory, whatever the precision of their files.
+DEBUGGING_EMBEDDING_DTYPE = np.dtype(np.float64)
+
 
 @dataclass(frozen=True)
 class DebuggingTaskData:
@@ -106,7 +111,7 @@ def write_embedding_parquet(path: Path, embeddings: np.ndarray, labels: np.ndarr
     """
     value_type = pa.from_numpy_dtype(np.dtype(dtype))
     table = pa.table({
-        "encoding": pa.array(list(np.asarray(embeddings, dtype=dtype)), type=pa.list_(value_type)),
+        DEBUGGING_EMBEDDING_COLUMN: pa.array(list(np.asarray(embeddings, dtype=dtype)), type=pa.list_(value_type)),
         "label": pa.array(np.asarray(labels, dtype=np.int64)),
         "filename": pa.array([str(f) for f in filenames], type=pa.string()),
     })
@@ -158,9 +163,7 @@ def read_parquet_checked(path: Path, columns: list[str]) -> pa.Table:
         if missing:
             raise ValueError(f"{path.name}: missing column(s) {', '.join(missing)}; it has {', '.join(names)}")
         meta = parquet.metadata
-        chunks = [meta.row_group(g).column(c) for g in range(meta.num_row_groups)
-                  for c in range(meta.num_columns)]
-        chunks = [chunk for chunk in chunks if chunk.path_in_schema.split(".")[0] in columns]
+        chunks = _column_chunks(meta, columns)
         values = sum(chunk.num_values for chunk in chunks)
         unpacked = sum(chunk.total_uncompressed_size for chunk in chunks)
         if values > MAX_PARQUET_VALUES or unpacked > MAX_PARQUET_BYTES:
@@ -170,6 +173,31 @@ def read_parquet_checked(path: Path, columns: list[str]) -> pa.Table:
         return parquet.read(columns=columns)
     except (pa.ArrowException, OSError) as error:
         raise ValueError(f"{path.name}: not a readable parquet file ({error})") from None
+
+
+def _column_chunks(meta: pq.FileMetaData, columns: list[str]) -> list:
+    """The footer's chunks of `columns`, in every row group."""
+    chunks = [meta.row_group(g).column(c) for g in range(meta.num_row_groups) for c in range(meta.num_columns)]
+    return [chunk for chunk in chunks if chunk.path_in_schema.split(".")[0] in columns]
+
+
+def embedding_footprint(path: Path, column_name: str) -> tuple[int, int, np.dtype]:
+    """(rows, values, dtype) of the embeddings in `column_name` of a parquet file, from its footer alone, the
+    dtype being what `embedding_matrix` gives them (a float type kept, integers float64).
+
+    Raises ValueError naming the file for one that is not a readable parquet file or lacks the column.
+    """
+    path = Path(path)
+    try:
+        parquet = pq.ParquetFile(path)
+        column_type = parquet.schema_arrow.field(column_name).type
+        meta = parquet.metadata
+    except (pa.ArrowException, OSError, KeyError) as error:
+        raise ValueError(f"{path.name}: no readable column {column_name!r} ({error})") from None
+    value_type = getattr(column_type, "value_type", None)
+    floating = value_type is not None and pa.types.is_floating(value_type)
+    dtype = np.dtype(value_type.to_pandas_dtype()) if floating else np.dtype(np.float64)
+    return meta.num_rows, sum(chunk.num_values for chunk in _column_chunks(meta, [column_name])), dtype
 
 
 def embedding_matrix(table: pa.Table, column_name: str, path: Path, dim: int | None) -> np.ndarray:
@@ -215,8 +243,9 @@ def embedding_matrix(table: pa.Table, column_name: str, path: Path, dim: int | N
 def read_embedding_parquet(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read a DataPerf embedding parquet -> (embeddings (n, d) float64, labels (n,), filenames (n,))."""
     path = Path(path)
-    table = read_parquet_checked(path, ["encoding", "label", "filename"])
-    embeddings = embedding_matrix(table, "encoding", path, None).astype(np.float64, copy=False)
+    table = read_parquet_checked(path, [DEBUGGING_EMBEDDING_COLUMN, "label", "filename"])
+    embeddings = embedding_matrix(table, DEBUGGING_EMBEDDING_COLUMN, path, None).astype(DEBUGGING_EMBEDDING_DTYPE,
+                                                                                      copy=False)
     filenames = table.column("filename")
     if filenames.null_count:
         raise ValueError(f"{path.name}: {filenames.null_count} row(s) have no filename")

@@ -61,6 +61,14 @@ def budgets_for(train_size: int, eval_points: int | None = None) -> np.ndarray:
     return np.unique(np.round(np.linspace(1, train_size, eval_points)).astype(np.int64))
 
 
+def most_trainings(train_size: int, mislabeled: int, eval_points: int | None, methods: int) -> int:
+    """The most distinct training sets `evaluate_many` fits for one task of `train_size` rows, `mislabeled` of
+    them flipped, with `methods` orders: nothing fixed, everything fixed, and per order one set per budget
+    (`budgets_for`), of which at most mislabeled + 1 differ (the fixed rows only grow along an order)."""
+    budgets = train_size if eval_points is None else min(eval_points, train_size)
+    return 2 + methods * min(budgets, mislabeled + 1)
+
+
 def fixed_sets(order: np.ndarray, mislabeled: np.ndarray, budgets: np.ndarray) -> list[bytes]:
     """For each budget, a key of the set of mislabeled rows fixed by then (packed bits over the mislabeled rows)."""
     position = np.full(len(mislabeled), -1)

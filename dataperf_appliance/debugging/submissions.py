@@ -24,11 +24,9 @@ import numpy as np
 
 from ..datasets.dataperf_files import atomic_write_bytes
 from ..user_files import MAX_REPORTED_PROBLEMS  # noqa: F401 (re-exported)
-from ..user_files import ProblemList, UserFileError, decode_text, read_text
+from ..user_files import MAX_SUBMISSION_BYTES, ProblemList, UserFileError, decode_text, read_text
 from ..config.names import SAFE_NAME_RULE, is_safe_name
 
-#: A submission file larger than this is refused before it is read (bytes).
-MAX_SUBMISSION_BYTES = 10 * 2**20
 #: A time file larger than this is refused before it is read (bytes).
 MAX_TIME_FILE_BYTES = 1024
 

@@ -14,6 +14,7 @@ What a method can do: it runs with the appliance's rights (docs/security.md).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -144,6 +145,13 @@ def run_method(call: MethodCall, interface: str, inputs: dict[str, np.ndarray], 
                 os.killpg(child.pid, signal.SIGKILL)  # the method's own children too
                 child.wait()
                 code = None
+            except BaseException:
+                # This process is being stopped (its Airflow task's time limit, the run's, an interrupt): the
+                # method, in a session of its own, would outlive it and hold a core for nobody.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+                raise
         outcome.wall_seconds = round(time.perf_counter() - started, 6)
         if code is None:
             outcome.error = f"{call.name}: stopped after its time limit of {call.timeout_s:g} s"

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from ruamel.yaml import YAML
 
+from ..bounded import MAX_MANIFEST_BYTES, MAX_RESULTS_BYTES, Unreadable, read_json_object
 from ..config import TaskSetup, grid
 from ..datasets.dataperf_files import (
     atomic_write_bytes,
@@ -46,7 +47,7 @@ from ..datasets.dataperf_files import (
     sha256_of,
     write_embedding_parquet,
 )
-from ..runs import TASK_SETUP, read_json
+from ..runs import MANIFEST, RESULTS, TASK_SETUP
 from .setup import DEBUGGING_FILE, SELECTION_FILE, OfficialSelectionSetup
 
 #: The official debugging main.py reads the ground truth from this folder, whatever the task file says.
@@ -94,12 +95,16 @@ def _finished_run(run_dir: Path) -> tuple[dict, dict]:
     """(manifest, results) of a published run; ExportError otherwise."""
     if not (run_dir / TASK_SETUP).is_file():
         raise ExportError(f"{run_dir}: not a run folder (no {TASK_SETUP})")
-    manifest = read_json(run_dir / "manifest.json") if (run_dir / "manifest.json").is_file() else {}
-    state = manifest.get("state")
-    if state not in (None, "success") or not (run_dir / "results.json").is_file():
-        raise ExportError(f"{run_dir}: the run is not finished (state {state or 'unknown'}); only a finished run "
-                          "can be exported")
-    return manifest, read_json(run_dir / "results.json")
+    try:  # the run may come from the bucket: each file under its limit, and a JSON object
+        manifest = read_json_object(run_dir / MANIFEST, MAX_MANIFEST_BYTES) if (run_dir / MANIFEST).is_file() \
+            else {}
+        state = manifest.get("state")
+        if state not in (None, "success") or not (run_dir / RESULTS).is_file():
+            raise ExportError(f"{run_dir}: the run is not finished (state {state or 'unknown'}); only a finished "
+                              "run can be exported")
+        return manifest, read_json_object(run_dir / RESULTS, MAX_RESULTS_BYTES)
+    except Unreadable as error:
+        raise ExportError(str(error)) from None
 
 
 def _check_inputs(paths: list[Path], manifest: dict, data_root: Path) -> None:

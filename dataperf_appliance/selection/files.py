@@ -33,15 +33,13 @@ import pyarrow.parquet as pq
 
 from ..datasets.dataperf_files import atomic_write_bytes, embedding_matrix, read_parquet_checked
 from ..user_files import MAX_REPORTED_PROBLEMS, ProblemList, UserFileError, read_text  # noqa: F401 (re-exported)
+from ..user_files import MAX_TRAINING_SET_BYTES
 
 ID_COLUMN = "ImageID"
 EMBEDDING_COLUMN = "embedding"
 LABEL_COLUMN = "Confidence"
 TRAINING_SET_HEADER = f"{ID_COLUMN},{LABEL_COLUMN}"
 EXAMPLE_COLUMNS = ("LabelName", "ImageID", "Confidence", "OriginalURL", "DisplayName")
-
-#: A user's training-set file larger than this is refused before it is read (bytes).
-MAX_TRAINING_SET_BYTES = 64 * 2**20
 
 
 class TrainingSetError(UserFileError):

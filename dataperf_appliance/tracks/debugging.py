@@ -11,9 +11,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from ..config import METHOD_PARAMS, DebuggingSetup, Loc, catalog, values
+from ..config import METHOD_PARAMS, DebuggingSetup, Loc, catalog, grid, values
 from ..parallel import ProgressCallback
 from .engine import EngineTrack
+from .limits import RunEstimate, counted, fits_field, limit_problems
 
 #: Repeats of the default debugging run (new noise and random order each): with 6, every default method is told
 #: from random over the mean of the tasks (paired t-test on fraction_fixes, Holm-adjusted p < 0.05), and
@@ -114,5 +115,59 @@ def data_problems(setup: DebuggingSetup, data_root: Path | None) -> list[tuple[L
                         loc += (size_index,)
                     if (loc, message) not in problems:
                         problems.append((loc, message))
-    return problems
+    return problems + limit_problems(run_estimate(setup, data_root))
+
+
+def run_estimate(setup: DebuggingSetup, data_root: Path | None) -> RunEstimate:
+    """What the setup needs (see `limits`).
+
+    Memory: every task's train, val and test embeddings at its largest train
+    size, as the engine holds them (`DEBUGGING_EMBEDDING_DTYPE`), all at once:
+    the CLI evaluates a run's tasks in one process, and the DAG's evaluate
+    instances hold theirs side by side. An official folder's sizes are read
+    from its files' footers (unknown without a data root or its files).
+    Fits: per cell of the grid, `evaluation.most_trainings` with every method.
+    """
+    from ..datasets import GENERATED, dataset_dir, digits, flipped_count, synthetic
+    from ..datasets.dataperf_files import (
+        DEBUGGING_EMBEDDING_COLUMN,
+        DEBUGGING_EMBEDDING_DTYPE,
+        embedding_footprint,
+        task_file_paths,
+    )
+    from ..debugging.evaluation import most_trainings
+
+    dtype = DEBUGGING_EMBEDDING_DTYPE
+    tasks = counted(len(setup.tasks), "task")
+    memory: int | None = None
+    if setup.dataset in GENERATED:
+        dim = digits.EMBEDDING_DIM if setup.dataset == digits.NAME else setup.dim or synthetic.DEFAULT_DIM
+        rows = [max(values(task.train_size)) + task.val_size + task.test_size for task in setup.tasks]
+        memory = sum(rows) * dim * dtype.itemsize
+        held = counted(rows[0], "row") if len(set(rows)) == 1 else f"{sum(rows):,} rows in all"
+        memory_terms = f"{tasks} x {held} x {counted(dim, 'value')}, {dtype.name}"
+    else:
+        memory_terms = f"the train, val and test files of {tasks}, {dtype.name}"
+        if data_root is not None:
+            folder = dataset_dir(data_root, setup.dataset)
+            try:
+                memory = sum(max(sum(embedding_footprint(path, DEBUGGING_EMBEDDING_COLUMN)[1]
+                                     for name, path in task_file_paths(
+                                         folder, setup.paths.embedding_folder, setup.paths.groundtruth_folder,
+                                         task.data_id, train_size, noise_level, task.val_size,
+                                         task.test_size).items() if name != "groundtruth")
+                                 for train_size in values(task.train_size)
+                                 for noise_level in values(task.noise_level))
+                             for task in setup.tasks) * dtype.itemsize
+            except ValueError:  # a missing or unreadable file: the size checks name it, or reading it will
+                memory = None
+    methods = len(setup.method_names())
+    per_cell = [most_trainings(cell.value("train_size"),
+                               flipped_count(cell.value("noise_level"), cell.value("train_size")),
+                               setup.eval_points, methods) for cell in grid.cells(setup)]
+    fits_terms = (f"{counted(len(per_cell), 'cell')}: {grid.describe_grid(setup)}; in each, up to "
+                  f"{max(per_cell):,} distinct training sets of the fixing curves of {counted(methods, 'method')}")
+    return RunEstimate(memory, memory_terms, ("tasks",), sum(per_cell), fits_terms, fits_field(setup),
+                       fits_advice="give fewer repeats, tasks, settings or methods, or set eval_points (null "
+                                   "evaluates every budget)")
 

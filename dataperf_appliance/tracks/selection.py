@@ -11,9 +11,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from ..config import SELECTION_DIGITS, Loc, SelectionSetup, catalog, sweep_loc, values
+from ..config import SELECTION_DIGITS, Loc, SelectionSetup, catalog, grid, sweep_loc, values
 from ..parallel import ProgressCallback
 from .engine import EngineTrack
+from .limits import RunEstimate, counted, fits_field, limit_problems
 
 #: Repeats of the default selection run (new digits and random choices each): with 10, uncertainty and
 #: balanced_random are told from random over the mean of the tasks on F1 (Holm-adjusted p < 0.05), and the
@@ -90,7 +91,61 @@ def data_problems(setup: SelectionSetup, data_root: Path | None) -> list[tuple[L
     The digits are checked always (names, files, sizes); an official folder
     only with a `data_root`: its files must exist and the pool must hold
     every train_size. The embeddings' length is checked when they are read.
+    Then the run's size against the appliance's limits (`limits`).
     """
+    return _dataset_problems(setup, data_root) + limit_problems(run_estimate(setup, data_root))
+
+
+def run_estimate(setup: SelectionSetup, data_root: Path | None) -> RunEstimate:
+    """What the setup needs (see `limits`).
+
+    Memory: the pool and every evaluated task's test set, as they are read
+    (a file's float precision kept), all at once: the tasks of a run share
+    one pool in one process. An official folder's sizes are read from its
+    files' footers (unknown without a data root or its files).
+    Fits: one of the classifier per cell and method, and per cell of a task
+    with its own train csv (scored too); a strategy's own fits are not counted.
+    """
+    from ..datasets import digits
+    from ..datasets.dataperf_files import embedding_footprint
+    from ..selection import data, files
+
+    tests = counted(len(setup.eval_tasks), "test set")
+    memory: int | None = None
+    pool_bytes = test_bytes = 0
+    memory_terms = f"the pool and {tests}"
+    if setup.dataset == SELECTION_DIGITS:
+        dtype = digits.embeddings().dtype
+        pool_rows, test_rows = len(data.split_pool(setup.seed)[0]), len(setup.eval_tasks) * (setup.test_size or 0)
+        pool_bytes, test_bytes = (rows * setup.dim * dtype.itemsize for rows in (pool_rows, test_rows))
+        memory = pool_bytes + test_bytes
+        memory_terms = (f"a pool of {counted(pool_rows, 'row')} and {tests} of {test_rows:,} rows in all, x "
+                        f"{counted(setup.dim, 'value')}, {dtype.name}")
+    elif data_root is not None:
+        folder = data.dataset_dir(data_root, setup.dataset)
+        try:
+            pool_rows, pool_values, dtype = embedding_footprint(folder / setup.emb_file, files.EMBEDDING_COLUMN)
+            found = [embedding_footprint(folder / setup.tasks[task][1], files.EMBEDDING_COLUMN)
+                     for task in setup.eval_tasks]
+        except ValueError:  # a missing or unreadable file: the checks above name it, or reading it will
+            found = None
+        if found is not None:
+            pool_bytes = pool_values * dtype.itemsize
+            test_bytes = sum(test_values * test_dtype.itemsize for _, test_values, test_dtype in found)
+            memory = pool_bytes + test_bytes
+            memory_terms = (f"a pool of {counted(pool_rows, 'row')} ({pool_values:,} values, {dtype.name}) and "
+                            f"{tests} of {sum(rows for rows, _, _ in found):,} rows in all")
+    # The pool is usually most of it; many or large test sets are the tasks' fault.
+    memory_loc: Loc = ("tasks",) if test_bytes > pool_bytes else ("emb_file",)
+    methods = len(setup.method_names())
+    own_csv = {task for task in setup.eval_tasks if setup.tasks[task][0] is not None}
+    per_cell = [methods + (cell.task in own_csv) for cell in grid.cells(setup)]
+    fits_terms = (f"{counted(len(per_cell), 'cell')}: {grid.describe_grid(setup)}; in each, one per method "
+                  f"({methods})" + (", and one for the task's own train csv" if own_csv else ""))
+    return RunEstimate(memory, memory_terms, memory_loc, sum(per_cell), fits_terms, fits_field(setup))
+
+
+def _dataset_problems(setup: SelectionSetup, data_root: Path | None) -> list[tuple[Loc, str]]:
     from ..selection import data  # numpy and the digits: loaded once a file gets this far
 
 

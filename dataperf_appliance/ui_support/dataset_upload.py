@@ -41,6 +41,7 @@ from ..bounded import BoundedRunError, run_bounded
 from ..settings import Settings
 from ..config import catalog
 from ..config.names import MAX_NAME_LENGTH, SAFE_NAME_RULE, is_safe_name
+from ..upload_limits import MAX_ARCHIVE_BYTES
 
 MAX_UNPACKED_BYTES = 2 * 1024**3
 MAX_FILES = 20_000
@@ -331,6 +332,8 @@ def upload_dataset(name: str, data: bytes, settings: Settings, *, storage=None) 
         check.problems.append(f"S3 cannot be listed, so the name cannot be checked against it: {error}")
         return check
     check.problems += check_name(name, existing)
+    if len(data) > MAX_ARCHIVE_BYTES:
+        check.problems.append(f"the zip has {len(data):,} bytes; at most {MAX_ARCHIVE_BYTES:,}")
     if check.problems:
         return check
     work = archive = None

@@ -30,6 +30,7 @@ from ..config.types import MAX_NOISE_LEVEL
 from ..settings import Settings
 from ..tracks import TRACKS, default_params, parse_task_setup, preview, render_and_parse, track_of
 from ..tracks import available_tracks as available_tracks  # the form's choice of track
+from ..upload_limits import MAX_FILES_PER_UPLOADER
 
 #: Form parameters whose values are chosen from a list the same for every track: {key: options}.
 _CHOICES: dict[str, tuple[str, ...]] = {"model": catalog.MODEL_NAMES}
@@ -619,6 +620,14 @@ def with_uploaded_methods(values: Mapping[str, Any], specs: Sequence[FieldSpec],
         typed = []
     values["submissions"] = list(dict.fromkeys([*typed, *inferred]))
     return values, inferred
+
+
+def too_many_files(count: int) -> str | None:
+    """The problem of an uploader holding `count` files, when that is more than it takes (none is used then)."""
+    if count <= MAX_FILES_PER_UPLOADER:
+        return None
+    return (f"{count} files chosen; one uploader takes at most {MAX_FILES_PER_UPLOADER} at once. Remove some: "
+            "none of them is used until then.")
 
 
 def check_submission_files(check: FormCheck, files: Mapping[str, bytes]) -> None:

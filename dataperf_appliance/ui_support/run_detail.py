@@ -1,22 +1,28 @@
 """One run for the Run page: its files, metrics as tables, progress from Airflow, a zip of it, and a zip of
-it in the official DataPerf evaluators' layout."""
+it in the official DataPerf evaluators' layout.
+
+Every file is read under its size limit (`bounded`): the run's JSON when it is loaded, a picture or a table
+when the page shows or serves it, and a zip is written to a temporary file, never built in memory.
+"""
 
 from __future__ import annotations
 
-import io
+import os
+import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from .. import stats
+from ..bounded import MAX_PLOT_BYTES, MAX_SERVED_BYTES, Unreadable, read_limited
 from ..config import ConfigError, catalog
 from ..pipeline import RunPaths
-from ..runs import MANIFEST, RESULTS, TASK_SETUP
+from ..runs import UNREADABLE
 from ..settings import Settings
 from ..tracks import parse_task_setup, track_of_results
-from .run_list import IN_FLIGHT_STATES, read_json_file
+from .run_list import IN_FLIGHT_STATES, read_run_files
 
 #: The DAG's tasks in order, with what the page calls them.
 STEP_LABELS = {"validate": "Validate task_setup.yml", "prepare_data": "Prepare the data",
@@ -39,9 +45,13 @@ class RunDetail:
     manifest: dict = field(default_factory=dict)
     results: dict | None = None
     task_setup_text: str | None = None
+    #: Why the run's files cannot be used, each problem naming its file (None: they can).
+    unreadable: str | None = None
 
     @property
     def state(self) -> str:
+        if self.unreadable:
+            return UNREADABLE
         return self.manifest.get("state") or ("success" if self.results else "queued")
 
     @property
@@ -73,8 +83,8 @@ class RunDetail:
     def gallery(self) -> list[Path]:
         return [p for p in self.plots if "gallery" in p.name]
 
-    def file_bytes(self, name: object) -> bytes | None:
-        """The content of the run's file `name`, or None when there is none.
+    def file_bytes(self, name: object, max_bytes: int) -> bytes | None:
+        """The content of the run's file `name`, or None when there is none or it is over `max_bytes`.
 
         `name` may come from the run's own results.json, which is data: only a
         plain, visible file name that resolves (links followed) inside the run
@@ -84,8 +94,8 @@ class RunDetail:
             return None
         try:
             path = (self.folder / name).resolve()
-            return path.read_bytes() if path.is_relative_to(self.folder.resolve()) else None
-        except (OSError, ValueError):  # ValueError: a NUL in the name
+            return read_limited(path, max_bytes) if path.is_relative_to(self.folder.resolve()) else None
+        except (OSError, ValueError):  # ValueError: Unreadable, or a NUL in the name
             return None
 
     def task_ids(self) -> list[str]:
@@ -120,12 +130,18 @@ def load_run(settings: Settings, run_id: str, *, storage=None) -> RunDetail:
     if not folder.is_dir():
         raise RunNotFound(f"no run {run_id} on disk ({settings.runs_dir})")
     published = folder == final
+    files = read_run_files(folder, published=published)
+    return RunDetail(run_id, folder, published, files.manifest, files.results, files.task_setup_text,
+                     "; ".join(files.problems) or None)
+
+
+def plot_bytes(path: Path) -> bytes | None:
+    """A picture of the run, read when the page shows it; None when it cannot be read or is over
+    MAX_PLOT_BYTES."""
     try:
-        text = (folder / TASK_SETUP).read_text()
-    except OSError:
-        text = None
-    return RunDetail(run_id, folder, published, read_json_file(folder / MANIFEST) or {},
-                     read_json_file(folder / RESULTS) if published else None, text)
+        return read_limited(path, MAX_PLOT_BYTES)
+    except (OSError, Unreadable):
+        return None
 
 
 # ---- metrics ----------------------------------------------------------------------------------------------------
@@ -460,42 +476,81 @@ def step_icon(step: Step) -> str:
 
 # ---- downloads ----------------------------------------------------------------------------------------
 
-def build_zip(folder: Path, root_name: str | None = None) -> bytes:
-    """A zip of every file under `folder` (hidden ones left out), paths under `root_name`/ (default: its name).
+#: The chunk a file is copied into a zip by: the most of it in memory at once.
+_ZIP_CHUNK = 1024 * 1024
+
+
+def _visible(folder: Path) -> list[Path]:
+    """Every file and folder under `folder`, sorted, hidden ones (and what is under them) left out."""
+    return [path for path in sorted(folder.rglob("*"))
+            if not any(part.startswith(".") for part in path.relative_to(folder).parts)]
+
+
+def folder_bytes(folder: Path) -> int:
+    """The size of the visible files under `folder`: what its zip holds before compression."""
+    return sum(path.stat().st_size for path in _visible(Path(folder)) if path.is_file())
+
+
+def build_zip(folder: Path, root_name: str | None = None, *, scratch: Path | None = None,
+              max_bytes: int = MAX_SERVED_BYTES) -> BinaryIO:
+    """A zip of every file under `folder` (hidden ones left out), paths under `root_name`/ (default: its name),
+    as a file open for reading at its start (close it when done).
+
+    The zip is written to a temporary file in `scratch` (default: the system's; the Run page gives the data root),
+    which has no name on disk: nothing is left behind, whatever happens. Each file is copied in chunks of
+    `_ZIP_CHUNK`, so the memory used is a few chunks, whatever the run's size. Refused (Unreadable, naming the
+    folder) when the files add up to more than `max_bytes`: whoever serves the zip may hold it in memory
+    (Streamlit does).
 
     An empty folder gets an entry of its own (the official evaluators need their empty results folder).
     Entries are sorted and dated the same, so the same run gives the same bytes.
     """
     folder = Path(folder)
     root = root_name or folder.name
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.rglob("*")):
-            relative = path.relative_to(folder)
-            if any(part.startswith(".") for part in relative.parts):
-                continue
-            if path.is_dir() and not any(path.iterdir()):
-                info = zipfile.ZipInfo(f"{root}/{relative.as_posix()}/", date_time=(2000, 1, 1, 0, 0, 0))
-                info.external_attr = (0o40755 << 16) | 0x10  # a directory, for unzip and Python alike
-                archive.writestr(info, b"")
-                continue
-            if not path.is_file():
-                continue
-            info = zipfile.ZipInfo(f"{root}/{relative.as_posix()}", date_time=(2000, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, path.read_bytes())
-    return buffer.getvalue()
+    paths = _visible(folder)
+    total = sum(path.stat().st_size for path in paths if path.is_file())
+    if total > max_bytes:
+        raise Unreadable(f"{folder} holds {total:,} bytes of files, over the {max_bytes:,} a zip of it may be")
+    if scratch is not None:
+        Path(scratch).mkdir(parents=True, exist_ok=True)
+    copied = 0
+    with tempfile.TemporaryFile(dir=scratch) as out:
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for path in paths:
+                relative = path.relative_to(folder)
+                if path.is_dir() and not any(path.iterdir()):
+                    info = zipfile.ZipInfo(f"{root}/{relative.as_posix()}/", date_time=(2000, 1, 1, 0, 0, 0))
+                    info.external_attr = (0o40755 << 16) | 0x10  # a directory, for unzip and Python alike
+                    archive.writestr(info, b"")
+                    continue
+                if not path.is_file():
+                    continue
+                info = zipfile.ZipInfo(f"{root}/{relative.as_posix()}", date_time=(2000, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                with path.open("rb") as source, \
+                        archive.open(info, "w", force_zip64=max_bytes > zipfile.ZIP64_LIMIT) as entry:
+                    while chunk := source.read(_ZIP_CHUNK):
+                        copied += len(chunk)
+                        if copied > max_bytes:  # a file grew since it was counted
+                            raise Unreadable(f"{path} grew while {folder} was zipped: over the {max_bytes:,} "
+                                             "bytes a zip of it may be")
+                        entry.write(chunk)
+        out.flush()
+        # A plain reader of the same nameless file, at its start: what Streamlit's download button takes (it
+        # reads the bytes once, when the user asks for them). Closing `out` leaves the file to the reader.
+        reader = open(os.dup(out.fileno()), "rb")  # noqa: SIM115 - the caller closes it
+    reader.seek(0)
+    return reader
 
 
-def official_export_zip(detail: RunDetail, data_root: Path) -> tuple[bytes, list[str]]:
+def official_export_zip(detail: RunDetail, data_root: Path) -> tuple[BinaryIO, list[str]]:
     """The run as the official evaluators' folders (`dataperf_appliance.official.export`), zipped under
-    ``<run_id>-official/``, and the export's notes. Raises ExportError (a ValueError) when it cannot be."""
-    import tempfile
-
+    ``<run_id>-official/`` (a file open for reading, see `build_zip`), and the export's notes. Raises
+    ExportError (a ValueError) when it cannot be."""
     from ..tracks import export_run
 
     with tempfile.TemporaryDirectory(prefix="official-export-") as scratch:
         out = Path(scratch) / "official"
         export = export_run(detail.folder, out, data_root=data_root)
-        return build_zip(out, f"{detail.run_id}-official"), export.notes
+        return build_zip(out, f"{detail.run_id}-official", scratch=Path(scratch)), export.notes

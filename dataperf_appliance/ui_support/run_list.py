@@ -10,25 +10,35 @@ A run is found
 * in Airflow (`airflow_gateway.list_recent_runs`): the DAG run's state refines a
   run that is not finished on disk (a DAG run that failed before the run's
   manifest said so shows as failed).
+
+A run's files may come from the bucket, so each is read under its size limit
+(`bounded`) and a manifest.json or results.json that cannot be used (too large,
+not JSON, too deep, not an object, a state that is not text) makes the run
+``unreadable``, with the reason naming the file, instead of breaking the list.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..bounded import MAX_MANIFEST_BYTES, MAX_RESULTS_BYTES, Unreadable, read_json_object, read_limited
+from ..config import MAX_FILE_BYTES
 from ..config.names import MAX_RUN_ID_LENGTH, is_safe_name
-from ..runs import MANIFEST, RESULTS, TASK_SETUP, staged_run_id
+from ..runs import MANIFEST, RESULTS, TASK_SETUP, UNREADABLE, staged_run_id
 from ..settings import Settings
 from ..tracks import DEFAULT_TRACK, track_of_results
 from . import settings_view
 
 IN_FLIGHT_STATES = ("queued", "running", "publishing")
 MAX_SKIPPED_SHOWN = 3  # runs named in the note about runs that could not be restored
+#: How long the Runs page brings finished runs from the bucket before it shows the list (it goes on at its
+#: next refresh; a run left in the bucket is listed, and downloaded when opened).
+PAGE_RESTORE_BUDGET_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -98,12 +108,85 @@ def parse_time(value: Any) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
-def read_json_file(path: Path) -> dict | None:
+@dataclass(frozen=True)
+class RunFiles:
+    """What a run folder says of itself: its manifest ({} when it has none), its results (None when it has
+    none, or is not published), its task_setup.yml's text, and why any of them cannot be used (each problem
+    names its file; none: the run is readable)."""
+
+    manifest: dict
+    results: dict | None
+    task_setup_text: str | None
+    problems: tuple[str, ...] = ()
+
+
+def read_run_files(folder: Path, *, published: bool) -> RunFiles:
+    """The files of a run folder, each read under its size limit; never raises."""
+    problems: list[str] = []
+    manifest = _read_json(folder / MANIFEST, MAX_MANIFEST_BYTES, problems) or {}
+    results = _read_json(folder / RESULTS, MAX_RESULTS_BYTES, problems) if published else None
+    text = None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        text = read_limited(folder / TASK_SETUP, MAX_FILE_BYTES).decode("utf-8-sig")
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as error:  # ValueError: Unreadable, or not UTF-8
+        problems.append(_problem(folder / TASK_SETUP, error))
+    if not isinstance(manifest.get("state"), (str, type(None))):
+        problems.append(f"{folder / MANIFEST}: its state is not text")
+    shape = results_shape_problem(results) if results else None
+    if shape:
+        problems.append(f"{folder / RESULTS}: {shape}")
+    if problems:  # nothing of an unreadable run reaches the pages but the reason
+        return RunFiles({}, None, text, tuple(problems))
+    return RunFiles(manifest, results, text, ())
+
+
+def _objects(value: Any) -> bool:
+    """Whether `value` is a mapping whose values are all mappings (``{name: {...}}``)."""
+    return isinstance(value, Mapping) and all(isinstance(item, Mapping) for item in value.values())
+
+
+def results_shape_problem(results: Mapping) -> str | None:
+    """What of a results.json is not of the shape the pages and Compare walk, or None: its tasks, each task's
+    methods, the overall figures and a sweep's settings must be objects of objects where the appliance writes
+    them so (a results.json from the bucket may hold anything)."""
+    tasks = results.get("tasks", {})
+    if not _objects(tasks):
+        return "its tasks are not objects"
+    if not all(_objects(task.get("strategies", {})) for task in tasks.values()):
+        return "a task's strategies are not objects"
+    if not _objects(results.get("overall", {})):
+        return "its overall figures are not objects"
+    sweep = results.get("sweep", {})
+    records = sweep.get("settings", []) if isinstance(sweep, Mapping) else None
+    if not isinstance(records, list) or not all(
+            isinstance(record, Mapping) and _objects(record.get("overall", {}))
+            and _objects(record.get("tasks", {})) and all(_objects(t) for t in record.get("tasks", {}).values())
+            for record in records):
+        return "its sweep's settings are not objects"
+    return None
+
+
+def _read_json(path: Path, max_bytes: int, problems: list[str]) -> dict | None:
+    """The JSON object in `path`: None when there is no such file, or when it cannot be used (then the reason is
+    added to `problems`)."""
+    try:
+        return read_json_object(path, max_bytes)
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) else None
+    except (OSError, Unreadable) as error:
+        problems.append(_problem(path, error))
+        return None
+
+
+def _problem(path: Path, error: Exception) -> str:
+    """A line on a file that cannot be used, naming it."""
+    if isinstance(error, Unreadable):
+        return str(error)
+    if isinstance(error, OSError):
+        return f"{path}: {error.strerror or error}"
+    return f"{path}: {error}"
 
 
 def setup_data(text: str | None) -> dict:
@@ -174,29 +257,40 @@ def headline(results: Mapping | None) -> Headline | None:
 
 
 def read_run_folder(folder: Path, run_id: str, *, published: bool) -> RunRow:
-    """The row of a run folder on disk (published or staging)."""
-    manifest = read_json_file(folder / MANIFEST) or {}
-    results = read_json_file(folder / RESULTS) if published else None
+    """The row of a run folder on disk (published or staging); never raises.
+
+    A folder whose files are not what the appliance writes (they may come from the bucket) is listed as
+    `unreadable`, saying why, rather than breaking the list.
+    """
+    files = read_run_files(folder, published=published)
+    if files.problems:
+        return RunRow(run_id, UNREADABLE, "disk", published=published, error="; ".join(files.problems))
     try:
-        text = (folder / TASK_SETUP).read_text()
-    except OSError:
-        text = None
-    data = setup_data(text)
+        return _row_of(files, run_id, published=published)
+    except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError, RecursionError) as error:
+        return RunRow(run_id, UNREADABLE, "disk", published=published,
+                      error=f"its manifest.json or results.json is not as the appliance writes it "
+                            f"({type(error).__name__}: {str(error)[:200]})")
+
+
+def _row_of(files: RunFiles, run_id: str, *, published: bool) -> RunRow:
+    manifest, results, data = files.manifest, files.results, setup_data(files.task_setup_text)
     stages = manifest.get("stages") or {}
     started = parse_time(manifest.get("started_at")) or parse_time((stages.get("validate") or {}).get("started_at"))
     state = manifest.get("state") or ("success" if published and results else "queued")
     sweep = (results or {}).get("sweep") if isinstance((results or {}).get("sweep"), Mapping) else {}
     swept_models = (sweep.get("parameters") or {}).get("model") if isinstance(sweep.get("parameters"), Mapping) \
         else None
+    # Text only, whatever the files hold: the Runs page sorts, filters and hashes these.
     return RunRow(
         run_id=run_id, state=state, where="disk", published=published,
-        track=manifest.get("track") or data.get("track") or (results or {}).get("track") or
-        (DEFAULT_TRACK if data else None),
-        dataset=(results or {}).get("dataset") or _text(data.get("dataset")),
-        model=_text(swept_models) or (results or {}).get("model") or _text(data.get("model")),
+        track=_text(manifest.get("track") or data.get("track") or (results or {}).get("track") or
+                    (DEFAULT_TRACK if data else None)),
+        dataset=_text((results or {}).get("dataset") or data.get("dataset")),
+        model=_text(swept_models or (results or {}).get("model") or data.get("model")),
         created_at=parse_time(manifest.get("created_at")), started_at=started,
         finished_at=parse_time(manifest.get("finished_at")), headline=headline(results),
-        error=manifest.get("error"), sweep_settings=len(settings_view.settings(results)) or None,
+        error=_text(manifest.get("error")), sweep_settings=len(settings_view.settings(results)) or None,
     )
 
 
@@ -224,21 +318,11 @@ def local_runs(settings: Settings) -> dict[str, RunRow]:
         if staged:
             staging[staged] = child
         elif is_safe_name(child.name, max_length=MAX_RUN_ID_LENGTH):
-            rows[child.name] = _read_or_mark(child, child.name, published=True)
+            rows[child.name] = read_run_folder(child, child.name, published=True)
     for run_id, child in staging.items():
         if run_id not in rows:
-            rows[run_id] = _read_or_mark(child, run_id, published=False)
+            rows[run_id] = read_run_folder(child, run_id, published=False)
     return rows
-
-
-def _read_or_mark(folder: Path, run_id: str, *, published: bool) -> RunRow:
-    """The row of a run folder; a folder whose files are not what the appliance writes (they may come
-    from the bucket) is listed as `unreadable` rather than breaking the list."""
-    try:
-        return read_run_folder(folder, run_id, published=published)
-    except (AttributeError, TypeError, ValueError, KeyError) as error:
-        return RunRow(run_id, "unreadable", "disk", published=published,
-                      error=f"its manifest.json or results.json is not as the appliance writes it ({error})")
 
 
 def merge_s3(rows: dict[str, RunRow], listings: Iterable) -> dict[str, RunRow]:
@@ -251,7 +335,10 @@ def merge_s3(rows: dict[str, RunRow], listings: Iterable) -> dict[str, RunRow]:
         if row is not None:
             out[listing.run_id] = replace(row, where="disk + S3")
         else:
-            out[listing.run_id] = RunRow(listing.run_id, listing.state or "incomplete", "S3", published=True)
+            out[listing.run_id] = RunRow(
+                listing.run_id, listing.state or "incomplete", "S3", published=True,
+                error=f"its {MANIFEST} in S3 is over {MAX_MANIFEST_BYTES:,} bytes or not a JSON object"
+                if listing.state == UNREADABLE else None)
     return out
 
 
@@ -380,32 +467,44 @@ def rows_table(rows: Iterable[RunRow], now: dt.datetime | None = None) -> list[d
     return table
 
 
-def restore_finished(storage) -> tuple[list[str], list[str]]:
-    """Download the successful runs that are only in the bucket (whole, so they open like local ones).
+def restore_finished(storage, *, time_budget_s: float = PAGE_RESTORE_BUDGET_S,
+                     clock: Callable[[], float] = time.monotonic) -> tuple[list[str], list[str]]:
+    """Download the successful runs that are only in the bucket (whole, so they open like local ones), newest
+    first, for at most `time_budget_s` seconds (checked before each run).
 
     Only runs whose manifest in the bucket says success: a run in flight or
     being published elsewhere is listed from the bucket but left there. A run
     that cannot be downloaded is skipped; one note says how many were, and why.
+    Runs left when the time is up are listed from the bucket, downloaded when
+    opened or by a later call; a note says how many.
     Returns (run ids downloaded, notes).
     """
     if storage is None or not storage.enabled:
         return [], []
     from ..storage import StorageError
 
-    restored, skipped = [], []
+    deadline = clock() + time_budget_s
+    restored, skipped, left = [], [], 0
     try:
         listings = storage.list_runs(with_state=True)
     except StorageError as error:
         return [], [f"S3 could not be listed: {error}"]
-    for listing in listings:
+    for listing in sorted(listings, key=lambda item: item.run_id, reverse=True):
         if listing.where != "s3" or listing.state != "success":
+            continue
+        if clock() >= deadline:
+            left += 1
             continue
         try:
             storage.download_run(listing.run_id)
             restored.append(listing.run_id)
         except StorageError as error:
             skipped.append(f"{listing.run_id}: {error}")
-    if not skipped:
-        return restored, []
-    shown = "; ".join(skipped[:MAX_SKIPPED_SHOWN]) + ("; …" if len(skipped) > MAX_SKIPPED_SHOWN else "")
-    return restored, [f"{len(skipped)} run(s) in S3 skipped, they cannot be brought to disk ({shown})"]
+    notes = []
+    if skipped:
+        shown = "; ".join(skipped[:MAX_SKIPPED_SHOWN]) + ("; …" if len(skipped) > MAX_SKIPPED_SHOWN else "")
+        notes.append(f"{len(skipped)} run(s) in S3 skipped, they cannot be brought to disk ({shown})")
+    if left:
+        notes.append(f"{left} finished run(s) are still in S3 only: each is brought to disk when opened, the others "
+                     "at the next refresh")
+    return restored, notes

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
 import common
 from dataperf_appliance.launch import launch_run
 from dataperf_appliance.runs import new_run_id
 from dataperf_appliance.ui_support import form
+from dataperf_appliance.upload_limits import MAX_SUBMISSION_UPLOAD_BYTES
 
 WIDE_KINDS = ("multichoice", "names")
 FORM_COLUMNS = 2
@@ -99,13 +102,24 @@ def described(key: str, chosen) -> None:
         st.caption("; ".join(lines))
 
 
+def kept(files) -> dict[str, bytes]:
+    """The files of an uploader, {name: bytes}; none, with the reason, when it holds more than it takes."""
+    problem = form.too_many_files(len(files or []))
+    if problem:
+        st.error(problem)
+        return {}
+    return {f.name: f.getvalue() for f in files or []}
+
+
 def uploads(track: str) -> dict[str, bytes]:
     files = st.file_uploader(
         "Your own submission files (optional)", accept_multiple_files=True, type=["txt", "csv"],
         key=f"nb.uploads.{track}",
+        # The browser refuses a file larger than its reader takes, before sending it.
+        max_upload_size=math.ceil(MAX_SUBMISSION_UPLOAD_BYTES / 2**20),
         help="Debugging: {data_id}_{method}.txt (one training row index per line, in inspection order) and "
              "optionally time_{data_id}_{method}.txt. Selection: {task}_{method}.csv (ImageID,Confidence).")
-    return {f.name: f.getvalue() for f in files or []}
+    return kept(files)
 
 
 def method_uploads(track: str) -> dict[str, bytes]:
@@ -116,7 +130,7 @@ def method_uploads(track: str) -> dict[str, bytes]:
              "appraiser (debugging), or select(pool_X, examples_X, budget, oracle) (selection). It runs on every "
              "task and repeat. Its libraries: a NAME.requirements.txt, or a requirements.txt for all the methods "
              "(an environment of their own, built once).")
-    return {f.name: f.getvalue() for f in files or []}
+    return kept(files)
 
 
 def show_field_errors(check: form.FormCheck, specs: list[form.FieldSpec]) -> None:

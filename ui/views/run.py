@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import common
-from dataperf_appliance import airflow_gateway
+from dataperf_appliance import airflow_gateway, bounded
 from dataperf_appliance.ui_support import run_detail, run_list, settings_view
 
 REFRESH_S = 3
@@ -165,21 +165,35 @@ def comparisons(shown: dict) -> None:
                      for name in ("difference", "ci_low", "ci_high", "p", "p (Holm)")}))
 
 
-def plot_tabs(detail: run_detail.RunDetail, paths: list) -> None:
+def plot_tabs(detail: run_detail.RunDetail, paths: list, key: str) -> None:
     """One tab per group of pictures (run_detail.plot_groups), each picture across the page with its title
-    and its download."""
+    and its download. Only the open tab's pictures are read (each under its size limit) and sent: a run may
+    have hundreds."""
     groups = run_detail.plot_groups(paths)
     if not groups:
         return
-    for tab, (label, members) in zip(st.tabs(list(groups)), groups.items()):
+    tabs = st.tabs(list(groups), key=key, on_change="rerun")
+    for tab, (label, members) in zip(tabs, groups.items()):
+        if not tab.open:
+            continue
         with tab:
             for path in members:
                 if len(members) > 1:
                     st.markdown(f"**{path.stem.replace('_', ' ')}**")
-                st.image(str(path), width="stretch")
-                st.download_button(f"Download {path.name}", path.read_bytes(),
+                data = run_detail.plot_bytes(path)
+                if data is None:
+                    st.warning(f"{path.name} cannot be shown: it cannot be read, or it is over "
+                               f"{run_detail.format_size(bounded.MAX_PLOT_BYTES)}.")
+                    continue
+                st.image(data, width="stretch")
+                st.download_button(f"Download {path.name}", data,
                                    file_name=f"{detail.run_id}-{path.name}", mime="image/png",
                                    icon=":material/download:", key=f"run.plot.{path.name}", on_click="ignore")
+
+
+def served_bytes(path) -> bytes:
+    """A file of the run for its download, read when the user asks for it (under the served limit)."""
+    return bounded.read_limited(path, bounded.MAX_SERVED_BYTES)
 
 
 def files_list(detail: run_detail.RunDetail) -> None:
@@ -197,9 +211,14 @@ def files_list(detail: run_detail.RunDetail) -> None:
                 name = str(path.relative_to(detail.folder))
                 left, middle, right = st.columns([6, 1, 2], vertical_alignment="center")
                 left.markdown(f"`{name}`")
-                middle.caption(run_detail.format_size(path.stat().st_size))
-                right.download_button("Download", path.read_bytes, file_name=f"{detail.run_id}-{name.replace('/', '-')}",
-                                      icon=":material/download:", key=f"run.file.{name}", on_click="ignore")
+                size = path.stat().st_size
+                middle.caption(run_detail.format_size(size))
+                right.download_button("Download", lambda path=path: served_bytes(path),
+                                      file_name=f"{detail.run_id}-{name.replace('/', '-')}",
+                                      icon=":material/download:", key=f"run.file.{name}", on_click="ignore",
+                                      disabled=size > bounded.MAX_SERVED_BYTES,
+                                      help=None if size <= bounded.MAX_SERVED_BYTES else
+                                      f"over the {run_detail.format_size(bounded.MAX_SERVED_BYTES)} the page serves")
 
 
 def results(detail: run_detail.RunDetail) -> None:
@@ -224,11 +243,11 @@ def results(detail: run_detail.RunDetail) -> None:
     with tabs[1]:
         if not detail.charts:
             st.info("This run made no plots.")
-        plot_tabs(detail, detail.charts)
+        plot_tabs(detail, detail.charts, "run.plots")
     with tabs[2]:
         if not detail.gallery:
             st.info("No gallery: galleries are drawn for the embedded digits, whose images are known.")
-        plot_tabs(detail, detail.gallery)
+        plot_tabs(detail, detail.gallery, "run.gallery")
     with tabs[3]:
         st.caption("Exactly the file that was validated and run.")
         st.code(detail.task_setup_text or "", language="yaml", line_numbers=True, wrap_lines=True)
@@ -261,7 +280,7 @@ def methods(shown: dict) -> None:
 def sweep(detail: run_detail.RunDetail) -> None:
     replicates = (detail.results or {}).get("replicates")
     if replicates:
-        data = detail.file_bytes(replicates["table"])
+        data = detail.file_bytes(replicates["table"], bounded.MAX_TABLE_BYTES)
         if data is not None:
             st.download_button(f"Every repeat's figures ({replicates['table']})", data,
                                file_name=f"{detail.run_id}-{replicates['table']}", mime="text/csv",
@@ -279,7 +298,7 @@ def sweep(detail: run_detail.RunDetail) -> None:
                  column_config=common.pinned("task", "strategy", **{
                      name: st.column_config.NumberColumn(format="%.4f")
                      for name in ("mean", run_detail.INTERVAL_COLUMN, "vs random", "p (Holm)")}))
-    data = detail.file_bytes(info.get("table") or "sweep.csv")
+    data = detail.file_bytes(info.get("table") or "sweep.csv", bounded.MAX_TABLE_BYTES)
     if data is not None:
         st.download_button("sweep.csv", data, file_name=f"{detail.run_id}-sweep.csv", mime="text/csv",
                            icon=":material/download:")
@@ -308,13 +327,21 @@ def official_export(detail: run_detail.RunDetail) -> list[str]:
 
 def downloads(detail: run_detail.RunDetail) -> None:
     columns = st.columns(4)
-    data = detail.file_bytes("results.json")
+    data = detail.file_bytes("results.json", bounded.MAX_RESULTS_BYTES)
     if data is not None:
         columns[0].download_button("results.json", data, file_name=f"{detail.run_id}-results.json",
                                    mime="application/json", icon=":material/download:")
-    columns[1].download_button("Whole run (.zip)", lambda: run_detail.build_zip(detail.folder, detail.run_id),
+    # Built when asked for, into a nameless file under the data root; Streamlit then holds its bytes, hence the
+    # limit (run_detail.build_zip).
+    size, data_dir = run_detail.folder_bytes(detail.folder), common.settings().data_dir
+    columns[1].download_button("Whole run (.zip)",
+                               lambda: run_detail.build_zip(detail.folder, detail.run_id, scratch=data_dir),
                                file_name=f"{detail.run_id}.zip", mime="application/zip",
-                               icon=":material/folder_zip:")
+                               icon=":material/folder_zip:", disabled=size > bounded.MAX_SERVED_BYTES,
+                               help=None if size <= bounded.MAX_SERVED_BYTES else
+                               f"{run_detail.format_size(size)} of files, over the "
+                               f"{run_detail.format_size(bounded.MAX_SERVED_BYTES)} the page serves: download the "
+                               "files one by one")
     with columns[2]:
         airflow_link(detail.run_id)
     with columns[3]:
@@ -338,6 +365,10 @@ def main() -> None:
         st.page_link(common.RUNS, label="All runs", icon=":material/list:")
         return
     st.title(f"Run {run_id}")
+    if detail.state == run_list.UNREADABLE:
+        st.error(f"**This run cannot be read.** {detail.unreadable}", icon="⚠️")
+        files_list(detail)
+        return
     if detail.in_flight:
         st.fragment(run_every=REFRESH_S)(progress)(run_id)
         with st.expander("task_setup.yml"):
