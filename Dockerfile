@@ -1,6 +1,6 @@
 # The DataPerf appliance in one image: Airflow (API server, scheduler, DAG processor) on its own
 # PostgreSQL 15, and the Streamlit app, all under supervisord. It runs the scripts CI runs on the host:
-# scripts/install.sh to install, scripts/entrypoint.sh to start.
+# scripts/dev/install.sh to install, scripts/runtime/entrypoint.sh to start.
 #
 #   docker build --build-arg GIT_COMMIT="$(git rev-parse HEAD)" -t dataperf-appliance .
 #   docker run -d --name dataperf-appliance --stop-timeout 120 \
@@ -23,7 +23,7 @@ ENV PYTHONUNBUFFERED=1 \
     APPLIANCE_VENV=/opt/appliance/venv
 
 # PostgreSQL 15's server binaries, from Debian (in /usr/lib/postgresql/15/bin, where
-# scripts/start-postgres.sh looks), without the cluster the package would create: the appliance makes its
+# scripts/runtime/start-postgres.sh looks), without the cluster the package would create: the appliance makes its
 # own under /data. Redis: the Celery broker with APPLIANCE_EXECUTOR=celery (started by supervisord only then). Versions are not pinned: Debian's security updates replace a stable package's version
 # in the archive, so a pin would break the build at the next update (DL3008).
 # hadolint ignore=DL3008
@@ -40,15 +40,16 @@ RUN apt-get update \
  && chown appliance:appliance /data \
  && chmod 0750 /data
 
-# The app and Airflow listen on every address of the container, so that its published ports reach them
-# (scripts/start.sh on a host defaults to 127.0.0.1).
+# The image's data root is its volume, /data: this deployment's value, not a second default (a checkout's
+# default, <repo>/data, is set in scripts/runtime/paths.sh only). The app and Airflow listen on every address
+# of the container, so that its published ports reach them (scripts/start.sh on a host defaults to 127.0.0.1).
 ENV APPLIANCE_DATA_DIR=/data \
     APPLIANCE_RUN_AS=appliance \
     APPLIANCE_UI_HOST=0.0.0.0 \
     APPLIANCE_AIRFLOW_HOST=0.0.0.0
 
 # The code and its virtual environment, owned by root (the services cannot change them), installed the
-# one way CI installs them, compiled to .pyc (scripts/uv.sh), since the services cannot write next to it.
+# one way CI installs them, compiled to .pyc (scripts/dev/uv.sh), since the services cannot write next to it.
 # Behind a proxy that intercepts TLS, give the installers its CA bundle as a build secret (never a layer):
 #   --secret id=pip-ca,src=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /opt/appliance/src
@@ -57,7 +58,7 @@ RUN --mount=type=secret,id=pip-ca,required=false \
     --mount=type=cache,target=/root/.cache/uv \
     --mount=type=cache,target=/root/.cache/dataperf-appliance \
     if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
- && UV_LINK_MODE=copy scripts/install.sh
+ && UV_LINK_MODE=copy scripts/dev/install.sh
 
 # The environments of the libraries' methods (docs/methods.md) built in advance, so that their first run
 # builds nothing: e.g. --build-arg PREBUILT_METHOD_ENVIRONMENTS=pydvl_valuation (0.67 GB with its .pyc,
@@ -84,7 +85,7 @@ EXPOSE 8501 8080
 VOLUME ["/data"]
 # Both services: Airflow's API server (with its database) and Streamlit.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=300s --retries=3 \
-  CMD ["/opt/appliance/venv/bin/python", "/opt/appliance/src/scripts/healthcheck.py"]
+  CMD ["/opt/appliance/venv/bin/python", "/opt/appliance/src/scripts/runtime/healthcheck.py"]
 # supervisord stops the programs in order on SIGTERM; give it time (docker run --stop-timeout 120).
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/opt/appliance/src/scripts/entrypoint.sh"]
+ENTRYPOINT ["/opt/appliance/src/scripts/runtime/entrypoint.sh"]

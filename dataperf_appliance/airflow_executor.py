@@ -10,7 +10,7 @@ appliance's), the forkserver, which holds the preloaded benchmark libraries (abo
 too once its workers are gone; multiprocessing starts it again, with the same preloads, for the next
 worker. The first task after an idle spell therefore waits a few seconds longer.
 
-Airflow loads it in the scheduler from [core] executor (scripts/airflow-env.sh sets it). It lives beside
+Airflow loads it in the scheduler from [core] executor (scripts/runtime/airflow-env.sh sets it). It lives beside
 airflow_gateway.py, the package's other Airflow adapter, rather than in dags/: Airflow imports an executor
 by its dotted path from the installed package (dags/ is no package, and the DAG processor would parse a
 module there as a DAG file). The engine never imports either module.

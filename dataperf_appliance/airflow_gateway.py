@@ -5,7 +5,7 @@ Triggers the benchmark DAG through Airflow's local Python client
 database directly) and reads runs and task instances from that database.
 
 The calling process needs Airflow's settings in its environment, the same as
-the Airflow programs (``source scripts/airflow-env.sh``): AIRFLOW_HOME and the
+the Airflow programs (``source scripts/runtime/airflow-env.sh``): AIRFLOW_HOME and the
 database URL. Airflow is imported on first use only, so importing this module
 costs nothing. Every failure to reach Airflow (settings missing, database down,
 database not migrated, DAG not parsed yet) raises one error,
@@ -84,7 +84,7 @@ def _airflow() -> Iterator[None]:
     """Turn every way of Airflow being unusable into AirflowUnavailable."""
     if not os.environ.get("AIRFLOW_HOME"):
         raise AirflowUnavailable("Airflow's settings are not in this process's environment "
-                                 "(AIRFLOW_HOME is unset): start it through scripts/airflow-env.sh")
+                                 "(AIRFLOW_HOME is unset): start it through scripts/runtime/airflow-env.sh")
     try:
         import sqlalchemy.exc
 
@@ -99,12 +99,12 @@ def _airflow() -> Iterator[None]:
             f"(wait a few seconds) or the file has an import error ({error})") from error
     except (sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.NoSuchTableError) as error:
         raise AirflowUnavailable(
-            "Airflow's metadata database is not initialized: run scripts/airflow-env.sh init "
+            "Airflow's metadata database is not initialized: run scripts/runtime/airflow-cli.sh init "
             f"({_first_line(error)})") from error
     except sqlalchemy.exc.OperationalError as error:
         if "no such table" in str(error):
             raise AirflowUnavailable(
-                "Airflow's metadata database is not initialized: run scripts/airflow-env.sh init "
+                "Airflow's metadata database is not initialized: run scripts/runtime/airflow-cli.sh init "
                 f"({_first_line(error)})") from error
         raise AirflowUnavailable(f"Airflow's metadata database cannot be reached: {_first_line(error)}") from error
     except sqlalchemy.exc.DBAPIError as error:

@@ -72,7 +72,7 @@ def _summary(results: dict) -> str:
     mean ± 95% interval half width over the repeats, and the paired difference with random in the main one;
     then the means over the tasks."""
     from .config.catalog import metric_label
-    from .stats import BASELINE, mean_of
+    from .stats import BASELINE, is_ranked, mean_of
     from .tracks import track_of
 
     repeats = results.get("repeats", 1)
@@ -87,11 +87,11 @@ def _summary(results: dict) -> str:
              header + f" {'time_s':>8}  vs {BASELINE}"]
 
     def rank(item: tuple[str, dict]) -> tuple:
-        return (bool(item[1].get("over_budget") or item[1].get("ranked") is False),
+        return (not is_ranked(item[1]),
                 (mean_of(item[1], main) or 0.0) * (1 if lower else -1), item[0])
 
     def line(task: str, name: str, entry: dict) -> str:
-        mark = "  (over the budget: not ranked)" if entry.get("over_budget") or entry.get("ranked") is False else ""
+        mark = "" if is_ranked(entry) else "  (over the budget: not ranked)"
         return (f"{task:<12} {name:<20} " + "  ".join(f"{_estimate(entry, m):>{widths[m]}}" for m in metrics)
                 + f" {_seconds(entry.get('time_s')):>8}  {_versus(entry, main)}{mark}")
 
@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_data_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--data-dir", help="the data root (default: $APPLIANCE_DATA_DIR or ./data)")
+        p.add_argument("--data-dir", help="the data root (default: $APPLIANCE_DATA_DIR, else data/ in the appliance's folder)")
         return p
 
     p = with_data_dir(sub.add_parser("validate", help="check a task_setup.yml (either track); prints 'valid' or "

@@ -105,7 +105,7 @@ MAX_FORM_BYTES = 4096
 #: What a websocket refused before it opens is closed with: "policy violation".
 WS_POLICY_VIOLATION = 1008
 #: uvicorn (Streamlit's server) rewrites the client's address from X-Forwarded-For for the peers this variable
-#: names, 127.0.0.1 and ::1 when it is unset; set empty (scripts/service.sh), it leaves the gate to decide.
+#: names, 127.0.0.1 and ::1 when it is unset; set empty (scripts/runtime/service.sh), it leaves the gate to decide.
 UVICORN_FORWARDED_ALLOW_IPS = "FORWARDED_ALLOW_IPS"
 
 
@@ -422,7 +422,7 @@ class LoginGate:
         self.proxies = ProxyTrust(load_settings().trusted_proxies if trusted_proxies is None else trusted_proxies)
         if os.environ.get(UVICORN_FORWARDED_ALLOW_IPS) is None:
             logger.warning("%s is unset: under uvicorn a client at 127.0.0.1 or ::1 chooses its own address with "
-                           "X-Forwarded-For; set it empty (scripts/service.sh does) and name proxies in %s",
+                           "X-Forwarded-For; set it empty (scripts/runtime/service.sh does) and name proxies in %s",
                            UVICORN_FORWARDED_ALLOW_IPS, TRUSTED_PROXIES_ENV)
 
     async def __call__(self, scope, receive, send) -> None:

@@ -226,11 +226,6 @@ def _load_setup(paths: RunPaths, *, check_files: bool = True) -> TaskSetup:
     return setup
 
 
-def _engine(setup: TaskSetup):
-    """What runs the stages of `setup`: its track, or `sweeps` (the same stage functions) for a sweep."""
-    return sweeps if sweeps.is_sweep(setup) else track_of(setup)
-
-
 def safe_run_id(text: str) -> str:
     """A run id (a safe folder name) made from any string, e.g. Airflow's `manual__2026-...+00:00`."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("._-")[:100] or "run"
@@ -334,7 +329,7 @@ def prepare_data(paths: RunPaths, setup: TaskSetup, storage: Storage) -> list[st
         downloaded = bool(storage.download_dataset(setup.dataset))
         setup = _load_setup(paths)  # the dataset's files are on disk now: check the tasks against them
     before = _dataset_files(paths.data_root, setup.dataset)
-    files = _engine(setup).prepare_data(setup, paths.data_root)
+    files = sweeps.prepare_data(setup, paths.data_root)
     inputs = sorted({Path(p) for task_files in files.values() for p in task_files.values()})
     if storage.enabled and (not downloaded or _dataset_files(paths.data_root, setup.dataset) != before):
         storage.upload_dataset(setup.dataset)
@@ -457,13 +452,13 @@ def evaluate(paths: RunPaths, setup: TaskSetup, data_ids: list[str] | None, *, n
     """Evaluate the tasks `data_ids` (None: all) into `work_dir` (the staging folder); {data_id: task result}.
 
     A sweep evaluates every cell of those tasks (the task result is its primary cell's)."""
-    return _engine(setup).evaluate_tasks(setup, paths.data_root, work_dir or paths.staging, paths.source_dir,
-                                         data_ids=data_ids, n_jobs=n_jobs, progress=progress)
+    return sweeps.evaluate_tasks(setup, paths.data_root, work_dir or paths.staging, paths.source_dir,
+                                 data_ids=data_ids, n_jobs=n_jobs, progress=progress)
 
 
 def report(paths: RunPaths, setup: TaskSetup) -> dict:
     """results.json, the reference files and every plot of the evaluated run (and of its sweep); its content."""
-    return _engine(setup).report(setup, paths.staging)
+    return sweeps.report(setup, paths.staging)
 
 
 @contextlib.contextmanager

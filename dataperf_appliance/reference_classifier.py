@@ -27,7 +27,7 @@ original, and exploits what the evaluator leaves on the table:
 Only the order of floating-point sums differs from PyTorch's, so a few
 accuracies in a thousand may land on the other side of a rounding boundary;
 reference_torch.py holds a plain torch implementation to compare with, and
-scripts/compare_official_debugging.py runs both against the official code.
+scripts/bench/compare_official_debugging.py runs both against the official code.
 """
 
 from __future__ import annotations

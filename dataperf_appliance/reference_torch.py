@@ -2,7 +2,7 @@
 
 The same steps as the DS3Lab evaluator's classifier (see reference_classifier's
 docstring), one fit per call, nothing shared between fits. The tests compare
-`dataperf_appliance.reference_classifier` with it, and scripts/bench_engine.py
+`dataperf_appliance.reference_classifier` with it, and scripts/bench/bench_engine.py
 times it as the evaluator's plain loop. Needs torch (the ``reference-check``
 extra: ``pip install torch==2.13.0``, the CPU build); nothing else imports it.
 """
@@ -98,9 +98,9 @@ def evaluate_official_folder(folder: Path) -> dict[str, dict]:
     from .debugging.evaluation import fraction_fixes
     from .debugging.submissions import read_submission
     from .official.evaluate import official_submissions, read_official_task
-    from .official.setup import load_official_setup
+    from .official.setup import DEBUGGING_FILE, OfficialDebuggingSetup, load_official_setup
 
-    _, setup, _ = load_official_setup(folder)
+    setup = load_official_setup(Path(folder) / DEBUGGING_FILE, OfficialDebuggingSetup)
     paths = setup.paths
     results = {}
     for spec in setup.tasks:

@@ -6,6 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+#: The data root when APPLIANCE_DATA_DIR is unset or empty: the repository's data/ (the appliance is installed
+#: editable from its checkout). The same default as the scripts', which is set in scripts/runtime/paths.sh only;
+#: tests/test_lint.py checks that the two agree. (The image sets APPLIANCE_DATA_DIR=/data: its own value.)
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 DEFAULT_S3_PREFIX = "dataperf-appliance/"
 #: The reverse proxies whose X-Forwarded-For the login gate believes: addresses or networks, comma-separated.
 TRUSTED_PROXIES_ENV = "APPLIANCE_TRUSTED_PROXIES"
@@ -108,7 +112,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     prefix = env.get("APPLIANCE_S3_PREFIX", DEFAULT_S3_PREFIX).strip("/")
     return Settings(
-        data_dir=Path(env.get("APPLIANCE_DATA_DIR", "./data")).expanduser().resolve(),
+        data_dir=Path(env.get("APPLIANCE_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve(),
         s3_bucket=env.get("APPLIANCE_S3_BUCKET") or None,
         s3_prefix=f"{prefix}/" if prefix else "",
         trusted_proxies=tuple(item.strip() for item in env.get(TRUSTED_PROXIES_ENV, "").split(",") if item.strip()),

@@ -51,6 +51,9 @@ COST, COST_OVER_REPEATS = "time_s", "time_over_repeats"
 #: The keys of a strategy's entry in results.json that hold these figures: {metric: summary} and
 #: {metric: comparison} (the latter absent for the baseline itself and when the run has no baseline).
 OVER_REPEATS, VS_BASELINE = "over_repeats", f"vs_{BASELINE}"
+#: A method that does not compete with the others, shown but not ranked: a task's entry whose training set is
+#: larger than train_size (the selection track's budget), an ``overall`` entry flagged ``"ranked": false``.
+OVER_BUDGET, RANKED = "over_budget", "ranked"
 
 
 def _numbers(values: Iterable[Any]) -> list[float]:
@@ -250,13 +253,18 @@ def add_to_results(results: dict, replicates: Mapping[str, Mapping[str, Sequence
             results["tasks"][task]["strategies"][name].update(record)
     if ranked is not None:
         for name, record in setting["overall"].items():
-            record["ranked"] = bool(ranked(name))
+            record[RANKED] = bool(ranked(name))
     results["overall"] = setting["overall"]
     results["repeats"] = setting["repeats"]
     return results
 
 
 # --- reading the figures back (CLI, pages) -------------------------------------------------------
+
+def is_ranked(entry: Mapping[str, Any]) -> bool:
+    """Whether a results.json entry competes with the others (see `OVER_BUDGET`)."""
+    return not entry.get(OVER_BUDGET) and entry.get(RANKED) is not False
+
 
 def summary_of(entry: Mapping[str, Any] | None, metric: str) -> Mapping[str, Any] | None:
     """The summary over repeats of `metric` in a results.json entry, or None (results from before repeats)."""

@@ -25,16 +25,17 @@ and the bands of the plots. A grid goes to ``sweep.csv``, to results.json
 under ``"sweep"`` (with the same statistics per setting) and to two plots;
 repeats alone go to ``repeats.csv`` and results.json's ``"replicates"``.
 
-The stages have the signatures of a track's (prepare_data, evaluate_tasks,
-report), so `dataperf_appliance.pipeline` runs a sweep as it runs a track, and
-the Airflow DAG's per-task ``evaluate`` runs the cells of its task. Cells run
-in forked worker processes, one BLAS thread each; every number but the
-seconds is a function of the setup and the cell alone, so the table does not
-depend on the number of workers.
+The three stages (prepare_data, evaluate_tasks, report) take any setup:
+`dataperf_appliance.pipeline` calls them for every run, and a setup that is
+not a sweep goes straight to its track's stages, written exactly as before
+sweeps. The Airflow DAG's per-task ``evaluate`` runs the cells of its task.
+Cells run in forked worker processes, one BLAS thread each; every number but
+the seconds is a function of the setup and the cell alone, so the table does
+not depend on the number of workers.
 
 The grid itself (`Cell`, `cells`, `cell_setup`, ...) is `dataperf_appliance.config.grid`:
 the config checks a file's grid without this engine. The track of a setup
-(`dataperf_appliance.tracks.track_of`) does the work of each cell.
+(`dataperf_appliance.tracks.track_of`, its `Track.stages`) does the work of each cell.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ from .config.grid import (  # noqa: F401 - the grid, as the sweeps' callers know
     values,
 )
 from .parallel import ProgressCallback, ordered_map
-from .runs import PARTIAL, read_json, write_json
-from .tracks import track_of
+from .runs import PARTIAL, RESULTS, read_json, write_json
+from .tracks import CURVE, track_of
 
 #: The table of a grid, and of a run whose only list is its repeats (run-layout file names, see runs.py).
 SWEEP_CSV, REPEATS_CSV = runs.SWEEP_CSV, runs.REPEATS_CSV
@@ -78,12 +79,15 @@ def columns(setup) -> list[str]:
 
 
 def prepare_data(setup, data_root: Path) -> dict[str, dict[str, Path]]:
-    """Bring the data of every cell to the data root; {"<task>/<values of the data's axes>/<seed>": {name: path}}."""
-    track, out = track_of(setup), {}
+    """Bring the data of every cell to the data root; {"<task>/<values of the data's axes>/<seed>": {name: path}}
+    (a setup that is not a sweep: its track's {task: {name: path}})."""
+    stages, out = track_of(setup).stages(), {}
+    if not is_sweep(setup):
+        return stages.prepare_data(setup, data_root)
     for cell in cells(setup):
         key = "/".join(map(str, data_of(cell)))
         if key not in out:  # cells that differ only in an axis that does not change data share it
-            out[key] = track.prepare_data(cell_setup(setup, cell), data_root)[cell.task]
+            out[key] = stages.prepare_data(cell_setup(setup, cell), data_root)[cell.task]
     return out
 
 
@@ -94,8 +98,8 @@ def _run_cell(job: tuple) -> Any:
     one_cell_setup, data_root, source_dir, task = job
     # One BLAS thread, here as in a worker: the same bits whatever the number of workers.
     with threadpool_limits(limits=1):
-        return track_of(one_cell_setup).run_tasks(one_cell_setup, data_root, source_dir, data_ids=[task],
-                                                  n_jobs=1)[0]
+        return track_of(one_cell_setup).stages().run_tasks(one_cell_setup, data_root, source_dir, data_ids=[task],
+                                                           n_jobs=1)[0]
 
 
 def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
@@ -106,29 +110,35 @@ def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
     Writes the primary cell of each task as an ordinary run does (its
     submissions and ``partial/<task>.json``) and the task's table rows to
     ``partial/sweep_<task>.json``; returns {task: primary cell's result}.
-    `progress(done, total)` is called as cells finish.
+    A setup that is not a sweep is its track's run of the tasks, written as
+    such. `progress(done, total)` is called as cells (or the track's pieces
+    of work) finish.
     """
+    from . import stats
+
     unknown = set(data_ids or ()) - set(setup.task_ids())
     if unknown:
         raise ValueError(f"no task {', '.join(sorted(unknown))} in this setup")
-    track, work_dir = track_of(setup), Path(work_dir)
+    stages, work_dir = track_of(setup).stages(), Path(work_dir)
     wanted = [task for task in setup.task_ids() if data_ids is None or task in data_ids]
+    if not is_sweep(setup):
+        runs = stages.run_tasks(setup, data_root, source_dir, data_ids=data_ids, n_jobs=n_jobs, progress=progress)
+        return {task: stages.write_task_run(setup, run, work_dir, source_dir) for task, run in zip(wanted, runs)}
     grid = cells(setup, wanted)
     jobs = [(cell_setup(setup, cell), Path(data_root), Path(source_dir), cell.task) for cell in grid]
     primary, first_cells = primary_setup(setup), {cells(setup, [task])[0] for task in wanted}
     header = columns(setup)
     results: dict[str, dict] = {}
     rows: dict[str, list[dict]] = {task: [] for task in wanted}
-    curves: dict[str, list] = {task: [] for task in wanted}  # a row's fixing curve (or None), row by row
+    curves: dict[str, list] = {task: [] for task in wanted}  # a row's curve (or None), row by row
     for done, (cell, run) in enumerate(zip(grid, ordered_map(_run_cell, jobs, n_jobs=n_jobs)), start=1):
         if cell in first_cells:
-            results[cell.task] = track.write_task_run(primary, run, work_dir, source_dir)
-        cell_curves = track.replicate_curves(run)
+            results[cell.task] = stages.write_task_run(primary, run, work_dir, source_dir)
         parameters = cell_parameters(cell)
-        for name, metrics in track.task_metrics(run).items():
+        for name, metrics in stages.sweep_rows(run).items():
             row = {**parameters, "strategy": name, **metrics}
             rows[cell.task].append({column: row[column] for column in header})  # in the table's column order
-            curves[cell.task].append(cell_curves.get(name))
+            curves[cell.task].append(row.get(stats.CURVE))
         if progress:
             progress(done, len(jobs))
     for task in wanted:
@@ -215,34 +225,37 @@ def table_csv(rows: list[dict], header: list[str]) -> bytes:
 def report(setup, work_dir: Path) -> dict:
     """The primary setting's report (the track's results.json with its statistics over repeats, reference
     files, plots), then the table: for a grid ``sweep.csv``, results.json's ``"sweep"`` and the sweep
-    plots; for repeats alone ``repeats.csv`` and results.json's ``"replicates"``. Returns results.json's
-    content."""
+    plots; for repeats alone ``repeats.csv`` and results.json's ``"replicates"``. A setup that is not a sweep
+    is its track's report. Returns results.json's content."""
     from . import plots  # matplotlib is imported only when a report is drawn
     from .datasets.dataperf_files import atomic_write_bytes
 
     work_dir = Path(work_dir)
     track = track_of(setup)
+    if not is_sweep(setup):
+        return track.stages().report(setup, work_dir)
     missing = [t for t in setup.task_ids() if not (work_dir / PARTIAL / f"sweep_{t}.json").exists()]
     if missing:
-        raise FileNotFoundError(f"no sweep evaluation of task(s) {', '.join(missing)} in {work_dir / 'partial'}: "
+        raise FileNotFoundError(f"no sweep evaluation of task(s) {', '.join(missing)} in {work_dir / PARTIAL}: "
                                 "run evaluate_tasks first")
     partials = [read_json(work_dir / PARTIAL / f"sweep_{task}.json") for task in setup.task_ids()]
     rows = [row for partial in partials for row in partial["rows"]]
     curves = [curve for partial in partials for curve in partial.get("curves") or [None] * len(partial["rows"])]
     grouped = by_setting(setup, rows, curves)
-    results = track.report(primary_setup(setup), work_dir, replicates=grouped[setting_of(setup, cells(setup)[0])])
+    results = track.stages().report(primary_setup(setup), work_dir,
+                                    replicates=grouped[setting_of(setup, cells(setup)[0])])
     header = columns(setup)
     table = {"table": SWEEP_CSV if is_grid(setup) else REPEATS_CSV, "columns": header, "rows": rows}
     atomic_write_bytes(work_dir / table["table"], table_csv(rows, header))
     if not is_grid(setup):
         results["replicates"] = {"repeats": setup.repeats, "seeds": _parameters(setup)["seeds"], **table}
-        write_json(work_dir / "results.json", results)
+        write_json(work_dir / RESULTS, results)
         return results
     metric = track.main_metric
     settings = settings_statistics(setup, grouped)
     summary = summary_records(settings, metric)
-    # Where a cell's fits are shared by its strategies, count each cell's timing once.
-    latency = latencies(setup, rows, per_cell=track.fits_shared_by_strategies)
+    # A curve's fits are the cell's, shared by its strategies: count each cell's timing once.
+    latency = latencies(setup, rows, per_cell=track.result_kind == CURVE)
     drawn = plots.draw_sweep_plots(summary, latency, work_dir / "plots", metric=metric,
                                    lower_is_better=track.lower_is_better, axes=setting_axes(setup))
     first = cells(setup)[0]
@@ -259,7 +272,7 @@ def report(setup, work_dir: Path) -> dict:
         "summary": summary,
         "plots": [str(p.relative_to(work_dir)) for p in drawn],
     }
-    write_json(work_dir / "results.json", results)
+    write_json(work_dir / RESULTS, results)
     return results
 
 

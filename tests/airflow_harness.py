@@ -1,13 +1,13 @@
 """Airflow for tests, started the way the image starts it.
 
-The settings come from sourcing scripts/airflow-env.sh (the same file the
+The settings come from sourcing scripts/runtime/airflow-env.sh (the same file the
 image's supervisord programs use), the first-start steps from
-`scripts/airflow-env.sh init`, and the programs are the image's:
+`scripts/runtime/airflow-cli.sh init`, and the programs are the image's:
 
-    scripts/start-postgres.sh run
-    scripts/airflow-env.sh exec airflow api-server
-    scripts/airflow-env.sh exec airflow scheduler
-    scripts/airflow-env.sh exec airflow dag-processor
+    scripts/runtime/start-postgres.sh run
+    scripts/runtime/airflow-cli.sh exec airflow api-server
+    scripts/runtime/airflow-cli.sh exec airflow scheduler
+    scripts/runtime/airflow-cli.sh exec airflow dag-processor
 
 each its own process group, stopped (SIGTERM, then SIGKILL) by `stop()`.
 Ports are free ones, folders are temporary, nothing is shared with another
@@ -36,10 +36,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import AIRFLOW_ENV_SCRIPT as ENV_SCRIPT
+from helpers import AIRFLOW_CLI_SCRIPT as CLI_SCRIPT
 from helpers import REPO_ROOT, free_port, sourced_env, wait_for_http
 
-PG_SCRIPT = REPO_ROOT / "scripts" / "start-postgres.sh"
+PG_SCRIPT = REPO_ROOT / "scripts" / "runtime" / "start-postgres.sh"
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
 
 
@@ -74,17 +74,17 @@ class AirflowStack:
 
     def start(self, components: Iterable[str] = COMPONENTS, timeout_s: float = 240) -> "AirflowStack":
         self.logs_dir.mkdir(parents=True, exist_ok=True)
-        init = subprocess.run([str(ENV_SCRIPT), "init"], env=self.base_env, capture_output=True, text=True,
+        init = subprocess.run([str(CLI_SCRIPT), "init"], env=self.base_env, capture_output=True, text=True,
                               timeout=timeout_s)
         if init.returncode != 0:
-            raise RuntimeError(f"airflow-env.sh init failed:\n{init.stdout}\n{init.stderr}")
+            raise RuntimeError(f"airflow-cli.sh init failed:\n{init.stdout}\n{init.stderr}")
         self.env = sourced_env(self.base_env)
         if self.env["APPLIANCE_AIRFLOW_DB"] == "postgres":
             self._spawn("postgres", [str(PG_SCRIPT), "run"])
             self._wait(lambda: subprocess.run([str(PG_SCRIPT), "status"], env=self.base_env).returncode == 0,
                        "PostgreSQL", 60)
         for name in components:
-            self._spawn(name, [str(ENV_SCRIPT), "exec", "airflow", name])
+            self._spawn(name, [str(CLI_SCRIPT), "exec", "airflow", name])
         if "api-server" in components:
             wait_for_http(f"{self.api_url}/api/v2/monitor/health", timeout_s=timeout_s)
             # The execution API is built on its first request (~6 s): do it now, not in the first task.

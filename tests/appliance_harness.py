@@ -197,11 +197,11 @@ class Appliance:
 
     def healthy(self) -> bool:
         """Both services answer (the image's HEALTHCHECK)."""
-        return subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "healthcheck.py")], env=self.env,
+        return subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "runtime" / "healthcheck.py")], env=self.env,
                               capture_output=True, timeout=30).returncode == 0
 
     def wait_healthy(self, timeout_s: float = 180) -> None:
-        done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "healthcheck.py"), "--wait",
+        done = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "runtime" / "healthcheck.py"), "--wait",
                                str(timeout_s)], env=self.env, capture_output=True, text=True, timeout=timeout_s + 30)
         if done.returncode != 0:
             raise TimeoutError(f"appliance not healthy within {timeout_s}s: {done.stderr}")

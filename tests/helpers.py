@@ -1,4 +1,4 @@
-"""Helpers of the tests that need no pytest, so that scripts/bench_*.py run with the runtime install alone."""
+"""Helpers of the tests that need no pytest, so that scripts/bench/bench_*.py run with the runtime install alone."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-AIRFLOW_ENV_SCRIPT = REPO_ROOT / "scripts" / "airflow-env.sh"
+#: Airflow's settings (only sourced) and its commands (init, exec, print, worker-env).
+AIRFLOW_ENV_SCRIPT = REPO_ROOT / "scripts" / "runtime" / "airflow-env.sh"
+AIRFLOW_CLI_SCRIPT = REPO_ROOT / "scripts" / "runtime" / "airflow-cli.sh"
 
 
 def free_port() -> int:
@@ -37,7 +39,7 @@ def wait_for_http(url: str, timeout_s: float = 60.0) -> None:
 
 
 def sourced_env(base: dict[str, str]) -> dict[str, str]:
-    """The environment after `source scripts/airflow-env.sh` in a shell started with `base`."""
+    """The environment after `source scripts/runtime/airflow-env.sh` in a shell started with `base`."""
     out = subprocess.run(["bash", "-c", f'source "{AIRFLOW_ENV_SCRIPT}" >/dev/null && env -0'], env=base,
                          capture_output=True, check=True, timeout=60)
     pairs = (item.split("=", 1) for item in out.stdout.decode().split("\0") if "=" in item)

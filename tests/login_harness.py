@@ -1,6 +1,6 @@
 """The app's real server behind its login gate, and clients that attack it (no pytest: the bench uses it too).
 
-`GateServer.start` runs ``streamlit run ui/server.py`` on 127.0.0.1 with the environment scripts/service.sh
+`GateServer.start` runs ``streamlit run ui/server.py`` on 127.0.0.1 with the environment scripts/runtime/service.sh
 gives it (FORWARDED_ALLOW_IPS empty) and PROXY_ADDRESS as its one trusted reverse proxy. Clients connect from
 addresses of their own: all of 127.0.0.0/8 is this host's, so each test or attacker is a distinct peer, and
 one connecting from PROXY_ADDRESS plays the proxy, naming the client in X-Forwarded-For. A logged-in client

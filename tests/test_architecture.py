@@ -20,8 +20,6 @@ AIRFLOW_GATEWAY = f"{PACKAGE}.airflow_gateway"
 #: Airflow's own plugin: the executor Airflow's scheduler loads by name (AIRFLOW__CORE__EXECUTOR). It imports
 #: Airflow, and nothing of the package imports it.
 AIRFLOW_EXECUTOR = f"{PACKAGE}.airflow_executor"
-#: The values of the tracks' ``track`` keys: only the tracks' own modules may compare with them.
-TRACK_NAMES = {"debugging", "selection"}
 
 
 def module_name(path: Path) -> str:
@@ -105,31 +103,53 @@ def test_only_the_tracks_and_the_pipeline_above_them_know_the_tracks():
     assert {name: found for name, found in reaching_up.items() if found} == {}
 
 
-def _track_name_comparisons(path: Path) -> list[str]:
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Compare):
-            sides = [node.left, *node.comparators]
-            if any(isinstance(side, ast.Constant) and side.value in TRACK_NAMES for side in sides):
-                found.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
-    return found
+def _documentation(tree: ast.AST) -> set[int]:
+    """The ids of the string constants that document: docstrings, and any string standing alone as a statement."""
+    return {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)}
+
+
+def _track_names(path: Path) -> list[str]:
+    """Where `path` spells a registered track's name as a string, in any position: compared, assigned, a dict key,
+    a default, a label, an argument, a Literal. Docstrings and comments are prose, and a subpackage in an import
+    (``dataperf_appliance.debugging``) is a module, not a track's name."""
+    from dataperf_appliance.tracks import TRACKS
+
+    tree = ast.parse(path.read_text())
+    prose = _documentation(tree)
+    lines = sorted(node.lineno for node in ast.walk(tree)
+                   if isinstance(node, ast.Constant) and node.value in TRACKS and id(node) not in prose)
+    return [f"{path.relative_to(REPO_ROOT)}:{line}" for line in lines]
 
 
 @pytest.mark.parametrize("folder", [PACKAGE, "dags", "ui"])
-def test_no_comparison_with_a_track_name_outside_the_tracks(folder):
+def test_no_track_name_outside_the_tracks(folder):
+    # A track's facts live in its module under tracks/; everything else asks the track (track_of).
     tracks = PACKAGE_DIR / "tracks"
-    comparisons = [where for path in sorted((REPO_ROOT / folder).rglob("*.py")) if tracks not in path.parents
-                   for where in _track_name_comparisons(path)]
-    assert comparisons == []
+    found = [where for path in sorted((REPO_ROOT / folder).rglob("*.py")) if tracks not in path.parents
+             for where in _track_names(path)]
+    assert found == []
 
 
-def test_the_scan_finds_a_comparison(tmp_path):
-    # The check above must be able to fail.
-    sample = REPO_ROOT / "tests" / "bad_configs"  # any folder under the repository
-    probe = sample.parent / f"_probe_{tmp_path.name}.py"
-    probe.write_text('if setup.track == "selection":\n    pass\n')
+PROBE = '''"""A module about the selection track and debugging."""
+from dataperf_appliance.debugging import benchmark
+import dataperf_appliance.selection
+if setup.track == "selection":
+    pass
+kind = "debugging"
+LABELS = {"selection": "pick a training set"}
+def default(track="debugging"):
+    """The debugging track's default."""
+    return label("selection", Literal["debugging"])
+'''
+
+
+def test_the_scan_finds_a_track_name_in_any_position(tmp_path):
+    # The check above must be able to fail: once per spelling of a name below the docstring and the imports.
+    probe = REPO_ROOT / "tests" / f"_probe_{tmp_path.name}.py"
+    probe.write_text(PROBE)
     try:
-        assert _track_name_comparisons(probe) == [f"tests/{probe.name}:1"]
+        assert [where.rpartition(":")[2] for where in _track_names(probe)] == ["4", "6", "7", "8", "10", "10"]
     finally:
         probe.unlink()
 

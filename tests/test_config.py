@@ -19,11 +19,11 @@ from dataperf_appliance.config import (
     Baseline,
     ConfigError,
     ConfigIssue,
-    DebuggingSetup,
     DebuggingTask,
     Paths,
 )
 from dataperf_appliance.tracks import load_task_setup, parse_task_setup
+from dataperf_appliance.tracks.debugging import DebuggingSetup
 from dataperf_appliance.config import catalog, loader
 from dataperf_appliance.config.loader import MAX_DEPTH, MAX_NODES, load_yaml, read_config_text
 from dataperf_appliance.debugging.strategies import STRATEGY_NAMES

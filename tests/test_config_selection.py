@@ -11,7 +11,7 @@ import pytest
 import yaml as pyyaml  # what the DataPerf reference reads task_setup.yaml with (YAML 1.1)
 from pydantic import ValidationError
 
-from dataperf_appliance.config import ConfigError, SelectionSetup, load_yaml, template_parameters
+from dataperf_appliance.config import ConfigError, load_yaml, template_parameters
 from dataperf_appliance.tracks import (
     TRACKS,
     apply_overrides,
@@ -20,6 +20,7 @@ from dataperf_appliance.tracks import (
     render_and_parse,
     render_task_setup,
 )
+from dataperf_appliance.tracks.selection import SelectionSetup
 from dataperf_appliance.selection import data
 from test_selection_benchmark import DIM, write_official_folder
 

@@ -2,7 +2,7 @@
 and the deployment run it: a data volume, the published ports, `--stop-timeout 120`.
 
 No registry is reachable: the Dockerfile's base is a local stand-in bootstrapped from the Debian mirror
-(scripts/local-base-image.sh), kept in podman's storage between runs. The tests run in order and share one
+(scripts/dev/local-base-image.sh), kept in podman's storage between runs. The tests run in order and share one
 container:
 
 1. the image builds, is at most 2 GB, and holds no compiler and no pip or uv cache;
@@ -41,7 +41,7 @@ BUDGET_S = 600  # build and run, in CI
 GATEWAY_CLIENT = Path(__file__).resolve().parent / "gateway_client.py"
 SMALL = ("train_size=60", "val_size=20", "test_size=40", "tasks=digit-3", "strategies=random,loss")
 #: Airflow's settings, then the image's Python: what the supervised programs run with.
-IMAGE_PYTHON = ("/opt/appliance/src/scripts/airflow-env.sh", "exec", "python")
+IMAGE_PYTHON = ("/opt/appliance/src/scripts/runtime/airflow-cli.sh", "exec", "python")
 
 
 def _containers_conf(folder: Path) -> Path:
@@ -154,8 +154,8 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
 def container(podman: Podman) -> Container:
     container = Container(podman)
     started = time.monotonic()
-    done = subprocess.run([str(REPO_ROOT / "scripts" / "local-base-image.sh")], env=podman.env, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run([str(REPO_ROOT / "scripts" / "dev" / "local-base-image.sh")], env=podman.env,
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     print(done.stdout.strip())
     container.timed("the base image (cached when present)", started)

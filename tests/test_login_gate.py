@@ -166,7 +166,7 @@ def test_a_client_at_127_0_0_1_cannot_choose_its_address_either(server):
     response, _ = log_in(server.port, "not the password", "127.0.0.1", forwarded_for="192.0.2.99")
     assert response.status == 401
     assert "failed login from 127.0.0.1 (" in server.log() and "192.0.2.99" not in server.log()
-    service = (REPO_ROOT / "scripts" / "service.sh").read_text()
+    service = (REPO_ROOT / "scripts" / "runtime" / "service.sh").read_text()
     streamlit = service[service.index("  streamlit)"):service.index("exec streamlit run")]
     assert f'export {login_gate.UVICORN_FORWARDED_ALLOW_IPS}=""' in streamlit
 

@@ -105,8 +105,8 @@ def test_fixing_curves_equal_torchs_on_digits_tasks(tmp_path):
 
 
 def _debugging_corpus():
-    """scripts/debugging_corpus.py, the corpus of official folders where rounding and instability bite."""
-    path = Path(__file__).resolve().parents[1] / "scripts" / "debugging_corpus.py"
+    """scripts/bench/debugging_corpus.py, the corpus of official folders where rounding and instability bite."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bench" / "debugging_corpus.py"
     spec = importlib.util.spec_from_file_location("debugging_corpus", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclass looks itself up there
@@ -123,7 +123,8 @@ CORPUS_TEST_MAX_TRAIN_SIZE = 200
 def test_evaluate_equals_the_yardstick_on_the_corpus(tmp_path):
     """`evaluate` (the compiled classifier) against the plain PyTorch loop on corpus folders: 2,048-d,
     test sizes 100/200/500, near-chance, realistic (unstable) and easy data, (un)balanced labels.
-    scripts/compare_official_debugging.py runs both against the official code itself (docs/reference-classifier.md)."""
+    scripts/bench/compare_official_debugging.py runs both against the official code itself
+    (docs/reference-classifier.md)."""
     corpus = _debugging_corpus()
     cases = [case for case in corpus.corpus_cases() if case.train_size <= CORPUS_TEST_MAX_TRAIN_SIZE]
     assert {c.kind for c in cases} == set(corpus.KINDS) and {c.test_size for c in cases} == set(corpus.TEST_SIZES)

@@ -4,8 +4,8 @@ units of work spread over two workers.
 The appliance is started by `scripts/start.sh` with APPLIANCE_EXECUTOR=celery and no worker of its own
 (APPLIANCE_LOCAL_WORKER=false): its PostgreSQL, its Redis (Debian's redis-server under supervisord) and
 Airflow, on free ports. Two workers are started the way another machine starts one, by
-`scripts/entrypoint.sh worker` with the settings `scripts/airflow-env.sh worker-env HOST` prints on the
-main machine; each has its own name, Airflow home, log folder and log server port, and they share only
+`scripts/runtime/entrypoint.sh worker` with the settings `scripts/runtime/airflow-cli.sh worker-env HOST`
+prints on the main machine; each has its own name, Airflow home, log folder and log server port, and they share only
 the data root. Each runs one task process at a time, so that two workers run twice the tasks of one.
 
 Run 1 is an arena (ARENA, the folder `arena` writes): the 3 tasks of THREE_TASKS (80 training rows) with
@@ -235,8 +235,9 @@ def start_worker(appliance: Appliance, worker_env: dict[str, str], name: str, ro
         env["APPLIANCE_VENV"] = appliance.env["APPLIANCE_VENV"]
     log = folder / "worker.log"
     with log.open("ab") as out:
-        process = subprocess.Popen([str(REPO_ROOT / "scripts" / "entrypoint.sh"), "worker"], env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen([str(REPO_ROOT / "scripts" / "runtime" / "entrypoint.sh"), "worker"], env=env,
+                                   stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
     return Worker(name, process, log)
 
 
@@ -291,7 +292,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, arena: Path, cli_run: CliR
         appliance.start()
         status = appliance.status()
         assert status["redis"][0] == "RUNNING" and status["worker"][0] == "STOPPED", status
-        printed = subprocess.run([str(REPO_ROOT / "scripts" / "airflow-env.sh"), "worker-env", "127.0.0.1"],
+        printed = subprocess.run([str(REPO_ROOT / "scripts" / "runtime" / "airflow-cli.sh"), "worker-env", "127.0.0.1"],
                                  env={**appliance.env, "APPLIANCE_DATA_DIR": str(appliance.data_dir)},
                                  capture_output=True, text=True, check=True, timeout=60).stdout
         worker_env = dict(line.split("=", 1) for line in printed.splitlines())

@@ -54,7 +54,7 @@ class StandInSetup:
 
 
 def test_the_stand_in_has_only_fields_of_the_real_setup():
-    from dataperf_appliance.config import SelectionSetup
+    from dataperf_appliance.tracks.selection import SelectionSetup
 
     assert set(StandInSetup.__dataclass_fields__) <= set(SelectionSetup.model_fields)
 

@@ -36,7 +36,7 @@ import pytest
 from appliance_harness import SERVICES, Appliance, new_appliance
 from helpers import REPO_ROOT, sourced_env
 
-SCRIPTS = REPO_ROOT / "scripts"
+SCRIPTS = REPO_ROOT / "scripts" / "runtime"
 SMALL = ("train_size=60", "val_size=20", "test_size=40", "tasks=digit-3,digit-8", "strategies=random,loss")
 
 sys.path.insert(0, str(SCRIPTS))
@@ -199,7 +199,7 @@ def test_purge_refuses_while_a_server_runs_on_the_cluster_then_removes_that_fold
     app = new_appliance(tmp_path)
     pgdata = Path(app.env["APPLIANCE_PGDATA"])
     postgres = [str(SCRIPTS / "start-postgres.sh")]
-    # The password start-postgres.sh gives the `airflow` role (scripts/airflow-env.sh init would generate it).
+    # The password start-postgres.sh gives the `airflow` role (scripts/runtime/airflow-cli.sh init would generate it).
     secrets_dir = app.data_dir / "airflow" / "secrets"
     secrets_dir.mkdir(parents=True)
     (secrets_dir / "airflow.env").write_text(f"APPLIANCE_PG_PASSWORD={secrets.token_hex(16)}\n")
@@ -353,7 +353,7 @@ def test_a_program_that_keeps_dying_ends_the_start_with_its_log(tmp_path: Path):
 
 
 def test_the_appliance_harness_imports_without_the_test_extras():
-    """scripts/bench_appliance.py starts the appliance through it on the runtime install alone."""
+    """scripts/bench/bench_appliance.py starts the appliance through it on the runtime install alone."""
     done = subprocess.run([sys.executable, "-c", "import sys; sys.modules['pytest'] = None; "
                            f"sys.path.insert(0, {str(REPO_ROOT / 'tests')!r}); import appliance_harness"],
                           capture_output=True, text=True, timeout=60)

@@ -1,15 +1,17 @@
-"""The tracks behind one registry: a third track is one class and one registry line.
+"""The tracks behind one registry: a third track is one record and one registry line.
 
-`TinyTrack` is a made-up track (flip coins, score the fraction of heads). It
-follows the `Track` protocol, and nothing else of the appliance is changed to
-run it: the template, the schema check with its line numbers, the data check,
-the CLI's run, repeats and sweeps, the run list's metric direction, the form.
+`TINY` is a made-up track (flip coins, score the fraction of heads): a `Track`
+record whose stages are this module's functions. Nothing else of the appliance
+is changed to run it: the template, the schema check with its line numbers,
+the data check, the CLI's run, repeats and sweeps, the run list's metric
+direction, the form.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +25,8 @@ from dataperf_appliance.config import ConfigError, MethodFile, TaskSetup, templa
 from dataperf_appliance.config.loader import Loc
 from dataperf_appliance.config.types import ModelName, Repeats, SafeName, Seed, TrainSize, sweepable
 from dataperf_appliance.runs import PARTIAL, RESULTS, read_json, write_json
-from dataperf_appliance.tracks import TRACKS, Track
+from dataperf_appliance.tracks import POINT, TRACKS, Track
+from dataperf_appliance.tracks.engine import Stages
 from dataperf_appliance.ui_support import form, run_list
 
 #: Most coins a tiny task may flip: the tiny data check.
@@ -72,74 +75,56 @@ class TinySetup(TaskSetup):
                                        "train_size": cell.value("train_size")})
 
 
-class TinyTrack:
-    name = "tiny"
-    setup_model = TinySetup
-    template = "tiny_task_setup.yml.j2"
-    defaults = {"track": "tiny", "seed": 0, "repeats": 1, "train_size": 10}
-    presets: dict = {}
-    builtin_datasets = ("coins",)
-    strategies = ("random",)
-    reference_model = "logistic_regression"
-    headline_metrics = ("heads",)
-    main_metric = "heads"
-    lower_is_better = False
-    sweep_metrics = ("heads", "time_s", "fit_s", "predict_s")
-    submission_suffix = ".txt"
-    fits_shared_by_strategies = False
-    result_columns = ("heads", "kind")
-    has_curves = False
-    has_budget = False
+def tiny_data_problems(setup: TinySetup, data_root: Path | None) -> list[tuple[Loc, str]]:
+    return [(("train_size",), f"{size} is more than the {MAX_COINS} coins of the dataset")
+            for size in values(setup.train_size) if size > MAX_COINS]
 
-    def data_problems(self, setup: TinySetup, data_root: Path | None) -> list[tuple[Loc, str]]:
-        return [(("train_size",), f"{size} is more than the {MAX_COINS} coins of the dataset")
-                for size in values(setup.train_size) if size > MAX_COINS]
 
-    def prepare_data(self, setup: TinySetup, data_root: Path) -> dict[str, dict[str, Path]]:
-        out = {}
-        for task in setup.tasks:
-            path = Path(data_root) / "datasets" / setup.dataset / f"{task}_{setup.train_size}_{setup.seed}.txt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            flips = np.random.default_rng([setup.seed, len(task)]).integers(0, 2, setup.train_size)
-            path.write_text(" ".join(map(str, flips)))
-            out[task] = {"coins": path}
-        return out
+# The tiny track's stages: this module's functions (`Track.stages` returns the module).
 
-    def run_tasks(self, setup, data_root, source_dir, *, data_ids=None, n_jobs=-1, progress=None) -> list[Any]:
-        files = self.prepare_data(setup, data_root)
-        wanted = [task for task in setup.tasks if data_ids is None or task in data_ids]
-        return [{"task": task, "heads": float(np.mean([int(x) for x in files[task]["coins"].read_text().split()]))}
-                for task in wanted]
+def prepare_data(setup: TinySetup, data_root: Path) -> dict[str, dict[str, Path]]:
+    out = {}
+    for task in setup.tasks:
+        path = Path(data_root) / "datasets" / setup.dataset / f"{task}_{setup.train_size}_{setup.seed}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        flips = np.random.default_rng([setup.seed, len(task)]).integers(0, 2, setup.train_size)
+        path.write_text(" ".join(map(str, flips)))
+        out[task] = {"coins": path}
+    return out
 
-    def write_task_run(self, setup, run, work_dir, source_dir) -> dict:
-        result = {"strategies": {"random": {"kind": "strategy", "heads": run["heads"], "time_s": 0.0}}}
-        write_json(Path(work_dir) / PARTIAL / f"{run['task']}.json", result)
-        return result
 
-    def evaluate_tasks(self, setup, data_root, work_dir, source_dir, *, data_ids=None, n_jobs=-1,
-                       progress=None) -> dict[str, dict]:
-        runs = self.run_tasks(setup, data_root, source_dir, data_ids=data_ids)
-        return {run["task"]: self.write_task_run(setup, run, work_dir, source_dir) for run in runs}
+def run_tasks(setup, data_root, source_dir, *, data_ids=None, n_jobs=-1, progress=None) -> list[Any]:
+    files = prepare_data(setup, data_root)
+    wanted = [task for task in setup.tasks if data_ids is None or task in data_ids]
+    return [{"task": task, "heads": float(np.mean([int(x) for x in files[task]["coins"].read_text().split()]))}
+            for task in wanted]
 
-    def task_metrics(self, run) -> dict[str, dict]:
-        return {"random": {"kind": "strategy", "heads": run["heads"], "time_s": 0.0, "fit_s": 0.0,
-                           "predict_s": 0.0}}
 
-    def replicate_curves(self, run) -> dict[str, list[float]]:
-        return {}
+def write_task_run(setup, run, work_dir, source_dir) -> dict:
+    result = {"strategies": {"random": {"kind": "strategy", "heads": run["heads"], "time_s": 0.0}}}
+    write_json(Path(work_dir) / PARTIAL / f"{run['task']}.json", result)
+    return result
 
-    def report(self, setup, work_dir, *, replicates=None) -> dict:
-        task_results = {task: read_json(Path(work_dir) / PARTIAL / f"{task}.json") for task in setup.tasks}
-        results = {"track": self.name, "model": setup.model, "seed": setup.seed, "tasks": task_results}
-        stats.add_to_results(results, replicates or stats.single_repeat(task_results), self.headline_metrics)
-        write_json(Path(work_dir) / RESULTS, results)
-        return results
 
-    def export_official(self, *args, **kwargs) -> list[Path]:
-        raise ValueError("the tiny track has no official evaluator")
+def sweep_rows(run) -> dict[str, dict]:
+    return {"random": {"kind": "strategy", "heads": run["heads"], "time_s": 0.0, "fit_s": 0.0, "predict_s": 0.0}}
 
-    def evaluate_official(self, *args, **kwargs):
-        raise ValueError("the tiny track has no official evaluator")
+
+def report(setup, work_dir, *, replicates=None) -> dict:
+    task_results = {task: read_json(Path(work_dir) / PARTIAL / f"{task}.json") for task in setup.tasks}
+    results = {"track": setup.track, "model": setup.model, "seed": setup.seed, "tasks": task_results}
+    stats.add_to_results(results, replicates or stats.single_repeat(task_results), TINY.headline_metrics)
+    write_json(Path(work_dir) / RESULTS, results)
+    return results
+
+
+TINY = Track(
+    name="tiny", setup_model=TinySetup, template="tiny_task_setup.yml.j2",
+    defaults={"track": "tiny", "seed": 0, "repeats": 1, "train_size": 10},
+    data_problems=tiny_data_problems, stages=lambda: sys.modules[__name__],
+    headline_metrics=("heads",), sweep_metrics=("heads", "time_s", "fit_s", "predict_s"),
+    result_columns=("heads", "kind"), result_kind=POINT, submission_suffix=".txt",
+    builtin_datasets=("coins",), strategies=("random",))
 
 
 TINY_TEMPLATE = """\
@@ -152,21 +137,20 @@ train_size: {{ train_size }}
 
 
 @pytest.fixture
-def tiny(monkeypatch, tmp_path) -> TinyTrack:
+def tiny(monkeypatch, tmp_path) -> Track:
     """The tiny track registered (one registry line), with its template beside the real ones."""
     folder = tmp_path / "templates"
     shutil.copytree(templates_dir(), folder)
-    (folder / TinyTrack.template).write_text(TINY_TEMPLATE)
+    (folder / TINY.template).write_text(TINY_TEMPLATE)
     monkeypatch.setenv("APPLIANCE_TEMPLATES_DIR", str(folder))
-    track = TinyTrack()
-    monkeypatch.setitem(TRACKS, track.name, track)
-    return track
+    monkeypatch.setitem(TRACKS, TINY.name, TINY)
+    return TINY
 
 
-def test_the_tiny_track_follows_the_protocol(tiny):
-    # Every attribute and method the protocol declares is there (runtime check of the written protocol).
-    declared = [name for name in {*Track.__annotations__, *vars(Track)} if not name.startswith("_")]
-    assert declared and all(hasattr(tiny, name) for name in declared)
+def test_the_tiny_stages_follow_the_protocol(tiny):
+    # Every stage the protocol declares is a function of the module the track names.
+    declared = [name for name in vars(Stages) if not name.startswith("_")]
+    assert declared and all(callable(getattr(tiny.stages(), name, None)) for name in declared)
 
 
 def test_a_tiny_file_renders_validates_and_runs(tiny, tmp_path, capsys):
@@ -211,7 +195,7 @@ def test_the_tiny_data_check_reports_its_line(tiny):
 def test_the_pages_ask_the_track(tiny):
     assert run_list.main_metric("tiny") == ("heads", False)
     assert "tiny" in form.available_tracks()
-    assert {spec.key for spec in form.field_specs("tiny")} == set(TinyTrack.defaults)
+    assert {spec.key for spec in form.field_specs("tiny")} == set(TINY.defaults)
 
 
 def test_an_unknown_track_is_named():

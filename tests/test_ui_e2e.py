@@ -4,8 +4,8 @@
   bucket of a moto S3 server (tests/conftest.py);
 * the UI password made by ``python -m dataperf_appliance.access`` (the entrypoint's step) and read from
   the file it names;
-* Streamlit as the image runs it, ``scripts/service.sh streamlit``, with the same environment;
-* Debian's chromium (scripts/install-browser.sh) driven by Playwright's sync API.
+* Streamlit as the image runs it, ``scripts/runtime/service.sh streamlit``, with the same environment;
+* Debian's chromium (scripts/dev/install-browser.sh) driven by Playwright's sync API.
 
 The browser logs in, fills the form (one task, 100 training points), runs it, follows it to success and
 sees the metrics table and every plot readable (each image at least `MIN_PLOT_PX` wide on a 1280 px page,
@@ -48,8 +48,8 @@ MIN_PLOT_PX = 600
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Debian's chromium, installed by scripts/install-browser.sh when it is missing."""
-    subprocess.run([str(REPO_ROOT / "scripts" / "install-browser.sh")], check=True, timeout=900)
+    """Debian's chromium, installed by scripts/dev/install-browser.sh when it is missing."""
+    subprocess.run([str(REPO_ROOT / "scripts" / "dev" / "install-browser.sh")], check=True, timeout=900)
     assert os.access(CHROMIUM, os.X_OK)
     return CHROMIUM
 
@@ -81,7 +81,7 @@ def appliance(airflow_stack: AirflowStack) -> Iterator[App]:  # noqa: F811 - the
     password_file = Path(out.stdout.strip())
     assert password_file.is_file() and password_file.stat().st_mode & 0o077 == 0
     log = airflow_stack.logs_dir / "streamlit.log"
-    service = REPO_ROOT / "scripts" / "service.sh"
+    service = REPO_ROOT / "scripts" / "runtime" / "service.sh"
     command = [str(service), "streamlit"] if os.access(service, os.X_OK) else [
         sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "ui" / "server.py"), "--server.port",
         env["APPLIANCE_UI_PORT"], "--server.address", "127.0.0.1", "--server.headless", "true"]

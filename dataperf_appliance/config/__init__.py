@@ -9,7 +9,7 @@ track's: `dataperf_appliance.tracks` holds the registry and the entry points
 * `names`: the one safe-name rule; `catalog`: the names a user chooses from, and each library
   method's parameters (`library_method_parameters`);
 * `types`: bounds, checked names and paths, the sweepable type;
-* `setups`: the setup model of each track (`TaskSetup` and its subclasses);
+* `setups`: `TaskSetup`, the base of each track's setup model (in its track's module), and their parts;
 * `grid`: the cells of a sweep;
 * `issues`: pydantic's errors as issues at their lines (`parse_setup`);
 * `render`: the Jinja2 templates (`render_template`, `preview`, `apply_overrides`, `yaml_value`).
@@ -34,19 +34,17 @@ from .setups import (
     SELECTION_DATASET_CSV,
     SELECTION_DIGITS,
     Baseline,
-    DebuggingSetup,
     DebuggingTask,
     MethodFile,
     Paths,
-    SelectionSetup,
     TaskSetup,
     method_file_problems,
 )
 
 __all__ = [
     "MAX_CELLS", "MAX_FILE_BYTES", "METHOD_PARAMS", "SELECTION_DATASET_CSV", "SELECTION_DIGITS", "SWEEP_PARAMS",
-    "Baseline", "Cell", "ConfigError", "ConfigIssue", "ConfigModel", "DebuggingSetup", "DebuggingTask",
-    "FieldProblems", "Loc", "MethodFile", "Paths", "SelectionSetup", "TaskSetup", "apply_overrides", "catalog", "grid",
+    "Baseline", "Cell", "ConfigError", "ConfigIssue", "ConfigModel", "DebuggingTask",
+    "FieldProblems", "Loc", "MethodFile", "Paths", "TaskSetup", "apply_overrides", "catalog", "grid",
     "is_safe_name", "load_yaml", "method_file_problems", "parse_setup", "preview", "read_config_text", "render_template", "sweep_loc",
     "template_parameters", "templates_dir", "values", "yaml_value",
 ]

@@ -1,17 +1,13 @@
-"""What a valid ``task_setup.yml`` is: one frozen model per track, all `TaskSetup`s.
+"""What every valid ``task_setup.yml`` is: `TaskSetup`, the base of each track's frozen setup model, and
+the parts the tracks build theirs from.
 
-* `DebuggingSetup` keeps the DataPerf debugging reference keys (``paths``,
-  ``tasks`` with ``data_id``/``train_size``/``noise_level``/``test_size``/
-  ``val_size``, ``baselines`` with ``name``) and adds the appliance's own
-  (``track``, ``dataset``, ``model``, ``seed``, ``repeats``, ``eval_points``,
-  ``dim``, ``submissions``);
-* `SelectionSetup` keeps the DataPerf selection reference keys (``dim``,
-  ``emb_file``, a ``[train_csv, test_parquet]`` pair per task -- under
-  ``tasks`` --, ``eval_tasks``, ``results_dir``) and adds ``track``,
-  ``dataset``, ``model``, ``seed``, ``repeats``, ``train_size``,
-  ``test_size``, ``strategies`` and ``submissions``.
-
-They refuse unknown keys; numbers and text are strict (`types`).
+Each track's own model (``track: Literal[<its name>]``) is in its module,
+``dataperf_appliance/tracks/<name>.py``; here are the parts that are not one
+track's alone: the user's methods as code (`MethodFile`), the DataPerf
+folders of the debugging reference (`Paths`, also read by the official
+evaluator's file), a debugging task and baseline, and the checks shared by
+the models (`method_name_problems`, `sweep_problems`). Models refuse unknown
+keys; numbers and text are strict (`types`).
 
 Sweeps: ``train_size``, ``noise_level`` (debugging) and ``model`` take a list
 of distinct values instead of one, and ``repeats: R`` runs every combination
@@ -28,39 +24,24 @@ track's check (`dataperf_appliance.tracks`), run by the same parse.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, Field, Strict, model_serializer, model_validator
 
 from . import grid
-from .catalog import (
-    DEBUGGING_LIBRARY_METHODS,
-    DEFAULT_DEBUGGING_MODEL,
-    DEFAULT_SELECTION_MODEL,
-    ParameterValue,
-    library_method_parameters,
-)
-from .grid import Cell, values
+from .catalog import DEBUGGING_LIBRARY_METHODS, ParameterValue, library_method_parameters
+from .grid import Cell
 from .issues import ConfigModel, FieldProblems, shown
 from .loader import Loc
 from .types import (
-    MAX_DIM,
     MAX_SEED,
-    MAX_SELECTION_DIM,
     MAX_SPLIT_SIZE,
-    MAX_TASKS,
-    MIN_DIM,
     DataFile,
     Folder,
     MethodParameter,
-    ModelName,
     NoiseLevel,
-    Repeats,
     SafeName,
-    Seed,
-    SelectionStrategyName,
     StrategyName,
-    TaskPair,
     TrainSize,
     duplicates,
     sweepable,
@@ -253,212 +234,7 @@ def _baseline_parameter_problems(name: str, params: dict[str, Any]) -> list[tupl
     return problems
 
 
-class DebuggingSetup(TaskSetup):
-    """A valid ``task_setup.yml`` of the debugging track."""
-
-    track: Literal["debugging"] = "debugging"
-    dataset: SafeName = Field("digits", description="digits, synthetic, or a folder under <data root>/datasets")
-    model: sweepable(ModelName) = Field(DEFAULT_DEBUGGING_MODEL, description="the classifier retrained at every budget")
-    seed: Seed = 0
-    repeats: Repeats = Field(1, description="R replicates of every setting, with the seeds seed..seed+R-1")
-    eval_points: Annotated[int, Strict(), Field(ge=2)] | None = Field(
-        None, description="null: every budget 1..train_size; N: N evenly spaced budgets")
-    dim: Annotated[int, Strict(), Field(ge=MIN_DIM, le=MAX_DIM)] | None = Field(
-        None, description="embedding length of the synthetic dataset (null: 256)")
-    paths: Paths = Paths()
-    tasks: Annotated[tuple[DebuggingTask, ...], Field(min_length=1, max_length=MAX_TASKS)]
-    baselines: tuple[Baseline, ...] = ()
-    submissions: tuple[SafeName, ...] = Field(
-        (), description="your own methods' outputs: {submission_folder}/{data_id}_{method}.txt for every task")
-    methods: tuple[MethodFile, ...] = Field((), description="your own methods as code, run on every task")
-
-    SETTING_AXES: ClassVar[tuple[str, ...]] = ("train_size", "noise_level", "model")
-
-    def task_ids(self) -> list[str]:
-        return [task.data_id for task in self.tasks]
-
-    def method_names(self) -> list[str]:
-        return [*(b.name for b in self.baselines), *self.submissions, *(m.name for m in self.methods)]
-
-    def isolated_methods(self) -> list[str]:
-        return [*(b.name for b in self.baselines if b.name in DEBUGGING_LIBRARY_METHODS), *super().isolated_methods()]
-
-    def with_methods(self, names: set[str]) -> DebuggingSetup:
-        return self.model_copy(update={"baselines": tuple(b for b in self.baselines if b.name in names),
-                                       "submissions": tuple(s for s in self.submissions if s in names),
-                                       "methods": tuple(m for m in self.methods if m.name in names)})
-
-    def axis_values(self) -> list[tuple[str, dict[str, tuple]]]:
-        return [(t.data_id, {"train_size": values(t.train_size), "noise_level": values(t.noise_level),
-                             "model": values(self.model)}) for t in self.tasks]
-
-    def swept_task_fields(self) -> list[Loc]:
-        return [("tasks", index, name) for index, task in enumerate(self.tasks)
-                for name in ("train_size", "noise_level") if isinstance(getattr(task, name), tuple)]
-
-    def describe_task_axes(self) -> str:
-        combos = sum(len(axes["train_size"]) * len(axes["noise_level"]) for _, axes in self.axis_values())
-        return f"{combos} (task, train_size, noise_level) combination(s)"
-
-    def swept_values(self) -> dict[str, Any]:
-        return {"train_size": {t.data_id: list(values(t.train_size)) for t in self.tasks},
-                "noise_level": {t.data_id: list(values(t.noise_level)) for t in self.tasks}}
-
-    def primary(self) -> DebuggingSetup:
-        tasks = tuple(t.model_copy(update={"train_size": values(t.train_size)[0],
-                                           "noise_level": values(t.noise_level)[0]}) for t in self.tasks)
-        return self.model_copy(update={"model": values(self.model)[0], "repeats": 1, "tasks": tasks})
-
-    def for_cell(self, cell: Cell) -> DebuggingSetup:
-        task = next(t for t in self.tasks if t.data_id == cell.task)
-        one = task.model_copy(update={"train_size": cell.value("train_size"),
-                                      "noise_level": cell.value("noise_level")})
-        return self.model_copy(update={**self._cell_update(cell), "tasks": (one,)})
-
-    @model_validator(mode="after")
-    def _check_across_fields(self) -> DebuggingSetup:
-        problems = list(duplicates(self.tasks, "tasks", "data_id", lambda t: t.data_id))
-        problems += duplicates(self.baselines, "baselines", "name", lambda b: b.name)
-        problems += duplicates(self.submissions, "submissions", None, lambda name: name)
-        baseline_names = {b.name for b in self.baselines}
-        problems += [(("submissions", index), f"{name!r} is also a baseline: the two would write the same "
-                                              "submission files; rename your method")
-                     for index, name in enumerate(self.submissions) if name in baseline_names]
-        problems += _method_problems(self.methods, {"baseline": baseline_names, "submission": set(self.submissions)})
-        if not self.baselines and not self.submissions and not self.methods:
-            problems.append((("baselines",), "nothing to evaluate: list at least one baseline, submission or "
-                                             "method"))
-        if self.eval_points is not None:
-            size, data_id = min((min(values(t.train_size)), t.data_id) for t in self.tasks)
-            if self.eval_points > size:
-                problems.append((("eval_points",), f"{self.eval_points} is more than the train_size "
-                                 f"{size} of task {data_id}; use at most {size}, or null for every budget"))
-        if self.dim is not None and self.dataset != "synthetic":
-            problems.append((("dim",), f"dim applies only to dataset synthetic; set it to null for dataset "
-                                       f"{self.dataset!r}"))
-        problems += _sweep_problems(self)
-        if problems:
-            raise FieldProblems(problems)
-        return self
-
-    @property
-    def submission_folder(self) -> str:
-        """Where a user's own submission files are, relative to the task_setup.yml."""
-        return self.paths.submission_folder
-
-
-
-class SelectionSetup(TaskSetup):
-    """A valid ``task_setup.yaml`` of the selection track (the reference's keys, then the appliance's)."""
-
-    track: Literal["selection"] = "selection"
-    dataset: SafeName = Field("digits", description="digits, or a folder under <data root>/datasets")
-    model: sweepable(ModelName) = Field(DEFAULT_SELECTION_MODEL, description="the classifier fitted on each training set")
-    seed: Seed = 0
-    repeats: Repeats = Field(1, description="R replicates of every setting, with the seeds seed..seed+R-1")
-    dim: Annotated[int, Strict(), Field(ge=1, le=MAX_SELECTION_DIM)] = Field(
-        description="embedding length of the pool and test sets")
-    emb_file: DataFile = Field(description="the candidate pool parquet, inside the dataset folder")
-    train_size: sweepable(TrainSize) = Field(description="the budget: most pool points a training set may hold")
-    test_size: Annotated[int, Strict(), Field(ge=2, le=MAX_SPLIT_SIZE)] | None = Field(
-        None, description="digits only: rows of each generated test set; null for a dataset folder")
-    tasks: Annotated[dict[SafeName, TaskPair], Field(min_length=1, max_length=MAX_TASKS)] = Field(
-        description="task -> [train_csv or null, test_parquet], paths inside the dataset folder")
-    eval_tasks: Annotated[tuple[SafeName, ...], Field(min_length=1, max_length=MAX_TASKS)] = Field(
-        description="the tasks evaluated, in order")
-    strategies: tuple[SelectionStrategyName, ...] = ()
-    submissions: tuple[SafeName, ...] = Field(
-        (), description="your own methods' outputs: submissions/{task}_{method}.csv for every task")
-    methods: tuple[MethodFile, ...] = Field((), description="your own methods as code, run on every task")
-    results_dir: Folder = Field("results", description="the reference's result files, inside the run folder")
-
-    IDENTIFYING_KEYS: ClassVar[tuple[str, ...]] = ("emb_file", "eval_tasks")
-
-    @classmethod
-    def unknown_key_hint(cls, key: str, value: Any) -> str | None:
-        if key in _SELECTION_REFERENCE_ONLY:
-            return _SELECTION_REFERENCE_ONLY[key]
-        if isinstance(value, list) and len(value) == 2:
-            # The reference writes each task's pair at the top level; here they are grouped under `tasks`.
-            return f"a task's [train_csv, test_parquet] pair goes under tasks:, as tasks: {{{key}: [...]}}"
-        return None
-
-    def task_ids(self) -> list[str]:
-        return list(self.eval_tasks)
-
-    def method_names(self) -> list[str]:
-        return [*self.strategies, *self.submissions, *(m.name for m in self.methods)]
-
-    def with_methods(self, names: set[str]) -> SelectionSetup:
-        return self.model_copy(update={"strategies": tuple(s for s in self.strategies if s in names),
-                                       "submissions": tuple(s for s in self.submissions if s in names),
-                                       "methods": tuple(m for m in self.methods if m.name in names)})
-
-    def axis_values(self) -> list[tuple[str, dict[str, tuple]]]:
-        return [(task, {"train_size": values(self.train_size), "model": values(self.model)})
-                for task in self.eval_tasks]
-
-    def swept_task_fields(self) -> list[Loc]:
-        return [("train_size",)] if isinstance(self.train_size, tuple) else []
-
-    def describe_task_axes(self) -> str:
-        return f"{len(self.eval_tasks)} task(s) x {len(values(self.train_size))} train size(s)"
-
-    def swept_values(self) -> dict[str, Any]:
-        return {"train_size": list(values(self.train_size))}
-
-    def primary(self) -> SelectionSetup:
-        return self.model_copy(update={"model": values(self.model)[0], "repeats": 1,
-                                       "train_size": values(self.train_size)[0]})
-
-    def for_cell(self, cell: Cell) -> SelectionSetup:
-        return self.model_copy(update={**self._cell_update(cell), "eval_tasks": (cell.task,),
-                                       "train_size": cell.value("train_size")})
-
-    @model_validator(mode="after")
-    def _check_across_fields(self) -> SelectionSetup:
-        problems = list(duplicates(self.eval_tasks, "eval_tasks", None, lambda name: name))
-        problems += [(("eval_tasks", index), f"{name!r} is not one of the tasks ({', '.join(self.tasks)}); "
-                                             "add its [train_csv, test_parquet] pair under tasks")
-                     for index, name in enumerate(self.eval_tasks) if name not in self.tasks]
-        problems += duplicates(self.strategies, "strategies", None, lambda name: name)
-        problems += duplicates(self.submissions, "submissions", None, lambda name: name)
-        for index, name in enumerate(self.submissions):
-            if name in self.strategies:
-                problems.append((("submissions", index), f"{name!r} is also a strategy: the two would write the "
-                                                         "same training-set files; rename your method"))
-            elif name == SELECTION_DATASET_CSV:
-                problems.append((("submissions", index), f"{name!r} is the name under which each task's own "
-                                                         "train csv is reported; rename your method"))
-        problems += _method_problems(self.methods, {"strategy": set(self.strategies),
-                                                    "submission": set(self.submissions),
-                                                    "reported name of the tasks' own csv": {SELECTION_DATASET_CSV}})
-        if not self.strategies and not self.submissions and not self.methods:
-            problems.append((("strategies",), "nothing to evaluate: list at least one strategy, submission or "
-                                              "method"))
-        if self.dataset == SELECTION_DIGITS:
-            if self.test_size is None:
-                problems.append((("test_size",), "dataset digits draws a test set of test_size images for each "
-                                                 "task: give a number, e.g. 100"))
-        elif self.test_size is not None:
-            problems.append((("test_size",), f"test_size applies only to dataset digits (the test sets of "
-                                             f"{self.dataset!r} are its files); set it to null"))
-        problems += _sweep_problems(self)
-        if problems:
-            raise FieldProblems(problems)
-        return self
-
-    @property
-    def submission_folder(self) -> str:
-        """Where a user's own training sets are, relative to the task_setup.yaml."""
-        return "submissions/"
-
-
-
-
-
-
-def _method_problems(methods: tuple[MethodFile, ...], taken: dict[str, set[str]]) -> list[tuple[Loc, str]]:
+def method_name_problems(methods: tuple[MethodFile, ...], taken: dict[str, set[str]]) -> list[tuple[Loc, str]]:
     """Methods with the same name, or the name of another method of the file (they would write the same files)."""
     problems = list(duplicates(methods, "methods", "name", lambda m: m.name))
     for index, method in enumerate(methods):
@@ -479,7 +255,7 @@ def method_file_problems(setup: TaskSetup, source_dir: Path) -> list[tuple[Loc, 
     return problems
 
 
-def _sweep_problems(setup) -> list[tuple[Loc, str]]:
+def sweep_problems(setup) -> list[tuple[Loc, str]]:
     """The rules of sweeps common to both tracks: the grid bound, seeds in range, no user files."""
     if not grid.is_sweep(setup):
         return []
@@ -497,10 +273,3 @@ def _sweep_problems(setup) -> list[tuple[Loc, str]]:
         problems.append((("submissions",), "your own files cannot be part of a sweep (a file fits one train size "
                                            "and seed): evaluate them in a run without lists"))
     return problems
-
-# Keys of the DataPerf selection reference's task_setup.yaml that the appliance has no use for.
-_SELECTION_REFERENCE_ONLY = {
-    "spark_driver_memory": "the appliance reads the files without Spark: delete this key",
-    "data_dir": "paths are inside the dataset folder <data root>/datasets/<dataset>: delete this key",
-    "docker_data_dir": "paths are inside the dataset folder <data root>/datasets/<dataset>: delete this key",
-}

@@ -22,7 +22,7 @@ from .. import datasets, stats
 from ..config import catalog
 from ..datasets.dataperf_files import DebuggingTaskData
 from ..methods import runner
-from ..runs import PARTIAL, read_json, write_json
+from ..runs import PARTIAL, RESULTS, read_json, write_json
 from . import strategies, submissions
 from .evaluation import TaskEvaluation, detection_metrics, evaluate_many, fraction_fixes, normalized_auc
 from ..parallel import ProgressCallback
@@ -211,8 +211,9 @@ def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
     return {run.data_id: write_task_run(setup, run, work_dir, source_dir) for run in runs}
 
 
-def sweep_metrics(run: TaskRun) -> dict[str, dict]:
-    """{method: {metric: value}} of a task run, the metrics of `catalog.DEBUGGING_SWEEP_METRICS`.
+def sweep_rows(run: TaskRun) -> dict[str, dict]:
+    """{method: its sweep row} of a task run: the metrics of `catalog.DEBUGGING_SWEEP_METRICS`, and its fixing
+    curve {fixes, accuracy} under `stats.CURVE` (None for a method that failed), for the bands over repeats.
 
     before_acc, clean_acc, trainings, fit_s and predict_s belong to the task
     (its training sets are shared by the methods), so every method repeats them.
@@ -221,14 +222,8 @@ def sweep_metrics(run: TaskRun) -> dict[str, dict]:
               "trainings": run.result["trainings"],
               "fit_s": round(run.fit_s, 6), "predict_s": round(run.predict_s, 6)}
     return {name: {"kind": entry["kind"], **{metric: entry[metric] for metric in catalog.DEBUGGING_HEADLINE_METRICS},
-                   "time_s": entry["time_s"], **shared}
+                   "time_s": entry["time_s"], **shared, stats.CURVE: entry.get("curve") or None}
             for name, entry in run.result["strategies"].items()}
-
-
-def replicate_curves(run: TaskRun) -> dict[str, dict]:
-    """{method: its fixing curve {fixes, accuracy}} of a task run: one repeat's curves, for the bands over
-    repeats."""
-    return {name: entry["curve"] for name, entry in run.result["strategies"].items() if entry.get("curve")}
 
 
 def reference_evaluation(task_result: dict) -> dict:
@@ -251,7 +246,7 @@ def reference_evaluation(task_result: dict) -> dict:
 def build_results(setup, task_results: dict[str, dict]) -> dict:
     """results.json of a debugging run."""
     return {
-        "track": "debugging",
+        "track": setup.track,
         "model": setup.model,
         "seed": setup.seed,
         "dataset": setup.dataset,
@@ -279,5 +274,5 @@ def report(setup, work_dir: Path, *, replicates: dict | None = None) -> dict:
     stats.add_to_results(results, replicates or stats.single_repeat(task_results),
                          catalog.DEBUGGING_HEADLINE_METRICS)
     plots.draw_debugging_plots(results, work_dir / "plots", dataset=setup.dataset)
-    write_json(work_dir / "results.json", results)
+    write_json(work_dir / RESULTS, results)
     return results

@@ -251,7 +251,7 @@ STRATEGIES: dict[str, Strategy] = {
 }
 STRATEGY_NAMES = registry_names(STRATEGIES, catalog.DEBUGGING_STRATEGIES, "debugging strategy")
 #: K of DataPerf's ``neighbor_shapley`` (datascope 0.0.8's KNN-Shapley): one neighbour. Its orders and
-#: `knn_shapley(k=1)`'s are the same game's (scripts/check_official_baselines.py); datascope sums in float32,
+#: `knn_shapley(k=1)`'s are the same game's (scripts/bench/check_official_baselines.py); datascope sums in float32,
 #: so near-equal values may swap. ``neighbor_shapley_datascope`` runs datascope itself.
 OFFICIAL_NEIGHBOR_SHAPLEY_K = 1
 #: The options an alias (`catalog.DEBUGGING_STRATEGY_ALIASES`) adds to the strategy it names.

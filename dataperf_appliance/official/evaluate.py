@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..config import catalog
+from ..parallel import ProgressCallback
 from ..runs import write_json
 from .setup import OfficialDebuggingSetup, OfficialDebuggingTask, OfficialSelectionSetup
-from ..parallel import ProgressCallback
 
 if TYPE_CHECKING:
     from ..datasets.dataperf_files import DebuggingTaskData
@@ -44,7 +45,6 @@ class FolderEvaluation:
     submissions), one line each.
     """
 
-    track: str
     model: str
     results: dict[str, dict]
     written: list[Path]
@@ -92,9 +92,11 @@ def read_official_task(folder: Path, paths, spec: OfficialDebuggingTask) -> Debu
                                                         spec.val_size, spec.test_size))
 
 
-def evaluate_debugging(folder: Path, setup: OfficialDebuggingSetup, *, model: str, seed: int = 0,
-                       n_jobs: int = -1, progress: ProgressCallback | None = None) -> FolderEvaluation:
-    """Every task's submissions on its fixing curve; one ``{data_id}_evaluation.json`` per task.
+def evaluate_debugging(folder: Path, setup: OfficialDebuggingSetup, *, model: str | None = None, seed: int = 0,
+                       n_jobs: int = -1, now: dt.datetime | None = None,
+                       progress: ProgressCallback | None = None) -> FolderEvaluation:
+    """Every task's submissions on its fixing curve; one ``{data_id}_evaluation.json`` per task (`now` is
+    unused: these file names carry no time). `model` defaults to the official evaluator's classifier.
 
     Every submission of every task is read and checked before any training
     (SubmissionError names the file and line); an order of fewer lines than
@@ -104,6 +106,7 @@ def evaluate_debugging(folder: Path, setup: OfficialDebuggingSetup, *, model: st
     from ..debugging.benchmark import reference_evaluation, task_result
     from ..debugging.evaluation import evaluate_many
 
+    model = model or catalog.DATAPERF_REFERENCE_MODEL
     paths = setup.paths
     items, notes, found = [], [], {}
     for spec in setup.tasks:
@@ -129,13 +132,14 @@ def evaluate_debugging(folder: Path, setup: OfficialDebuggingSetup, *, model: st
         target = folder / paths.results_folder / f"{task.data_id}_evaluation.json"
         write_json(target, results[task.data_id])
         written.append(target)
-    return FolderEvaluation("debugging", model, results, written, notes, _debugging_table(results, model))
+    return FolderEvaluation(model, results, written, notes, _debugging_table(results, model))
 
 
-def evaluate_selection(folder: Path, setup: OfficialSelectionSetup, *, model: str, seed: int = 0,
-                       now: dt.datetime | None = None,
+def evaluate_selection(folder: Path, setup: OfficialSelectionSetup, *, model: str | None = None, seed: int = 0,
+                       n_jobs: int = -1, now: dt.datetime | None = None,
                        progress: ProgressCallback | None = None) -> FolderEvaluation:
-    """Every task of eval_tasks: its training csv scored on its test set; one ``result_UTC-....json``.
+    """Every task of eval_tasks: its training csv scored on its test set; one ``result_UTC-....json`` (one fit
+    per task, in this process: `n_jobs` is unused). `model` defaults to the official evaluator's classifier.
 
     The pool is read once; every training csv is checked row by row against
     it (TrainingSetError names the file and row) before any fit.
@@ -144,6 +148,7 @@ def evaluate_selection(folder: Path, setup: OfficialSelectionSetup, *, model: st
     from ..selection.benchmark import REFERENCE_RESULT_KEYS, RESULT_FILE_FORMAT, Pool
     from ..selection.evaluation import evaluate_training_set
 
+    model = model or catalog.SELECTION_REFERENCE_MODEL
     data = setup.data_folder(folder)
     pool = Pool.read(data / setup.emb_file, setup.dim)
     inputs = {}
@@ -163,4 +168,4 @@ def evaluate_selection(folder: Path, setup: OfficialSelectionSetup, *, model: st
     notes = [f"{task}: one class only in {setup.pairs[task][0]}; scored with a classifier that predicts it "
              "(the official evaluator stops with an error)"
              for task, (_, labels, _) in inputs.items() if len(np.unique(labels)) < 2]
-    return FolderEvaluation("selection", model, results, [target], notes, _selection_table(results, model))
+    return FolderEvaluation(model, results, [target], notes, _selection_table(results, model))

@@ -33,13 +33,12 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from ruamel.yaml import YAML
 
 from ..bounded import MAX_MANIFEST_BYTES, MAX_RESULTS_BYTES, Unreadable, read_json_object
-from ..config import TaskSetup, grid
+from ..config import TaskSetup, catalog, grid
 from ..datasets.dataperf_files import (
     atomic_write_bytes,
     noise_token,
@@ -66,7 +65,7 @@ class ExportError(ValueError):
 
 @dataclass
 class Export:
-    """What `export_run` wrote: `folders` (one, or one per selection method) under `out`, and notes to show."""
+    """What an export wrote: `folders` (one, or one per selection method) under `out`, and notes to show."""
 
     track: str
     out: Path
@@ -127,7 +126,14 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 # --- debugging ----------------------------------------------------------------------------------
 
-def export_debugging(setup, manifest: dict, results: dict, run_dir: Path, data_root: Path, staging: Path,
+def export_debugging(run_dir: Path, out: Path, setup, *, data_root: Path) -> Export:
+    """The finished debugging run at `run_dir` (its validated `setup`) as the official main.py's folder `out`
+    (see `_export`)."""
+    return _export(run_dir, out, setup, data_root=data_root, official_model=catalog.DATAPERF_REFERENCE_MODEL,
+                      write=_debugging_folder)
+
+
+def _debugging_folder(setup, manifest: dict, results: dict, run_dir: Path, data_root: Path, staging: Path,
                       notes: list[str]) -> list[Path]:
     from ..debugging import benchmark, submissions
 
@@ -180,8 +186,15 @@ def export_debugging(setup, manifest: dict, results: dict, run_dir: Path, data_r
 
 # --- selection ----------------------------------------------------------------------------------
 
-def export_selection(setup, manifest: dict, results: dict, run_dir: Path, data_root: Path, staging: Path,
-                      notes: list[str]) -> list[Path]:
+def export_selection(run_dir: Path, out: Path, setup, *, data_root: Path) -> Export:
+    """The finished selection run at `run_dir` (its validated `setup`) as one official folder per method under
+    `out` (see `_export`)."""
+    return _export(run_dir, out, setup, data_root=data_root, official_model=catalog.SELECTION_REFERENCE_MODEL,
+                      write=_selection_folders)
+
+
+def _selection_folders(setup, manifest: dict, results: dict, run_dir: Path, data_root: Path, staging: Path,
+                       notes: list[str]) -> list[Path]:
     from ..selection import benchmark, data
     from ..selection import files as selection_files
 
@@ -254,12 +267,11 @@ def notes_text(run_id: str, notes: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export_run(run_dir: Path, out: Path, *, data_root: Path, load_setup: Callable[..., TaskSetup],
-               track_of: Callable[[TaskSetup], Any]) -> Export:
-    """Write the finished run at `run_dir` as official folders under `out` (a new or empty folder).
-
-    `load_setup(path, data_root=...)` reads the run's task_setup.yml;
-    `track_of(setup)` is its track, whose `export_official` writes the folders.
+def _export(run_dir: Path, out: Path, setup: TaskSetup, *, data_root: Path, official_model: str,
+               write: Callable[..., list[Path]]) -> Export:
+    """Write the finished run at `run_dir` (its validated `setup`) as official folders under `out` (a new or
+    empty folder): `write(setup, manifest, results, run_dir, data_root, staging, notes)` writes the folders of
+    the run's track into `staging`, the official evaluator's classifier being `official_model`.
 
     Raises ExportError for a run that cannot be exported, FileExistsError when
     `out` holds anything. Nothing is left behind on failure.
@@ -268,8 +280,6 @@ def export_run(run_dir: Path, out: Path, *, data_root: Path, load_setup: Callabl
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} exists and is not an empty folder: choose a new folder for the export")
     manifest, results = _finished_run(run_dir)
-    setup = load_setup(run_dir / TASK_SETUP, data_root=data_root)
-    track = track_of(setup)
     notes = []
     if setup.repeats > 1:
         notes.append(f"the run has {setup.repeats} repeats: exported the first (seed {setup.seed}), the one whose "
@@ -279,16 +289,15 @@ def export_run(run_dir: Path, out: Path, *, data_root: Path, load_setup: Callabl
         notes.append(f"the run is a sweep: exported its primary cell (the first value of every list, repeat 0: "
                      f"model {setup.model}, seed {setup.seed}), the one its results tables show")
     model = setup.model
-    official = track.reference_model
-    if model != official:
-        notes.append(f"the run's model is {model}; the official evaluator uses its own classifier ({official}), "
-                     "so its numbers are not the run's")
+    if model != official_model:
+        notes.append(f"the run's model is {model}; the official evaluator uses its own classifier "
+                     f"({official_model}), so its numbers are not the run's")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.{os.getpid()}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        folders = track.export_official(setup, manifest, results, run_dir, data_root, staging, notes)
+        folders = write(setup, manifest, results, run_dir, data_root, staging, notes)
         (staging / NOTES_FILE).write_text(notes_text(run_dir.name, notes))
         os.replace(staging, out)  # an empty `out` is replaced by the one rename
     except BaseException:

@@ -1,7 +1,8 @@
 """The task files of the two official DataPerf evaluators, as they are: checked, with the line of each problem.
 
 `dataperf-appliance evaluate DIR` takes a folder laid out for one of the
-official evaluators and tells the track from its task file:
+official evaluators; each track names its evaluator's task file
+(`dataperf_appliance.tracks`), and the one a folder holds tells its track:
 
 * debugging (DS3Lab/dataperf-vision-debugging): ``task_setup.yml`` with
   ``paths`` (``embedding_folder``, ``groundtruth_folder``,
@@ -14,7 +15,7 @@ official evaluators and tells the track from its task file:
   path is relative to it; the folder itself when absent, as in older files);
   ``spark_driver_memory`` and ``docker_data_dir`` are accepted and ignored.
 
-These are not the appliance's own `task_setup.yml` (config/setups.py), which
+These are not the appliance's own `task_setup.yml` (each track's setup model), which
 adds keys of its own and groups the selection pairs under ``tasks``: the
 official files are taken unchanged. Every path must stay inside the folder
 (relative, no ``..``), so reading and writing never leave it.
@@ -23,6 +24,7 @@ official files are taken unchanged. Every path must stay inside the folder
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -195,37 +197,34 @@ def _pair_message(error: dict) -> str:
 
 
 OfficialSetup = OfficialDebuggingSetup | OfficialSelectionSetup
-_MODELS: dict[str, tuple[str, type[BaseModel]]] = {
-    DEBUGGING_FILE: ("debugging", OfficialDebuggingSetup),
-    SELECTION_FILE: ("selection", OfficialSelectionSetup),
-}
 
 
-def official_task_file(folder: Path) -> Path:
-    """The official task file in `folder`: ``task_setup.yml`` (debugging) or ``task_setup.yaml`` (selection).
+def official_task_file(folder: Path, layouts: Mapping[str, str]) -> Path:
+    """The official task file in `folder`: the one of `layouts` ({task file name: its track}) it holds.
 
-    Raises ConfigError when the folder has neither or both.
+    Raises ConfigError when the folder holds none or several.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise ConfigError([ConfigIssue(str(folder), None, None, None, "no such folder")])
-    found = [folder / name for name in _MODELS if (folder / name).is_file()]
+    found = [folder / name for name in layouts if (folder / name).is_file()]
     if len(found) != 1:
-        what = "both" if found else "neither"
+        if found:
+            what = "both" if len(found) == 2 else "several"
+        else:
+            what = "neither" if len(layouts) == 2 else "none"
+        named = " and ".join(f"{name} (the official {track} layout)" for name, track in layouts.items())
         raise ConfigError([ConfigIssue(str(folder), None, None, None, (
-            f"has {what} of {DEBUGGING_FILE} (the official debugging layout) and {SELECTION_FILE} (the "
-            "official selection layout); exactly one tells the track"))])
+            f"has {what} of {named}; exactly one tells the track"))])
     return found[0]
 
 
-def load_official_setup(folder: Path) -> tuple[str, OfficialSetup, Path]:
-    """(track, setup, task file) of an official folder, its files checked to exist.
+def load_official_setup(path: Path, model: type[OfficialSetup]) -> OfficialSetup:
+    """The official task file at `path` read as `model`, the files it names checked to exist.
 
     Raises ConfigError listing every problem, each at its line and field.
     Read-only.
     """
-    path = official_task_file(folder)
-    track, model = _MODELS[path.name]
     document = load_yaml(read_config_text(path), filename=str(path))
     issues = list(document.issues)
     if model is OfficialSelectionSetup:
@@ -239,4 +238,4 @@ def load_official_setup(folder: Path) -> tuple[str, OfficialSetup, Path]:
     issues += [document.issue(loc, message) for loc, message in setup.file_problems(path.parent)]
     if issues:
         raise ConfigError(issues)
-    return track, setup, path
+    return setup

@@ -47,7 +47,7 @@ from threadpoolctl import threadpool_limits
 from .. import stats
 from ..config import SELECTION_DATASET_CSV, catalog
 from ..parallel import ordered_map
-from ..runs import PARTIAL, read_json, write_json
+from ..runs import PARTIAL, RESULTS, read_json, write_json
 from ..methods import runner
 from . import data, files, strategies
 from .evaluation import evaluate_training_set
@@ -115,8 +115,8 @@ class _TaskInputs:
     given: dict[str, tuple[np.ndarray, np.ndarray]]  # method -> (pool rows, labels) of a file's training set
 
 
+#: The inputs of the tasks being evaluated, set before the workers fork (they inherit it, never pickled).
 _SHARED: dict[str, _TaskInputs] = {}
-_SETTINGS: dict = {}
 
 
 def _examples_embeddings(path: Path, pool: files.EmbeddedSet, row_of: dict[str, int]) -> tuple[np.ndarray, int]:
@@ -128,33 +128,34 @@ def _examples_embeddings(path: Path, pool: files.EmbeddedSet, row_of: dict[str, 
     return pool.embeddings[rows], len(ids) - len(rows)
 
 
-def _run_job(job: tuple[str, str, str]) -> dict:
-    """One method on one task: choose (for a strategy) and evaluate. Runs in a worker or in this process."""
-    task, name, kind = job
-    inputs, settings = _SHARED[task], _SETTINGS
+def _run_job(job: tuple) -> dict:
+    """One method on one task (setup, task, method, kind): choose (for a strategy) and evaluate. Runs in a
+    worker or in this process."""
+    setup, task, name, kind = job
+    inputs = _SHARED[task]
     # One BLAS thread: the workers share the cores, and a fit gives the same bits in a worker as in a loop.
     with threadpool_limits(limits=1):
         seconds = bought = None
         if kind == "strategy":
             if inputs.pool_labels is not None:
-                oracle = strategies.LabelOracle(inputs.pool_labels, budget=settings["budget"])
+                oracle = strategies.LabelOracle(inputs.pool_labels, budget=setup.train_size)
             else:  # no labels to buy (prepare_data let only the strategies that buy none through): budget 0
                 oracle = strategies.LabelOracle(np.zeros(len(inputs.pool_embeddings), dtype=np.int64), budget=0)
             started = time.perf_counter()
             rows, labels = strategies.choose_training_set(
-                name, inputs.pool_embeddings, oracle, inputs.examples, settings["budget"],
-                seed=settings["seed"], model=settings["model"])
+                name, inputs.pool_embeddings, oracle, inputs.examples, setup.train_size,
+                seed=setup.seed, model=setup.model)
             seconds = time.perf_counter() - started
             bought = oracle.revealed
         else:
             rows, labels = inputs.given[name]
         metrics = evaluate_training_set(inputs.pool_embeddings[rows], labels, inputs.test.embeddings,
-                                        inputs.test.labels, model=settings["model"], seed=settings["seed"])
+                                        inputs.test.labels, model=setup.model, seed=setup.seed)
     return {"task": task, "name": name, "kind": kind, "rows": rows, "labels": labels,
             "time_s": seconds, "labels_bought": bought, **metrics}
 
 
-def _run_jobs(jobs: list[tuple[str, str, str]], n_jobs: int, progress: ProgressCallback | None) -> list[dict]:
+def _run_jobs(jobs: list[tuple], n_jobs: int, progress: ProgressCallback | None) -> list[dict]:
     out = []
     # Forked workers inherit the pool arrays of _SHARED instead of receiving copies.
     for done, result in enumerate(ordered_map(_run_job, jobs, n_jobs=n_jobs), start=1):
@@ -164,13 +165,13 @@ def _run_jobs(jobs: list[tuple[str, str, str]], n_jobs: int, progress: ProgressC
     return out
 
 
-def _entry(result: dict, pool_labels: np.ndarray | None, budget: int) -> dict:
+def _entry(result: dict, pool_labels: np.ndarray | None, train_size: int) -> dict:
     """A method's entry of results.json, but for its "file" (added when the run is written)."""
     labels = np.asarray(result["labels"])
     return {
         "kind": result["kind"],
-        # More rows than the budget (the dataset's own csv): shown, but not ranked with the methods it would beat.
-        OVER_BUDGET: bool(len(labels) > budget),
+        # More rows than train_size (the dataset's own csv): shown, but not ranked with the methods it would beat.
+        stats.OVER_BUDGET: bool(len(labels) > train_size),
         "accuracy": result["accuracy"],
         "precision": result["precision"],
         "recall": result["recall"],
@@ -202,9 +203,10 @@ class Pool:
         ids = pool.image_ids.tolist()
         return cls(pool, {image_id: row for row, image_id in enumerate(ids)}, set(ids))
 
-    def training_set(self, path: Path, budget: int | None) -> tuple[np.ndarray, np.ndarray]:
-        """Pool rows (k,) and labels (k,) of a training-set csv, checked (`files.read_training_set`)."""
-        frame = files.read_training_set(path, self.ids, budget)
+    def training_set(self, path: Path, train_size: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Pool rows (k,) and labels (k,) of a training-set csv of at most `train_size` rows (None: any), checked
+        (`files.read_training_set`)."""
+        frame = files.read_training_set(path, self.ids, train_size)
         rows = np.array([self.row_of[i] for i in frame[files.ID_COLUMN]], dtype=np.int64)
         return rows, frame[files.LABEL_COLUMN].to_numpy()
 
@@ -230,18 +232,17 @@ def _load_task(setup, task: str, paths: dict[str, Path], pool: Pool, source_dir:
 
 def _method_outcomes(setup, inputs: _TaskInputs, data_root: Path, source_dir: Path) -> dict[str, runner.MethodOutcome]:
     """Each of the setup's methods as code run on the task in a child process: the pool, the examples, the
-    budget and a label oracle over the pool (an empty one when the dataset has no pool labels)."""
-    budget = int(setup.train_size)
+    budget (train_size) and a label oracle over the pool (an empty one when the dataset has no pool labels)."""
     labels = inputs.pool_labels
     child_inputs = {"pool_X": inputs.pool_embeddings, "examples_X": inputs.examples,
                     "pool_labels": labels if labels is not None else np.zeros(len(inputs.pool_embeddings), np.int64)}
     outcomes = {}
     for method in setup.methods:
         outcome = runner.run_method(runner.call_of(method, source_dir), runner.SELECTOR, child_inputs,
-                                    budget=budget if labels is not None else 0, seed=setup.seed,
+                                    budget=setup.train_size if labels is not None else 0, seed=setup.seed,
                                     data_root=data_root)
         if not outcome.failed:
-            runner.check_training_set(outcome, len(inputs.pool_embeddings), budget, labels)
+            runner.check_training_set(outcome, len(inputs.pool_embeddings), setup.train_size, labels)
         outcomes[method.name] = outcome
     return outcomes
 
@@ -271,7 +272,6 @@ def run_tasks(setup, data_root: Path, source_dir: Path, *, data_ids: list[str] |
     the file and row). `progress(done, total)` is called as (task, method)
     pairs finish.
     """
-    global _SHARED, _SETTINGS
     data_root, source_dir = Path(data_root), Path(source_dir)
     names = _method_names(setup)
     unknown = set(data_ids or ()) - set(setup.eval_tasks)
@@ -291,21 +291,22 @@ def run_tasks(setup, data_root: Path, source_dir: Path, *, data_ids: list[str] |
     for task in wanted:
         inputs[task].given.update({name: (outcome.answer["rows"], outcome.answer["labels"])
                                    for name, outcome in outcomes[task].items() if not outcome.failed})
-    jobs = [(task, name, "strategy" if name in setup.strategies else "submission")
+    jobs = [(setup, task, name, "strategy" if name in setup.strategies else "submission")
             for task in wanted for name in names]
-    jobs += [(task, name, runner.METHOD_KIND) for task in wanted for name, outcome in outcomes[task].items()
+    jobs += [(setup, task, name, runner.METHOD_KIND) for task in wanted for name, outcome in outcomes[task].items()
              if not outcome.failed]
-    jobs += [(task, SELECTION_DATASET_CSV, "dataset") for task in wanted if SELECTION_DATASET_CSV in inputs[task].given]
-    _SHARED, _SETTINGS = inputs, {"budget": int(setup.train_size), "seed": setup.seed, "model": setup.model}
+    jobs += [(setup, task, SELECTION_DATASET_CSV, "dataset") for task in wanted
+             if SELECTION_DATASET_CSV in inputs[task].given]
+    _SHARED.update(inputs)
     try:
         results = _run_jobs(jobs, n_jobs, progress)
     finally:
-        _SHARED, _SETTINGS = {}, {}
+        _SHARED.clear()
     folder = data.dataset_dir(data_root, setup.dataset, seed=setup.seed)
     runs = {task: TaskRun(task, facts[task], {}, {}, None) for task in wanted}
     for result in results:
         run = runs[result["task"]]
-        run.entries[result["name"]] = _entry(result, inputs[run.task].pool_labels, int(setup.train_size))
+        run.entries[result["name"]] = _entry(result, inputs[run.task].pool_labels, setup.train_size)
         if result["kind"] == runner.METHOD_KIND:
             outcome = outcomes[run.task][result["name"]]
             run.entries[result["name"]].update(time_s=round(float(outcome.seconds), 6), method=outcome.record(),
@@ -361,9 +362,7 @@ def evaluate_tasks(setup, data_root: Path, work_dir: Path, source_dir: Path, *,
     return {run.task: write_task_run(setup, run, work_dir, source_dir) for run in runs}
 
 
-#: The key of a method's entry (and of results.json's ``overall``) saying it used more points than the budget.
-OVER_BUDGET = "over_budget"
-def sweep_metrics(run: TaskRun) -> dict[str, dict]:
+def sweep_rows(run: TaskRun) -> dict[str, dict]:
     """{method: {"kind", metric: value}} of a task run, the metrics of `catalog.SELECTION_SWEEP_METRICS`."""
     return {name: {"kind": entry["kind"], **{metric: entry.get(metric) for metric in catalog.SELECTION_SWEEP_METRICS
                                              if metric != "rows"},
@@ -376,7 +375,7 @@ def sweep_metrics(run: TaskRun) -> dict[str, dict]:
 def build_results(setup, task_results: dict[str, dict]) -> dict:
     """results.json of a selection run."""
     return {
-        "track": "selection",
+        "track": setup.track,
         "model": setup.model,
         "seed": setup.seed,
         "dataset": setup.dataset,
@@ -403,7 +402,7 @@ def reference_results(results: dict) -> dict[str, dict[str, dict]]:
 def over_budget_methods(results: dict) -> set[str]:
     """The methods whose training set exceeds the budget in some task: not ranked with the others."""
     return {name for task in results["tasks"].values() for name, entry in task["strategies"].items()
-            if entry.get(OVER_BUDGET)}
+            if entry.get(stats.OVER_BUDGET)}
 
 
 def report(setup, work_dir: Path, *, now: dt.datetime | None = None, replicates: dict | None = None) -> dict:
@@ -421,7 +420,7 @@ def report(setup, work_dir: Path, *, now: dt.datetime | None = None, replicates:
     work_dir = Path(work_dir)
     missing = [t for t in setup.eval_tasks if not (work_dir / PARTIAL / f"{t}.json").exists()]
     if missing:
-        raise FileNotFoundError(f"no evaluation of task(s) {', '.join(missing)} in {work_dir / 'partial'}: "
+        raise FileNotFoundError(f"no evaluation of task(s) {', '.join(missing)} in {work_dir / PARTIAL}: "
                                 "run evaluate_tasks first")
     task_results = {t: read_json(work_dir / PARTIAL / f"{t}.json") for t in setup.eval_tasks}
     results = build_results(setup, task_results)
@@ -441,5 +440,5 @@ def report(setup, work_dir: Path, *, now: dt.datetime | None = None, replicates:
     results["reference_results"] = written
     drawn = plots.draw_selection_plots(results, work_dir / "plots", run_dir=work_dir)
     results["plots"] = [str(p.relative_to(work_dir)) for p in drawn]
-    write_json(work_dir / "results.json", results)
+    write_json(work_dir / RESULTS, results)
     return results

@@ -50,7 +50,7 @@ def metrics_bar_plot(results: dict, path: Path) -> Path:
             means = [None if e is None else stats.mean_of(e, metric) for e in entries]
             values = [np.nan if mean is None else mean for mean in means]  # a method that failed: no bar
             errors = [0.0 if e is None else _error(stats.summary_of(e, metric)) for e in entries]
-            over = any(e is not None and e.get("over_budget") for e in entries)
+            over = any(e is not None and e.get(stats.OVER_BUDGET) for e in entries)
             ax.bar(x - GROUP_WIDTH / 2 + width * (j + 0.5), values, width, yerr=errors, capsize=2, color=colors[name],
                    label=f"{name} (over the budget)" if over else name, hatch="//" if over else None,
                    edgecolor="black", linewidth=0.4)

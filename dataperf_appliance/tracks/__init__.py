@@ -1,10 +1,9 @@
 """The tracks of the appliance, behind one registry: `TRACKS`, keyed by the ``track`` key of a file.
 
 Everything that depends on the kind of benchmark asks the setup's track
-(`track_of`): the sweeps, the pipeline, the CLI, the DAG and the pages hold no
-comparison with a track's name. Adding a track means one module here (a class
-following `Track`, with its setup model built from `dataperf_appliance.config`)
-and one line in `TRACKS`.
+(`track_of`): the sweeps, the pipeline, the CLI, the DAG and the pages never
+name a track. Adding a track means one module here (its setup model built from
+`dataperf_appliance.config`, and its `Track` record) and one line in `TRACKS`.
 
 This package is also the boundary where a file becomes a setup: every entry
 point below validates once (schema, then the track's data checks) and returns
@@ -23,14 +22,13 @@ from typing import Any
 from .. import config
 from ..config import ConfigError, TaskSetup
 from ..parallel import ProgressCallback
-from .debugging import DebuggingTrack
-from .protocol import Track
-from .selection import SelectionTrack
+from . import debugging, selection
+from .protocol import CURVE, POINT, Track
 
 #: Every track, by the value of its files' ``track`` key.
-TRACKS: dict[str, Track] = {track.name: track for track in (DebuggingTrack(), SelectionTrack())}
+TRACKS: dict[str, Track] = {track.name: track for track in (debugging.TRACK, selection.TRACK)}
 #: The track of a file that does not say (the DataPerf reference files do not).
-DEFAULT_TRACK = DebuggingTrack.name
+DEFAULT_TRACK = debugging.TRACK.name
 
 
 def track_of(setup_or_name: TaskSetup | str) -> Track:
@@ -142,24 +140,31 @@ def evaluate_folder(folder: Path, *, model: str | None = None, seed: int = 0, n_
     / TrainingSetError for a user's file, ValueError for a data file that
     cannot be used (each naming the file).
     """
-    from ..official.setup import load_official_setup
+    from ..official.setup import load_official_setup, official_task_file
 
     folder = Path(folder)
-    name, setup, _ = load_official_setup(folder)
-    track = track_of(name)
-    return track.evaluate_official(folder, setup, model=model or track.reference_model, seed=seed, n_jobs=n_jobs,
-                                   now=now, progress=progress)
+    evaluators = {name: track.official() for name, track in TRACKS.items() if track.official}
+    path = official_task_file(folder, {evaluator.task_file: name for name, evaluator in evaluators.items()})
+    evaluator = next(evaluator for evaluator in evaluators.values() if evaluator.task_file == path.name)
+    setup = load_official_setup(path, evaluator.setup_model)
+    return evaluator.evaluate(folder, setup, model=model, seed=seed, n_jobs=n_jobs, now=now, progress=progress)
 
 
 def export_run(run_dir: Path, out: Path, *, data_root: Path):
     """Write the finished run at `run_dir` as official folders under `out` (see `official.export`)."""
-    from ..official import export
+    from ..official.export import ExportError
+    from ..runs import TASK_SETUP
 
-    return export.export_run(run_dir, out, data_root=data_root, load_setup=load_task_setup, track_of=track_of)
+    setup = load_task_setup(Path(run_dir) / TASK_SETUP, data_root=data_root)
+    track = track_of(setup)
+    if track.official is None:
+        raise ExportError(f"{run_dir}: the {track.name} track has no official evaluator to export to")
+    return track.official().export(run_dir, out, setup, data_root=data_root)
 
 
 __all__ = [
-    "DEFAULT_TRACK", "TRACKS", "ConfigError", "Track", "apply_overrides", "available_tracks", "default_params",
+    "CURVE", "DEFAULT_TRACK", "POINT", "TRACKS", "ConfigError", "Track", "apply_overrides", "available_tracks",
+    "default_params",
     "evaluate_folder", "export_run", "load_task_setup", "parse_task_setup", "preview", "render_and_parse",
     "render_task_setup", "track_of", "track_of_results",
 ]

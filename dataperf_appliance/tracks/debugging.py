@@ -1,5 +1,7 @@
 """The debugging track: rank the training points so that fixing the first ones repairs the most mislabels.
 
+Its setup model, its checks (of a setup against its dataset, of a dataset
+folder, of a user's order file) and its record in the registry (`TRACK`).
 Its stages are `dataperf_appliance.debugging.benchmark`'s; its official
 evaluator is DS3Lab/dataperf-vision-debugging. The engine's modules are
 imported when a stage runs, so the config, the CLI and the pages load fast.
@@ -7,14 +9,22 @@ imported when a stage runs, so the config, the CLI and the pages load fast.
 
 from __future__ import annotations
 
-import datetime as dt
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
-from ..config import METHOD_PARAMS, DebuggingSetup, Loc, catalog, grid, values
-from ..parallel import ProgressCallback
-from .engine import EngineTrack
+from pydantic import Field, Strict, model_validator
+
+from ..config import METHOD_PARAMS, Baseline, DebuggingTask, Loc, MethodFile, Paths, TaskSetup, catalog, grid, values
+from ..config.grid import Cell
+from ..config.issues import FieldProblems
+from ..config.setups import method_name_problems, sweep_problems
+from ..config.catalog import DEBUGGING_LIBRARY_METHODS, DEFAULT_DEBUGGING_MODEL
+from ..config.types import MAX_DIM, MAX_TASKS, MIN_DIM, ModelName, Repeats, SafeName, Seed, duplicates, sweepable
 from .limits import RunEstimate, counted, fits_field, limit_problems
+from .protocol import CURVE, DatasetFolder, OfficialEvaluator, Track
+
+NAME = "debugging"
 
 #: Repeats of the default debugging run (new noise and random order each): with 6, every default method is told
 #: from random over the mean of the tasks (paired t-test on fraction_fixes, Holm-adjusted p < 0.05), and
@@ -29,67 +39,99 @@ DEFAULT_REPEATS = 6
 ARENA = {"strategies": list(catalog.DEBUGGING_BASELINES), "repeats": 3, "train_size": 100, "test_size": 100}
 
 
-class DebuggingTrack(EngineTrack):
-    name = "debugging"
-    setup_model = DebuggingSetup
-    template = "debugging_task_setup.yml.j2"
-    defaults = {
-        "track": "debugging",
-        "dataset": "digits",
-        "model": catalog.DEFAULT_DEBUGGING_MODEL,
-        "seed": 0,
-        "repeats": DEFAULT_REPEATS,
-        "eval_points": None,
-        "dim": None,
-        # Digits the noise really hurts: on digit-0 even 30% flipped labels keep the
-        # accuracy within DataPerf's 95% target, so every strategy would score 0.
-        "tasks": ["digit-3", "digit-8", "digit-9"],
-        "train_size": 200,
-        "val_size": 40,
-        "test_size": 100,
-        "noise_level": 0.3,
-        "strategies": ["random", "knn_shapley", "confident_learning", "loss"],
-        "submissions": [],
-        "methods": [],
-        # Written under each library method chosen in strategies: its constructor's defaults, unless changed.
-        METHOD_PARAMS: catalog.library_method_defaults(),
-    }
-    presets = {"arena": ARENA}
-    builtin_datasets = ("digits", "synthetic")
-    strategies = catalog.DEBUGGING_BASELINES
-    reference_model = catalog.DATAPERF_REFERENCE_MODEL
-    headline_metrics = catalog.DEBUGGING_HEADLINE_METRICS
-    main_metric = headline_metrics[0]
-    lower_is_better = catalog.LOWER_IS_BETTER[main_metric]
-    sweep_metrics = catalog.DEBUGGING_SWEEP_METRICS
-    submission_suffix = ".txt"
-    fits_shared_by_strategies = True
-    result_columns = (*headline_metrics, "time_s", "kind")
-    has_curves = True
-    has_budget = False
+class DebuggingSetup(TaskSetup):
+    """A valid ``task_setup.yml`` of the debugging track."""
 
-    def data_problems(self, setup: DebuggingSetup, data_root: Path | None) -> list[tuple[Loc, str]]:
-        return data_problems(setup, data_root)
+    track: Literal["debugging"] = NAME
+    dataset: SafeName = Field("digits", description="digits, synthetic, or a folder under <data root>/datasets")
+    model: sweepable(ModelName) = Field(DEFAULT_DEBUGGING_MODEL, description="the classifier retrained at every budget")
+    seed: Seed = 0
+    repeats: Repeats = Field(1, description="R replicates of every setting, with the seeds seed..seed+R-1")
+    eval_points: Annotated[int, Strict(), Field(ge=2)] | None = Field(
+        None, description="null: every budget 1..train_size; N: N evenly spaced budgets")
+    dim: Annotated[int, Strict(), Field(ge=MIN_DIM, le=MAX_DIM)] | None = Field(
+        None, description="embedding length of the synthetic dataset (null: 256)")
+    paths: Paths = Paths()
+    tasks: Annotated[tuple[DebuggingTask, ...], Field(min_length=1, max_length=MAX_TASKS)]
+    baselines: tuple[Baseline, ...] = ()
+    submissions: tuple[SafeName, ...] = Field(
+        (), description="your own methods' outputs: {submission_folder}/{data_id}_{method}.txt for every task")
+    methods: tuple[MethodFile, ...] = Field((), description="your own methods as code, run on every task")
 
-    def engine(self):
-        from ..debugging import benchmark
+    SETTING_AXES: ClassVar[tuple[str, ...]] = ("train_size", "noise_level", "model")
 
-        return benchmark
+    def task_ids(self) -> list[str]:
+        return [task.data_id for task in self.tasks]
 
-    def replicate_curves(self, run: Any) -> dict[str, dict]:
-        return self.engine().replicate_curves(run)
+    def method_names(self) -> list[str]:
+        return [*(b.name for b in self.baselines), *self.submissions, *(m.name for m in self.methods)]
 
-    def export_official(self, setup: DebuggingSetup, manifest: dict, results: dict, run_dir: Path,
-                        data_root: Path, staging: Path, notes: list[str]) -> list[Path]:
-        from ..official import export
+    def isolated_methods(self) -> list[str]:
+        return [*(b.name for b in self.baselines if b.name in DEBUGGING_LIBRARY_METHODS), *super().isolated_methods()]
 
-        return export.export_debugging(setup, manifest, results, run_dir, data_root, staging, notes)
+    def with_methods(self, names: set[str]) -> DebuggingSetup:
+        return self.model_copy(update={"baselines": tuple(b for b in self.baselines if b.name in names),
+                                       "submissions": tuple(s for s in self.submissions if s in names),
+                                       "methods": tuple(m for m in self.methods if m.name in names)})
 
-    def evaluate_official(self, folder: Path, setup: Any, *, model: str, seed: int, n_jobs: int,
-                          now: dt.datetime | None, progress: ProgressCallback | None) -> Any:
-        from ..official import evaluate
+    def axis_values(self) -> list[tuple[str, dict[str, tuple]]]:
+        return [(t.data_id, {"train_size": values(t.train_size), "noise_level": values(t.noise_level),
+                             "model": values(self.model)}) for t in self.tasks]
 
-        return evaluate.evaluate_debugging(folder, setup, model=model, seed=seed, n_jobs=n_jobs, progress=progress)
+    def swept_task_fields(self) -> list[Loc]:
+        return [("tasks", index, name) for index, task in enumerate(self.tasks)
+                for name in ("train_size", "noise_level") if isinstance(getattr(task, name), tuple)]
+
+    def describe_task_axes(self) -> str:
+        combos = sum(len(axes["train_size"]) * len(axes["noise_level"]) for _, axes in self.axis_values())
+        return f"{combos} (task, train_size, noise_level) combination(s)"
+
+    def swept_values(self) -> dict[str, Any]:
+        return {"train_size": {t.data_id: list(values(t.train_size)) for t in self.tasks},
+                "noise_level": {t.data_id: list(values(t.noise_level)) for t in self.tasks}}
+
+    def primary(self) -> DebuggingSetup:
+        tasks = tuple(t.model_copy(update={"train_size": values(t.train_size)[0],
+                                           "noise_level": values(t.noise_level)[0]}) for t in self.tasks)
+        return self.model_copy(update={"model": values(self.model)[0], "repeats": 1, "tasks": tasks})
+
+    def for_cell(self, cell: Cell) -> DebuggingSetup:
+        task = next(t for t in self.tasks if t.data_id == cell.task)
+        one = task.model_copy(update={"train_size": cell.value("train_size"),
+                                      "noise_level": cell.value("noise_level")})
+        return self.model_copy(update={**self._cell_update(cell), "tasks": (one,)})
+
+    @model_validator(mode="after")
+    def _check_across_fields(self) -> DebuggingSetup:
+        problems = list(duplicates(self.tasks, "tasks", "data_id", lambda t: t.data_id))
+        problems += duplicates(self.baselines, "baselines", "name", lambda b: b.name)
+        problems += duplicates(self.submissions, "submissions", None, lambda name: name)
+        baseline_names = {b.name for b in self.baselines}
+        problems += [(("submissions", index), f"{name!r} is also a baseline: the two would write the same "
+                                              "submission files; rename your method")
+                     for index, name in enumerate(self.submissions) if name in baseline_names]
+        problems += method_name_problems(self.methods, {"baseline": baseline_names,
+                                                        "submission": set(self.submissions)})
+        if not self.baselines and not self.submissions and not self.methods:
+            problems.append((("baselines",), "nothing to evaluate: list at least one baseline, submission or "
+                                             "method"))
+        if self.eval_points is not None:
+            size, data_id = min((min(values(t.train_size)), t.data_id) for t in self.tasks)
+            if self.eval_points > size:
+                problems.append((("eval_points",), f"{self.eval_points} is more than the train_size "
+                                 f"{size} of task {data_id}; use at most {size}, or null for every budget"))
+        if self.dim is not None and self.dataset != "synthetic":
+            problems.append((("dim",), f"dim applies only to dataset synthetic; set it to null for dataset "
+                                       f"{self.dataset!r}"))
+        problems += sweep_problems(self)
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+    @property
+    def submission_folder(self) -> str:
+        """Where a user's own submission files are, relative to the task_setup.yml."""
+        return self.paths.submission_folder
 
 
 def data_problems(setup: DebuggingSetup, data_root: Path | None) -> list[tuple[Loc, str]]:
@@ -171,3 +213,118 @@ def run_estimate(setup: DebuggingSetup, data_root: Path | None) -> RunEstimate:
                        fits_advice="give fewer repeats, tasks, settings or methods, or set eval_points (null "
                                    "evaluates every budget)")
 
+
+
+# ---- a user's files ----------------------------------------------------------------------------
+
+def submission_problems(path: Path, train_size: int) -> list[str]:
+    """The problems of a user's order file for a task of `train_size` rows, each naming its line."""
+    from ..debugging.submissions import SubmissionError, read_submission
+
+    try:
+        read_submission(path, train_size)
+    except SubmissionError as error:
+        return error.problems
+    return []
+
+
+_TRAIN = re.compile(r"^(?P<data_id>.+)_train_(?P<noise>[0-9.]+)_(?P<size>[0-9]+)\.parquet$")
+_SPLIT = re.compile(r"^(?P<data_id>.+)_(?P<split>val|test)_(?P<size>[0-9]+)\.parquet$")
+
+
+def dataset_folder(folder: Path) -> DatasetFolder | None:
+    """The tasks and problems of a dataset folder in the DataPerf debugging layout (dataperf-formats.md):
+    ``embeddings/{data_id}_train_{noise_level}_{train_size}.parquet``, ``embeddings/{data_id}_val_{n}.parquet``,
+    ``embeddings/{data_id}_test_{n}.parquet`` (columns encoding, label, filename) and
+    ``data/dataset_{data_id}_train.csv`` (ImageID, hv_label) for each task; None without a train file."""
+    from ..datasets.dataperf_files import read_debugging_task, read_embedding_parquet
+
+    trains: dict[str, list[Path]] = {}
+    splits: dict[tuple[str, str], list[Path]] = {}
+    for path in sorted((folder / "embeddings").glob("*.parquet")):
+        if match := _TRAIN.match(path.name):
+            trains.setdefault(match["data_id"], []).append(path)
+        elif match := _SPLIT.match(path.name):
+            splits.setdefault((match["data_id"], match["split"]), []).append(path)
+    if not trains:
+        return None
+    problems: list[str] = []
+    for data_id, train_files in sorted(trains.items()):
+        groundtruth = folder / "data" / f"dataset_{data_id}_train.csv"
+        missing = [f"embeddings/{data_id}_{split}_<size>.parquet" for split in ("val", "test")
+                   if not splits.get((data_id, split))]
+        if not groundtruth.exists():
+            missing.append(f"data/dataset_{data_id}_train.csv")
+        if missing:
+            problems.append(f"task {data_id}: missing {', '.join(missing)}")
+            continue
+        for train in train_files:
+            files = {"train": train, "val": splits[(data_id, "val")][0], "test": splits[(data_id, "test")][0],
+                     "groundtruth": groundtruth}
+            try:
+                read_debugging_task(files, data_id)
+            except (ValueError, OSError, KeyError) as error:
+                problems.append(f"task {data_id} ({train.name}): {error}")
+        for extra in splits[(data_id, "val")][1:] + splits[(data_id, "test")][1:]:
+            try:
+                read_embedding_parquet(extra)
+            except (ValueError, OSError) as error:
+                problems.append(f"{extra.name}: {error}")
+    return DatasetFolder(sorted(trains), problems)
+
+
+# ---- the registry's record -----------------------------------------------------------------------
+
+def _stages():
+    from ..debugging import benchmark
+
+    return benchmark
+
+
+def _official() -> OfficialEvaluator:
+    from ..official import evaluate, export, setup
+
+    return OfficialEvaluator(setup.DEBUGGING_FILE, setup.OfficialDebuggingSetup, evaluate.evaluate_debugging,
+                             export.export_debugging)
+
+
+TRACK = Track(
+    name=NAME,
+    setup_model=DebuggingSetup,
+    template="debugging_task_setup.yml.j2",
+    defaults={
+        "track": NAME,
+        "dataset": "digits",
+        "model": catalog.DEFAULT_DEBUGGING_MODEL,
+        "seed": 0,
+        "repeats": DEFAULT_REPEATS,
+        "eval_points": None,
+        "dim": None,
+        # Digits the noise really hurts: on digit-0 even 30% flipped labels keep the
+        # accuracy within DataPerf's 95% target, so every strategy would score 0.
+        "tasks": ["digit-3", "digit-8", "digit-9"],
+        "train_size": 200,
+        "val_size": 40,
+        "test_size": 100,
+        "noise_level": 0.3,
+        "strategies": ["random", "knn_shapley", "confident_learning", "loss"],
+        "submissions": [],
+        "methods": [],
+        # Written under each library method chosen in strategies: its constructor's defaults, unless changed.
+        METHOD_PARAMS: catalog.library_method_defaults(),
+    },
+    data_problems=data_problems,
+    stages=_stages,
+    headline_metrics=catalog.DEBUGGING_HEADLINE_METRICS,
+    sweep_metrics=catalog.DEBUGGING_SWEEP_METRICS,
+    result_columns=(*catalog.DEBUGGING_HEADLINE_METRICS, "time_s", "kind"),
+    result_kind=CURVE,
+    submission_suffix=".txt",
+    presets={"arena": ARENA},
+    builtin_datasets=("digits", "synthetic"),
+    strategies=catalog.DEBUGGING_BASELINES,
+    task_columns=("train_size", "mislabeled", "before_acc", "clean_acc", "trainings"),
+    submission_problems=submission_problems,
+    dataset_folder=dataset_folder,
+    official=_official,
+)

@@ -1,88 +1,174 @@
 """The selection track: choose a training set from a pool, scored by the classifier fitted on it.
 
-Its stages are `dataperf_appliance.selection.benchmark`'s; its official
-evaluator is CoactiveAI/dataperf-vision-selection. The engine's modules are
-imported when a stage runs, so the config, the CLI and the pages load fast.
+Its setup model, its checks (of a setup against its dataset, of a dataset
+folder) and its record in the registry (`TRACK`). Its stages are
+`dataperf_appliance.selection.benchmark`'s; its official evaluator is
+CoactiveAI/dataperf-vision-selection. The engine's modules are imported when
+a stage runs, so the config, the CLI and the pages load fast.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
-from ..config import SELECTION_DIGITS, Loc, SelectionSetup, catalog, grid, sweep_loc, values
-from ..parallel import ProgressCallback
-from .engine import EngineTrack
+from pydantic import Field, Strict, model_validator
+
+from ..config import (
+    SELECTION_DATASET_CSV,
+    SELECTION_DIGITS,
+    Loc,
+    MethodFile,
+    TaskSetup,
+    catalog,
+    grid,
+    sweep_loc,
+    values,
+)
+from ..config.catalog import DEFAULT_SELECTION_MODEL
+from ..config.grid import Cell
+from ..config.issues import FieldProblems
+from ..config.setups import method_name_problems, sweep_problems
+from ..config.types import (
+    MAX_SELECTION_DIM,
+    MAX_SPLIT_SIZE,
+    MAX_TASKS,
+    DataFile,
+    Folder,
+    ModelName,
+    Repeats,
+    SafeName,
+    Seed,
+    SelectionStrategyName,
+    TaskPair,
+    TrainSize,
+    duplicates,
+    sweepable,
+)
 from .limits import RunEstimate, counted, fits_field, limit_problems
+from .protocol import POINT, DatasetFolder, OfficialEvaluator, Track
+
+NAME = "selection"
 
 #: Repeats of the default selection run (new digits and random choices each): with 10, uncertainty and
 #: balanced_random are told from random over the mean of the tasks on F1 (Holm-adjusted p < 0.05), and the
 #: run takes about 6 s of the command on 2 cores (5 repeats leave them all not significant).
 DEFAULT_REPEATS = 10
 
+# Keys of the DataPerf selection reference's task_setup.yaml that the appliance has no use for.
+_SELECTION_REFERENCE_ONLY = {
+    "spark_driver_memory": "the appliance reads the files without Spark: delete this key",
+    "data_dir": "paths are inside the dataset folder <data root>/datasets/<dataset>: delete this key",
+    "docker_data_dir": "paths are inside the dataset folder <data root>/datasets/<dataset>: delete this key",
+}
 
-class SelectionTrack(EngineTrack):
-    name = "selection"
-    setup_model = SelectionSetup
-    # The selection reference calls its file task_setup.yaml.
-    template = "selection_task_setup.yaml.j2"
-    defaults = {
-        "track": "selection",
-        "dataset": "digits",
-        "model": catalog.DEFAULT_SELECTION_MODEL,
-        "seed": 0,
-        "repeats": DEFAULT_REPEATS,
-        "dim": 128,
-        "emb_file": "embeddings/train_emb_{dim}_dataperf.parquet",
-        "train_size": 100,
-        "test_size": 100,
-        # A common digit, a rarer-looking one and a balanced task: balancing matters on the first two.
-        "tasks": ["digit-0", "digit-3", "even-odd"],
-        "train_csv": "train_sets/random_500_{task}.csv",
-        "test_parquet": "test_sets/alpha_test_set_{task}_{dim}.parquet",
-        "strategies": ["random", "balanced_random", "uncertainty", "diversity"],
-        "submissions": [],
-        "methods": [],
-        "results_dir": "results",
-    }
-    presets: dict = {}
-    builtin_datasets = (SELECTION_DIGITS,)
-    strategies = catalog.SELECTION_STRATEGIES
-    reference_model = catalog.SELECTION_REFERENCE_MODEL
-    headline_metrics = catalog.SELECTION_HEADLINE_METRICS
-    main_metric = headline_metrics[0]
-    lower_is_better = catalog.LOWER_IS_BETTER[main_metric]
-    sweep_metrics = catalog.SELECTION_SWEEP_METRICS
-    submission_suffix = ".csv"
-    fits_shared_by_strategies = False
-    result_columns = ("accuracy", "precision", "recall", "f1", "train_size", "positives", "wrong_labels", "time_s",
-                      "kind")
-    has_curves = False
-    has_budget = True
 
-    def data_problems(self, setup: SelectionSetup, data_root: Path | None) -> list[tuple[Loc, str]]:
-        return data_problems(setup, data_root)
+class SelectionSetup(TaskSetup):
+    """A valid ``task_setup.yaml`` of the selection track (the reference's keys, then the appliance's)."""
 
-    def engine(self):
-        from ..selection import benchmark
+    track: Literal["selection"] = NAME
+    dataset: SafeName = Field("digits", description="digits, or a folder under <data root>/datasets")
+    model: sweepable(ModelName) = Field(DEFAULT_SELECTION_MODEL,
+                                        description="the classifier fitted on each training set")
+    seed: Seed = 0
+    repeats: Repeats = Field(1, description="R replicates of every setting, with the seeds seed..seed+R-1")
+    dim: Annotated[int, Strict(), Field(ge=1, le=MAX_SELECTION_DIM)] = Field(
+        description="embedding length of the pool and test sets")
+    emb_file: DataFile = Field(description="the candidate pool parquet, inside the dataset folder")
+    train_size: sweepable(TrainSize) = Field(description="the budget: most pool points a training set may hold")
+    test_size: Annotated[int, Strict(), Field(ge=2, le=MAX_SPLIT_SIZE)] | None = Field(
+        None, description="digits only: rows of each generated test set; null for a dataset folder")
+    tasks: Annotated[dict[SafeName, TaskPair], Field(min_length=1, max_length=MAX_TASKS)] = Field(
+        description="task -> [train_csv or null, test_parquet], paths inside the dataset folder")
+    eval_tasks: Annotated[tuple[SafeName, ...], Field(min_length=1, max_length=MAX_TASKS)] = Field(
+        description="the tasks evaluated, in order")
+    strategies: tuple[SelectionStrategyName, ...] = ()
+    submissions: tuple[SafeName, ...] = Field(
+        (), description="your own methods' outputs: submissions/{task}_{method}.csv for every task")
+    methods: tuple[MethodFile, ...] = Field((), description="your own methods as code, run on every task")
+    results_dir: Folder = Field("results", description="the reference's result files, inside the run folder")
 
-        return benchmark
+    IDENTIFYING_KEYS: ClassVar[tuple[str, ...]] = ("emb_file", "eval_tasks")
 
-    def replicate_curves(self, run: Any) -> dict[str, dict]:
-        return {}  # a selection method is one point, not a curve
+    @classmethod
+    def unknown_key_hint(cls, key: str, value: Any) -> str | None:
+        if key in _SELECTION_REFERENCE_ONLY:
+            return _SELECTION_REFERENCE_ONLY[key]
+        if isinstance(value, list) and len(value) == 2:
+            # The reference writes each task's pair at the top level; here they are grouped under `tasks`.
+            return f"a task's [train_csv, test_parquet] pair goes under tasks:, as tasks: {{{key}: [...]}}"
+        return None
 
-    def export_official(self, setup: SelectionSetup, manifest: dict, results: dict, run_dir: Path,
-                        data_root: Path, staging: Path, notes: list[str]) -> list[Path]:
-        from ..official import export
+    def task_ids(self) -> list[str]:
+        return list(self.eval_tasks)
 
-        return export.export_selection(setup, manifest, results, run_dir, data_root, staging, notes)
+    def method_names(self) -> list[str]:
+        return [*self.strategies, *self.submissions, *(m.name for m in self.methods)]
 
-    def evaluate_official(self, folder: Path, setup: Any, *, model: str, seed: int, n_jobs: int,
-                          now: dt.datetime | None, progress: ProgressCallback | None) -> Any:
-        from ..official import evaluate
+    def with_methods(self, names: set[str]) -> SelectionSetup:
+        return self.model_copy(update={"strategies": tuple(s for s in self.strategies if s in names),
+                                       "submissions": tuple(s for s in self.submissions if s in names),
+                                       "methods": tuple(m for m in self.methods if m.name in names)})
 
-        return evaluate.evaluate_selection(folder, setup, model=model, seed=seed, now=now, progress=progress)
+    def axis_values(self) -> list[tuple[str, dict[str, tuple]]]:
+        return [(task, {"train_size": values(self.train_size), "model": values(self.model)})
+                for task in self.eval_tasks]
+
+    def swept_task_fields(self) -> list[Loc]:
+        return [("train_size",)] if isinstance(self.train_size, tuple) else []
+
+    def describe_task_axes(self) -> str:
+        return f"{len(self.eval_tasks)} task(s) x {len(values(self.train_size))} train size(s)"
+
+    def swept_values(self) -> dict[str, Any]:
+        return {"train_size": list(values(self.train_size))}
+
+    def primary(self) -> SelectionSetup:
+        return self.model_copy(update={"model": values(self.model)[0], "repeats": 1,
+                                       "train_size": values(self.train_size)[0]})
+
+    def for_cell(self, cell: Cell) -> SelectionSetup:
+        return self.model_copy(update={**self._cell_update(cell), "eval_tasks": (cell.task,),
+                                       "train_size": cell.value("train_size")})
+
+    @model_validator(mode="after")
+    def _check_across_fields(self) -> SelectionSetup:
+        problems = list(duplicates(self.eval_tasks, "eval_tasks", None, lambda name: name))
+        problems += [(("eval_tasks", index), f"{name!r} is not one of the tasks ({', '.join(self.tasks)}); "
+                                             "add its [train_csv, test_parquet] pair under tasks")
+                     for index, name in enumerate(self.eval_tasks) if name not in self.tasks]
+        problems += duplicates(self.strategies, "strategies", None, lambda name: name)
+        problems += duplicates(self.submissions, "submissions", None, lambda name: name)
+        for index, name in enumerate(self.submissions):
+            if name in self.strategies:
+                problems.append((("submissions", index), f"{name!r} is also a strategy: the two would write the "
+                                                         "same training-set files; rename your method"))
+            elif name == SELECTION_DATASET_CSV:
+                problems.append((("submissions", index), f"{name!r} is the name under which each task's own "
+                                                         "train csv is reported; rename your method"))
+        problems += method_name_problems(self.methods, {"strategy": set(self.strategies),
+                                                    "submission": set(self.submissions),
+                                                    "reported name of the tasks' own csv": {SELECTION_DATASET_CSV}})
+        if not self.strategies and not self.submissions and not self.methods:
+            problems.append((("strategies",), "nothing to evaluate: list at least one strategy, submission or "
+                                              "method"))
+        if self.dataset == SELECTION_DIGITS:
+            if self.test_size is None:
+                problems.append((("test_size",), "dataset digits draws a test set of test_size images for each "
+                                                 "task: give a number, e.g. 100"))
+        elif self.test_size is not None:
+            problems.append((("test_size",), f"test_size applies only to dataset digits (the test sets of "
+                                             f"{self.dataset!r} are its files); set it to null"))
+        problems += sweep_problems(self)
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+    @property
+    def submission_folder(self) -> str:
+        """Where a user's own training sets are, relative to the task_setup.yaml."""
+        return "submissions/"
 
 
 def data_problems(setup: SelectionSetup, data_root: Path | None) -> list[tuple[Loc, str]]:
@@ -216,3 +302,134 @@ def _digits_problems(setup: SelectionSetup, data) -> list[tuple[Loc, str]]:
                 problems.append((loc, message))
     return problems
 
+
+
+# ---- a dataset folder ----------------------------------------------------------------------------
+
+def dataset_folder(folder: Path) -> DatasetFolder | None:
+    """The tasks and problems of a dataset folder in the DataPerf selection layout (dataperf-formats.md): a
+    candidate pool parquet (ImageID, embedding), a test-set parquet per task (ImageID, embedding, Confidence),
+    ``examples/alpha_example_set_{task}.csv`` per task, and optionally training-set csvs (ImageID,Confidence)
+    whose ImageIDs must be in the pool; None without a parquet file."""
+    import pyarrow.parquet as pq
+
+    from ..selection import files
+
+    parquets = sorted(folder.rglob("*.parquet"))
+    if not parquets:
+        return None
+    problems: list[str] = []
+    pools, tests = [], []
+    for path in parquets:
+        try:
+            columns = set(pq.read_schema(path).names)
+        except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a bad file
+            problems.append(f"{path.relative_to(folder)}: not a readable parquet file ({error})")
+            continue
+        (tests if files.LABEL_COLUMN in columns else pools).append(path)
+    pool_ids: set[str] | None = None
+    dims = set()
+    for path in pools:
+        try:
+            pool = files.read_pool(path)
+            dims.add(pool.embeddings.shape[1])
+            pool_ids = set(pool.image_ids.tolist()) if pool_ids is None else pool_ids | set(pool.image_ids.tolist())
+        except (ValueError, OSError) as error:
+            problems.append(f"{path.relative_to(folder)}: {error}")
+    for path in tests:
+        try:
+            dims.add(files.read_test_set(path).embeddings.shape[1])
+        except (ValueError, OSError) as error:
+            problems.append(f"{path.relative_to(folder)}: {error}")
+    if not pools:
+        problems.append("no candidate pool: a parquet file with the columns ImageID and embedding")
+    if not tests:
+        problems.append("no test set: a parquet file with the columns ImageID, embedding and Confidence")
+    if len(dims) > 1:
+        problems.append(f"the embeddings have different lengths: {sorted(dims)}")
+    tasks = []
+    for path in sorted((folder / "examples").glob("*.csv")):
+        match = _EXAMPLES.match(path.name)
+        if not match:
+            continue
+        tasks.append(match["task"])
+        try:
+            examples = files.read_examples(path)
+            unknown = sorted(set(examples[files.ID_COLUMN]) - (pool_ids or set()))
+            if pool_ids is not None and unknown:
+                problems.append(f"{path.relative_to(folder)}: {len(unknown)} example ImageID(s) are not in "
+                                f"the pool, e.g. {unknown[0]}")
+        except (ValueError, OSError) as error:
+            problems.append(f"{path.relative_to(folder)}: {error}")
+    if not tasks:
+        problems.append("no task: each task needs examples/alpha_example_set_<task>.csv")
+    for path in sorted(folder.rglob("*.csv")):
+        if path.parent.name == "examples" or pool_ids is None:
+            continue
+        header = path.read_bytes()[:200].decode("utf-8-sig", errors="replace").splitlines()[:1]
+        if header and header[0].strip().replace(" ", "") == files.TRAINING_SET_HEADER:
+            try:
+                files.read_training_set(path, pool_ids)
+            except files.TrainingSetError as error:  # one problem a line, each naming the file and row
+                where = path.parent.relative_to(folder).as_posix()
+                problems += [problem if where == "." else f"{where}/{problem}" for problem in error.problems]
+            except (ValueError, OSError) as error:
+                problems.append(f"{path.relative_to(folder)}: {error}")
+    return DatasetFolder(tasks, problems)
+
+
+_EXAMPLES = re.compile(r"^alpha_example_set_(?P<task>.+)\.csv$")
+
+
+# ---- the registry's record -----------------------------------------------------------------------
+
+def _stages():
+    from ..selection import benchmark
+
+    return benchmark
+
+
+def _official() -> OfficialEvaluator:
+    from ..official import evaluate, export, setup
+
+    return OfficialEvaluator(setup.SELECTION_FILE, setup.OfficialSelectionSetup, evaluate.evaluate_selection,
+                             export.export_selection)
+
+
+TRACK = Track(
+    name=NAME,
+    setup_model=SelectionSetup,
+    # The selection reference calls its file task_setup.yaml.
+    template="selection_task_setup.yaml.j2",
+    defaults={
+        "track": NAME,
+        "dataset": "digits",
+        "model": catalog.DEFAULT_SELECTION_MODEL,
+        "seed": 0,
+        "repeats": DEFAULT_REPEATS,
+        "dim": 128,
+        "emb_file": "embeddings/train_emb_{dim}_dataperf.parquet",
+        "train_size": 100,
+        "test_size": 100,
+        # A common digit, a rarer-looking one and a balanced task: balancing matters on the first two.
+        "tasks": ["digit-0", "digit-3", "even-odd"],
+        "train_csv": "train_sets/random_500_{task}.csv",
+        "test_parquet": "test_sets/alpha_test_set_{task}_{dim}.parquet",
+        "strategies": ["random", "balanced_random", "uncertainty", "diversity"],
+        "submissions": [],
+        "methods": [],
+        "results_dir": "results",
+    },
+    data_problems=data_problems,
+    stages=_stages,
+    headline_metrics=catalog.SELECTION_HEADLINE_METRICS,
+    sweep_metrics=catalog.SELECTION_SWEEP_METRICS,
+    result_columns=("accuracy", "precision", "recall", "f1", "train_size", "positives", "wrong_labels", "time_s",
+                    "kind"),
+    result_kind=POINT,
+    submission_suffix=".csv",
+    builtin_datasets=(SELECTION_DIGITS,),
+    strategies=catalog.SELECTION_STRATEGIES,
+    dataset_folder=dataset_folder,
+    official=_official,
+)

@@ -9,7 +9,7 @@ from .. import stats
 from ..config.grid import AXES, CONDITION
 from .run_detail import RunDetail, entry_row, metric_columns
 from .run_list import setup_data
-from ..tracks import track_of_results
+from ..tracks import CURVE, track_of_results
 
 MISSING = "—"
 
@@ -114,7 +114,7 @@ def curve_points(runs: Sequence[RunDetail], task: str | None = None) -> list[dic
     """
     points = []
     for run in runs:
-        if not run.results or not track_of_results(run.results).has_curves:
+        if not run.results or not track_of_results(run.results).result_kind == CURVE:
             continue
         for task_id, task_result in (run.results.get("tasks") or {}).items():
             if task is not None and task_id != task:
@@ -138,7 +138,7 @@ def curve_points(runs: Sequence[RunDetail], task: str | None = None) -> list[dic
 
 def curve_runs(runs: Sequence[RunDetail]) -> list[RunDetail]:
     """The runs whose methods are curves (the debugging track's fixing curves)."""
-    return [run for run in runs if run.results and track_of_results(run.results).has_curves]
+    return [run for run in runs if run.results and track_of_results(run.results).result_kind == CURVE]
 
 
 def common_tasks(runs: Sequence[RunDetail]) -> list[str]:
@@ -209,7 +209,7 @@ def metric_bars(runs: Sequence[RunDetail], metric: str | None = None) -> list[di
     bars."""
     rows = []
     for run in runs:
-        if not run.results or track_of_results(run.results).has_curves:
+        if not run.results or track_of_results(run.results).result_kind == CURVE:
             continue
         shown = metric or track_of_results(run.results).main_metric
         for task, task_result in (run.results.get("tasks") or {}).items():

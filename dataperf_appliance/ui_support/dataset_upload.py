@@ -11,18 +11,8 @@ every parquet footer are checked before anything is unpacked or read, and
 the unpacking and checking run in a child process with a memory and a time
 limit (bounded.py), so no upload can exhaust the app's memory.
 
-The layouts recognized (dataperf-formats.md):
-
-debugging
-    ``embeddings/{data_id}_train_{noise_level}_{train_size}.parquet``,
-    ``embeddings/{data_id}_val_{n}.parquet``, ``embeddings/{data_id}_test_{n}.parquet``
-    (columns encoding, label, filename) and ``data/dataset_{data_id}_train.csv``
-    (ImageID, hv_label) for each task.
-selection
-    a candidate pool parquet (ImageID, embedding), a test-set parquet per task
-    (ImageID, embedding, Confidence), ``examples/alpha_example_set_{task}.csv``
-    per task, and optionally training-set csvs (ImageID,Confidence) whose
-    ImageIDs must be in the pool.
+The layouts recognized are the tracks' (`Track.dataset_folder`, in
+dataperf_appliance/tracks/: the DataPerf formats of dataperf-formats.md).
 """
 
 from __future__ import annotations
@@ -48,9 +38,6 @@ MAX_FILES = 20_000
 MAX_RATIO = 200  # unpacked / packed size of the whole archive: more is a zip bomb, not a dataset
 RATIO_FREE_BYTES = 2**20  # an archive that unpacks to less is small whatever its ratio
 MAX_NAME_BYTES = 255  # the longest file name of Linux file systems (NAME_MAX)
-_TRAIN = re.compile(r"^(?P<data_id>.+)_train_(?P<noise>[0-9.]+)_(?P<size>[0-9]+)\.parquet$")
-_SPLIT = re.compile(r"^(?P<data_id>.+)_(?P<split>val|test)_(?P<size>[0-9]+)\.parquet$")
-_EXAMPLES = re.compile(r"^alpha_example_set_(?P<task>.+)\.csv$")
 _LAYOUT_FOLDERS = {"embeddings", "data", "examples", "test_sets", "train_sets", "labels"}
 _SKIPPED = ("__MACOSX/", ".DS_Store")
 
@@ -165,125 +152,23 @@ def unpack(data: bytes | Path, target: Path) -> list[str]:
 
 # ---- checking ---------------------------------------------------------------------------------------
 
-def _check_debugging(folder: Path, check: DatasetCheck) -> None:
-    from ..datasets.dataperf_files import read_debugging_task, read_embedding_parquet
-
-    embeddings = folder / "embeddings"
-    trains: dict[str, list[Path]] = {}
-    splits: dict[tuple[str, str], list[Path]] = {}
-    for path in sorted(embeddings.glob("*.parquet")):
-        if match := _TRAIN.match(path.name):
-            trains.setdefault(match["data_id"], []).append(path)
-        elif match := _SPLIT.match(path.name):
-            splits.setdefault((match["data_id"], match["split"]), []).append(path)
-    check.tasks = sorted(trains)
-    for data_id, train_files in sorted(trains.items()):
-        groundtruth = folder / "data" / f"dataset_{data_id}_train.csv"
-        missing = [f"embeddings/{data_id}_{split}_<size>.parquet" for split in ("val", "test")
-                   if not splits.get((data_id, split))]
-        if not groundtruth.exists():
-            missing.append(f"data/dataset_{data_id}_train.csv")
-        if missing:
-            check.problems.append(f"task {data_id}: missing {', '.join(missing)}")
-            continue
-        for train in train_files:
-            files = {"train": train, "val": splits[(data_id, "val")][0], "test": splits[(data_id, "test")][0],
-                     "groundtruth": groundtruth}
-            try:
-                read_debugging_task(files, data_id)
-            except (ValueError, OSError, KeyError) as error:
-                check.problems.append(f"task {data_id} ({train.name}): {error}")
-        for extra in splits[(data_id, "val")][1:] + splits[(data_id, "test")][1:]:
-            try:
-                read_embedding_parquet(extra)
-            except (ValueError, OSError) as error:
-                check.problems.append(f"{extra.name}: {error}")
-
-
-def _parquet_columns(path: Path) -> set[str]:
-    import pyarrow.parquet as pq
-
-    return set(pq.read_schema(path).names)
-
-
-def _check_selection(folder: Path, parquets: list[Path], check: DatasetCheck) -> None:
-    from ..selection import files
-
-    pools, tests = [], []
-    for path in parquets:
-        try:
-            columns = _parquet_columns(path)
-        except Exception as error:  # noqa: BLE001 - pyarrow raises several types for a bad file
-            check.problems.append(f"{path.relative_to(folder)}: not a readable parquet file ({error})")
-            continue
-        (tests if files.LABEL_COLUMN in columns else pools).append(path)
-    pool_ids: set[str] | None = None
-    dims = set()
-    for path in pools:
-        try:
-            pool = files.read_pool(path)
-            dims.add(pool.embeddings.shape[1])
-            pool_ids = set(pool.image_ids.tolist()) if pool_ids is None else pool_ids | set(pool.image_ids.tolist())
-        except (ValueError, OSError) as error:
-            check.problems.append(f"{path.relative_to(folder)}: {error}")
-    for path in tests:
-        try:
-            dims.add(files.read_test_set(path).embeddings.shape[1])
-        except (ValueError, OSError) as error:
-            check.problems.append(f"{path.relative_to(folder)}: {error}")
-    if not pools:
-        check.problems.append("no candidate pool: a parquet file with the columns ImageID and embedding")
-    if not tests:
-        check.problems.append("no test set: a parquet file with the columns ImageID, embedding and Confidence")
-    if len(dims) > 1:
-        check.problems.append(f"the embeddings have different lengths: {sorted(dims)}")
-    tasks = []
-    for path in sorted((folder / "examples").glob("*.csv")):
-        match = _EXAMPLES.match(path.name)
-        if not match:
-            continue
-        tasks.append(match["task"])
-        try:
-            examples = files.read_examples(path)
-            unknown = sorted(set(examples[files.ID_COLUMN]) - (pool_ids or set()))
-            if pool_ids is not None and unknown:
-                check.problems.append(f"{path.relative_to(folder)}: {len(unknown)} example ImageID(s) are not in "
-                                      f"the pool, e.g. {unknown[0]}")
-        except (ValueError, OSError) as error:
-            check.problems.append(f"{path.relative_to(folder)}: {error}")
-    if not tasks:
-        check.problems.append("no task: each task needs examples/alpha_example_set_<task>.csv")
-    check.tasks = tasks
-    for path in sorted(folder.rglob("*.csv")):
-        if path.parent.name == "examples" or pool_ids is None:
-            continue
-        header = path.read_bytes()[:200].decode("utf-8-sig", errors="replace").splitlines()[:1]
-        if header and header[0].strip().replace(" ", "") == files.TRAINING_SET_HEADER:
-            try:
-                files.read_training_set(path, pool_ids)
-            except files.TrainingSetError as error:  # one problem a line, each naming the file and row
-                where = path.parent.relative_to(folder).as_posix()
-                check.problems += [problem if where == "." else f"{where}/{problem}" for problem in error.problems]
-            except (ValueError, OSError) as error:
-                check.problems.append(f"{path.relative_to(folder)}: {error}")
-
-
 def check_folder(folder: Path, check: DatasetCheck) -> None:
-    """Recognize the dataset's layout and read every file of it; problems go to `check`."""
-    parquets = sorted(p for p in folder.rglob("*.parquet"))
-    if not parquets:
+    """Recognize the dataset's layout (the first track in `TRACKS` whose layout it is) and read every file of
+    it; its kind (the track), tasks and problems go to `check`."""
+    from ..tracks import TRACKS
+
+    if not any(folder.rglob("*.parquet")):
         check.problems.append("no parquet file: a DataPerf dataset has its embeddings in parquet files "
                               "(debugging: embeddings/<data_id>_train_<noise>_<size>.parquet; selection: a "
                               "candidate pool with ImageID and embedding)")
         return
-    if any(_TRAIN.match(p.name) for p in (folder / "embeddings").glob("*.parquet")):
-        check.kind = "debugging"
-        _check_debugging(folder, check)
-        if not check.tasks:
-            check.problems.append("no debugging task found")
-    else:
-        check.kind = "selection"
-        _check_selection(folder, parquets, check)
+    for track in TRACKS.values():
+        found = track.dataset_folder(folder) if track.dataset_folder else None
+        if found is not None:
+            check.kind, check.tasks = track.name, found.tasks
+            check.problems += found.problems
+            return
+    check.problems.append("the files are in no track's layout")
 
 
 # ---- the whole upload ---------------------------------------------------------------------------------

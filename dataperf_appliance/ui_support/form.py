@@ -589,13 +589,15 @@ def submission_folder(setup) -> str:
 
 
 def methods_in_files(file_names: Iterable[str], task_ids: Iterable[str]) -> list[str]:
-    """The method names the uploaded files are for: ``{task}_{method}.txt|csv`` (time files skipped)."""
+    """The method names the uploaded files are for: ``{task}_{method}<suffix>`` with a track's submission
+    suffix (time files skipped)."""
     tasks = sorted(set(task_ids), key=len, reverse=True)  # the longest task id that matches wins
+    suffixes = {track.submission_suffix for track in TRACKS.values()}
     methods: list[str] = []
     for name in file_names:
         base = PurePosixPath(name).name
         stem, dot, suffix = base.rpartition(".")
-        if not dot or base.startswith("time_") or suffix not in ("txt", "csv"):
+        if not dot or base.startswith("time_") or dot + suffix not in suffixes:
             continue
         for task in tasks:
             if stem.startswith(f"{task}_") and len(stem) > len(task) + 1:
@@ -631,7 +633,8 @@ def too_many_files(count: int) -> str | None:
 
 
 def check_submission_files(check: FormCheck, files: Mapping[str, bytes]) -> None:
-    """Each method of `submissions` needs a file per task; a debugging order is checked line by line."""
+    """Each method of `submissions` needs a file per task, checked as its track checks one (a debugging order
+    line by line)."""
     setup = check.setup
     methods = list(setup.submissions)
     names = {PurePosixPath(name).name: content for name, content in files.items()}
@@ -640,19 +643,21 @@ def check_submission_files(check: FormCheck, files: Mapping[str, bytes]) -> None
             check.warnings.append(f"{len(names)} uploaded file(s) are not used: list their methods under "
                                   "'Your methods'")
         return
-    suffix = track_of(setup).submission_suffix
+    track = track_of(setup)
     tasks = setup.task_ids()
     used = set()
     for method in methods:
         for task in tasks:
-            wanted = f"{task}_{method}{suffix}"
+            wanted = f"{task}_{method}{track.submission_suffix}"
             if wanted not in names:
                 check.add_field_error("submissions", f"method {method!r} needs the file {wanted}: upload it")
                 continue
             used.add(wanted)
             used.add(f"time_{task}_{method}.txt")
-            if suffix == ".txt":
-                _check_order_file(check, wanted, names[wanted], _train_size(setup, task))
+            train_size = _train_size(setup, task)
+            if track.submission_problems and train_size is not None:
+                for problem in _file_problems(track.submission_problems, wanted, names[wanted], train_size)[:5]:
+                    check.add_field_error("submissions", problem)
     unused = sorted(set(names) - used)
     if unused:
         check.warnings.append(f"not used by this setup: {', '.join(unused)}")
@@ -663,19 +668,12 @@ def _train_size(setup, task: str) -> int | None:
     return next((axes["train_size"][0] for name, axes in setup.axis_values() if name == task), None)
 
 
-def _check_order_file(check: FormCheck, name: str, content: bytes, train_size: int | None) -> None:
-    if train_size is None:
-        return
-    from ..debugging.submissions import SubmissionError, read_submission
-
+def _file_problems(problems_of, name: str, content: bytes, train_size: int) -> list[str]:
+    """`problems_of(path, train_size)` of an uploaded file, written under its own name (the problems name it)."""
     with tempfile.TemporaryDirectory(prefix="dataperf-upload-") as folder:
         path = Path(folder) / name
         path.write_bytes(content)
-        try:
-            read_submission(path, train_size)
-        except SubmissionError as error:
-            for problem in error.problems[:5]:
-                check.add_field_error("submissions", problem)
+        return problems_of(path, train_size)
 
 
 def run_files(setup, files: Mapping[str, bytes]) -> dict[str, bytes]:

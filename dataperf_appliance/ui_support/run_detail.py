@@ -19,9 +19,9 @@ from .. import stats
 from ..bounded import MAX_PLOT_BYTES, MAX_SERVED_BYTES, Unreadable, read_limited
 from ..config import ConfigError, catalog
 from ..pipeline import RunPaths
-from ..runs import UNREADABLE
+from ..runs import PARTIAL, UNREADABLE
 from ..settings import Settings
-from ..tracks import parse_task_setup, track_of_results
+from ..tracks import POINT, parse_task_setup, track_of_results
 from .run_list import IN_FLIGHT_STATES, read_run_files
 
 #: The DAG's tasks in order, with what the page calls them.
@@ -148,7 +148,7 @@ def plot_bytes(path: Path) -> bytes | None:
 
 #: The columns beside the main metric's mean: its 95% interval and the paired comparison with random.
 INTERVAL_COLUMN, VERSUS_COLUMN = "± 95%", f"vs {stats.BASELINE} (paired)"
-#: The column that marks a method over the selection budget (not ranked).
+#: The column that marks a method over the budget, train_size (not ranked).
 OVER_BUDGET_COLUMN = "over budget"
 
 
@@ -159,12 +159,9 @@ def metric_columns(results: Mapping) -> tuple[str, ...]:
 
 
 def has_budget(results: Mapping) -> bool:
-    """Whether the run's methods may exceed a budget (shown, but not ranked, when they do)."""
-    return track_of_results(results).has_budget
-
-
-def _not_ranked(entry: Mapping) -> bool:
-    return bool(entry.get("over_budget")) or entry.get("ranked") is False
+    """Whether the run's methods may exceed a budget, train_size (shown, but not ranked, when they do): each
+    gives one training set (`tracks.POINT`)."""
+    return track_of_results(results).result_kind == POINT
 
 
 def entry_row(results: Mapping, entry: Mapping) -> dict[str, Any]:
@@ -176,8 +173,8 @@ def entry_row(results: Mapping, entry: Mapping) -> dict[str, Any]:
                            for c in columns}
     row[INTERVAL_COLUMN] = stats.half_width(stats.summary_of(entry, main))
     row[VERSUS_COLUMN] = stats.format_comparison(stats.comparison_of(entry, main))
-    if track_of_results(results).has_budget:
-        row[OVER_BUDGET_COLUMN] = _not_ranked(entry)
+    if has_budget(results):
+        row[OVER_BUDGET_COLUMN] = not stats.is_ranked(entry)
     return row
 
 
@@ -187,7 +184,7 @@ def ranking_key(results: Mapping, name: str, entry: Mapping) -> tuple:
 
     metric, lower = main_metric(results.get("track"))
     mean = stats.mean_of(entry, metric)
-    return (_not_ranked(entry), mean is None, (mean or 0.0) * (1 if lower else -1), name)
+    return (not stats.is_ranked(entry), mean is None, (mean or 0.0) * (1 if lower else -1), name)
 
 
 def metrics_rows(results: Mapping | None, *, drop_empty: bool = False) -> list[dict[str, Any]]:
@@ -235,13 +232,15 @@ def method_failures(results: Mapping | None) -> list[dict[str, Any]]:
 
 
 def task_rows(results: Mapping | None) -> list[dict[str, Any]]:
-    """One row per task: what the task was (debugging: accuracy before and after cleaning, wrong labels)."""
+    """One row per task: what the task was, in its track's `Track.task_columns` (debugging: accuracy before
+    and after cleaning, wrong labels)."""
     if not results or not isinstance(results.get("tasks"), Mapping):
         return []
+    columns = track_of_results(results).task_columns
     rows = []
     for task, task_result in results["tasks"].items():
         row = {"task": task}
-        for key in ("train_size", "mislabeled", "before_acc", "clean_acc", "trainings"):
+        for key in columns:
             if key in task_result:
                 row[key] = task_result[key]
         rows.append(row)
@@ -263,7 +262,7 @@ def method_means(results: Mapping | None) -> list[dict[str, Any]]:
         summary = stats.summary_of(entry, metric)
         rows.append({"method": name, "metric": metric, "mean": stats.mean_of(entry, metric),
                      "half_width": stats.half_width(summary), "repeats": (summary or {}).get(stats.N, 1),
-                     "comparison": stats.comparison_of(entry, metric), "ranked": not _not_ranked(entry),
+                     "comparison": stats.comparison_of(entry, metric), "ranked": stats.is_ranked(entry),
                      "lower_is_better": lower})
     return [row for row in rows if row["mean"] is not None]
 
@@ -380,7 +379,7 @@ FOLDER_GROUPS = (
     ("results", "Official result files", "the evaluator's result files, in DataPerf's layout", False),
     ("submissions", "Submissions", "each method's order or training set in DataPerf's format; a debugging "
                                    "time_<task>_<method>.txt holds that method's seconds", False),
-    ("partial", "Internal: the stages' hand-over",
+    (PARTIAL, "Internal: the stages' hand-over",
      "what each evaluate task hands to report (partial/<task>.json, sweep_<task>.json); kept so that the report "
      "can be drawn again", True),
 )

@@ -6,10 +6,11 @@ import streamlit as st
 
 import common
 from dataperf_appliance import airflow_gateway, bounded
+from dataperf_appliance.runs import RESULTS, SWEEP_CSV
 from dataperf_appliance.ui_support import run_detail, run_list, settings_view
 
 REFRESH_S = 3
-NUMBER_COLUMNS = common.metric_columns("before_acc", "clean_acc", run_detail.INTERVAL_COLUMN)
+NUMBER_COLUMNS = common.metric_columns(run_detail.INTERVAL_COLUMN)
 
 
 def pick_run() -> str | None:
@@ -239,7 +240,9 @@ def results(detail: run_detail.RunDetail) -> None:
         tasks = run_detail.task_rows(detail.results)
         if tasks and len(tasks[0]) > 1:
             st.caption("The tasks" + (" (the first setting's first repeat)" if shown is not detail.results else ""))
-            st.dataframe(tasks, hide_index=True, width="stretch", column_config=NUMBER_COLUMNS)
+            # A task's fractions (its accuracies) to four decimals, its counts as they are.
+            fractions = [key for key, value in tasks[0].items() if isinstance(value, float)]
+            st.dataframe(tasks, hide_index=True, width="stretch", column_config=common.metric_columns(*fractions))
     with tabs[1]:
         if not detail.charts:
             st.info("This run made no plots.")
@@ -298,9 +301,9 @@ def sweep(detail: run_detail.RunDetail) -> None:
                  column_config=common.pinned("task", "strategy", **{
                      name: st.column_config.NumberColumn(format="%.4f")
                      for name in ("mean", run_detail.INTERVAL_COLUMN, "vs random", "p (Holm)")}))
-    data = detail.file_bytes(info.get("table") or "sweep.csv", bounded.MAX_TABLE_BYTES)
+    data = detail.file_bytes(info.get("table") or SWEEP_CSV, bounded.MAX_TABLE_BYTES)
     if data is not None:
-        st.download_button("sweep.csv", data, file_name=f"{detail.run_id}-sweep.csv", mime="text/csv",
+        st.download_button(SWEEP_CSV, data, file_name=f"{detail.run_id}-{SWEEP_CSV}", mime="text/csv",
                            icon=":material/download:")
 
 
@@ -327,9 +330,9 @@ def official_export(detail: run_detail.RunDetail) -> list[str]:
 
 def downloads(detail: run_detail.RunDetail) -> None:
     columns = st.columns(4)
-    data = detail.file_bytes("results.json", bounded.MAX_RESULTS_BYTES)
+    data = detail.file_bytes(RESULTS, bounded.MAX_RESULTS_BYTES)
     if data is not None:
-        columns[0].download_button("results.json", data, file_name=f"{detail.run_id}-results.json",
+        columns[0].download_button(RESULTS, data, file_name=f"{detail.run_id}-{RESULTS}",
                                    mime="application/json", icon=":material/download:")
     # Built when asked for, into a nameless file under the data root; Streamlit then holds its bytes, hence the
     # limit (run_detail.build_zip).

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The Pythons the appliance supports, and where this machine has each.
 
-Usage: scripts/pythons.py              the supported versions, one a line
-       scripts/pythons.py 3.X          the path of a Python 3.X: pyenv's newest 3.X (~/.pyenv/versions/3.X.*),
+Usage: scripts/dev/pythons.py              the supported versions, one a line
+       scripts/dev/pythons.py 3.X          the path of a Python 3.X: pyenv's newest 3.X (~/.pyenv/versions/3.X.*),
                                        else python3.X on PATH; exit 1 when there is none
-Standard library only (scripts/test.sh and scripts/update_constraints.py use it).
+Standard library only (scripts/test.sh and scripts/dev/update_constraints.py use it).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 # Installs the given Debian packages that are not installed yet (apt-get, without recommends); does
 # nothing when all are. Uses sudo only when not root.
 #
-# Usage: scripts/apt-install.sh PACKAGE...
+# Usage: scripts/dev/apt-install.sh PACKAGE...
 set -euo pipefail
 
 missing=()

@@ -8,7 +8,7 @@
 # rather than one built under /usr/local, which is all the Dockerfile asks of it (`python3 -m venv`).
 # Where a registry is reachable, build from the official base and skip this script.
 #
-# Usage: scripts/local-base-image.sh
+# Usage: scripts/dev/local-base-image.sh
 #   Does nothing when an image of that name is already in podman's storage (the cache between runs);
 #   the downloaded packages are also kept, in $APPLIANCE_BASE_CACHE (default
 #   ${XDG_CACHE_HOME:-~/.cache}/dataperf-appliance/debootstrap), so a rebuild reads them from disk.
@@ -17,7 +17,7 @@
 # Needs root, debootstrap and podman (scripts/test.sh installs them).
 set -euo pipefail
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # The base of the Dockerfile's first stage, named once there.
 base=$(awk 'toupper($1) == "FROM" { print $2; exit }' "$repo/Dockerfile")
 # podman (like docker) reads a short name as docker.io/library/<name>.

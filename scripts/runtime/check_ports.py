@@ -3,13 +3,13 @@
     port 8501 is in use (set APPLIANCE_UI_PORT)
 
 scripts/start.sh runs this before it starts anything, so that a busy port ends the start at once with its
-name, rather than a program that restarts in a loop. The ports, from the environment scripts/appliance-env.sh
+name, rather than a program that restarts in a loop. The ports, from the environment scripts/runtime/appliance-env.sh
 exports: the app (APPLIANCE_UI_HOST:APPLIANCE_UI_PORT), Airflow's API server
 (APPLIANCE_AIRFLOW_HOST:APPLIANCE_AIRFLOW_PORT), the scheduler's task-log server (all addresses,
 APPLIANCE_AIRFLOW_LOG_PORT) and, when Airflow's database is the local cluster (APPLIANCE_AIRFLOW_DB=postgres),
 PostgreSQL (127.0.0.1:APPLIANCE_PG_PORT). Standard library only.
 
-Usage: python scripts/check_ports.py
+Usage: python scripts/runtime/check_ports.py
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import socket
 import sys
 
 # (host variable or a fixed address, port variable, default port): the app, Airflow's API server, the
-# scheduler's task-log server, PostgreSQL. The defaults are scripts/airflow-env.sh's and appliance-env.sh's.
+# scheduler's task-log server, PostgreSQL. The defaults are scripts/runtime/airflow-env.sh's and appliance-env.sh's.
 PORTS = (
     ("APPLIANCE_UI_HOST", "APPLIANCE_UI_PORT", "8501"),
     ("APPLIANCE_AIRFLOW_HOST", "APPLIANCE_AIRFLOW_PORT", "8080"),

@@ -6,7 +6,7 @@
 Both on 127.0.0.1, ports $APPLIANCE_AIRFLOW_PORT (8080) and $APPLIANCE_UI_PORT (8501). Standard library
 only: it runs with any Python 3 and imports nothing of the appliance.
 
-Usage: python scripts/healthcheck.py [--wait SECONDS] [--pid PID]
+Usage: python scripts/runtime/healthcheck.py [--wait SECONDS] [--pid PID]
   --wait  poll until both answer or SECONDS have passed (default: check once); meanwhile, a program that
           supervisord has seen die DYING_AFTER times since this began ends the wait: its log's last lines
           are printed and the exit status is 2

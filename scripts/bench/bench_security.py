@@ -1,7 +1,7 @@
 """Security figures: the app's memory when hostile datasets are uploaded, a run's bad files, and logging in under a
 guessing flood.
 
-    python scripts/bench_security.py [--login-only | --reads-only]
+    python scripts/bench/bench_security.py [--login-only | --reads-only]
 
 Uploads (skipped with --login-only): for each input, its size, the outcome (the one-line problem), the
 seconds the upload took, the app process's peak memory growth (ru_maxrss of this process, which plays the
@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))  # login_harness: the real server and its attackers
 

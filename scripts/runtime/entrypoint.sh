@@ -2,8 +2,8 @@
 # The appliance's entrypoint: the image's ENTRYPOINT, and what scripts/start.sh runs on a plain host.
 # Every start (each step is idempotent, so a first boot and a restart are the same):
 #
-#   1. scripts/airflow-env.sh init: folders, generated secrets and Airflow admin password (never a default),
-#      the local PostgreSQL cluster, `airflow db migrate`;
+#   1. scripts/runtime/airflow-cli.sh init: folders, generated secrets and Airflow admin password (never a
+#      default), the local PostgreSQL cluster, `airflow db migrate`;
 #   2. the UI password: `python -m dataperf_appliance.access` (generated at the first start unless
 #      APPLIANCE_UI_PASSWORD is set);
 #   3. with APPLIANCE_S3_BUCKET set: restores the run history from the bucket (every run there that is
@@ -20,19 +20,24 @@
 # hands the data root to that user and continues as that user. Started as root without it (a plain host
 # as root, e.g. in /root), the programs run as root except PostgreSQL, which refuses root and runs as the
 # OS user `postgres`, with its cluster in a folder of its own outside the data root
-# (scripts/airflow-env.sh, scripts/start-postgres.sh); no permission of the data root is changed.
+# (scripts/runtime/airflow-env.sh, scripts/runtime/start-postgres.sh); no permission of the data root is
+# changed.
 #
-# Settings: scripts/appliance-env.sh and scripts/airflow-env.sh (their headers list them), the storage
-# settings APPLIANCE_S3_BUCKET / APPLIANCE_S3_PREFIX / AWS_ENDPOINT_URL, and APPLIANCE_UI_PASSWORD.
+# Settings: scripts/runtime/paths.sh, appliance-env.sh and airflow-env.sh (their headers list them), the
+# storage settings APPLIANCE_S3_BUCKET / APPLIANCE_S3_PREFIX / AWS_ENDPOINT_URL, and APPLIANCE_UI_PASSWORD.
 #
-# `scripts/entrypoint.sh worker` (the image: `docker run IMAGE worker`) runs only an Airflow Celery worker
-# for an appliance started with APPLIANCE_EXECUTOR=celery elsewhere: see the `worker` case below.
+# `scripts/runtime/entrypoint.sh worker` (the image: `docker run IMAGE worker`) runs only an Airflow Celery
+# worker for an appliance started with APPLIANCE_EXECUTOR=celery elsewhere: see the `worker` case below.
 set -euo pipefail
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The repository, the virtual environment and the data root (absolute), before anything else: the same for
+# root and for the user it hands over to.
+# shellcheck source=scripts/runtime/paths.sh
+source "$here/paths.sh"
 
 if [ "$(id -u)" = 0 ] && [ -n "${APPLIANCE_RUN_AS:-}" ]; then
-  data=$(realpath -m "${APPLIANCE_DATA_DIR:-./data}")
+  data=$APPLIANCE_DATA_DIR
   mkdir -p "$data"
   if [ "$(stat -c %U "$data")" != "$APPLIANCE_RUN_AS" ]; then
     echo "entrypoint: handing $data to the user $APPLIANCE_RUN_AS"
@@ -51,19 +56,20 @@ case "$role" in
   appliance) ;;
   worker)
     # Only an Airflow Celery worker, for the appliance that runs elsewhere: no setup, no database, no
-    # supervisord. Its settings are the main instance's `scripts/airflow-env.sh worker-env HOST`; its own
-    # Airflow home and logs are its own folder of the data root (the rest of the data root is shared).
+    # supervisord. Its settings are the main instance's `scripts/runtime/airflow-cli.sh worker-env HOST`; its
+    # own Airflow home and logs are its own folder of the data root (the rest of the data root is shared).
     missing=()
     for setting in APPLIANCE_BROKER_URL AIRFLOW__DATABASE__SQL_ALCHEMY_CONN AIRFLOW__CORE__EXECUTION_API_SERVER_URL; do
       [ -n "${!setting:-}" ] || missing+=("$setting")
     done
     if [ "${#missing[@]}" -gt 0 ]; then
-      say "a worker needs ${missing[*]}: the main instance's \`scripts/airflow-env.sh worker-env HOST\` prints them" >&2
+      say "a worker needs ${missing[*]}: the main instance's" \
+        "\`scripts/runtime/airflow-cli.sh worker-env HOST\` prints them" >&2
       exit 2
     fi
     export APPLIANCE_EXECUTOR=celery
     APPLIANCE_WORKER_NAME=${APPLIANCE_WORKER_NAME:-$(hostname -f 2>/dev/null || hostname)}
-    worker_dir=$(realpath -m "${APPLIANCE_DATA_DIR:-./data}")/workers/$APPLIANCE_WORKER_NAME
+    worker_dir=$APPLIANCE_DATA_DIR/workers/$APPLIANCE_WORKER_NAME
     export APPLIANCE_WORKER_NAME AIRFLOW_HOME=${AIRFLOW_HOME:-$worker_dir/airflow}
     export APPLIANCE_LOG_DIR=${APPLIANCE_LOG_DIR:-$worker_dir/logs} APPLIANCE_RUN_DIR=${APPLIANCE_RUN_DIR:-$worker_dir/run} ;;
   *)
@@ -71,16 +77,16 @@ case "$role" in
     exit 2 ;;
 esac
 
-# shellcheck source=scripts/appliance-env.sh
-source "$repo/scripts/appliance-env.sh"
-cd "$repo"
+# shellcheck source=scripts/runtime/appliance-env.sh
+source "$here/appliance-env.sh"
+cd "$APPLIANCE_REPO"
 
 if [ "$role" = worker ]; then
-  mkdir -p "$AIRFLOW_HOME/logs" "$APPLIANCE_LOG_DIR" "$APPLIANCE_RUN_DIR"
-  chmod 0700 "$APPLIANCE_RUN_DIR"
+  appliance_make_dirs
+  mkdir -p "$AIRFLOW_HOME/logs"
   say "Celery worker $APPLIANCE_WORKER_NAME ($APPLIANCE_WORKER_CONCURRENCY task processes; task logs in" \
     "$AIRFLOW_HOME/logs, served on port $APPLIANCE_AIRFLOW_LOG_PORT)"
-  exec "$repo/scripts/service.sh" worker
+  exec "$here/service.sh" worker
 fi
 
 running_supervisord() {
@@ -100,8 +106,7 @@ if ! mkdir -p "$APPLIANCE_DATA_DIR" 2>/dev/null || [ ! -w "$APPLIANCE_DATA_DIR" 
     "APPLIANCE_RUN_AS=$(id -un) (the image: docker run --user 0) to have it done" >&2
   exit 1
 fi
-mkdir -p "$APPLIANCE_LOG_DIR" "$APPLIANCE_RUN_DIR"
-chmod 0700 "$APPLIANCE_RUN_DIR"
+appliance_make_dirs
 
 if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
   # A postmaster.pid left by a server that was killed with its container names a pid that, in the next
@@ -115,10 +120,10 @@ if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
 fi
 
 setup_started=$SECONDS
-"$repo/scripts/airflow-env.sh" init
+"$here/airflow-cli.sh" init
 say "Airflow's setup took $((SECONDS - setup_started)) s"
 if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
-  say "Airflow's database: the cluster in $APPLIANCE_PGDATA, PostgreSQL $("$repo/scripts/start-postgres.sh" bin)"
+  say "Airflow's database: the cluster in $APPLIANCE_PGDATA, PostgreSQL $("$here/start-postgres.sh" bin)"
 fi
 
 ui_password_file=$(python -m dataperf_appliance.access)
@@ -163,7 +168,7 @@ write_control_conf() {
     umask 077
     rm -f "$1.new"
     {
-      echo "; Written by scripts/entrypoint.sh at this start. Use: supervisorctl -c $1 status"
+      echo "; Written by scripts/runtime/entrypoint.sh at this start. Use: supervisorctl -c $1 status"
       if [ "$(id -u)" = 0 ]; then
         printf '[supervisord]\nuser=root\n'
       fi
@@ -181,4 +186,4 @@ say "setup done in $((SECONDS - setup_started)) s; starting the programs"
 say "Airflow admin password in $AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
 say "app password ${ui_password_file:+in }${ui_password_file:-from APPLIANCE_UI_PASSWORD}"
 say "programs' logs in $APPLIANCE_LOG_DIR; control: supervisorctl -c $control_conf status"
-exec supervisord -n -c "$repo/supervisord.conf"
+exec supervisord -n -c "$APPLIANCE_REPO/supervisord.conf"

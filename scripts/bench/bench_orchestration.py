@@ -2,7 +2,7 @@
 """Figures of the orchestration: the default config through Airflow against the engine alone.
 
 Starts what the image starts (PostgreSQL, Airflow's api-server, scheduler and
-DAG processor, through scripts/airflow-env.sh and scripts/start-postgres.sh,
+DAG processor, through scripts/runtime/airflow-env.sh and scripts/runtime/start-postgres.sh,
 via tests/airflow_harness.py) and a moto S3 server, then for the default
 config, alternately:
 
@@ -16,7 +16,7 @@ overhead. Target: overhead under 15 s. The first orchestrated run also
 generates the dataset and uploads it to S3 (a new instance's first run); it
 is shown but left out of the medians when there are more repetitions.
 
-Usage: scripts/bench_orchestration.py [--repeat N] [--keep]
+Usage: scripts/bench/bench_orchestration.py [--repeat N] [--keep]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
 TARGET_OVERHEAD_S = 15.0

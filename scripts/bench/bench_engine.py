@@ -46,7 +46,7 @@ Arena (alone with --arena-only; left out with --skip-arena):
    times printed apart (a second run reuses them). No target: figures for the
    README.
 
-Usage: scripts/bench_engine.py [--skip-synthetic] [--skip-official] [--skip-repeats] [--selection-only]
+Usage: scripts/bench/bench_engine.py [--skip-synthetic] [--skip-official] [--skip-repeats] [--selection-only]
                                [--data-dir DIR] [--official-folder DIR]
                                [--official-selection CHECKOUT --spark-python PY] [--arena-only | --skip-arena]
 """

@@ -1,22 +1,11 @@
 #!/usr/bin/env bash
-# Airflow's settings for the appliance: one file for the image's entrypoint and
-# supervisord programs, the tests and a developer's shell.
+# Airflow's settings for the appliance, only sourced: one file for the entrypoint and the supervisord
+# programs, the tests and a developer's shell. It exports the settings and changes nothing on disk:
 #
-# Usage:
-#   source scripts/airflow-env.sh          export the settings into this shell (changes nothing on disk)
-#   scripts/airflow-env.sh init            first start and every start, idempotent: folders, generated
-#                                          secrets and admin password, the local PostgreSQL cluster, and
-#                                          `airflow db migrate`; run it before starting the programs
-#   scripts/airflow-env.sh exec CMD...     run CMD with the settings, e.g. `exec airflow scheduler`
-#                                          (what the supervisord programs run)
-#   scripts/airflow-env.sh print           print the settings, secrets masked
+#   source scripts/runtime/airflow-env.sh
 #
-# The programs (each in the foreground, each under supervisord; see scripts/start-postgres.sh):
-#   scripts/start-postgres.sh run
-#   scripts/airflow-env.sh exec airflow api-server     UI, REST API and the execution API the tasks call
-#   scripts/airflow-env.sh exec airflow scheduler      LocalExecutor: runs the task processes
-#   scripts/airflow-env.sh exec airflow dag-processor  parses dags/
-#   scripts/airflow-env.sh exec airflow triggerer      only for deferrable tasks (the benchmark DAG has none)
+# What acts on them (the first setup, a command with the settings, the settings printed, a Celery worker's
+# env file) is scripts/runtime/airflow-cli.sh: init | exec COMMAND... | print | worker-env HOST.
 #
 # Metadata database: PostgreSQL, a local cluster in the container (APPLIANCE_AIRFLOW_DB=postgres, the
 # default). Why: SQLite, the standalone default, lets one writer at a time, and in Airflow 3 the
@@ -32,12 +21,12 @@
 #   AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg://USER:PASSWORD@HOST:5432/DBNAME
 # (driver psycopg 3, installed with the appliance; URL-encode special characters of the password)
 # before this file is sourced; APPLIANCE_AIRFLOW_DB then becomes `external`, the async URL is derived
-# (postgresql+psycopg_async://...), `init` migrates that database and the local cluster is neither
-# created nor started (`start-postgres.sh run` exits at once). APPLIANCE_AIRFLOW_DB=sqlite uses
+# (postgresql+psycopg_async://...), `airflow-cli.sh init` migrates that database and the local cluster is
+# neither created nor started (`start-postgres.sh run` exits at once). APPLIANCE_AIRFLOW_DB=sqlite uses
 # $AIRFLOW_HOME/airflow.db (development only).
 #
-# Secrets are generated at the first `init`, never defaulted, and kept in $AIRFLOW_HOME/secrets/
-# (folder 0700, files 0600, owner only):
+# Secrets are generated at the first `airflow-cli.sh init`, never defaulted, and kept in
+# $AIRFLOW_HOME/secrets/ (folder 0700, files 0600, owner only); this file reads them from there:
 #   airflow.env                 the PostgreSQL password of the `airflow` role, the JWT secret shared by
 #                               the scheduler and the API server, the API server's secret key, the Fernet key
 #   airflow-admin-password.json the password of the Airflow UI user `admin` (SimpleAuthManager, role
@@ -45,7 +34,8 @@
 #                               prints it. Read it with: cat "$AIRFLOW_HOME/secrets/airflow-admin-password.json"
 #
 # Settings read here (all optional):
-#   APPLIANCE_DATA_DIR            data root (default ./data, made absolute)
+#   APPLIANCE_DATA_DIR, APPLIANCE_VENV  the data root and the virtual environment (scripts/runtime/paths.sh,
+#                                 sourced first, sets them and their defaults)
 #   AIRFLOW_HOME                  default $APPLIANCE_DATA_DIR/airflow
 #   APPLIANCE_AIRFLOW_DB          postgres (default) | sqlite | external (see above)
 #   APPLIANCE_PG_PORT             the local cluster's port on 127.0.0.1 (default 5432)
@@ -62,24 +52,20 @@
 #   APPLIANCE_EXECUTOR_IDLE_S     seconds without work after which the executor's worker processes end (30)
 #   APPLIANCE_TASK_JOBS           worker processes of one `evaluate` task (default 1: tasks run side by side)
 #   APPLIANCE_TASK_THREADS        BLAS/OpenMP threads per process (default 1)
-#   APPLIANCE_VENV                the virtual environment (default <repo>/.venv)
 #   APPLIANCE_EXECUTOR, APPLIANCE_BROKER_URL, APPLIANCE_REDIS_HOST, APPLIANCE_REDIS_PORT, APPLIANCE_WORKER_CONCURRENCY,
 #   APPLIANCE_WORKER_NAME         the executor and, with celery, its broker and workers (below)
 
-_appliance_sourced=0
-(return 0 2>/dev/null) && _appliance_sourced=1
+if ! (return 0 2>/dev/null); then
+  echo "airflow-env.sh is only sourced (source $0); its commands are in $(dirname "$0")/airflow-cli.sh:" \
+    "init | exec COMMAND [ARGS...] | print | worker-env HOST" >&2
+  exit 2
+fi
 
-_appliance_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export APPLIANCE_REPO=$_appliance_repo
-export APPLIANCE_VENV=${APPLIANCE_VENV:-$_appliance_repo/.venv}
-case ":$PATH:" in
-  *":$APPLIANCE_VENV/bin:"*) ;;
-  *) export PATH="$APPLIANCE_VENV/bin:$PATH" ;;
-esac
+# shellcheck source=scripts/runtime/paths.sh
+source "$(dirname "${BASH_SOURCE[0]}")/paths.sh"
 
-APPLIANCE_DATA_DIR=$(realpath -m "${APPLIANCE_DATA_DIR:-./data}")
 AIRFLOW_HOME=$(realpath -m "${AIRFLOW_HOME:-$APPLIANCE_DATA_DIR/airflow}")
-export APPLIANCE_DATA_DIR AIRFLOW_HOME
+export AIRFLOW_HOME
 if [ -n "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" ] && [ -z "${APPLIANCE_AIRFLOW_DB:-}" ]; then
   APPLIANCE_AIRFLOW_DB=external
 fi
@@ -106,14 +92,14 @@ export APPLIANCE_TASK_JOBS=${APPLIANCE_TASK_JOBS:-1}
 _appliance_secrets=$AIRFLOW_HOME/secrets
 
 # Core: our DAG folder only, the executor, sized for a small instance.
-export AIRFLOW__CORE__DAGS_FOLDER=$_appliance_repo/dags
+export AIRFLOW__CORE__DAGS_FOLDER=$APPLIANCE_REPO/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__PARALLELISM=$APPLIANCE_AIRFLOW_PARALLELISM
 export AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=$APPLIANCE_AIRFLOW_PARALLELISM
 export AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG=16
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__CORE__DAG_RUN_CONF_OVERRIDES_PARAMS=True
-# A worker on another machine is given the main instance's URL (scripts/entrypoint.sh worker).
+# A worker on another machine is given the main instance's URL (scripts/runtime/entrypoint.sh worker).
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=${AIRFLOW__CORE__EXECUTION_API_SERVER_URL:-http://127.0.0.1:$APPLIANCE_AIRFLOW_PORT/execution/}
 # Task processes wait this long for each answer of the API server (Airflow's default, 5 s, failed the tasks of
 # a run with ReadTimeout when the two cores were saturated: seen in tests on a loaded machine).
@@ -162,7 +148,7 @@ fi
 
 # The executor. local: the scheduler runs the task processes itself (LocalExecutor). celery: the scheduler
 # queues them on a Redis broker and Celery workers run them, on this machine (supervisord's program
-# `worker`, unless APPLIANCE_LOCAL_WORKER=false) or on others (`scripts/entrypoint.sh worker`, the same
+# `worker`, unless APPLIANCE_LOCAL_WORKER=false) or on others (`scripts/runtime/entrypoint.sh worker`, the same
 # image or checkout, with the same data root mounted). The broker: APPLIANCE_BROKER_URL, else the
 # appliance's own Redis (supervisord's program `redis`, Debian's redis-server) on
 # $APPLIANCE_REDIS_HOST:$APPLIANCE_REDIS_PORT with the generated password. Task results go to the metadata
@@ -223,109 +209,3 @@ case "$APPLIANCE_AIRFLOW_DB" in
     echo "airflow-env: APPLIANCE_AIRFLOW_DB must be postgres, sqlite or external, not '$APPLIANCE_AIRFLOW_DB'" >&2 ;;
 esac
 unset _appliance_pg_password _appliance_key _appliance_value
-
-if [ "$_appliance_sourced" = 1 ]; then
-  unset _appliance_sourced
-  return 0
-fi
-
-# ---- executed, not sourced -------------------------------------------------------------------
-set -euo pipefail
-
-_appliance_init() {
-  umask 077
-  mkdir -p "$AIRFLOW_HOME/logs" "$_appliance_secrets" "$APPLIANCE_DATA_DIR"
-  chmod 0700 "$_appliance_secrets"
-  if [ ! -s "$_appliance_secrets/airflow.env" ]; then
-    "$APPLIANCE_VENV/bin/python" - "$_appliance_secrets/airflow.env" <<'PY'
-import secrets, string, sys
-from cryptography.fernet import Fernet
-alphabet = string.ascii_letters + string.digits
-word = lambda n: "".join(secrets.choice(alphabet) for _ in range(n))
-with open(sys.argv[1], "x") as out:
-    out.write(f"APPLIANCE_PG_PASSWORD={word(32)}\n")
-    out.write(f"AIRFLOW__API_AUTH__JWT_SECRET={word(48)}\n")
-    out.write(f"AIRFLOW__API__SECRET_KEY={word(48)}\n")
-    out.write(f"AIRFLOW__CORE__FERNET_KEY={Fernet.generate_key().decode()}\n")
-PY
-  fi
-  if ! grep -q '^APPLIANCE_REDIS_PASSWORD=' "$_appliance_secrets/airflow.env"; then
-    # Added to an older secrets file too: the broker's password (APPLIANCE_EXECUTOR=celery).
-    "$APPLIANCE_VENV/bin/python" -c 'import secrets; print("APPLIANCE_REDIS_PASSWORD=" + secrets.token_hex(24))' \
-      >>"$_appliance_secrets/airflow.env"
-  fi
-  if [ ! -s "$_appliance_secrets/airflow-admin-password.json" ]; then
-    "$APPLIANCE_VENV/bin/python" - "$_appliance_secrets/airflow-admin-password.json" <<'PY'
-import json, secrets, string, sys
-alphabet = string.ascii_letters + string.digits
-with open(sys.argv[1], "x") as out:
-    json.dump({"admin": "".join(secrets.choice(alphabet) for _ in range(24))}, out)
-    out.write("\n")
-PY
-  fi
-  chmod 0600 "$_appliance_secrets"/*
-  # Again, now that the secrets exist (the database URL needs the password).
-  # shellcheck source=scripts/airflow-env.sh
-  source "${BASH_SOURCE[0]}"
-
-  local started_here=0
-  if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
-    "$_appliance_repo/scripts/start-postgres.sh" init
-    if ! "$_appliance_repo/scripts/start-postgres.sh" status; then
-      "$_appliance_repo/scripts/start-postgres.sh" start
-      started_here=1
-    fi
-  fi
-  local status=0
-  airflow db migrate >"$AIRFLOW_HOME/logs/db-migrate.log" 2>&1 || status=$?
-  if [ "$status" = 0 ]; then
-    # Unpaused whenever the appliance starts (a no-op before the DAG processor first saw the DAG).
-    airflow dags unpause dataperf_benchmark >/dev/null 2>&1 || true
-  fi
-  if [ "$started_here" = 1 ]; then
-    "$_appliance_repo/scripts/start-postgres.sh" stop
-  fi
-  if [ "$status" != 0 ]; then
-    echo "airflow-env: airflow db migrate failed (exit $status); see $AIRFLOW_HOME/logs/db-migrate.log" >&2
-    tail -n 20 "$AIRFLOW_HOME/logs/db-migrate.log" >&2
-    return "$status"
-  fi
-  echo "airflow-env: ready (database: $APPLIANCE_AIRFLOW_DB; admin password in $AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE)"
-}
-
-# The settings a Celery worker on another machine needs to join this appliance, as KEY=VALUE lines (an env
-# file: `docker run --env-file`, or `set -a; source FILE`), secrets included, so mode 0600 wherever they go:
-# the broker, the metadata database and the execution API at HOST, the address workers reach this
-# machine at, and the JWT secret the log server checks the API server's requests with. This machine must
-# listen on HOST: APPLIANCE_REDIS_HOST and APPLIANCE_PG_LISTEN (README "Scale out").
-_appliance_worker_env() {
-  local host=$1
-  if [ -z "$host" ] || [ "$APPLIANCE_EXECUTOR" != celery ]; then
-    echo "airflow-env: worker-env needs APPLIANCE_EXECUTOR=celery and the address workers reach this machine at" \
-      "(usage: $0 worker-env HOST)" >&2
-    return 2
-  fi
-  if [ -z "${AIRFLOW__CELERY__BROKER_URL:-}" ] || [ -z "${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-}" ]; then
-    echo "airflow-env: no generated secrets yet: run $0 init first" >&2
-    return 1
-  fi
-  local swap="s#@(127\.0\.0\.1|localhost)([:/])#@$host\2#"
-  echo "APPLIANCE_EXECUTOR=celery"
-  echo "APPLIANCE_BROKER_URL=$(sed -E "$swap" <<<"$AIRFLOW__CELERY__BROKER_URL")"
-  echo "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=$(sed -E "$swap" <<<"$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")"
-  echo "AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://$host:$APPLIANCE_AIRFLOW_PORT/execution/"
-  echo "AIRFLOW__API_AUTH__JWT_SECRET=$AIRFLOW__API_AUTH__JWT_SECRET"
-}
-
-case "${1:-}" in
-  init) _appliance_init ;;
-  exec)
-    shift
-    [ "$#" -gt 0 ] || { echo "usage: $0 exec COMMAND [ARGS...]" >&2; exit 2; }
-    exec "$@" ;;
-  print)
-    env | grep -E '^(AIRFLOW|APPLIANCE)' | sort \
-      | sed -E 's/(JWT_SECRET|SECRET_KEY|FERNET_KEY|REDIS_PASSWORD)=.*/\1=***/; s#(://[^:/]*:)[^@]*@#\1***@#' ;;
-  worker-env) _appliance_worker_env "${2:-}" ;;
-  *) echo "usage: source $0 | $0 init | $0 exec COMMAND [ARGS...] | $0 print | $0 worker-env HOST" >&2; exit 2 ;;
-esac

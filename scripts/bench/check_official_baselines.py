@@ -47,7 +47,7 @@ influence_function cannot run, and the script says so.
 
 Usage (the pythons of environments that have each side's libraries)::
 
-    python scripts/check_official_baselines.py --official-repo /tmp/offdbg \\
+    python scripts/bench/check_official_baselines.py --official-repo /tmp/offdbg \\
         --official-python ENV_OFFICIAL/bin/python --datascope-python ENV_DATASCOPE/bin/python \\
         --influence-python ENV_TORCH/bin/python --pydvl-python ENV_PYDVL/bin/python \\
         --appliance-python .venv/bin/python [--dims 256,2048] [--only neighbor_shapley,mc_shapley]
@@ -72,7 +72,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LIBRARY = REPO / "dataperf_appliance" / "methods" / "library"
 DATASCOPE_FOLDER = LIBRARY / "official_datascope"
 INFLUENCE_FILE = LIBRARY / "official_influence" / "influence_function.py"

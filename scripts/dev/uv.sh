@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs uv, pinned, installed from PyPI into a cache folder of its own on first use (a fresh machine needs
-# nothing more than Python): `scripts/uv.sh pip install ...`. uv installs the same constraints as pip in
+# nothing more than Python): `scripts/dev/uv.sh pip install ...`. uv installs the same constraints as pip in
 # a fraction of pip's time (parallel downloads, one cache for every venv; CI installs four and the image).
 # Like pip on this machine, it finds wheels in pip's find-links (PIP_FIND_LINKS, e.g. a local CPU wheel
 # of PyTorch) and trusts pip's CA bundle (PIP_CERT), else the system's certificates.

@@ -17,9 +17,9 @@ temporary data root with free ports, and prints:
 Target: at most 1,200 MiB after use, so that the appliance, with a run, fits a 4 GB instance.
 
 Runs with the appliance's runtime install; the browser sessions also need Playwright (installed with the
-test extras: scripts/install.sh --with-tests) and /usr/bin/chromium (scripts/install-browser.sh).
+test extras: scripts/dev/install.sh --with-tests) and /usr/bin/chromium (scripts/dev/install-browser.sh).
 
-Usage: scripts/bench_appliance.py [--runs N] [--sessions N] [--idle SECONDS] [--set NAME=VALUE ...] [--keep]
+Usage: scripts/bench/bench_appliance.py [--runs N] [--sessions N] [--idle SECONDS] [--set NAME=VALUE ...] [--keep]
   --set  a setting for the appliance, e.g. --set APPLIANCE_AIRFLOW_PARALLELISM=2 (to compare tunings)
 """
 
@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
 TARGET_MIB = 1200
@@ -148,7 +148,7 @@ def main() -> int:
         try:
             import playwright  # noqa: F401 - only checked here, used in browser_session
         except ImportError:
-            parser.error("browser sessions need Playwright (scripts/install.sh --with-tests); or --sessions 0")
+            parser.error("browser sessions need Playwright (scripts/dev/install.sh --with-tests); or --sessions 0")
 
     from appliance_harness import new_appliance
 

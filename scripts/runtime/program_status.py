@@ -6,7 +6,7 @@ EXITED as expected); 3 when one is not, or supervisord does not answer (3, as `s
 "program is not running"). Whether a program is to run comes from supervisord itself (its autostart), so it
 is the start's settings that count, not this shell's.
 
-Usage: python scripts/program_status.py CONTROL_CONF   (the supervisorctl.conf that the entrypoint wrote)
+Usage: python scripts/runtime/program_status.py CONTROL_CONF   (the supervisorctl.conf that the entrypoint wrote)
 """
 
 from __future__ import annotations

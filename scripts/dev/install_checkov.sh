@@ -3,13 +3,13 @@
 # dependency pins conflict with Airflow's, so it never goes into the appliance's venv.
 # Idempotent and quiet: a second run with the pinned version in place does nothing.
 #
-# Usage: scripts/install_checkov.sh
+# Usage: scripts/dev/install_checkov.sh
 # Settings: CHECKOV_VENV (default: <repo>/.venv-checkov), PYTHON (default: python3).
 set -euo pipefail
 
 checkov_version=3.3.30
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 venv=${CHECKOV_VENV:-$repo/.venv-checkov}
 python=${PYTHON:-python3}
 
@@ -21,5 +21,5 @@ fi
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
-"$repo/scripts/uv.sh" pip install --quiet --python "$venv/bin/python" "checkov==$checkov_version"
+"$repo/scripts/dev/uv.sh" pip install --quiet --python "$venv/bin/python" "checkov==$checkov_version"
 echo "installed checkov $checkov_version into $venv"

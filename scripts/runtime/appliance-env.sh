@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The appliance's settings beyond Airflow's: sourced by scripts/entrypoint.sh, scripts/start.sh and
-# scripts/service.sh. Sources scripts/airflow-env.sh first (data root, Airflow, database), then exports:
+# The appliance's settings beyond Airflow's: sourced by scripts/runtime/entrypoint.sh, scripts/start.sh
+# and scripts/runtime/service.sh. Sources scripts/runtime/airflow-env.sh first (which sources
+# scripts/runtime/paths.sh: the repository, the virtual environment, the data root; then Airflow and its
+# database), then exports:
 #
 #   APPLIANCE_LOG_DIR       the programs' logs, rotated by supervisord (default $APPLIANCE_DATA_DIR/logs)
 #   APPLIANCE_RUN_DIR       supervisord's pid file and control socket, and start.sh's pid file
@@ -15,13 +17,14 @@
 #   APPLIANCE_AIRFLOW_TRIGGERER  false to leave Airflow's triggerer off (default true). It only runs deferred tasks,
 #                           which the benchmark DAG has none of, and idle it holds about 170 MB; but without it
 #                           Airflow's home page shows a red "Triggerer". With it, memory after use measured
-#                           1,180 MiB, within the 1,200 MiB target (scripts/bench_appliance.py)
+#                           1,180 MiB, within the 1,200 MiB target (scripts/bench/bench_appliance.py)
 #   NUMBA_CACHE_DIR         numba's cache of compiled code (the DataPerf reference classifier's training loop),
 #                           written once and shared by every task process (default $APPLIANCE_DATA_DIR/cache/numba)
 #
-# Only sourced: it sets variables and functions, and changes nothing on disk.
+# Only sourced: it sets variables and functions, and changes nothing on disk (appliance_make_dirs, below,
+# makes the log and run folders when called).
 
-# shellcheck source=scripts/airflow-env.sh
+# shellcheck source=scripts/runtime/airflow-env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/airflow-env.sh"
 
 APPLIANCE_LOG_DIR=$(realpath -m "${APPLIANCE_LOG_DIR:-$APPLIANCE_DATA_DIR/logs}")
@@ -56,6 +59,14 @@ case "$APPLIANCE_AIRFLOW_TRIGGERER" in
   true | false) ;;
   *) echo "APPLIANCE_AIRFLOW_TRIGGERER must be true or false, not '$APPLIANCE_AIRFLOW_TRIGGERER'" >&2; return 1 ;;
 esac
+
+# The programs' log folder and supervisord's run folder (its socket: 0700), made when missing. The one place
+# that makes them: the entrypoint (before supervisord, which writes in both) and scripts/start.sh (its pid
+# file, the background start's log) call it.
+appliance_make_dirs() {
+  mkdir -p "$APPLIANCE_LOG_DIR" "$APPLIANCE_RUN_DIR"
+  chmod 0700 "$APPLIANCE_RUN_DIR"
+}
 
 # The pid of the PostgreSQL server that runs on the cluster $APPLIANCE_PGDATA, if any: its postmaster.pid, unless
 # that file was left by a server that was killed (its pid then names no process called postgres).

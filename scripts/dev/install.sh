@@ -2,14 +2,14 @@
 # Installs the appliance, with the versions pinned for its Python in constraints/python-3.X.txt, into a
 # virtual environment. The Dockerfile and CI both run this script.
 #
-# Usage: scripts/install.sh [--with-tests]
+# Usage: scripts/dev/install.sh [--with-tests]
 # Settings: APPLIANCE_VENV (default: <repo>/.venv), PYTHON (default: python3; 3.11, 3.12 or 3.13),
 #   APPLIANCE_EXTRAS (default: appliance, plus test with --with-tests): extras of pyproject.toml to install.
 #   An extra that the constraints of this Python do not cover (their `# extras:` line; e.g. one whose
 #   wheels exist for 3.11 only) is skipped with a message.
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=$(cd "$(dirname "$0")/../.." && pwd)
 venv=${APPLIANCE_VENV:-$repo/.venv}
 python=${PYTHON:-python3}
 extras=${APPLIANCE_EXTRAS:-appliance,celery}
@@ -40,8 +40,8 @@ done
 extras=$(IFS=,; echo "${wanted[*]}")
 
 # Editable, so that the templates/ and dags/ beside the package are the ones in use. Compiled to .pyc
-# (scripts/uv.sh sets UV_COMPILE_BYTECODE=1).
-"$repo/scripts/uv.sh" pip install --quiet --python "$venv/bin/python" \
+# (scripts/dev/uv.sh sets UV_COMPILE_BYTECODE=1).
+"$repo/scripts/dev/uv.sh" pip install --quiet --python "$venv/bin/python" \
   -c "$constraints" -e "${repo}${extras:+[$extras]}"
 # The package itself is editable, so uv compiles none of it: compile it here (a stale .pyc is ignored).
 "$venv/bin/python" -m compileall -q "$repo/dataperf_appliance" "$repo/dags" "$repo/ui" >/dev/null

@@ -17,8 +17,8 @@ square):
 Each task has two submissions: an imperfect detector (the flipped rows
 mostly first) and a random order.
 
-Usage: scripts/debugging_corpus.py --out DIR [--dim D]   (prints the folders it wrote)
-scripts/compare_official_debugging.py scores the corpus with the official code, the yardstick and the appliance.
+Usage: scripts/bench/debugging_corpus.py --out DIR [--dim D]   (prints the folders it wrote)
+scripts/bench/compare_official_debugging.py scores the corpus with the official code, the yardstick and the appliance.
 """
 
 from __future__ import annotations

@@ -1,18 +1,18 @@
 #!/usr/bin/env python3
-"""Regenerate constraints/python-3.X.txt, the pinned versions scripts/install.sh installs, one file per Python.
+"""Regenerate constraints/python-3.X.txt, the pinned versions scripts/dev/install.sh installs, one file per Python.
 
-For each supported Python (scripts/pythons.py: 3.11, 3.12, 3.13) pip resolves the appliance with every extra of pyproject.toml
-in a scratch virtual environment of that Python (`pip install --dry-run --report`, nothing is installed),
+For each supported Python (scripts/dev/pythons.py: 3.11, 3.12, 3.13) pip resolves the appliance with every extra of
+pyproject.toml in a scratch virtual environment of that Python (`pip install --dry-run --report`, nothing is installed),
 and the file gets every resolved `name==version`. So that the three agree, each resolution is constrained
 by the pins of the existing python-3.11.txt: a package moves only when it is not pinned yet or cannot
 stay at its pin on that Python. `--upgrade` drops those pins first (the newest versions that fit).
 
 An extra that does not resolve on a Python (e.g. one whose wheel exists for 3.11 only) is left out of that
-Python's file, which lists the extras it covers in its `# extras:` line; scripts/install.sh skips, with a
+Python's file, which lists the extras it covers in its `# extras:` line; scripts/dev/install.sh skips, with a
 message, a requested extra that the file of the running Python does not list.
 
-Usage: scripts/update_constraints.py [--upgrade] [--python 3.X=/path/to/python ...]
-  Interpreters: as scripts/pythons.py finds them, unless given.
+Usage: scripts/dev/update_constraints.py [--upgrade] [--python 3.X=/path/to/python ...]
+  Interpreters: as scripts/dev/pythons.py finds them, unless given.
 Needs PyPI. Runs with the standard library of any Python 3.11+.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pythons import PYTHONS, find_python
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONSTRAINTS_DIR = REPO / "constraints"
 #: The Python whose pins the others follow.
 REFERENCE_PYTHON = PYTHONS[0]
@@ -82,7 +82,7 @@ def update(version: str, python: str, extras: list[str], pinned: list[str]) -> l
     CONSTRAINTS_DIR.mkdir(exist_ok=True)
     constraints_file(version).write_text(
         f"# Pinned versions of every dependency of the appliance on Python {version} (a pip constraints file).\n"
-        f"# Regenerate: scripts/update_constraints.py (see its header).\n"
+        f"# Regenerate: scripts/dev/update_constraints.py (see its header).\n"
         f"# extras: {' '.join(covered)}\n" + "".join(f"{line}\n" for line in lines))
     print(f"update_constraints: {constraints_file(version).relative_to(REPO)}: {len(lines)} pins, "
           f"extras {', '.join(covered)}")

@@ -2,7 +2,7 @@
 """The official DataPerf debugging evaluator, our yardstick and the appliance, on the same folders.
 
 For every official-layout folder (by default the corpus of
-scripts/debugging_corpus.py, written afresh) it scores:
+scripts/bench/debugging_corpus.py, written afresh) it scores:
 
 * **official**: the DS3Lab evaluator's own ``main.py``, run unchanged in a copy
   of the folder with the official ``app/*.py`` beside it (a checkout you bring:
@@ -19,7 +19,7 @@ fraction_fixes and at least 99.5% of the points.
 
 Usage:
   git --git-dir <fetched dataperf-vision-debugging> archive HEAD app | tar -x -C /tmp/official-debugging
-  scripts/compare_official_debugging.py --official-app /tmp/official-debugging/app \\
+  scripts/bench/compare_official_debugging.py --official-app /tmp/official-debugging/app \\
       --official-python /tmp/official-venv/bin/python [--corpus DIR] [--work DIR]
 """
 
