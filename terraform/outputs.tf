@@ -1,3 +1,8 @@
+locals {
+  host        = var.associate_public_ip ? module.appliance.instances[0].public_ip : module.appliance.instances[0].private_ip
+  public_site = var.domain != null ? var.domain : local.host
+}
+
 output "streamlit_url" {
   description = "The appliance's UI (Streamlit), behind its login page (the UI password: read_passwords_command). By default through the SSM port forward (ssm_port_forward_commands.streamlit, then open this URL); with public_https over HTTPS. It answers a few minutes after apply, once the instance has installed Docker and pulled or built the image."
   value       = var.public_https ? "https://${local.public_site}" : "http://localhost:8501"
@@ -10,14 +15,14 @@ output "airflow_url" {
 
 output "ssm_shell_command" {
   description = "A root shell on the instance through SSM Session Manager (needs the AWS CLI's Session Manager plugin), e.g. to follow the first boot: sudo tail -f /var/log/cloud-init-output.log."
-  value       = "aws ssm start-session --region ${var.region} --target ${aws_instance.appliance.id}"
+  value       = "aws ssm start-session --region ${var.region} --target ${module.appliance.instances[0].id}"
 }
 
 output "ssm_port_forward_commands" {
   description = "Forward the app (8501) and Airflow (8080) to the same ports of your machine through SSM Session Manager; keep each running and open streamlit_url and airflow_url."
   value = {
     for name, port in { streamlit = 8501, airflow = 8080 } : name => join(" ", [
-      "aws ssm start-session --region ${var.region} --target ${aws_instance.appliance.id}",
+      "aws ssm start-session --region ${var.region} --target ${module.appliance.instances[0].id}",
       "--document-name AWS-StartPortForwardingSession --parameters portNumber=${port},localPortNumber=${port}",
     ])
   }
@@ -35,7 +40,7 @@ output "s3_uri" {
 
 output "instance_id" {
   description = "The EC2 instance running the appliance."
-  value       = aws_instance.appliance.id
+  value       = module.appliance.instances[0].id
 }
 
 output "password_parameters" {

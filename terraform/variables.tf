@@ -1,3 +1,6 @@
+# The values modules/instance takes as they are (key_name, cpu_credits, ami_id, subnet_id) are validated
+# there, at plan time as the others here.
+
 # ---------------------------------------------------------------------------
 # Access
 # ---------------------------------------------------------------------------
@@ -66,11 +69,6 @@ variable "key_name" {
   description = "Name of an existing EC2 key pair for SSH from allowed_cidrs. null (the default) = no key and no SSH port open: SSM Session Manager gives a shell (ssm_shell_command)."
   type        = string
   default     = null
-
-  validation {
-    condition     = var.key_name == null || try(length(var.key_name) > 0 && length(var.key_name) <= 255, false)
-    error_message = "key_name must be null or the name of an existing EC2 key pair (1 to 255 characters)."
-  }
 }
 
 # ---------------------------------------------------------------------------
@@ -171,6 +169,12 @@ variable "worker_instance_type" {
     ))
     error_message = "worker_instance_type must be null or a type instance_type accepts (e.g. t3.medium, c6i.large)."
   }
+
+  validation {
+    # Graviton (…g) types are arm64, the others x86_64 (compute.tf: local.architecture).
+    condition     = var.workers == 0 || can(regex("^[a-z]+[0-9]+g[a-z]*\\.", coalesce(var.worker_instance_type, var.instance_type))) == can(regex("^[a-z]+[0-9]+g[a-z]*\\.", var.instance_type))
+    error_message = "worker_instance_type must have the architecture of instance_type (Graviton …g types are arm64, the others x86_64): the workers run the same image and AMI."
+  }
 }
 
 variable "cpu_credits" {
@@ -178,22 +182,12 @@ variable "cpu_credits" {
   type        = string
   default     = "unlimited"
   nullable    = false
-
-  validation {
-    condition     = contains(["standard", "unlimited"], var.cpu_credits)
-    error_message = "cpu_credits must be \"standard\" or \"unlimited\"."
-  }
 }
 
 variable "ami_id" {
   description = "AMI to launch. null (the default) = the latest Amazon Linux 2023 AMI, found by a data source. The user data expects Amazon Linux 2023 (dnf, aws CLI)."
   type        = string
   default     = null
-
-  validation {
-    condition     = var.ami_id == null || can(regex("^ami-[0-9a-f]{8,17}$", coalesce(var.ami_id, "x")))
-    error_message = "ami_id must be null or an AMI id such as \"ami-0123456789abcdef0\"."
-  }
 }
 
 variable "root_volume_size" {
@@ -224,11 +218,6 @@ variable "subnet_id" {
   description = "Subnet to launch in. null (the default) = a default subnet of the region's default VPC. The subnet must give the instance a route to the internet (packages, the image, S3) and, for associate_public_ip = true, be public."
   type        = string
   default     = null
-
-  validation {
-    condition     = var.subnet_id == null || can(regex("^subnet-[0-9a-f]{8,17}$", coalesce(var.subnet_id, "x")))
-    error_message = "subnet_id must be null or a subnet id such as \"subnet-0123456789abcdef0\"."
-  }
 }
 
 variable "associate_public_ip" {

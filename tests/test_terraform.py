@@ -32,10 +32,11 @@ from botocore.exceptions import ClientError
 from conftest import REPO_ROOT, MotoServer
 
 TF_DIR = REPO_ROOT / "terraform"
+INSTANCE_MODULE = "modules/instance"  # under TF_DIR: the one EC2 instance definition
 PROVIDER_MIRROR = "/opt/tf-plugins"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 
-# The variables main.tf passes to templatefile(), with test values: the two
+# The variables compute.tf passes to templatefile(), with test values: the two
 # ways of getting the image (pull a prebuilt one, build from the repository).
 USER_DATA_VARS = {
     "region": "us-east-1",
@@ -91,11 +92,11 @@ def shellcheck_binary() -> str:
 
 
 def checkov_binary() -> Path:
-    """checkov from its own venv, made by scripts/install_checkov.sh."""
+    """checkov from its own venv, made by scripts/dev/install_checkov.sh."""
     venv = Path(os.environ.get("CHECKOV_VENV") or REPO_ROOT / ".venv-checkov")
     binary = venv / "bin" / "checkov"
     if not binary.exists():
-        pytest.fail(f"checkov is missing at {binary}: run scripts/install_checkov.sh")
+        pytest.fail(f"checkov is missing at {binary}: run scripts/dev/install_checkov.sh")
     return binary
 
 
@@ -120,6 +121,20 @@ def apply_module(module: Path, var_file: Path, env: dict[str, str]) -> dict:
     terraform(module, "apply", "-auto-approve", "-input=false", f"-var-file={var_file}", env=env)
     return {key: value["value"] for key, value in json.loads(
         terraform(module, "output", "-json", env=env).stdout).items()}
+
+
+def assert_upgrades_in_place(module: Path, var_file: Path, env: dict[str, str], moves: dict[str, str]) -> None:
+    """A deployment from before modules/instance: with each of `moves` (old address -> today's) undone in the
+    state, the next plan's `moved` blocks carry every one back, and it creates and destroys nothing (no
+    instance is replaced). The state keeps the old addresses (a plan does not write it)."""
+    for old, new in moves.items():
+        terraform(module, "state", "mv", new, old, env=env)
+    terraform(module, "plan", "-input=false", f"-var-file={var_file}", "-out=upgrade.tfplan", env=env)
+    plan = json.loads(terraform(module, "show", "-json", "upgrade.tfplan", env=env).stdout)
+    managed = [change for change in plan["resource_changes"] if change["mode"] == "managed"]
+    moved = {change["previous_address"]: change["address"] for change in managed if change.get("previous_address")}
+    assert moved == moves
+    assert [change["address"] for change in managed if change["change"]["actions"] not in (["no-op"], ["update"])] == []
 
 
 def copy_module(dest: Path) -> Path:
@@ -192,19 +207,25 @@ def assert_shellcheck_clean(script: str, tmp_path: Path, name: str) -> None:
 
 
 def test_module_layout() -> None:
-    for name in ("versions.tf", "variables.tf", "main.tf", "outputs.tf", "user_data.sh.tftpl",
-                 "terraform.tfvars.example", "README.md"):
+    for name in ("versions.tf", "variables.tf", "storage.tf", "parameters.tf", "identity.tf", "network.tf",
+                 "compute.tf", "outputs.tf", "user_data.sh.tftpl", "terraform.tfvars.example", "README.md",
+                 *(f"{INSTANCE_MODULE}/{part}.tf" for part in ("versions", "variables", "main", "outputs"))):
         assert (TF_DIR / name).is_file(), f"terraform/{name} is missing"
-    versions = (TF_DIR / "versions.tf").read_text()
-    assert re.search(r'version\s*=\s*">= 5\.100, < 6\.0"', versions)
-    # One provider only: secrets are made on the instance, not by Terraform.
-    sources = set(re.findall(r'source\s*=\s*"([^"]+)"', versions))
-    assert sources == {"hashicorp/aws"}
-    for path in TF_DIR.glob("*.tf"):
+    for module in (TF_DIR, TF_DIR / INSTANCE_MODULE):
+        versions = (module / "versions.tf").read_text()
+        assert re.search(r'version\s*=\s*">= 5\.100, < 6\.0"', versions)
+        # One provider only: secrets are made on the instance, not by Terraform.
+        sources = set(re.findall(r'source\s*=\s*"([^"]+)"', versions))
+        assert sources == {"hashicorp/aws"}
+    for path in TF_DIR.rglob("*.tf"):
         text = path.read_text()
         for banned in ("random_", "tls_private_key", "cloudinit_config", "null_resource",
                        "access_key", "secret_key", "aws_iam_access_key"):
-            assert banned not in text, f"{path.name} uses {banned}"
+            assert banned not in text, f"{path.relative_to(TF_DIR)} uses {banned}"
+    # One EC2 instance definition, for the main instance and the workers alike.
+    instances = [path.relative_to(TF_DIR).as_posix() for path in TF_DIR.rglob("*.tf")
+                 for _ in re.finditer(r'^resource\s+"aws_instance"', path.read_text(), re.MULTILINE)]
+    assert instances == [f"{INSTANCE_MODULE}/main.tf"], instances
 
 
 def test_terraform_fmt(tf_env: dict[str, str]) -> None:
@@ -245,7 +266,7 @@ def test_user_data_passes_shellcheck(mode: str, tf_env: dict[str, str], tmp_path
         assert 'echo "$efs_id:/ $data_dir efs _netdev,tls,noresvport 0 0" >>/etc/fstab' in script
         assert '--env-file /etc/dataperf-worker.env' in script and '"$image" worker' in script
         assert "--env APPLIANCE_EXECUTOR=celery --env APPLIANCE_LOCAL_WORKER=false" in script
-        assert 'scripts/airflow-env.sh worker-env "$private_ip"' in script
+        assert 'scripts/runtime/airflow-cli.sh worker-env "$private_ip"' in script
     https = USER_DATA_MODES[mode].get("public_https", False)
     assert f"public_https='{str(https).lower()}'" in script
     # The appliance's own ports are published on 127.0.0.1 only; with HTTPS only the proxy faces the network.
@@ -533,6 +554,8 @@ def test_apply_and_destroy_against_moto(moto_server: MotoServer, tf_env: dict[st
         plan = terraform(module, "plan", "-detailed-exitcode", "-input=false", f"-var-file={var_file}",
                          env=env, check=False)
         assert plan.returncode == 0, f"plan after apply is not empty:\n{plan.stdout[-6000:]}{plan.stderr[-3000:]}"
+        assert_upgrades_in_place(module, var_file, env,
+                                 {"aws_instance.appliance": "module.appliance.aws_instance.this[0]"})
     finally:
         destroyed = terraform(module, "destroy", "-auto-approve", "-input=false", "-refresh=false",
                               f"-var-file={var_file}", env=env, check=False)
@@ -689,6 +712,16 @@ def test_roles_with_workers_against_moto_with_iam_enforced(moto_server: MotoServ
     try:
         outputs = apply_module(module, var_file, env)
         bucket, parameters = outputs["bucket"], outputs["password_parameters"]
+        # (moto reports the worker's security groups and the rules' descriptions short: an update, not a
+        # replacement, that a plan without the moves shows too)
+        assert_upgrades_in_place(module, var_file, env, {
+            "aws_instance.appliance": "module.appliance.aws_instance.this[0]",
+            "aws_instance.worker[0]": "module.workers.aws_instance.this[0]",
+            'aws_vpc_security_group_egress_rule.workers_out["https"]':
+                'aws_vpc_security_group_egress_rule.to_internet["workers https 0.0.0.0/0"]',
+            'aws_vpc_security_group_egress_rule.workers_out["http"]':
+                'aws_vpc_security_group_egress_rule.to_internet["workers http 0.0.0.0/0"]',
+        })
         main = ec2.describe_instances(InstanceIds=[outputs["instance_id"]])["Reservations"][0]["Instances"][0]
         (worker,) = [instance for reservation in ec2.describe_instances(Filters=[
             {"Name": "tag:Name", "Values": [f"{name}-worker-1"]},

@@ -10,6 +10,19 @@ mock_provider "aws" {
       json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
     }
   }
+
+  # Ids in AWS's formats, for modules/instance's validations.
+  mock_data "aws_ami" {
+    defaults = {
+      id = "ami-0fedcba9876543210"
+    }
+  }
+
+  mock_resource "aws_instance" {
+    defaults = {
+      subnet_id = "subnet-0123456789abcdef0"
+    }
+  }
 }
 
 variables {
@@ -20,23 +33,28 @@ run "defaults" {
   command = apply
 
   assert {
-    condition     = aws_instance.appliance.instance_type == "t3.medium"
+    condition     = module.appliance.instances[0].instance_type == "t3.medium"
     error_message = "The default instance type is t3.medium."
   }
 
   assert {
-    condition     = aws_instance.appliance.metadata_options[0].http_tokens == "required"
+    condition     = module.appliance.instances[0].metadata_options[0].http_tokens == "required"
     error_message = "IMDSv2 must be required."
   }
 
   assert {
-    condition     = aws_instance.appliance.root_block_device[0].encrypted && aws_instance.appliance.root_block_device[0].volume_type == "gp3"
+    condition     = module.appliance.instances[0].root_block_device[0].encrypted && module.appliance.instances[0].root_block_device[0].volume_type == "gp3"
     error_message = "The root volume must be encrypted gp3."
   }
 
   assert {
-    condition     = length(aws_security_group.appliance.ingress) == 0
+    condition     = length(aws_vpc_security_group_ingress_rule.appliance_from_allowed_cidrs) == 0
     error_message = "By default no inbound port is open."
+  }
+
+  assert {
+    condition     = alltrue([for rule in aws_vpc_security_group_egress_rule.to_internet : rule.security_group_id == aws_security_group.appliance.id]) && toset([for rule in aws_vpc_security_group_egress_rule.to_internet : "${rule.from_port} ${coalesce(rule.cidr_ipv4, rule.cidr_ipv6)}"]) == toset(["443 0.0.0.0/0", "443 ::/0", "80 0.0.0.0/0", "80 ::/0"])
+    error_message = "Out: HTTPS and HTTP only, over IPv4 and IPv6."
   }
 
   assert {
@@ -69,12 +87,12 @@ run "defaults" {
   }
 
   assert {
-    condition     = aws_instance.appliance.metadata_options[0].http_put_response_hop_limit == 2
+    condition     = module.appliance.instances[0].metadata_options[0].http_put_response_hop_limit == 2
     error_message = "The metadata service's hop limit is 2: the appliance's container gets the role's credentials through Docker's bridge."
   }
 
   assert {
-    condition     = strcontains(aws_instance.appliance.user_data, "public_https='false'") && strcontains(aws_instance.appliance.user_data, "--publish 127.0.0.1:8501:8501 --publish 127.0.0.1:8080:8080")
+    condition     = strcontains(module.appliance.instances[0].user_data, "public_https='false'") && strcontains(module.appliance.instances[0].user_data, "--publish 127.0.0.1:8501:8501 --publish 127.0.0.1:8080:8080")
     error_message = "By default the appliance's ports are bound to 127.0.0.1 (reached through SSM port forwarding)."
   }
 
@@ -99,17 +117,17 @@ run "defaults" {
   }
 
   assert {
-    condition     = strcontains(aws_instance.appliance.user_data, "--env APPLIANCE_S3_BUCKET=\"$bucket\"") && strcontains(aws_instance.appliance.user_data, "bucket='${aws_s3_bucket.data.id}'")
+    condition     = strcontains(module.appliance.instances[0].user_data, "--env APPLIANCE_S3_BUCKET=\"$bucket\"") && strcontains(module.appliance.instances[0].user_data, "bucket='${aws_s3_bucket.data.id}'")
     error_message = "The user data runs the appliance with APPLIANCE_S3_BUCKET set to the bucket."
   }
 
   assert {
-    condition     = strcontains(aws_instance.appliance.user_data, "--restart unless-stopped")
+    condition     = strcontains(module.appliance.instances[0].user_data, "--restart unless-stopped")
     error_message = "The appliance runs with a restart policy."
   }
 
   assert {
-    condition     = strcontains(aws_instance.appliance.user_data, "source_repo='https://git.example.com/dataperf-appliance.git'") && strcontains(aws_instance.appliance.user_data, "image=''")
+    condition     = strcontains(module.appliance.instances[0].user_data, "source_repo='https://git.example.com/dataperf-appliance.git'") && strcontains(module.appliance.instances[0].user_data, "image=''")
     error_message = "Without image, the user data builds from source_repo."
   }
 
@@ -153,12 +171,12 @@ run "ssh_only_with_a_key" {
   }
 
   assert {
-    condition     = toset([for rule in aws_security_group.appliance.ingress : rule.from_port]) == toset([22])
+    condition     = toset([for rule in aws_vpc_security_group_ingress_rule.appliance_from_allowed_cidrs : rule.from_port]) == toset([22])
     error_message = "With key_name, SSH (22) alone is open, to allowed_cidrs."
   }
 
   assert {
-    condition     = alltrue([for rule in aws_security_group.appliance.ingress : toset(rule.cidr_blocks) == toset(["203.0.113.7/32"]) && length(rule.ipv6_cidr_blocks) == 0])
+    condition     = alltrue([for rule in aws_vpc_security_group_ingress_rule.appliance_from_allowed_cidrs : rule.cidr_ipv4 == "203.0.113.7/32" && rule.cidr_ipv6 == null])
     error_message = "Ingress is from allowed_cidrs only."
   }
 }
@@ -172,12 +190,12 @@ run "https_self_signed" {
   }
 
   assert {
-    condition     = toset([for rule in aws_security_group.appliance.ingress : rule.from_port]) == toset([443, 8443])
+    condition     = toset([for rule in aws_vpc_security_group_ingress_rule.appliance_from_allowed_cidrs : rule.from_port]) == toset([443, 8443])
     error_message = "With public_https, HTTPS (443 and 8443) alone is open: never 8501 or 8080."
   }
 
   assert {
-    condition     = strcontains(aws_instance.appliance.user_data, "public_https='true'") && strcontains(aws_instance.appliance.user_data, "domain=''")
+    condition     = strcontains(module.appliance.instances[0].user_data, "public_https='true'") && strcontains(module.appliance.instances[0].user_data, "domain=''")
     error_message = "The user data runs the TLS proxy with a certificate of its own CA."
   }
 
@@ -198,7 +216,7 @@ run "https_with_a_domain" {
   }
 
   assert {
-    condition     = toset([for rule in aws_security_group.appliance.ingress : rule.from_port]) == toset([80, 443, 8443])
+    condition     = toset([for rule in aws_vpc_security_group_ingress_rule.appliance_from_allowed_cidrs : rule.from_port]) == toset([80, 443, 8443])
     error_message = "With a domain, port 80 opens too, for Let's Encrypt."
   }
 
@@ -260,7 +278,7 @@ run "prebuilt_image" {
   }
 
   assert {
-    condition     = strcontains(aws_instance.appliance.user_data, "image='ghcr.io/example/dataperf-appliance:1.0'") && strcontains(aws_instance.appliance.user_data, "source_repo=''")
+    condition     = strcontains(module.appliance.instances[0].user_data, "image='ghcr.io/example/dataperf-appliance:1.0'") && strcontains(module.appliance.instances[0].user_data, "source_repo=''")
     error_message = "With image, the user data pulls it."
   }
 }
@@ -275,8 +293,8 @@ run "ipv6_and_whole_bucket" {
   }
 
   assert {
-    condition     = length(aws_security_group.appliance.ingress) == 2 && alltrue([for rule in aws_security_group.appliance.ingress : toset(rule.cidr_blocks) == toset(["203.0.113.7/32"]) && toset(rule.ipv6_cidr_blocks) == toset(["2001:db8::/64"])])
-    error_message = "IPv6 blocks go to ipv6_cidr_blocks."
+    condition     = length(aws_vpc_security_group_ingress_rule.appliance_from_allowed_cidrs) == 4 && toset([for rule in aws_vpc_security_group_ingress_rule.appliance_from_allowed_cidrs : rule.cidr_ipv4 if rule.cidr_ipv4 != null]) == toset(["203.0.113.7/32"]) && toset([for rule in aws_vpc_security_group_ingress_rule.appliance_from_allowed_cidrs : rule.cidr_ipv6 if rule.cidr_ipv6 != null]) == toset(["2001:db8::/64"])
+    error_message = "IPv6 blocks go to cidr_ipv6: one rule per port and block."
   }
 
   assert {
@@ -303,7 +321,7 @@ run "graviton_gets_arm64" {
   }
 
   assert {
-    condition     = aws_instance.appliance.credit_specification[0].cpu_credits == "unlimited"
+    condition     = module.appliance.instances[0].credit_specification[0].cpu_credits == "unlimited"
     error_message = "Burstable types get the cpu_credits setting."
   }
 }
@@ -317,12 +335,12 @@ run "given_ami_skips_the_lookup" {
   }
 
   assert {
-    condition     = length(data.aws_ami.al2023) == 0 && aws_instance.appliance.ami == "ami-0123456789abcdef0"
+    condition     = length(data.aws_ami.al2023) == 0 && module.appliance.instances[0].ami == "ami-0123456789abcdef0"
     error_message = "ami_id replaces the lookup."
   }
 
   assert {
-    condition     = length(aws_instance.appliance.credit_specification) == 0
+    condition     = length(module.appliance.instances[0].credit_specification) == 0
     error_message = "Non-burstable types get no credit specification."
   }
 }
@@ -357,7 +375,7 @@ run "public_cidr_allowed_when_asked" {
   }
 
   assert {
-    condition     = length(aws_security_group.appliance.ingress) == 2 && alltrue([for rule in aws_security_group.appliance.ingress : toset(rule.cidr_blocks) == toset(["0.0.0.0/0"])])
+    condition     = length(aws_vpc_security_group_ingress_rule.appliance_from_allowed_cidrs) == 2 && alltrue([for rule in aws_vpc_security_group_ingress_rule.appliance_from_allowed_cidrs : rule.cidr_ipv4 == "0.0.0.0/0"])
     error_message = "allow_public lets 0.0.0.0/0 in."
   }
 }
@@ -446,12 +464,12 @@ run "defaults_have_no_workers" {
   command = plan
 
   assert {
-    condition     = length(aws_instance.worker) == 0 && length(aws_efs_file_system.data) == 0 && length(aws_security_group.cluster) == 0 && length(aws_ssm_parameter.worker_env) == 0 && length(aws_iam_role.worker) == 0 && length(aws_iam_instance_profile.worker) == 0
+    condition     = length(module.workers.instances) == 0 && length(aws_efs_file_system.data) == 0 && length(aws_security_group.cluster) == 0 && length(aws_ssm_parameter.worker_env) == 0 && length(aws_iam_role.worker) == 0 && length(aws_iam_instance_profile.worker) == 0
     error_message = "workers = 0 (the default) adds nothing to the single instance."
   }
 
   assert {
-    condition     = strcontains(aws_instance.appliance.user_data, "workers='0'") && strcontains(aws_instance.appliance.user_data, "efs_id=''")
+    condition     = strcontains(module.appliance.instances[0].user_data, "workers='0'") && strcontains(module.appliance.instances[0].user_data, "efs_id=''")
     error_message = "Without workers the appliance keeps its LocalExecutor and local data root."
   }
 }
@@ -464,27 +482,27 @@ run "two_workers" {
   }
 
   assert {
-    condition     = length(aws_instance.worker) == 2 && alltrue([for worker in aws_instance.worker : worker.ami == aws_instance.appliance.ami && worker.instance_type == aws_instance.appliance.instance_type])
+    condition     = length(module.workers.instances) == 2 && alltrue([for worker in module.workers.instances : worker.ami == module.appliance.instances[0].ami && worker.instance_type == module.appliance.instances[0].instance_type])
     error_message = "Two workers, from the main instance's AMI and type."
   }
 
   assert {
-    condition     = alltrue([for worker in aws_instance.worker : strcontains(worker.user_data, "role='worker'") && strcontains(worker.user_data, "efs_id='${aws_efs_file_system.data[0].id}'")])
+    condition     = alltrue([for worker in module.workers.instances : strcontains(worker.user_data, "role='worker'") && strcontains(worker.user_data, "efs_id='${aws_efs_file_system.data[0].id}'")])
     error_message = "The workers boot in the worker role and mount the shared EFS data root."
   }
 
   assert {
-    condition     = strcontains(aws_instance.appliance.user_data, "role='appliance'") && strcontains(aws_instance.appliance.user_data, "workers='2'") && strcontains(aws_instance.appliance.user_data, "efs_id='${aws_efs_file_system.data[0].id}'")
+    condition     = strcontains(module.appliance.instances[0].user_data, "role='appliance'") && strcontains(module.appliance.instances[0].user_data, "workers='2'") && strcontains(module.appliance.instances[0].user_data, "efs_id='${aws_efs_file_system.data[0].id}'")
     error_message = "The main instance mounts the same EFS data root and knows it has workers."
   }
 
   assert {
-    condition     = aws_efs_file_system.data[0].encrypted && aws_efs_mount_target.data[0].subnet_id == aws_instance.appliance.subnet_id
+    condition     = aws_efs_file_system.data[0].encrypted && aws_efs_mount_target.data[0].subnet_id == module.appliance.instances[0].subnet_id
     error_message = "The EFS file system is encrypted and mounted in the main instance's subnet."
   }
 
   assert {
-    condition     = contains(aws_instance.appliance.vpc_security_group_ids, aws_security_group.cluster["main"].id) && toset(aws_instance.worker[0].vpc_security_group_ids) == toset([aws_security_group.cluster["workers"].id])
+    condition     = contains(module.appliance.instances[0].vpc_security_group_ids, aws_security_group.cluster["main"].id) && toset(module.workers.instances[0].vpc_security_group_ids) == toset([aws_security_group.cluster["workers"].id])
     error_message = "The main instance gets the cluster group; the workers only their own."
   }
 
@@ -504,7 +522,7 @@ run "two_workers" {
   }
 
   assert {
-    condition     = alltrue([for worker in aws_instance.worker : worker.iam_instance_profile == aws_iam_instance_profile.worker[0].name && worker.iam_instance_profile != aws_instance.appliance.iam_instance_profile])
+    condition     = alltrue([for worker in module.workers.instances : worker.iam_instance_profile == aws_iam_instance_profile.worker[0].name && worker.iam_instance_profile != module.appliance.instances[0].iam_instance_profile])
     error_message = "The workers run under an instance profile of their own, not the main instance's."
   }
 
@@ -528,8 +546,18 @@ run "two_workers" {
   }
 
   assert {
-    condition     = alltrue([for worker in aws_instance.worker : worker.metadata_options[0].http_put_response_hop_limit == 2 && worker.metadata_options[0].http_tokens == "required"])
+    condition     = alltrue([for worker in module.workers.instances : worker.metadata_options[0].http_put_response_hop_limit == 2 && worker.metadata_options[0].http_tokens == "required"])
     error_message = "The workers' metadata service: IMDSv2, 2 hops (their container syncs with S3 under the role)."
+  }
+
+  assert {
+    condition     = toset([for key, rule in aws_vpc_security_group_egress_rule.to_internet : "${rule.from_port} ${rule.cidr_ipv4}" if rule.security_group_id == aws_security_group.cluster["workers"].id]) == toset(["443 0.0.0.0/0", "80 0.0.0.0/0"])
+    error_message = "The workers go out to the internet over HTTPS and HTTP (IPv4)."
+  }
+
+  assert {
+    condition     = [for worker in module.workers.instances : worker.tags["Name"]] == ["dataperf-appliance-worker-1", "dataperf-appliance-worker-2"] && module.appliance.instances[0].tags["Name"] == "dataperf-appliance"
+    error_message = "The instances are named after the deployment."
   }
 }
 
@@ -555,5 +583,75 @@ run "worker_of_another_architecture_refused" {
     workers              = 1
     worker_instance_type = "t4g.medium"
   }
-  expect_failures = [aws_instance.worker]
+  expect_failures = [var.worker_instance_type]
+}
+
+# modules/instance alone: one instance per name, and its own validations.
+
+run "instance_module_one_instance_per_name" {
+  command = plan
+
+  module {
+    source = "./modules/instance"
+  }
+
+  variables {
+    names                  = ["first", "second"]
+    ami_id                 = "ami-0123456789abcdef0"
+    instance_type          = "m6i.large"
+    vpc_security_group_ids = ["sg-0123456789abcdef0"]
+    iam_instance_profile   = "a-profile"
+    user_data              = "#!/bin/bash\n"
+  }
+
+  assert {
+    condition     = [for instance in aws_instance.this : instance.tags["Name"]] == ["first", "second"] && alltrue([for instance in aws_instance.this : instance.metadata_options[0].http_tokens == "required" && instance.metadata_options[0].http_put_response_hop_limit == 2 && instance.root_block_device[0].encrypted && instance.user_data_replace_on_change])
+    error_message = "One instance per name, each with IMDSv2 (2 hops), an encrypted root volume, and replaced on a new user data."
+  }
+
+  assert {
+    condition     = alltrue([for instance in aws_instance.this : length(instance.credit_specification) == 0])
+    error_message = "Only burstable types get a credit specification."
+  }
+}
+
+run "instance_module_refuses_bad_input" {
+  command = plan
+
+  module {
+    source = "./modules/instance"
+  }
+
+  variables {
+    names                  = ["twice", "twice"]
+    ami_id                 = "ami-nope"
+    instance_type          = "large"
+    cpu_credits            = "some"
+    vpc_security_group_ids = [for group in range(6) : "sg-${group}"]
+    iam_instance_profile   = "a profile"
+    user_data              = format("%16385s", "")
+    root_volume_size       = 0.5
+    metadata_hop_limit     = 0
+  }
+
+  expect_failures = [var.names, var.ami_id, var.instance_type, var.cpu_credits, var.vpc_security_group_ids, var.iam_instance_profile, var.user_data, var.root_volume_size, var.metadata_hop_limit]
+}
+
+run "instance_module_needs_a_group_and_a_profile" {
+  command = plan
+
+  module {
+    source = "./modules/instance"
+  }
+
+  variables {
+    names                  = ["first"]
+    ami_id                 = "ami-0123456789abcdef0"
+    instance_type          = "t3.medium"
+    vpc_security_group_ids = []
+    iam_instance_profile   = null
+    user_data              = "#!/bin/bash\n"
+  }
+
+  expect_failures = [aws_instance.this]
 }
