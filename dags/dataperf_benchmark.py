@@ -3,7 +3,7 @@
 
 Runs one benchmark from a `task_setup.yml`, stage by stage, into the run layout
 of the appliance (`<data root>/runs/<run_id>/`), synced to S3 when a bucket is
-configured. Every task is a thin call of `dataperf_appliance.pipeline`.
+configured. Every task is a thin call of `dataperf_appliance.stages.pipeline`.
 
 1. **validate**: schema-checks the run's stored `task_setup.yml`. An invalid file
    fails this task (the log holds every issue with file:line) and nothing else runs.
@@ -36,8 +36,8 @@ from collections.abc import Iterator
 
 from airflow.sdk import Param, dag, task
 
-from dataperf_appliance.airflow_gateway import DAG_ID  # defined once: the gateway triggers this DAG by it
-from dataperf_appliance.settings import RUN_TIMEOUT_ENV, TASK_TIMEOUT_ENV, load_run_limits
+from dataperf_appliance.orchestration.airflow_gateway import DAG_ID  # defined once: the gateway triggers this DAG by it
+from dataperf_appliance.engine.settings import RUN_TIMEOUT_ENV, TASK_TIMEOUT_ENV, load_run_limits
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def _within_the_limits(task_name: str) -> Iterator[None]:
 
 def _our_run_id(context) -> str:
     """The appliance's run id of this DAG run: the `run_id` param, else one made from Airflow's run id."""
-    from dataperf_appliance import pipeline
+    from dataperf_appliance.stages import pipeline
 
     given = (context["params"].get("run_id") or "").strip()
     if given:
@@ -107,7 +107,7 @@ def _mark_failed(context) -> None:
     """on_failure_callback (task and DAG): the run's manifest becomes `failed` with the error."""
     from airflow.sdk.exceptions import AirflowTaskTimeout
 
-    from dataperf_appliance import pipeline
+    from dataperf_appliance.stages import pipeline
 
     try:
         run_id = _our_run_id(context)
@@ -162,7 +162,7 @@ def dataperf_benchmark():
         """Load and schema-check the run's task_setup.yml; returns the run id."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from dataperf_appliance import pipeline
+        from dataperf_appliance.stages import pipeline
         from dataperf_appliance.config import ConfigError
 
         params = context["params"]
@@ -188,7 +188,7 @@ def dataperf_benchmark():
     @task(retries=1, retry_delay=dt.timedelta(seconds=5))
     def prepare_data(run: str) -> list[str]:
         """Bring the dataset to the data root; returns the units of work (one `evaluate` each)."""
-        from dataperf_appliance import pipeline
+        from dataperf_appliance.stages import pipeline
 
         with _within_the_limits("prepare_data"):
             return pipeline.prepare_run(run)
@@ -198,7 +198,7 @@ def dataperf_benchmark():
     @task(retries=1, retry_delay=dt.timedelta(seconds=5), map_index_template="{{ task.op_kwargs['unit'] }}")
     def evaluate(run: str, unit: str) -> dict:
         """Rank, write submissions for and evaluate one unit: a benchmark task, or one method as code of it."""
-        from dataperf_appliance import pipeline
+        from dataperf_appliance.stages import pipeline
 
         with _within_the_limits(f"evaluate {unit}"):
             return pipeline.evaluate_run_task(run, unit, n_jobs=int(os.environ.get("APPLIANCE_TASK_JOBS", "1")))
@@ -206,7 +206,7 @@ def dataperf_benchmark():
     @task(retries=1, retry_delay=dt.timedelta(seconds=5))
     def report(run: str, summaries: list[dict]) -> dict:
         """Merge the partial results into results.json and draw every plot."""
-        from dataperf_appliance import pipeline
+        from dataperf_appliance.stages import pipeline
 
         with _within_the_limits("report"):
             return pipeline.report_run(run)
@@ -216,7 +216,7 @@ def dataperf_benchmark():
           max_retry_delay=dt.timedelta(minutes=2), execution_timeout=PUBLISH_TIMEOUT)
     def publish(run: str) -> str:
         """Move the run into place, sync it to S3, mark it success (idempotent: retried while S3 is down)."""
-        from dataperf_appliance import pipeline
+        from dataperf_appliance.stages import pipeline
 
         pipeline.publish_run(run)
         return run

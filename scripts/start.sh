@@ -83,7 +83,7 @@ sweep_session() {
 
 banner() {
   local ui_password
-  ui_password=$("$python" -m dataperf_appliance.access 2>/dev/null || true)
+  ui_password=$("$python" -m dataperf_appliance.interface.access 2>/dev/null || true)
   ui_password=${ui_password:+cat $ui_password}
   cat <<EOF
 

@@ -74,12 +74,12 @@ def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> dict[st
 
 @pytest.fixture(scope="session")
 def library_environments() -> Iterator[Path]:
-    """The environments of the libraries' methods (dataperf_appliance/methods/library), built once per machine
+    """The environments of the libraries' methods (dataperf_appliance/engine/methods/library), built once per machine
     into a cache outside the test folders and looked up there as an image's prebuilt ones are
     (APPLIANCE_PREBUILT_METHOD_ENVS). A first build on a new machine downloads and compiles (datascope 0.0.8
     from source); uv's own cache makes any later one quick."""
     from dataperf_appliance.config import catalog
-    from dataperf_appliance.methods import environments, runner
+    from dataperf_appliance.engine.methods import environments, runner
 
     root = Path(os.environ.get("APPLIANCE_TEST_METHOD_ENVS", Path.home() / ".cache" / "dataperf-appliance-tests"))
     for requirements in sorted({runner.library_call(name).requirements for name in catalog.DEBUGGING_LIBRARY_METHODS}):

@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from dataperf_appliance import airflow_gateway as gateway
-from dataperf_appliance import pipeline
+from dataperf_appliance.orchestration import airflow_gateway as gateway
+from dataperf_appliance.stages import pipeline
 from dataperf_appliance.tracks import apply_overrides, default_params, render_task_setup
 
 

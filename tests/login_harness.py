@@ -32,8 +32,8 @@ from streamlit.web.server.starlette.starlette_app_utils import generate_xsrf_tok
 from streamlit.web.server.starlette.starlette_server_config import XSRF_COOKIE_NAME
 from websockets.sync.client import ClientConnection, connect
 
-from dataperf_appliance import login_gate
-from dataperf_appliance.settings import TRUSTED_PROXIES_ENV
+from dataperf_appliance.interface import login_gate
+from dataperf_appliance.engine.settings import TRUSTED_PROXIES_ENV
 
 #: The address the tests' reverse proxy connects from (the server trusts its X-Forwarded-For).
 PROXY_ADDRESS = "127.0.0.2"

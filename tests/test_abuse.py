@@ -21,15 +21,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 from ui_fixtures import small_setup
 
-from dataperf_appliance import cli, pipeline
-from dataperf_appliance.bounded import BoundedRunError, run_bounded
+from dataperf_appliance.interface import cli
+
+from dataperf_appliance.stages import pipeline
+from dataperf_appliance.engine.bounded import BoundedRunError, run_bounded
 from dataperf_appliance.config import ConfigError
 from dataperf_appliance.config.loader import load_yaml
-from dataperf_appliance.datasets import dataperf_files
-from dataperf_appliance.debugging.submissions import SubmissionError, read_submission
-from dataperf_appliance.selection.files import TrainingSetError, read_training_set
-from dataperf_appliance.settings import Settings
-from dataperf_appliance.ui_support import dataset_upload
+from dataperf_appliance.engine.datasets import dataperf_files
+from dataperf_appliance.engine.debugging.submissions import SubmissionError, read_submission
+from dataperf_appliance.engine.selection.files import TrainingSetError, read_training_set
+from dataperf_appliance.engine.settings import Settings
+from dataperf_appliance.interface.ui_support import dataset_upload
 
 FUZZ = hypothesis_settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from dataperf_appliance import access
-from dataperf_appliance.settings import load_settings
+from dataperf_appliance.interface import access
+from dataperf_appliance.engine.settings import load_settings
 
 
 @pytest.fixture
@@ -59,13 +59,13 @@ def test_uses_compare_digest(data_dir, monkeypatch):
 def test_the_command_prints_only_the_path(data_dir):
     env = {k: v for k, v in os.environ.items() if k != access.PASSWORD_ENV}
     env["APPLIANCE_DATA_DIR"] = str(data_dir)
-    out = subprocess.run([sys.executable, "-m", "dataperf_appliance.access"], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "dataperf_appliance.interface.access"], env=env, capture_output=True,
                          text=True, check=True)
     path = data_dir / "secrets" / "ui-password"
     assert out.stdout == f"{path}\n"
     assert path.read_text().strip() not in out.stdout + out.stderr
     env[access.PASSWORD_ENV] = "given-by-the-operator"
-    out = subprocess.run([sys.executable, "-m", "dataperf_appliance.access"], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "dataperf_appliance.interface.access"], env=env, capture_output=True,
                          text=True, check=True)
     assert out.stdout == "" and "given" not in out.stderr
 
@@ -76,6 +76,6 @@ def test_an_operator_password_shorter_than_the_minimum_is_refused(data_dir, monk
     with pytest.raises(access.PasswordUnavailable, match=f"has {len(short)} characters; a password has at least"):
         access.check_password(short)
     env = {**os.environ, "APPLIANCE_DATA_DIR": str(data_dir), access.PASSWORD_ENV: short}
-    out = subprocess.run([sys.executable, "-m", "dataperf_appliance.access"], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "dataperf_appliance.interface.access"], env=env, capture_output=True,
                          text=True)
     assert out.returncode == 1 and "at least" in out.stderr and short not in out.stderr

@@ -1,4 +1,4 @@
-"""The appliance's executor (dataperf_appliance/airflow_executor.py): Airflow's LocalExecutor with real
+"""The appliance's executor (dataperf_appliance/orchestration/airflow_executor.py): Airflow's LocalExecutor with real
 worker processes, whose idle workers end after APPLIANCE_EXECUTOR_IDLE_S seconds and stay while work runs.
 Running tasks through it, and workers started again for the next run, is what every test through the
 real Airflow does (tests/test_orchestration.py, tests/test_appliance.py)."""
@@ -20,7 +20,7 @@ IDLE_S = 0.5
 def _executor(start_method: str):
     """The executor with two idle workers, started with `start_method` (each one Airflow may use here)."""
     multiprocessing.set_start_method(start_method, force=True)
-    from dataperf_appliance.airflow_executor import IdleEndingLocalExecutor
+    from dataperf_appliance.orchestration.airflow_executor import IdleEndingLocalExecutor
 
     executor = IdleEndingLocalExecutor(parallelism=2)
     executor.start()

@@ -16,10 +16,10 @@ from helpers import REPO_ROOT
 PACKAGE = "dataperf_appliance"
 PACKAGE_DIR = REPO_ROOT / PACKAGE
 #: The one module of the package that talks to Airflow (importing it lazily).
-AIRFLOW_GATEWAY = f"{PACKAGE}.airflow_gateway"
+AIRFLOW_GATEWAY = f"{PACKAGE}.orchestration.airflow_gateway"
 #: Airflow's own plugin: the executor Airflow's scheduler loads by name (AIRFLOW__CORE__EXECUTOR). It imports
 #: Airflow, and nothing of the package imports it.
-AIRFLOW_EXECUTOR = f"{PACKAGE}.airflow_executor"
+AIRFLOW_EXECUTOR = f"{PACKAGE}.orchestration.airflow_executor"
 
 
 def module_name(path: Path) -> str:
@@ -92,15 +92,41 @@ def test_there_is_no_import_circle():
     assert circles == []
 
 
-def test_only_the_tracks_and_the_pipeline_above_them_know_the_tracks():
-    # The engine below the tracks (datasets, strategies, evaluation, storage, ...) never reaches up to them.
-    above = {f"{PACKAGE}.{name}" for name in ("tracks", "sweeps", "pipeline", "benchmark", "cli", "launch",
-                                              "ui_support", "airflow_gateway")}
-    below = [name for name in MODULES
-             if not any(name == top or name.startswith(top + ".") for top in above) and name != PACKAGE]
-    reaching_up = {name: sorted(t for t in GRAPH[name] if any(t == top or t.startswith(top + ".") for top in above))
-                   for name in below}
-    assert {name: found for name, found in reaching_up.items() if found} == {}
+#: The package's top level, lowest layer first (docs/architecture.md, "The rooms"): a layer imports only
+#: the layers before it (the interface triggers runs through the orchestration's Airflow gateway).
+LAYERS = ("config", "engine", "tracks", "stages", "orchestration", "interface")
+
+
+def _layer(name: str) -> str:
+    return name.split(".")[1]
+
+
+def test_the_top_level_holds_only_the_layers():
+    top = {path.stem for path in PACKAGE_DIR.iterdir()
+           if (path.suffix == ".py" and path.name != "__init__.py") or (path / "__init__.py").exists()}
+    assert top == set(LAYERS)
+
+
+def test_each_layer_imports_only_the_layers_below_it():
+    # The engine never reaches up to the tracks, the stages never to Airflow or the pages, and so on.
+    reaching_up = {}
+    for name in MODULES:
+        if name == PACKAGE:
+            continue
+        level = LAYERS.index(_layer(name))
+        up = sorted(t for t in GRAPH[name] if t != PACKAGE and LAYERS.index(_layer(t)) > level)
+        if up:
+            reaching_up[name] = up
+    assert reaching_up == {}
+
+
+def test_no_two_modules_share_a_name():
+    # A module's name alone says which one it is (in a traceback, a search, a conversation).
+    stems: dict[str, list[str]] = {}
+    for name, path in MODULES.items():
+        if path.name != "__init__.py" and "library" not in path.parts:
+            stems.setdefault(path.stem, []).append(name)
+    assert {stem: names for stem, names in stems.items() if len(names) > 1} == {}
 
 
 def _documentation(tree: ast.AST) -> set[int]:
@@ -112,7 +138,7 @@ def _documentation(tree: ast.AST) -> set[int]:
 def _track_names(path: Path) -> list[str]:
     """Where `path` spells a registered track's name as a string, in any position: compared, assigned, a dict key,
     a default, a label, an argument, a Literal. Docstrings and comments are prose, and a subpackage in an import
-    (``dataperf_appliance.debugging``) is a module, not a track's name."""
+    (``dataperf_appliance.engine.debugging``) is a module, not a track's name."""
     from dataperf_appliance.tracks import TRACKS
 
     tree = ast.parse(path.read_text())
@@ -132,8 +158,8 @@ def test_no_track_name_outside_the_tracks(folder):
 
 
 PROBE = '''"""A module about the selection track and debugging."""
-from dataperf_appliance.debugging import benchmark
-import dataperf_appliance.selection
+from dataperf_appliance.engine.debugging import debugging_task
+import dataperf_appliance.engine.selection
 if setup.track == "selection":
     pass
 kind = "debugging"
@@ -156,8 +182,8 @@ def test_the_scan_finds_a_track_name_in_any_position(tmp_path):
 
 #: What runs in a method's own environment (often without the appliance installed): the child process and the
 #: modules it provides to a method file.
-METHOD_SIDE = [f"{PACKAGE}.methods.child", f"{PACKAGE}.methods.shim.appraiser",
-               f"{PACKAGE}.methods.shim.method_parameters"]
+METHOD_SIDE = [f"{PACKAGE}.engine.methods.child", f"{PACKAGE}.engine.methods.shim.appraiser",
+               f"{PACKAGE}.engine.methods.shim.method_parameters"]
 
 
 @pytest.mark.parametrize("name", METHOD_SIDE)

@@ -26,8 +26,8 @@ from dataperf_appliance.tracks import load_task_setup, parse_task_setup
 from dataperf_appliance.tracks.debugging import DebuggingSetup
 from dataperf_appliance.config import catalog, loader
 from dataperf_appliance.config.loader import MAX_DEPTH, MAX_NODES, load_yaml, read_config_text
-from dataperf_appliance.debugging.strategies import STRATEGY_NAMES
-from dataperf_appliance.models import MODEL_NAMES
+from dataperf_appliance.engine.debugging.debugging_strategies import STRATEGY_NAMES
+from dataperf_appliance.engine.models import MODEL_NAMES
 
 #: The bad-file corpus of each track: tests/bad_configs/<track>/NN_what_is_wrong.<suffix>.
 BAD_CONFIGS = Path(__file__).parent / "bad_configs"
@@ -196,7 +196,7 @@ def test_an_official_folder_is_checked_only_when_a_data_root_is_given(tmp_path: 
 
 
 def test_an_official_folder_with_its_files_passes(tmp_path: Path):
-    from dataperf_appliance.datasets.dataperf_files import task_file_paths
+    from dataperf_appliance.engine.datasets.dataperf_files import task_file_paths
 
     folder = tmp_path / "datasets" / "official"
     for path in task_file_paths(folder, "embeddings/", "data/", "01g317", 300, 0.3, 100, 500).values():
@@ -476,7 +476,7 @@ def test_a_library_method_takes_the_keyword_parameters_of_its_constructor():
 
 @pytest.mark.parametrize("name", list(catalog.DEBUGGING_LIBRARY_METHODS))
 def test_each_library_file_documents_every_parameter_with_its_constructors_default(name: str):
-    from dataperf_appliance.methods import runner
+    from dataperf_appliance.engine.methods import runner
 
     entry = catalog.DEBUGGING_LIBRARY_METHODS[name]
     assert runner.library_call(name).file == entry.path  # the runner runs the file the parameters come from

@@ -29,8 +29,8 @@ from dataperf_appliance.tracks import (
     render_and_parse,
     render_task_setup,
 )
-from dataperf_appliance.models import MODEL_NAMES
-from dataperf_appliance.settings import MAX_RUN_FITS_ENV
+from dataperf_appliance.engine.models import MODEL_NAMES
+from dataperf_appliance.engine.settings import MAX_RUN_FITS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 INJECTION = 'x": \n- evil: 1\n  ": "'

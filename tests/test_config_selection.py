@@ -21,7 +21,7 @@ from dataperf_appliance.tracks import (
     render_task_setup,
 )
 from dataperf_appliance.tracks.selection import SelectionSetup
-from dataperf_appliance.selection import data
+from dataperf_appliance.engine.selection import data
 from test_selection_benchmark import DIM, write_official_folder
 
 # An official folder's setup as the reference writes it, with the pairs grouped under `tasks`.
@@ -150,9 +150,9 @@ def test_an_official_folder_is_checked_against_its_files(tmp_path: Path):
 
 
 def test_a_dim_that_does_not_match_the_files_is_named_at_run_time(tmp_path: Path):
-    from dataperf_appliance.selection import benchmark
+    from dataperf_appliance.engine.selection import selection_task
 
     write_official_folder(tmp_path / "datasets" / "tiny")
     setup = parse_task_setup(OFFICIAL.replace(f"dim: {DIM}", "dim: 8"), data_root=tmp_path)  # valid: dim is read late
     with pytest.raises(ValueError, match=rf"train_emb_{DIM}_dataperf\.parquet: embeddings must have 8 values"):
-        benchmark.evaluate_tasks(setup, tmp_path, tmp_path / "run", tmp_path, n_jobs=1)
+        selection_task.evaluate_tasks(setup, tmp_path, tmp_path / "run", tmp_path, n_jobs=1)

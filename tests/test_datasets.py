@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dataperf_appliance import datasets
-from dataperf_appliance.datasets import digits, synthetic
-from dataperf_appliance.datasets.dataperf_files import read_embedding_parquet
+from dataperf_appliance.engine import datasets
+from dataperf_appliance.engine.datasets import digits, synthetic
+from dataperf_appliance.engine.datasets.dataperf_files import read_embedding_parquet
 
 SPEC = datasets.DebuggingTaskSpec("digit-3", train_size=200, noise_level=0.3, val_size=40, test_size=100)
 

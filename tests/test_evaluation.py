@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dataperf_appliance.config import catalog
-from dataperf_appliance.datasets.dataperf_files import DebuggingTaskData
-from dataperf_appliance.debugging.evaluation import (
+from dataperf_appliance.engine.datasets.dataperf_files import DebuggingTaskData
+from dataperf_appliance.engine.debugging.debugging_evaluation import (
     FixingCurve,
     budgets_for,
     detection_metrics,

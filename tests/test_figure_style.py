@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from dataperf_appliance import figure_style  # noqa: E402
+from dataperf_appliance.engine import figure_style
 from dataperf_appliance.config import catalog  # noqa: E402
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, free_port
-from dataperf_appliance.airflow_gateway import DAG_ID
+from dataperf_appliance.orchestration.airflow_gateway import DAG_ID
 
 # `image`: scripts/test.sh -m image runs this module alone.
 pytestmark = [pytest.mark.slow, pytest.mark.image]

@@ -84,7 +84,7 @@ def test_build_environments_builds_a_library_in_advance_where_the_runner_then_fi
                                                                                       monkeypatch):
     """What the image does (Dockerfile: build-environments --into /opt/method-envs): the runner then uses that
     environment and builds none under the data root."""
-    from dataperf_appliance.methods import environments, runner
+    from dataperf_appliance.engine.methods import environments, runner
 
     done = subprocess.run([*CLI, "build-environments", "--into", str(tmp_path / "prebuilt"), "pydvl_valuation"],
                           capture_output=True, text=True, timeout=1800)

@@ -4,7 +4,7 @@
 - shellcheck on every scripts/**/*.sh (following what they source);
 - supervisord.conf as supervisord reads it, with the environment the entrypoint exports;
 - the settings the scripts source: one default data root (scripts/runtime/paths.sh, the same as
-  dataperf_appliance/settings.py's), the run folder's short fallback for the socket.
+  dataperf_appliance/engine/settings.py's), the run folder's short fallback for the socket.
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def test_run_dir_falls_back_to_a_short_path_for_the_socket(tmp_path):
 
 
 def test_one_default_data_root_for_the_scripts_and_the_package(tmp_path, monkeypatch):
-    from dataperf_appliance.settings import DEFAULT_DATA_DIR, load_settings
+    from dataperf_appliance.engine.settings import DEFAULT_DATA_DIR, load_settings
 
     # Started from another folder, both take the repository's data/ (the README's default).
     monkeypatch.chdir(tmp_path)

@@ -36,9 +36,9 @@ from starlette.responses import PlainTextResponse
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from dataperf_appliance import login_gate
-from dataperf_appliance.login_gate import LoginGate, LoginThrottle, ProxyTrust, Sessions
-from dataperf_appliance.settings import TRUSTED_PROXIES_ENV, load_settings
+from dataperf_appliance.interface import login_gate
+from dataperf_appliance.interface.login_gate import LoginGate, LoginThrottle, ProxyTrust, Sessions
+from dataperf_appliance.engine.settings import TRUSTED_PROXIES_ENV, load_settings
 
 PASSWORD = "a long enough operator password"
 UPLOAD_BYTES = 64 * 2**20

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from dataperf_appliance.config import ConfigError
-from dataperf_appliance.methods import environments, runner
+from dataperf_appliance.engine.methods import environments, runner
 from dataperf_appliance.tracks import load_task_setup
 
 CLI = [str(Path(sys.executable).with_name("dataperf-appliance"))]
@@ -256,8 +256,8 @@ def test_a_methods_environment_is_kept_in_the_bucket_and_a_new_instance_restores
     and the method runs in it."""
     import boto3
 
-    from dataperf_appliance import pipeline
-    from dataperf_appliance.settings import Settings
+    from dataperf_appliance.stages import pipeline
+    from dataperf_appliance.engine.settings import Settings
 
     bucket = f"envs-{os.getpid()}-{abs(hash(str(tmp_path))) % 10**8}"
     s3 = boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"])
@@ -405,8 +405,8 @@ def test_a_selection_method_chooses_a_training_set_with_bought_labels(tmp_path):
 
 def test_each_method_as_code_is_a_unit_of_its_own_and_the_report_merges_them(methods_run, tmp_path):
     """The DAG maps `evaluate` over (task, method) units; their merge gives the one-call run's numbers."""
-    from dataperf_appliance import pipeline
-    from dataperf_appliance.settings import Settings
+    from dataperf_appliance.stages import pipeline
+    from dataperf_appliance.engine.settings import Settings
 
     _, one_call, _ = methods_run
     settings = Settings(data_dir=tmp_path / "data", s3_bucket=None, s3_prefix="")

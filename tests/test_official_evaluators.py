@@ -28,20 +28,20 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-from dataperf_appliance import cli
+from dataperf_appliance.interface import cli
 from dataperf_appliance.config import catalog
-from dataperf_appliance.benchmark import run_benchmark
+from dataperf_appliance.stages.local_run import run_benchmark
 from dataperf_appliance.tracks import apply_overrides, default_params, render_task_setup
-from dataperf_appliance.datasets import dataset_dir, digits
-from dataperf_appliance.datasets.dataperf_files import (
+from dataperf_appliance.engine.datasets import dataset_dir, digits
+from dataperf_appliance.engine.datasets.dataperf_files import (
     DebuggingTaskData,
     write_embedding_parquet,
     write_groundtruth_csv,
 )
-from dataperf_appliance.debugging.evaluation import fraction_fixes, naive_fixing_curve
+from dataperf_appliance.engine.debugging.debugging_evaluation import fraction_fixes, naive_fixing_curve
 from dataperf_appliance.tracks import evaluate_folder
 from dataperf_appliance.tracks import export_run
-from dataperf_appliance.selection import files as selection_files
+from dataperf_appliance.engine.selection import files as selection_files
 
 CLI = [str(Path(sys.executable).with_name("dataperf-appliance"))]
 RESULT_NAME = re.compile(r"result_UTC-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}\.json")
@@ -256,7 +256,7 @@ NOT_FOR_SELECTION = ("numba", "torch", "sklearn.datasets", "sklearn.ensemble", "
 
 def test_evaluating_a_selection_folder_imports_only_what_it_needs(tmp_path):
     write_selection_folder(tmp_path)
-    probe = ("import json, sys; from dataperf_appliance import cli; code = cli.main(['evaluate', sys.argv[1], "
+    probe = ("import json, sys; from dataperf_appliance.interface import cli; code = cli.main(['evaluate', sys.argv[1], "
              "'--quiet']); print(json.dumps([code, sorted(sys.modules)]))")
     done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=300)
     code, modules = json.loads(done.stdout.splitlines()[-1])

@@ -28,11 +28,11 @@ import boto3
 import pytest
 from airflow_harness import TEST_BUCKET, TEST_PREFIX, AirflowStack, airflow_stack  # noqa: F401 - fixture
 
-from dataperf_appliance import airflow_gateway as gateway
-from dataperf_appliance import pipeline
-from dataperf_appliance.stats import COST_OVER_REPEATS
+from dataperf_appliance.orchestration import airflow_gateway as gateway
+from dataperf_appliance.stages import pipeline
+from dataperf_appliance.engine.stats import COST_OVER_REPEATS
 from dataperf_appliance.tracks import apply_overrides, default_params, render_task_setup
-from dataperf_appliance.settings import load_run_limits, load_settings
+from dataperf_appliance.engine.settings import load_run_limits, load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -306,7 +306,7 @@ def test_same_setup_and_seed_give_same_results(concurrent_runs):
 # ---- a new instance sees every earlier run -------------------------------------------------------
 
 def test_fresh_data_root_lists_and_opens_every_run(tmp_path, default_run, concurrent_runs, invalid_runs):
-    from dataperf_appliance.storage import Storage
+    from dataperf_appliance.engine.storage import Storage
 
     settings = load_settings({**os.environ, "APPLIANCE_DATA_DIR": str(tmp_path / "fresh")})
     storage = Storage.from_settings(settings)
@@ -360,7 +360,7 @@ def test_s3_outage_during_publish_is_retried(airflow_stack, moto_server):
 # ---- the gateway's one error ---------------------------------------------------------------------
 
 def _gateway_in(env: dict[str, str]) -> subprocess.CompletedProcess:
-    code = ("from dataperf_appliance import airflow_gateway as g\n"
+    code = ("from dataperf_appliance.orchestration import airflow_gateway as g\n"
             "try:\n    g.list_recent_runs()\nexcept g.AirflowUnavailable as e:\n    print('UNAVAILABLE', e)\n")
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
 

@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dataperf_appliance import figure_style, plots, stats
+from dataperf_appliance.engine import figure_style, stats
+
+from dataperf_appliance.engine.debugging import debugging_plots
 from dataperf_appliance.config import catalog, grid
-from dataperf_appliance.datasets import digits
-from dataperf_appliance.selection import files
-from dataperf_appliance.selection import plots as selection_plots
-from dataperf_appliance.selection.evaluation import METRICS as SELECTION_METRICS
+from dataperf_appliance.engine.datasets import digits
+from dataperf_appliance.engine.selection import files
+from dataperf_appliance.engine.selection import selection_plots as selection_plots
+from dataperf_appliance.engine.selection.selection_evaluation import METRICS as SELECTION_METRICS
 
 #: A rounding pixel or two of a tight bounding box.
 WIDTH_SLACK_PX = 2
@@ -106,7 +108,7 @@ LATENCY_ALL_MODELS = {model: {"fit_s": [0.01 * (i + 1), 0.02, 0.0], "predict_s":
 def test_every_debugging_figure_fits_the_page(tmp_path, size):
     tasks, strategies = (["digit-3"], ["random", "loss"]) if size == "small" else \
         (LARGE_TASKS[:3], [*catalog.DEBUGGING_STRATEGIES, USER_METHOD])
-    made = plots.draw_debugging_plots(debugging_results(tasks, strategies, repeats=3), tmp_path,
+    made = debugging_plots.draw_debugging_plots(debugging_results(tasks, strategies, repeats=3), tmp_path,
                                       dataset=digits.NAME)
     assert {p.name for p in made} >= {"vs_random.png", "fraction_fixes_vs_time.png",
                                       f"{tasks[0]}_fixing_curve.png", f"{tasks[0]}_flagged_gallery.png"}
@@ -131,7 +133,7 @@ def test_every_selection_figure_fits_the_page(tmp_path, size):
 def test_every_sweep_figure_fits_the_page_and_names_the_axes(tmp_path, axis_names):
     axes = [grid.AXES[name] for name in axis_names]
     summary = sweep_summary(LARGE_TASKS[:2], [*catalog.DEBUGGING_STRATEGIES, USER_METHOD], axes)
-    made = plots.draw_sweep_plots(summary, LATENCY_ALL_MODELS, tmp_path, metric="f1", axes=axes)
+    made = debugging_plots.draw_sweep_plots(summary, LATENCY_ALL_MODELS, tmp_path, metric="f1", axes=axes)
     assert [p.name for p in made] == [*(f"sweep_f1_vs_{name}.png" for name in axis_names), "sweep_latency.png"]
     for png in made:
         check_fits_the_page(png)
@@ -139,7 +141,7 @@ def test_every_sweep_figure_fits_the_page_and_names_the_axes(tmp_path, axis_name
 
 def test_the_sweep_plots_default_to_every_axis_of_the_grid(tmp_path):
     summary = sweep_summary(["digit-3"], ["random", "loss"], [grid.AXES["train_size"]])
-    made = plots.draw_sweep_plots(summary, LATENCY_ALL_MODELS, tmp_path, metric="fraction_fixes")
+    made = debugging_plots.draw_sweep_plots(summary, LATENCY_ALL_MODELS, tmp_path, metric="fraction_fixes")
     assert [p.name for p in made] == ["sweep_fraction_fixes_vs_train_size.png", "sweep_latency.png"]
 
 
@@ -158,7 +160,7 @@ def test_a_method_not_significantly_better_than_random_keeps_its_colour(tmp_path
                                                        stats.SIGNIFICANT: significant}}}
     results = {"repeats": 5, "tasks": {"digit-3": {"strategies": {
         "random": {}, "knn_shapley": compared(-0.3, True), "loss": compared(-0.05, False)}}}}
-    png = plots.comparison_plot(results, tmp_path / "vs_random.png", metric="fraction_fixes",
+    png = debugging_plots.comparison_plot(results, tmp_path / "vs_random.png", metric="fraction_fixes",
                                 lower_is_better=True)
     for method in ("knn_shapley", "loss"):
         assert method_pixels(png, figure_style.method_color(method)) > 50, method

@@ -1,6 +1,6 @@
 """The DataPerf reference classifier against a plain PyTorch run of the official procedure.
 
-The yardstick is dataperf_appliance/reference_torch.py (PyTorch, the
+The yardstick is dataperf_appliance/engine/reference_torch.py (PyTorch, the
 ``reference-check`` extra); these tests carry the ``torch`` mark, and import
 torch inside each test, so a run without torch deselects them by mark
 (``-m "not torch"``) instead of failing at collection.
@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataperf_appliance import datasets
+from dataperf_appliance.engine import datasets
 from dataperf_appliance.config import catalog
-from dataperf_appliance.datasets.dataperf_files import DebuggingTaskData
-from dataperf_appliance.debugging import strategies
-from dataperf_appliance.debugging.evaluation import budgets_for, evaluate_orders, fraction_fixes
-from dataperf_appliance.reference_classifier import (
+from dataperf_appliance.engine.datasets.dataperf_files import DebuggingTaskData
+from dataperf_appliance.engine.debugging import debugging_strategies
+from dataperf_appliance.engine.debugging.debugging_evaluation import budgets_for, evaluate_orders, fraction_fixes
+from dataperf_appliance.engine.reference_classifier import (
     THRESHOLDS,
     DataPerfReferenceClassifier,
     choose_threshold,
@@ -35,7 +35,7 @@ MODEL = catalog.DATAPERF_REFERENCE_MODEL
 def _reference_torch():
     import torch
 
-    from dataperf_appliance import reference_torch
+    from dataperf_appliance.engine import reference_torch
 
     torch.set_num_threads(1)  # both cores are the test runner's: no oversubscribed intra-op threads
     return reference_torch
@@ -94,7 +94,7 @@ def test_fixing_curves_equal_torchs_on_digits_tasks(tmp_path):
     differing = []
     for data_id, seed in (("digit-3", 0), ("digit-8", 1), ("digit-9", 2)):
         task = _digits_task(tmp_path, data_id, 100, seed)
-        orders = {name: strategies.rank_training_points(name, task.X_train, task.y_train, task.X_val, task.y_val,
+        orders = {name: debugging_strategies.rank_training_points(name, task.X_train, task.y_train, task.X_val, task.y_val,
                                                         seed=seed)
                   for name in ("random", "knn_shapley")}
         e, t, d = _compare_curves(task, orders)

@@ -22,13 +22,13 @@ import pytest
 from helpers import REPO_ROOT
 from ui_fixtures import small_setup
 
-from dataperf_appliance import cli
+from dataperf_appliance.interface import cli
 from dataperf_appliance.config import ConfigError
-from dataperf_appliance.datasets import flipped_count
-from dataperf_appliance.datasets.dataperf_files import DebuggingTaskData
-from dataperf_appliance.debugging.evaluation import evaluate_orders, most_trainings
-from dataperf_appliance.selection import files
-from dataperf_appliance.settings import (
+from dataperf_appliance.engine.datasets import flipped_count
+from dataperf_appliance.engine.datasets.dataperf_files import DebuggingTaskData
+from dataperf_appliance.engine.debugging.debugging_evaluation import evaluate_orders, most_trainings
+from dataperf_appliance.engine.selection import files
+from dataperf_appliance.engine.settings import (
     DEFAULT_MAX_RUN_FITS,
     DEFAULT_RUN_TIMEOUT_S,
     DEFAULT_TASK_TIMEOUT_S,
@@ -42,7 +42,7 @@ from dataperf_appliance.settings import (
     machine_memory_mib,
 )
 from dataperf_appliance.tracks import default_params, parse_task_setup, render_and_parse
-from dataperf_appliance.ui_support import form
+from dataperf_appliance.interface.ui_support import form
 
 # The review's finding: 3 x 100,000 x 2,048 values with 100 repeats and a random forest, about 4.6 GiB of
 # embeddings before any training, accepted on a 4 GiB instance.
@@ -251,8 +251,8 @@ def _dag_file_facts() -> dict:
     from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTerminated, AirflowTaskTimeout
     from airflow.sdk.execution_time.timeout import timeout
 
-    from dataperf_appliance import pipeline
-    from dataperf_appliance.airflow_gateway import DAG_ID
+    from dataperf_appliance.stages import pipeline
+    from dataperf_appliance.orchestration.airflow_gateway import DAG_ID
 
     bag = DagBag(dag_folder=str(REPO_ROOT / "dags"))
     assert not bag.import_errors, bag.import_errors

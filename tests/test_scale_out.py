@@ -45,8 +45,8 @@ from helpers import REPO_ROOT, free_port
 from test_methods import NEAREST_LABEL, PARTICIPANT_APPRAISER
 from test_orchestration import SMALL, THREE_TASKS, TIMING_FIELDS, small_setup
 
-from dataperf_appliance import airflow_gateway as gateway
-from dataperf_appliance import pipeline
+from dataperf_appliance.orchestration import airflow_gateway as gateway
+from dataperf_appliance.stages import pipeline
 from dataperf_appliance.tracks import load_task_setup
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-from dataperf_appliance.selection import benchmark, data, files
-from dataperf_appliance.selection.files import TrainingSetError
+from dataperf_appliance.engine.selection import selection_task, data, files
+from dataperf_appliance.engine.selection.files import TrainingSetError
 
 METRIC_KEYS = {"accuracy", "precision", "recall", "f1", "train_size", "time_s", "fit_s", "predict_s"}
 STRATEGIES = ["random", "balanced_random", "uncertainty", "diversity", "centroid"]
@@ -75,19 +75,19 @@ def digits_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("selection")
     data_root, work_dir, source = root / "data", root / "run", root / "source"
     setup = StandInSetup(submissions=["mine"])
-    benchmark.prepare_data(setup, data_root)
+    selection_task.prepare_data(setup, data_root)
     for task in setup.eval_tasks:
         write_user_csv(source, task, "mine", data_root)
     calls = []
-    returned = benchmark.evaluate_tasks(setup, data_root, work_dir, source, n_jobs=2,
+    returned = selection_task.evaluate_tasks(setup, data_root, work_dir, source, n_jobs=2,
                                         progress=lambda done, total: calls.append((done, total)))
-    results = benchmark.report(setup, work_dir)
+    results = selection_task.report(setup, work_dir)
     return setup, data_root, work_dir, source, returned, results, calls
 
 
 def test_prepare_data_gives_the_files_of_every_task(tmp_path):
     setup = StandInSetup()
-    found = benchmark.prepare_data(setup, tmp_path)
+    found = selection_task.prepare_data(setup, tmp_path)
     assert set(found) == set(setup.eval_tasks)
     for paths in found.values():
         assert {"pool", "test", "examples"} <= set(paths) and all(p.exists() for p in paths.values())
@@ -174,14 +174,14 @@ def test_strategies_do_what_they_should_on_the_digits(digits_run):
 def test_report_again_replaces_the_reference_files(digits_run):
     setup, _, work_dir, _, _, _, _ = digits_run
     later = dt.datetime(2031, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
-    results = benchmark.report(setup, work_dir, now=later)
+    results = selection_task.report(setup, work_dir, now=later)
     assert [p.name for p in (work_dir / "results" / "random").iterdir()] == ["result_UTC-2031-01-02-03-04-05.json"]
     assert results["reference_results"]["random"] == "results/random/result_UTC-2031-01-02-03-04-05.json"
 
 
 def test_one_worker_gives_the_same_numbers(digits_run, tmp_path):
     setup, data_root, work_dir, source, returned, _, _ = digits_run
-    again = benchmark.evaluate_tasks(setup, data_root, tmp_path / "run", source, data_ids=["digit-3"], n_jobs=1)
+    again = selection_task.evaluate_tasks(setup, data_root, tmp_path / "run", source, data_ids=["digit-3"], n_jobs=1)
     assert set(again) == {"digit-3"}
     for name, entry in again["digit-3"]["strategies"].items():
         before = returned["digit-3"]["strategies"][name]
@@ -194,19 +194,19 @@ def test_one_worker_gives_the_same_numbers(digits_run, tmp_path):
 
 def test_a_bad_user_csv_stops_the_run_before_any_work(tmp_path):
     setup = StandInSetup(eval_tasks=["digit-3"], strategies=["random"], submissions=["mine"])
-    benchmark.prepare_data(setup, tmp_path / "data")
+    selection_task.prepare_data(setup, tmp_path / "data")
     path = tmp_path / "source" / "submissions" / "digit-3_mine.csv"
     path.parent.mkdir(parents=True)
     path.write_text("ImageID,Confidence\ndigits-0000,1\nnot-a-digit,0\n")
     with pytest.raises(TrainingSetError, match=r"digit-3_mine\.csv:row 2: ImageID 'not-a-digit' is not in the pool"):
-        benchmark.evaluate_tasks(setup, tmp_path / "data", tmp_path / "run", tmp_path / "source", n_jobs=1)
+        selection_task.evaluate_tasks(setup, tmp_path / "data", tmp_path / "run", tmp_path / "source", n_jobs=1)
     assert not (tmp_path / "run").exists()
 
 
 def test_a_missing_user_csv_is_named(tmp_path):
     setup = StandInSetup(eval_tasks=["digit-3"], strategies=[], submissions=["mine"])
     with pytest.raises(FileNotFoundError, match="digit-3_mine.csv"):
-        benchmark.evaluate_tasks(setup, tmp_path / "data", tmp_path / "run", tmp_path / "source", n_jobs=1)
+        selection_task.evaluate_tasks(setup, tmp_path / "data", tmp_path / "run", tmp_path / "source", n_jobs=1)
 
 
 # Names, strategies and duplicates are the setup model's to refuse (tests/test_config_selection.py): the engine
@@ -219,17 +219,17 @@ def test_a_missing_user_csv_is_named(tmp_path):
 ])
 def test_setup_problems(tmp_path, change, error, message):
     with pytest.raises(error, match=message):
-        benchmark.prepare_data(StandInSetup(**change), tmp_path)
+        selection_task.prepare_data(StandInSetup(**change), tmp_path)
 
 
 def test_unknown_data_id(tmp_path):
     with pytest.raises(ValueError, match="no task digit-9 in this setup"):
-        benchmark.evaluate_tasks(StandInSetup(), tmp_path, tmp_path / "run", tmp_path, data_ids=["digit-9"])
+        selection_task.evaluate_tasks(StandInSetup(), tmp_path, tmp_path / "run", tmp_path, data_ids=["digit-9"])
 
 
 def test_report_without_evaluation(tmp_path):
     with pytest.raises(FileNotFoundError, match="run evaluate_tasks first"):
-        benchmark.report(StandInSetup(), tmp_path)
+        selection_task.report(StandInSetup(), tmp_path)
 
 
 # --- an official folder, written with plain pandas --------------------------------------------------
@@ -279,11 +279,11 @@ def official_setup(**change) -> StandInSetup:
 def test_official_folder_end_to_end(tmp_path):
     write_official_folder(tmp_path / "datasets" / "tiny")
     setup = official_setup()
-    found = benchmark.prepare_data(setup, tmp_path)
+    found = selection_task.prepare_data(setup, tmp_path)
     assert set(found["A"]) == {"pool", "test", "examples", "labels", "train_csv"}
 
-    benchmark.evaluate_tasks(setup, tmp_path, tmp_path / "run", tmp_path, n_jobs=1)
-    results = benchmark.report(setup, tmp_path / "run")
+    selection_task.evaluate_tasks(setup, tmp_path, tmp_path / "run", tmp_path, n_jobs=1)
+    results = selection_task.report(setup, tmp_path / "run")
 
     # The task's own train csv gets the reference's numbers, computed the reference's way.
     pool = pd.read_parquet(tmp_path / "datasets" / "tiny" / "embeddings" / f"train_emb_{DIM}_dataperf.parquet")
@@ -305,10 +305,10 @@ def test_official_folder_end_to_end(tmp_path):
 def test_official_folder_without_pool_labels(tmp_path):
     write_official_folder(tmp_path / "datasets" / "tiny", with_labels=False)
     with pytest.raises(FileNotFoundError, match=r"no pool labels for task A .*strategies random buy"):
-        benchmark.prepare_data(official_setup(), tmp_path)
+        selection_task.prepare_data(official_setup(), tmp_path)
     # The reference's baseline needs no label: it runs.
     setup = official_setup(strategies=["centroid", "closest_furthest"])
-    out = benchmark.evaluate_tasks(setup, tmp_path, tmp_path / "run", tmp_path, n_jobs=1)
+    out = selection_task.evaluate_tasks(setup, tmp_path, tmp_path / "run", tmp_path, n_jobs=1)
     assert out["A"]["strategies"]["centroid"]["wrong_labels"] is None
     assert out["A"]["pool_positives"] is None
 
@@ -323,4 +323,4 @@ def test_official_folder_without_pool_labels(tmp_path):
 def test_official_folder_problems(tmp_path, change, error, message):
     write_official_folder(tmp_path / "datasets" / "tiny")
     with pytest.raises(error, match=message):
-        benchmark.evaluate_tasks(official_setup(**change), tmp_path, tmp_path / "run", tmp_path, n_jobs=1)
+        selection_task.evaluate_tasks(official_setup(**change), tmp_path, tmp_path / "run", tmp_path, n_jobs=1)

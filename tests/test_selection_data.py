@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dataperf_appliance.datasets import digits
-from dataperf_appliance.selection import data, files
+from dataperf_appliance.engine.datasets import digits
+from dataperf_appliance.engine.selection import data, files
 
 TASKS = ["digit-3", "even-odd"]
 TEST_SIZE = 80

@@ -9,7 +9,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-from dataperf_appliance.selection.evaluation import evaluate_training_set, reference_classifier
+from dataperf_appliance.engine.selection.selection_evaluation import evaluate_training_set, reference_classifier
 
 # One feature: the classes are x < 1.5 (label 0) and x > 1.5 (label 1), so any sensible fit
 # predicts 0 for negative x and 1 for positive x.

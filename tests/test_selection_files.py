@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataperf_appliance.selection import files
-from dataperf_appliance.selection.files import TrainingSetError, read_training_set
+from dataperf_appliance.engine.selection import files
+from dataperf_appliance.engine.selection.files import TrainingSetError, read_training_set
 
 CORPUS = Path(__file__).parent / "bad_training_sets"
 POOL_IDS = {f"img{i}" for i in range(10)}

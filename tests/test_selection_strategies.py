@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_classification
 
-from dataperf_appliance.selection import strategies
-from dataperf_appliance.selection.strategies import (
+from dataperf_appliance.engine.selection import selection_strategies
+from dataperf_appliance.engine.selection.selection_strategies import (
     BUYS_LABELS,
     STRATEGY_NAMES,
     LabelBudgetError,
@@ -223,6 +223,6 @@ def _guessing_buyer(pool_embeddings, oracle, examples, budget, *, seed=0, model=
 ])
 def test_a_strategy_that_breaks_the_contract_is_caught(pool, monkeypatch, cheat, registered_as, message):
     X, y, examples = pool
-    monkeypatch.setitem(strategies.STRATEGIES, registered_as, cheat)
+    monkeypatch.setitem(selection_strategies.STRATEGIES, registered_as, cheat)
     with pytest.raises(RuntimeError, match=message):
         choose_training_set(registered_as, X, LabelOracle(y), examples, 5)

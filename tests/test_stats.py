@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from dataperf_appliance import stats
+from dataperf_appliance.engine import stats
 
 
 def test_describe_gives_the_mean_standard_error_and_t_interval():

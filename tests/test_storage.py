@@ -14,10 +14,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from dataperf_appliance.settings import DEFAULT_S3_PREFIX, Settings
-from dataperf_appliance.storage import (DatasetListing, RestoreReport, RunListing, Storage, StorageError,
+from dataperf_appliance.engine.settings import DEFAULT_S3_PREFIX, Settings
+from dataperf_appliance.engine.storage import (DatasetListing, RestoreReport, RunListing, Storage, StorageError,
                                         SyncReport, open_storage)
-from dataperf_appliance.ui_support import run_list
+from dataperf_appliance.interface.ui_support import run_list
 
 PREFIX = DEFAULT_S3_PREFIX
 
@@ -257,7 +257,7 @@ def test_run_whose_upload_is_incomplete_is_listed_but_not_downloaded(tmp_path, s
 # ---- deleting a dataset -------------------------------------------------------------------------------
 
 def test_deleting_a_dataset_removes_it_on_disk_and_in_the_bucket_and_runs_still_open(tmp_path, s3, bucket):
-    from dataperf_appliance.ui_support import run_detail
+    from dataperf_appliance.interface.ui_support import run_detail
 
     settings = settings_for(tmp_path, bucket)
     storage = Storage.from_settings(settings)
@@ -462,7 +462,7 @@ NESTED_MANIFEST = b"[" * 200_000  # the finding's 200 KB of nested `[`: a Recurs
 
 
 def test_a_nested_manifest_in_the_bucket_lists_as_unreadable_and_breaks_nothing(tmp_path, s3, bucket):
-    from dataperf_appliance.ui_support import compare, run_detail
+    from dataperf_appliance.interface.ui_support import compare, run_detail
 
     old = Storage.from_settings(settings_for(tmp_path / "old", bucket))
     old.upload_run(make_run(tmp_path / "old", "r-good").name)
@@ -495,7 +495,7 @@ def test_a_nested_manifest_in_the_bucket_lists_as_unreadable_and_breaks_nothing(
 
 
 def test_a_manifest_over_its_limit_in_the_bucket_is_neither_read_nor_downloaded(tmp_path, s3, bucket, monkeypatch):
-    import dataperf_appliance.storage as storage_module
+    import dataperf_appliance.engine.storage as storage_module
 
     old = Storage.from_settings(settings_for(tmp_path / "old", bucket))
     run = make_run(tmp_path / "old", "r-big-manifest")
@@ -515,7 +515,7 @@ def test_a_manifest_over_its_limit_in_the_bucket_is_neither_read_nor_downloaded(
 
 
 def test_a_run_over_its_limit_in_the_bucket_is_not_downloaded(tmp_path, bucket, monkeypatch):
-    import dataperf_appliance.storage as storage_module
+    import dataperf_appliance.engine.storage as storage_module
 
     old = Storage.from_settings(settings_for(tmp_path / "old", bucket))
     run = make_run(tmp_path / "old", "r-large")

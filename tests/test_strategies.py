@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.datasets import make_classification
 
-from dataperf_appliance.debugging import strategies
-from dataperf_appliance.debugging.strategies import (
+from dataperf_appliance.engine.debugging import debugging_strategies
+from dataperf_appliance.engine.debugging.debugging_strategies import (
     STRATEGY_NAMES,
     knn_shapley_values,
     rank_training_points,
 )
-from dataperf_appliance.models import MODEL_NAMES
+from dataperf_appliance.engine.models import MODEL_NAMES
 
 NOISE_RATE = 0.3
 
@@ -96,7 +96,7 @@ def test_confident_learning_ranks_cleanlabs_issue_set_first(task):
 
     X_train, y_train, X_val, y_val, _ = task
     order = rank_training_points("confident_learning", X_train, y_train, X_val, y_val, seed=0)
-    probs = strategies.out_of_fold_probabilities(X_train, y_train, seed=0, model="logistic_regression")
+    probs = debugging_strategies.out_of_fold_probabilities(X_train, y_train, seed=0, model="logistic_regression")
     issues = find_label_issues(y_train, probs, return_indices_ranked_by="self_confidence")
     assert 0 < len(issues) < len(y_train)
     np.testing.assert_array_equal(order[:len(issues)], issues)
@@ -104,9 +104,9 @@ def test_confident_learning_ranks_cleanlabs_issue_set_first(task):
 
 def test_confident_learning_and_loss_give_different_orders_on_the_default_tasks(tmp_path):
     """The two are distinct methods: out-of-sample confident learning against the in-sample training loss."""
-    from dataperf_appliance import datasets
+    from dataperf_appliance.engine import datasets
     from dataperf_appliance.tracks import default_params, render_and_parse
-    from dataperf_appliance.debugging.benchmark import prepare_data, task_spec
+    from dataperf_appliance.engine.debugging.debugging_task import prepare_data, task_spec
 
     _, setup = render_and_parse(default_params("debugging"))
     files = prepare_data(setup, tmp_path)
@@ -219,7 +219,7 @@ def test_knn_shapley_equals_the_brute_force_shapley_value(tiny):
     X_train, y_train, X_val, y_val, k = tiny
     values = knn_shapley_values(X_train, y_train, X_val, y_val, k=k)
     np.testing.assert_allclose(values, brute_force_shapley(X_train, y_train, X_val, y_val, k), atol=1e-12)
-    order = strategies.knn_shapley(X_train, y_train, X_val, y_val, k=k)
+    order = debugging_strategies.knn_shapley(X_train, y_train, X_val, y_val, k=k)
     np.testing.assert_array_equal(order, np.argsort(values, kind="stable"))
 
 
@@ -229,7 +229,7 @@ def test_knn_shapley_orders_ascending_with_ties_by_index():
     y_train = np.array([1, 1, 0, 0, 0])
     X_val, y_val = np.array([[0.0], [5.0]]), np.array([1, 0])
     values = knn_shapley_values(X_train, y_train, X_val, y_val, k=2)
-    order = strategies.knn_shapley(X_train, y_train, X_val, y_val, k=2)
+    order = debugging_strategies.knn_shapley(X_train, y_train, X_val, y_val, k=2)
     assert order[0] == 4  # the one row whose label disagrees with its neighbourhood
     np.testing.assert_array_equal(order, np.argsort(values, kind="stable"))
     assert values[0] == values[1] and values[2] == values[3]
@@ -239,7 +239,7 @@ def test_knn_shapley_in_chunks_equals_one_chunk(monkeypatch):
     X_train, y_train, X_val, y_val, _ = noisy_task(n_train=60, n_val=25, n_features=4, seed=2)
     whole = knn_shapley_values(X_train, y_train, X_val, y_val)
     # A scratch budget of 8 distance rows of 60 float64: chunks of 8 validation points.
-    monkeypatch.setattr(strategies, "_KNN_SHAPLEY_SCRATCH_MIB", 8 * 8 * 60 * 8 / 2**20)
+    monkeypatch.setattr(debugging_strategies, "_KNN_SHAPLEY_SCRATCH_MIB", 8 * 8 * 60 * 8 / 2**20)
     np.testing.assert_allclose(knn_shapley_values(X_train, y_train, X_val, y_val), whole, atol=1e-12)
 
 
@@ -262,9 +262,9 @@ def test_a_model_without_predict_proba_falls_back_to_logistic_regression(task):
 def test_the_references_neighbor_shapley_is_knn_shapley_with_datascopes_one_neighbour():
     X, y = make_classification(n_samples=120, n_features=8, random_state=3)
     X_train, y_train, X_val, y_val = X[:90], y[:90], X[90:], y[90:]
-    alias = strategies.rank_training_points("neighbor_shapley", X_train, y_train, X_val, y_val)
-    one = strategies.knn_shapley(X_train, y_train, X_val, y_val, k=strategies.OFFICIAL_NEIGHBOR_SHAPLEY_K)
-    ten = strategies.rank_training_points("knn_shapley", X_train, y_train, X_val, y_val)
-    assert strategies.OFFICIAL_NEIGHBOR_SHAPLEY_K == 1
+    alias = debugging_strategies.rank_training_points("neighbor_shapley", X_train, y_train, X_val, y_val)
+    one = debugging_strategies.knn_shapley(X_train, y_train, X_val, y_val, k=debugging_strategies.OFFICIAL_NEIGHBOR_SHAPLEY_K)
+    ten = debugging_strategies.rank_training_points("knn_shapley", X_train, y_train, X_val, y_val)
+    assert debugging_strategies.OFFICIAL_NEIGHBOR_SHAPLEY_K == 1
     assert np.array_equal(alias, one)
     assert not np.array_equal(alias, ten)  # K matters here: the alias is not the appliance's K = 10

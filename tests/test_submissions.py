@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dataperf_appliance.debugging.submissions import (
+from dataperf_appliance.engine.debugging.submissions import (
     MAX_REPORTED_PROBLEMS,
     MAX_SUBMISSION_BYTES,
     SubmissionError,

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from dataperf_appliance import pipeline, sweeps
+from dataperf_appliance.stages import pipeline, sweeps
 from dataperf_appliance.config import catalog
-from dataperf_appliance.benchmark import run_benchmark
+from dataperf_appliance.stages.local_run import run_benchmark
 from dataperf_appliance.config import ConfigError
 from dataperf_appliance.tracks import apply_overrides, default_params, parse_task_setup, render_task_setup
-from dataperf_appliance.settings import Settings
-from dataperf_appliance.ui_support import run_list, settings_view
+from dataperf_appliance.engine.settings import Settings
+from dataperf_appliance.interface.ui_support import run_list, settings_view
 
 PNG = b"\x89PNG\r\n\x1a\n"
 # Small grids: 8 cells each, a few seconds on two cores.
@@ -202,8 +202,8 @@ REPLICATED = ["tasks=[digit-3, digit-9]", "strategies=[random, knn_shapley]", "t
 
 
 def test_each_repeat_draws_new_noise_and_a_new_random_order(tmp_path):
-    from dataperf_appliance import datasets
-    from dataperf_appliance.debugging import benchmark, strategies
+    from dataperf_appliance.engine import datasets
+    from dataperf_appliance.engine.debugging import debugging_task, debugging_strategies
 
     setup = parse_task_setup(sweep_text("debugging", REPLICATED, repeats=2))
     first, second = (sweeps.cell_setup(setup, cell) for cell in sweeps.cells(setup, ["digit-3"]))
@@ -211,9 +211,9 @@ def test_each_repeat_draws_new_noise_and_a_new_random_order(tmp_path):
     loaded = []
     for one in (first, second):
         spec = one.tasks[0]
-        task = datasets.load_debugging_task(benchmark.prepare_data(one, tmp_path)[spec.data_id],
-                                            benchmark.task_spec(spec))
-        order = strategies.rank_training_points("random", task.X_train, task.y_train, task.X_val, task.y_val,
+        task = datasets.load_debugging_task(debugging_task.prepare_data(one, tmp_path)[spec.data_id],
+                                            debugging_task.task_spec(spec))
+        order = debugging_strategies.rank_training_points("random", task.X_train, task.y_train, task.X_val, task.y_val,
                                                 seed=one.seed)
         loaded.append((task.mislabeled, order))
     assert not (loaded[0][0] == loaded[1][0]).all()  # other labels flipped
@@ -221,7 +221,7 @@ def test_each_repeat_draws_new_noise_and_a_new_random_order(tmp_path):
 
 
 def test_repeats_alone_are_replicates_with_intervals_and_a_paired_test(tmp_path):
-    from dataperf_appliance import stats
+    from dataperf_appliance.engine import stats
 
     run_dir, results = run(sweep_text("debugging", REPLICATED, repeats=3), tmp_path, tmp_path / "data", n_jobs=2)
     assert "sweep" not in results and not (run_dir / "sweep.csv").exists()  # one setting: no sweep
@@ -250,8 +250,8 @@ def test_repeats_alone_are_replicates_with_intervals_and_a_paired_test(tmp_path)
 
 
 def test_a_selection_method_over_the_budget_is_marked_and_not_ranked(tmp_path):
-    from dataperf_appliance.cli import _summary
-    from dataperf_appliance.ui_support import run_detail, run_list
+    from dataperf_appliance.interface.cli import _summary
+    from dataperf_appliance.interface.ui_support import run_detail, run_list
 
     text = sweep_text("selection", ["tasks=[digit-3]", "strategies=[random, centroid]", "train_size=40",
                                     "test_size=60"], repeats=2)
@@ -291,8 +291,8 @@ def test_a_sweep_is_read_at_a_chosen_setting_as_the_plain_run_of_it(selection_sw
         assert first["overall"][name]["over_repeats"] == record["over_repeats"]
         assert first["overall"][name].get("vs_random") == record.get("vs_random")
     # The CLI prints each setting apart, with the same figures as the view of it (conditions never averaged).
-    from dataperf_appliance.cli import _summary
-    from dataperf_appliance.stats import format_comparison, format_estimate
+    from dataperf_appliance.interface.cli import _summary
+    from dataperf_appliance.engine.stats import format_comparison, format_estimate
 
     printed = _summary(results)
     for setting in settings_view.settings(results):

@@ -641,8 +641,8 @@ class PerKeyDeletes:
 def storage_as(credentials: dict[str, str], data_root: Path, bucket: str, moto_server: MotoServer,
                monkeypatch: pytest.MonkeyPatch):
     """The appliance's Storage as the instance makes it, from the environment (the role's credentials)."""
-    from dataperf_appliance.settings import Settings
-    from dataperf_appliance.storage import Storage
+    from dataperf_appliance.engine.settings import Settings
+    from dataperf_appliance.engine.storage import Storage
 
     for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
         monkeypatch.delenv(key, raising=False)
@@ -692,7 +692,7 @@ def test_roles_with_workers_against_moto_with_iam_enforced(moto_server: MotoServ
                                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """workers = 1: the worker's role is not the main instance's; neither may read a parameter it was not
     given, nor a worker write one; the main role deletes a dataset, and nobody a run."""
-    from dataperf_appliance.storage import StorageError
+    from dataperf_appliance.engine.storage import StorageError
 
     module = copy_module(tmp_path / "terraform")
     (module / "moto_override.tf").write_text(MOTO_OVERRIDE.format(endpoint=moto_server.endpoint_url))

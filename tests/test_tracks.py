@@ -19,15 +19,19 @@ import numpy as np
 import pytest
 from pydantic import Field
 
-from dataperf_appliance import cli, stats, tracks
-from dataperf_appliance.benchmark import run_benchmark
+from dataperf_appliance.interface import cli
+
+from dataperf_appliance.engine import stats
+
+from dataperf_appliance import tracks
+from dataperf_appliance.stages.local_run import run_benchmark
 from dataperf_appliance.config import ConfigError, MethodFile, TaskSetup, templates_dir, values
 from dataperf_appliance.config.loader import Loc
 from dataperf_appliance.config.types import ModelName, Repeats, SafeName, Seed, TrainSize, sweepable
-from dataperf_appliance.runs import PARTIAL, RESULTS, read_json, write_json
+from dataperf_appliance.engine.runs import PARTIAL, RESULTS, read_json, write_json
 from dataperf_appliance.tracks import POINT, TRACKS, Track
 from dataperf_appliance.tracks.engine import Stages
-from dataperf_appliance.ui_support import form, run_list
+from dataperf_appliance.interface.ui_support import form, run_list
 
 #: Most coins a tiny task may flip: the tiny data check.
 MAX_COINS = 1000

@@ -2,7 +2,7 @@
 
 * Airflow (PostgreSQL, api-server, scheduler, dag-processor) from tests/airflow_harness.py, synced to a
   bucket of a moto S3 server (tests/conftest.py);
-* the UI password made by ``python -m dataperf_appliance.access`` (the entrypoint's step) and read from
+* the UI password made by ``python -m dataperf_appliance.interface.access`` (the entrypoint's step) and read from
   the file it names;
 * Streamlit as the image runs it, ``scripts/runtime/service.sh streamlit``, with the same environment;
 * Debian's chromium (scripts/dev/install-browser.sh) driven by Playwright's sync API.
@@ -33,8 +33,8 @@ from airflow_harness import TEST_BUCKET, TEST_PREFIX, AirflowStack, airflow_stac
 
 import layout_checks
 from conftest import REPO_ROOT, free_port, wait_for_http
-from dataperf_appliance import airflow_gateway as gateway
-from dataperf_appliance import figure_style
+from dataperf_appliance.orchestration import airflow_gateway as gateway
+from dataperf_appliance.engine import figure_style
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +76,7 @@ def appliance(airflow_stack: AirflowStack) -> Iterator[App]:  # noqa: F811 - the
     """Streamlit beside the test Airflow, with the environment the image gives it."""
     env = {**airflow_stack.base_env, "APPLIANCE_UI_PORT": str(free_port()), "APPLIANCE_UI_HOST": "127.0.0.1"}
     env.pop("APPLIANCE_UI_PASSWORD", None)
-    out = subprocess.run([sys.executable, "-m", "dataperf_appliance.access"], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "dataperf_appliance.interface.access"], env=env, capture_output=True,
                          text=True, check=True, cwd=REPO_ROOT)
     password_file = Path(out.stdout.strip())
     assert password_file.is_file() and password_file.stat().st_mode & 0o077 == 0

@@ -18,9 +18,9 @@ from streamlit.testing.v1 import AppTest
 from ui_fixtures import write_run
 
 from conftest import REPO_ROOT
-from dataperf_appliance import airflow_gateway
+from dataperf_appliance.orchestration import airflow_gateway
 from dataperf_appliance.config import catalog, yaml_value
-from dataperf_appliance.ui_support import compare as compare_support
+from dataperf_appliance.interface.ui_support import compare as compare_support
 
 APP = str(REPO_ROOT / "ui" / "app.py")
 PASSWORD = "correct horse battery staple"
@@ -146,7 +146,7 @@ def test_a_valid_form_triggers_exactly_one_run(app_env, triggered):
 
 
 def test_every_track_and_a_sweep_from_the_form(app_env, triggered):
-    from dataperf_appliance.ui_support import form
+    from dataperf_appliance.interface.ui_support import form
 
     at = app()
     for track in form.available_tracks():
@@ -178,7 +178,7 @@ def test_own_submission_files_are_uploaded_with_the_run(app_env, triggered):
 
 
 def test_an_uploader_holding_more_files_than_it_takes_uses_none_and_says_why(app_env):
-    from dataperf_appliance.upload_limits import MAX_FILES_PER_UPLOADER
+    from dataperf_appliance.engine.upload_limits import MAX_FILES_PER_UPLOADER
 
     at = app()
     at.multiselect(key="nb.debugging.tasks.multichoice").set_value(["digit-3"]).run()
@@ -392,7 +392,7 @@ def real_runs(data: Path, models: dict[str, str], repeats: int, tasks: str = "di
     """Real small debugging runs (three strategies) in the data root `data`: {run id: model}."""
     from ui_fixtures import small_setup
 
-    from dataperf_appliance.benchmark import run_benchmark
+    from dataperf_appliance.stages.local_run import run_benchmark
 
     for run_id, model in models.items():
         source = data.parent / run_id
@@ -475,7 +475,7 @@ def test_a_run_with_repeats_shows_intervals_and_the_comparison_with_random(repea
 def test_a_run_with_methods_shows_their_failures_and_cost(monkeypatch, tmp_path):
     from test_methods import SETUP, _write_methods
 
-    from dataperf_appliance.benchmark import run_benchmark
+    from dataperf_appliance.stages.local_run import run_benchmark
 
     data = use_data_root(monkeypatch, tmp_path / "data")
     _write_methods(tmp_path)
@@ -518,7 +518,7 @@ def sweep_and_plain_runs(tmp_path_factory):
 
 
 def test_a_sweeps_setting_shows_exactly_what_the_plain_run_of_it_shows(sweep_and_plain_runs, monkeypatch):
-    from dataperf_appliance.ui_support import settings_view
+    from dataperf_appliance.interface.ui_support import settings_view
 
     use_data_root(monkeypatch, sweep_and_plain_runs)
     monkeypatch.setattr(airflow_gateway, "list_recent_runs", lambda limit=50: [])
@@ -568,8 +568,8 @@ def test_a_sweeps_setting_shows_exactly_what_the_plain_run_of_it_shows(sweep_and
 
 
 def test_compare_draws_a_sweeps_curves_at_the_chosen_setting(sweep_and_plain_runs):
-    from dataperf_appliance.settings import load_settings
-    from dataperf_appliance.ui_support import compare as compare_support, run_detail, settings_view
+    from dataperf_appliance.engine.settings import load_settings
+    from dataperf_appliance.interface.ui_support import compare as compare_support, run_detail, settings_view
 
     settings = load_settings({"APPLIANCE_DATA_DIR": str(sweep_and_plain_runs)})
     sweep = run_detail.load_run(settings, "20260102-000000-sweep1")
@@ -600,7 +600,7 @@ def test_compare_two_runs(app_env):
 
 
 def test_compare_starts_with_the_two_newest_runs_of_one_track():
-    from dataperf_appliance.ui_support.run_list import RunRow
+    from dataperf_appliance.interface.ui_support.run_list import RunRow
 
     rows = [RunRow("s2", "success", "disk", True, track="selection"),
             RunRow("d2", "success", "disk", True, track="debugging"),

@@ -1,4 +1,4 @@
-"""The logic behind the Streamlit pages (dataperf_appliance.ui_support), without Streamlit."""
+"""The logic behind the Streamlit pages (dataperf_appliance.interface.ui_support), without Streamlit."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from ui_fixtures import small_setup, write_run
 
-from dataperf_appliance import airflow_gateway, pipeline
-from dataperf_appliance.launch import launch_run
+from dataperf_appliance.orchestration import airflow_gateway
+
+from dataperf_appliance.stages import pipeline
+from dataperf_appliance.interface.launch import launch_run
 from dataperf_appliance.tracks import default_params
-from dataperf_appliance.settings import load_settings
-from dataperf_appliance.ui_support import compare, dataset_upload, form, run_detail, run_list
+from dataperf_appliance.engine.settings import load_settings
+from dataperf_appliance.interface.ui_support import compare, dataset_upload, form, run_detail, run_list
 
 
 @pytest.fixture
@@ -455,7 +457,7 @@ def test_each_file_of_a_run_is_refused_over_its_limit_before_it_is_parsed(settin
 
 
 def test_the_safe_json_reader_takes_any_depth_and_shape(tmp_path):
-    from dataperf_appliance import bounded
+    from dataperf_appliance.engine import bounded
 
     for label, content in UNUSABLE_JSON.items():
         with pytest.raises(bounded.Unreadable, match="x.json"):
@@ -574,7 +576,7 @@ def test_a_good_debugging_dataset_is_stored(settings):
 
 
 def test_the_form_tells_the_largest_train_size_the_digits_allow(settings):
-    from dataperf_appliance.datasets import digits
+    from dataperf_appliance.engine.datasets import digits
 
     params = {**default_params("debugging"), "tasks": ["digit-3"], "val_size": 40, "test_size": 100}
     limit = form.train_size_limit(params, settings)
@@ -638,8 +640,8 @@ def test_a_selection_dataset(settings):
 def test_a_submitted_run_is_copied_to_s3_without_a_manifest(tmp_path, aws_env):
     import boto3
 
-    from dataperf_appliance.settings import Settings
-    from dataperf_appliance.storage import open_storage
+    from dataperf_appliance.engine.settings import Settings
+    from dataperf_appliance.engine.storage import open_storage
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="submitted-runs")
@@ -660,8 +662,8 @@ def test_a_submitted_run_is_copied_to_s3_without_a_manifest(tmp_path, aws_env):
 
 
 def test_a_tile_says_no_test_rather_than_not_significant_when_nothing_was_tested():
-    from dataperf_appliance import stats
-    from dataperf_appliance.ui_support import run_detail
+    from dataperf_appliance.engine import stats
+    from dataperf_appliance.interface.ui_support import run_detail
 
     one = stats.paired_comparison([0.5], [0.467])
     assert run_detail.headline_delta(one) == "+0.033 vs random, no test: 1 repeat"

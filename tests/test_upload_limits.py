@@ -1,5 +1,5 @@
-"""What a logged-in browser's uploads may hold in the app's memory (dataperf_appliance.upload_budget), and where
-the upload limit comes from (dataperf_appliance.upload_limits).
+"""What a logged-in browser's uploads may hold in the app's memory (dataperf_appliance.interface.upload_budget), and where
+the upload limit comes from (dataperf_appliance.engine.upload_limits).
 
 Through the real server (`streamlit run ui/server.py`, tests/login_harness.py): a session that PUTs file after
 file under ids it made up gets the first ones in, up to its budget, and 413 for the rest; the server's memory
@@ -22,19 +22,19 @@ from helpers import REPO_ROOT
 from login_harness import GateServer, log_in, open_session, request, upload
 from starlette.responses import PlainTextResponse
 
-from dataperf_appliance import login_gate, upload_budget
-from dataperf_appliance.datasets.dataperf_files import MAX_PARQUET_VALUES
-from dataperf_appliance.login_gate import LoginGate, LoginThrottle, Sessions
-from dataperf_appliance.ui_support import dataset_upload, form
-from dataperf_appliance.upload_budget import UploadBudget
-from dataperf_appliance.upload_limits import (
+from dataperf_appliance.interface import login_gate, upload_budget
+from dataperf_appliance.engine.datasets.dataperf_files import MAX_PARQUET_VALUES
+from dataperf_appliance.interface.login_gate import LoginGate, LoginThrottle, Sessions
+from dataperf_appliance.interface.ui_support import dataset_upload, form
+from dataperf_appliance.interface.upload_budget import UploadBudget
+from dataperf_appliance.engine.upload_limits import (
     MAX_FILES_PER_UPLOADER,
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_REQUEST_BYTES,
     SESSION_UPLOAD_BUDGET_BYTES,
     TOTAL_UPLOAD_BUDGET_BYTES,
 )
-from dataperf_appliance.user_files import MAX_SUBMISSION_BYTES, MAX_TRAINING_SET_BYTES
+from dataperf_appliance.engine.user_files import MAX_SUBMISSION_BYTES, MAX_TRAINING_SET_BYTES
 
 PASSWORD = "a long enough operator password"
 #: One file of the real server's series: over glibc's largest mmap threshold (32 MiB), so that a file's bytes,
@@ -118,7 +118,7 @@ def test_the_upload_limit_is_the_largest_file_a_reader_takes():
 
 
 def test_a_dataset_zip_over_its_limit_is_refused_before_it_is_written(tmp_path, monkeypatch):
-    from dataperf_appliance.settings import load_settings
+    from dataperf_appliance.engine.settings import load_settings
 
     monkeypatch.setenv("APPLIANCE_DATA_DIR", str(tmp_path))
     monkeypatch.setattr(dataset_upload, "MAX_ARCHIVE_BYTES", 100)

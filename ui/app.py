@@ -2,9 +2,9 @@
 
     streamlit run ui/app.py --server.port $APPLIANCE_UI_PORT --server.headless true
 
-It asks for the password (dataperf_appliance.access), then routes to the
+It asks for the password (dataperf_appliance.interface.access), then routes to the
 pages in ui/views/. The pages are widgets and layout only: what they compute
-is in dataperf_appliance.ui_support.
+is in dataperf_appliance.interface.ui_support.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What every page shares: settings, the store, the page paths, the login form, the sidebar.
 
-Streamlit widgets and layout only; the logic is in dataperf_appliance.ui_support.
+Streamlit widgets and layout only; the logic is in dataperf_appliance.interface.ui_support.
 """
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ import time
 
 import streamlit as st
 
-from dataperf_appliance import access, airflow_gateway, login_gate
+from dataperf_appliance.interface import access, login_gate
+
+from dataperf_appliance.orchestration import airflow_gateway
 from dataperf_appliance.config import catalog
-from dataperf_appliance.settings import Settings, load_settings
-from dataperf_appliance.ui_support import run_list
+from dataperf_appliance.engine.settings import Settings, load_settings
+from dataperf_appliance.interface.ui_support import run_list
 
 NEW_BENCHMARK = "views/new_benchmark.py"
 RUNS = "views/runs.py"
@@ -45,7 +47,7 @@ def settings() -> Settings:
 
 @st.cache_resource(show_spinner=False)
 def _storage(data_dir: str, bucket: str | None, prefix: str, endpoint: str | None):
-    from dataperf_appliance.storage import open_storage
+    from dataperf_appliance.engine.storage import open_storage
 
     return open_storage(load_settings())
 

@@ -1,11 +1,11 @@
-"""The app's server: the Streamlit app (app.py) behind the login gate (dataperf_appliance.login_gate).
+"""The app's server: the Streamlit app (app.py) behind the login gate (dataperf_appliance.interface.login_gate).
 
     streamlit run ui/server.py --server.port $APPLIANCE_UI_PORT --server.headless true
 
 `streamlit run` finds the `app` below and serves it with uvicorn: no request
 reaches Streamlit, an upload or a session's websocket included, before the
 password is given on the gate's login page. After it, the gate's upload budget
-bounds what Streamlit holds in uploaded files (dataperf_appliance.upload_budget,
+bounds what Streamlit holds in uploaded files (dataperf_appliance.interface.upload_budget,
 counting Streamlit's files through streamlit_uploads.py).
 """
 
@@ -19,9 +19,9 @@ import streamlit as st
 from starlette.middleware import Middleware
 from streamlit import config
 
-from dataperf_appliance.login_gate import LoginGate
-from dataperf_appliance.upload_budget import UploadBudget
-from dataperf_appliance.upload_limits import MAX_UPLOAD_BYTES
+from dataperf_appliance.interface.login_gate import LoginGate
+from dataperf_appliance.interface.upload_budget import UploadBudget
+from dataperf_appliance.engine.upload_limits import MAX_UPLOAD_BYTES
 
 UI_DIR = Path(__file__).resolve().parent
 if str(UI_DIR) not in sys.path:

@@ -1,6 +1,6 @@
 """The uploaded files Streamlit holds in this process: what the login gate's upload budget counts and drops.
 
-dataperf_appliance.upload_budget.HeldUploads over Streamlit's runtime (the
+dataperf_appliance.interface.upload_budget.HeldUploads over Streamlit's runtime (the
 package imports no Streamlit): its ``MemoryUploadedFileManager`` (what
 ``st.App`` makes), read through its ``file_storage`` and freed with its
 ``remove_session_files``. When Streamlit's runtime or manager is not what this

@@ -15,12 +15,12 @@ track's: `dataperf_appliance.tracks` holds the registry and the entry points
 * `render`: the Jinja2 templates (`render_template`, `preview`, `apply_overrides`, `yaml_value`).
 """
 
-from . import catalog, grid
-from .grid import MAX_CELLS, Cell, sweep_loc, values
-from .issues import ConfigModel, FieldProblems, parse_setup
-from .loader import MAX_FILE_BYTES, ConfigError, ConfigIssue, Loc, load_yaml, read_config_text
-from .names import is_safe_name
-from .render import (
+from dataperf_appliance.config import catalog, grid
+from dataperf_appliance.config.grid import MAX_CELLS, Cell, sweep_loc, values
+from dataperf_appliance.config.issues import ConfigModel, FieldProblems, parse_setup
+from dataperf_appliance.config.loader import MAX_FILE_BYTES, ConfigError, ConfigIssue, Loc, load_yaml, read_config_text
+from dataperf_appliance.config.names import is_safe_name
+from dataperf_appliance.config.render import (
     METHOD_PARAMS,
     SWEEP_PARAMS,
     apply_overrides,
@@ -30,7 +30,7 @@ from .render import (
     templates_dir,
     yaml_value,
 )
-from .setups import (
+from dataperf_appliance.config.setups import (
     SELECTION_DATASET_CSV,
     SELECTION_DIGITS,
     Baseline,

@@ -1,8 +1,8 @@
 """The names a user chooses from: classifiers, each track's strategies, the libraries' methods and their parameters.
 
 Free of heavy imports, so the config, the CLI and the UI load fast. The
-registries that implement these names (models.py, debugging/strategies.py,
-selection/strategies.py) build from them and fail at import if one is missing.
+registries that implement these names (engine/models.py, engine/debugging/debugging_strategies.py,
+engine/selection/selection_strategies.py) build from them and fail at import if one is missing.
 A library method's parameters are read from its appraiser file's source, which
 is never imported here (its libraries live in an environment of their own).
 """
@@ -15,9 +15,9 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-#: The classifier of the official DataPerf debugging evaluator (dataperf_appliance.reference_classifier).
+#: The classifier of the official DataPerf debugging evaluator (dataperf_appliance.engine.reference_classifier).
 DATAPERF_REFERENCE_MODEL = "dataperf_reference"
-#: The classifier of the official DataPerf selection evaluator (see selection/evaluation.py).
+#: The classifier of the official DataPerf selection evaluator (see engine/selection/selection_evaluation.py).
 SELECTION_REFERENCE_MODEL = "logistic_regression"
 
 #: Every classifier, with what a user should know when choosing one.
@@ -40,11 +40,11 @@ DEBUGGING_STRATEGIES: tuple[str, ...] = ("random", "knn_shapley", "confident_lea
 
 #: The folder of the libraries' methods: ``<folder>/<file>`` of each `LibraryMethod`, and each folder's
 #: requirements.txt.
-LIBRARY_METHODS_FOLDER = Path(__file__).resolve().parents[1] / "methods" / "library"
+LIBRARY_METHODS_FOLDER = Path(__file__).resolve().parents[1] / "engine" / "methods" / "library"
 
 
 class LibraryMethod(NamedTuple):
-    """A debugging method of a library, run from its appraiser file in ``dataperf_appliance/methods/library/``
+    """A debugging method of a library, run from its appraiser file in ``dataperf_appliance/engine/methods/library/``
     (`folder`/`file`) in the environment of that folder's requirements.txt: DataPerf's own baselines and the
     field's data valuation methods."""
 
@@ -201,11 +201,11 @@ SELECTION_BUYS_LABELS: frozenset[str] = frozenset({"random", "balanced_random", 
 #: flipped labels (so the two are equal), and the ranking's AUROC and AUPRC. None where undefined (no flipped
 #: label; for AUROC and AUPRC also every label flipped).
 DEBUGGING_DETECTION_METRICS: tuple[str, ...] = ("precision_at_k", "recall_at_k", "auroc", "auprc")
-#: The figures of a debugging method summarized over repeats and compared with random (dataperf_appliance.stats),
+#: The figures of a debugging method summarized over repeats and compared with random (dataperf_appliance.engine.stats),
 #: the main one first: the fraction of the training set inspected before the accuracy reaches 95% of the clean
 #: one (lower is better); then the area under the fixing curve and the detection metrics.
 DEBUGGING_HEADLINE_METRICS: tuple[str, ...] = ("fraction_fixes", "auc", *DEBUGGING_DETECTION_METRICS)
-#: The figures of a debugging method in a sweep row (see dataperf_appliance.sweeps), the main one first.
+#: The figures of a debugging method in a sweep row (see dataperf_appliance.stages.sweeps), the main one first.
 DEBUGGING_SWEEP_METRICS: tuple[str, ...] = (*DEBUGGING_HEADLINE_METRICS, "before_acc", "clean_acc", "trainings",
                                             "time_s", "fit_s", "predict_s")
 #: The same for a selection method: the main one is DataPerf's selection metric, the test F1 of the classifier

@@ -17,7 +17,7 @@ one setting with the seed ``seed + repeat`` (`cell_setup`). At most
 `MAX_CELLS` cells, checked when the file is validated.
 
 Light on purpose: the setup models use it to check a file. Running the cells
-is `dataperf_appliance.sweeps`'s job.
+is `dataperf_appliance.stages.sweeps`'s job.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .loader import Loc
+from dataperf_appliance.config.loader import Loc
 
 #: Most cells of a sweep grid.
 MAX_CELLS = 500

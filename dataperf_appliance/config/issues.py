@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .loader import ConfigError, ConfigIssue, Loc, YamlDocument, format_loc, load_yaml
+from dataperf_appliance.config.loader import ConfigError, ConfigIssue, Loc, YamlDocument, format_loc, load_yaml
 
 
 class ConfigModel(BaseModel):

@@ -24,7 +24,7 @@ embedding length)::
 
 Every task gets the same sizes and noise level; a user who wants them to
 differ edits the YAML. ``train_size``, ``noise_level`` and ``model`` may be
-lists (a sweep, see `dataperf_appliance.sweeps`). `render_task_setup` fills
+lists (a sweep, see `dataperf_appliance.stages.sweeps`). `render_task_setup` fills
 the track's template and validates the result, so it never
 returns a file that `parse_task_setup` would refuse.
 
@@ -48,7 +48,7 @@ from typing import Any
 import jinja2
 from jinja2 import meta
 
-from .loader import ConfigError, load_yaml
+from dataperf_appliance.config.loader import ConfigError, load_yaml
 
 #: Environment variable naming the folder of the templates (default: ``templates/`` of the repository).
 TEMPLATES_DIR_ENV = "APPLIANCE_TEMPLATES_DIR"

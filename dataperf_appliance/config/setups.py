@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, Field, Strict, model_serializer, model_validator
 
-from . import grid
-from .catalog import DEBUGGING_LIBRARY_METHODS, ParameterValue, library_method_parameters
-from .grid import Cell
-from .issues import ConfigModel, FieldProblems, shown
-from .loader import Loc
-from .types import (
+from dataperf_appliance.config import grid
+from dataperf_appliance.config.catalog import DEBUGGING_LIBRARY_METHODS, ParameterValue, library_method_parameters
+from dataperf_appliance.config.grid import Cell
+from dataperf_appliance.config.issues import ConfigModel, FieldProblems, shown
+from dataperf_appliance.config.loader import Loc
+from dataperf_appliance.config.types import (
     MAX_SEED,
     MAX_SPLIT_SIZE,
     DataFile,
@@ -79,7 +79,7 @@ def _method_file(suffix: str):
 
 
 class MethodFile(_OptionalKeysLeftOut):
-    """A user's method as code, run for every task, repeat and setting (`dataperf_appliance.methods`).
+    """A user's method as code, run for every task, repeat and setting (`dataperf_appliance.engine.methods`).
 
     Paths are relative to the folder of the task file (and stored with a run at the same place)."""
 

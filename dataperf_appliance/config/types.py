@@ -23,10 +23,10 @@ from pydantic import (
     ValidationError,
 )
 
-from .catalog import DEBUGGING_BASELINES, DEBUGGING_STRATEGY_ALIASES, MODEL_NAMES, SELECTION_STRATEGIES
-from .issues import FieldProblems, error_message, shorten, shown
-from .loader import Loc
-from .names import MAX_NAME_LENGTH, SAFE_NAME_RULE, is_safe_name, is_safe_relative_path
+from dataperf_appliance.config.catalog import DEBUGGING_BASELINES, DEBUGGING_STRATEGY_ALIASES, MODEL_NAMES, SELECTION_STRATEGIES
+from dataperf_appliance.config.issues import FieldProblems, error_message, shorten, shown
+from dataperf_appliance.config.loader import Loc
+from dataperf_appliance.config.names import MAX_NAME_LENGTH, SAFE_NAME_RULE, is_safe_name, is_safe_relative_path
 
 #: Largest training set of a task (the evaluation retrains once per budget).
 MAX_TRAIN_SIZE = 100_000

@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import config
-from ..config import ConfigError, TaskSetup
-from ..parallel import ProgressCallback
-from . import debugging, selection
-from .protocol import CURVE, POINT, Track
+from dataperf_appliance import config
+from dataperf_appliance.config import ConfigError, TaskSetup
+from dataperf_appliance.engine.parallel import ProgressCallback
+from dataperf_appliance.tracks import debugging, selection
+from dataperf_appliance.tracks.protocol import CURVE, POINT, Track
 
 #: Every track, by the value of its files' ``track`` key.
 TRACKS: dict[str, Track] = {track.name: track for track in (debugging.TRACK, selection.TRACK)}
@@ -140,7 +140,7 @@ def evaluate_folder(folder: Path, *, model: str | None = None, seed: int = 0, n_
     / TrainingSetError for a user's file, ValueError for a data file that
     cannot be used (each naming the file).
     """
-    from ..official.setup import load_official_setup, official_task_file
+    from dataperf_appliance.engine.official.setup import load_official_setup, official_task_file
 
     folder = Path(folder)
     evaluators = {name: track.official() for name, track in TRACKS.items() if track.official}
@@ -152,8 +152,8 @@ def evaluate_folder(folder: Path, *, model: str | None = None, seed: int = 0, n_
 
 def export_run(run_dir: Path, out: Path, *, data_root: Path):
     """Write the finished run at `run_dir` as official folders under `out` (see `official.export`)."""
-    from ..official.export import ExportError
-    from ..runs import TASK_SETUP
+    from dataperf_appliance.engine.official.export import ExportError
+    from dataperf_appliance.engine.runs import TASK_SETUP
 
     setup = load_task_setup(Path(run_dir) / TASK_SETUP, data_root=data_root)
     track = track_of(setup)

@@ -2,7 +2,7 @@
 
 Its setup model, its checks (of a setup against its dataset, of a dataset
 folder, of a user's order file) and its record in the registry (`TRACK`).
-Its stages are `dataperf_appliance.debugging.benchmark`'s; its official
+Its stages are `dataperf_appliance.engine.debugging.debugging_task`'s; its official
 evaluator is DS3Lab/dataperf-vision-debugging. The engine's modules are
 imported when a stage runs, so the config, the CLI and the pages load fast.
 """
@@ -15,14 +15,14 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, Strict, model_validator
 
-from ..config import METHOD_PARAMS, Baseline, DebuggingTask, Loc, MethodFile, Paths, TaskSetup, catalog, grid, values
-from ..config.grid import Cell
-from ..config.issues import FieldProblems
-from ..config.setups import method_name_problems, sweep_problems
-from ..config.catalog import DEBUGGING_LIBRARY_METHODS, DEFAULT_DEBUGGING_MODEL
-from ..config.types import MAX_DIM, MAX_TASKS, MIN_DIM, ModelName, Repeats, SafeName, Seed, duplicates, sweepable
-from .limits import RunEstimate, counted, fits_field, limit_problems
-from .protocol import CURVE, DatasetFolder, OfficialEvaluator, Track
+from dataperf_appliance.config import METHOD_PARAMS, Baseline, DebuggingTask, Loc, MethodFile, Paths, TaskSetup, catalog, grid, values
+from dataperf_appliance.config.grid import Cell
+from dataperf_appliance.config.issues import FieldProblems
+from dataperf_appliance.config.setups import method_name_problems, sweep_problems
+from dataperf_appliance.config.catalog import DEBUGGING_LIBRARY_METHODS, DEFAULT_DEBUGGING_MODEL
+from dataperf_appliance.config.types import MAX_DIM, MAX_TASKS, MIN_DIM, ModelName, Repeats, SafeName, Seed, duplicates, sweepable
+from dataperf_appliance.tracks.limits import RunEstimate, counted, fits_field, limit_problems
+from dataperf_appliance.tracks.protocol import CURVE, DatasetFolder, OfficialEvaluator, Track
 
 NAME = "debugging"
 
@@ -140,7 +140,7 @@ def data_problems(setup: DebuggingSetup, data_root: Path | None) -> list[tuple[L
     An official dataset folder is looked for under `data_root`; with
     `data_root` None only the generated datasets are checked.
     """
-    from ..datasets import size_problems  # pandas and pyarrow: loaded once a file gets this far
+    from dataperf_appliance.engine.datasets import size_problems  # pandas and pyarrow: loaded once a file gets this far
 
     problems: list[tuple[Loc, str]] = []
     for index, task in enumerate(setup.tasks):
@@ -170,14 +170,14 @@ def run_estimate(setup: DebuggingSetup, data_root: Path | None) -> RunEstimate:
     from its files' footers (unknown without a data root or its files).
     Fits: per cell of the grid, `evaluation.most_trainings` with every method.
     """
-    from ..datasets import GENERATED, dataset_dir, digits, flipped_count, synthetic
-    from ..datasets.dataperf_files import (
+    from dataperf_appliance.engine.datasets import GENERATED, dataset_dir, digits, flipped_count, synthetic
+    from dataperf_appliance.engine.datasets.dataperf_files import (
         DEBUGGING_EMBEDDING_COLUMN,
         DEBUGGING_EMBEDDING_DTYPE,
         embedding_footprint,
         task_file_paths,
     )
-    from ..debugging.evaluation import most_trainings
+    from dataperf_appliance.engine.debugging.debugging_evaluation import most_trainings
 
     dtype = DEBUGGING_EMBEDDING_DTYPE
     tasks = counted(len(setup.tasks), "task")
@@ -219,7 +219,7 @@ def run_estimate(setup: DebuggingSetup, data_root: Path | None) -> RunEstimate:
 
 def submission_problems(path: Path, train_size: int) -> list[str]:
     """The problems of a user's order file for a task of `train_size` rows, each naming its line."""
-    from ..debugging.submissions import SubmissionError, read_submission
+    from dataperf_appliance.engine.debugging.submissions import SubmissionError, read_submission
 
     try:
         read_submission(path, train_size)
@@ -237,7 +237,7 @@ def dataset_folder(folder: Path) -> DatasetFolder | None:
     ``embeddings/{data_id}_train_{noise_level}_{train_size}.parquet``, ``embeddings/{data_id}_val_{n}.parquet``,
     ``embeddings/{data_id}_test_{n}.parquet`` (columns encoding, label, filename) and
     ``data/dataset_{data_id}_train.csv`` (ImageID, hv_label) for each task; None without a train file."""
-    from ..datasets.dataperf_files import read_debugging_task, read_embedding_parquet
+    from dataperf_appliance.engine.datasets.dataperf_files import read_debugging_task, read_embedding_parquet
 
     trains: dict[str, list[Path]] = {}
     splits: dict[tuple[str, str], list[Path]] = {}
@@ -276,13 +276,13 @@ def dataset_folder(folder: Path) -> DatasetFolder | None:
 # ---- the registry's record -----------------------------------------------------------------------
 
 def _stages():
-    from ..debugging import benchmark
+    from dataperf_appliance.engine.debugging import debugging_task
 
-    return benchmark
+    return debugging_task
 
 
 def _official() -> OfficialEvaluator:
-    from ..official import evaluate, export, setup
+    from dataperf_appliance.engine.official import evaluate, export, setup
 
     return OfficialEvaluator(setup.DEBUGGING_FILE, setup.OfficialDebuggingSetup, evaluate.evaluate_debugging,
                              export.export_debugging)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..config import TaskSetup
-from ..parallel import ProgressCallback
+from dataperf_appliance.config import TaskSetup
+from dataperf_appliance.engine.parallel import ProgressCallback
 
 
 class Stages(Protocol):
-    """The functions of a track's engine module (`dataperf_appliance.debugging.benchmark`,
-    `dataperf_appliance.selection.benchmark`). A task's evaluation is `run_tasks` then `write_task_run`;
-    `dataperf_appliance.sweeps` runs one cell of a sweep per `run_tasks` call."""
+    """The functions of a track's engine module (`dataperf_appliance.engine.debugging.debugging_task`,
+    `dataperf_appliance.engine.selection.selection_task`). A task's evaluation is `run_tasks` then `write_task_run`;
+    `dataperf_appliance.stages.sweeps` runs one cell of a sweep per `run_tasks` call."""
 
     def prepare_data(self, setup: TaskSetup, data_root: Path) -> dict[str, dict[str, Path]]:
         """Bring every task's files to the data root; {task: {name: path}}."""

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Loc, TaskSetup
-from ..settings import MAX_RUN_FITS_ENV, MAX_RUN_MEMORY_ENV, RunLimits, load_run_limits
+from dataperf_appliance.config import Loc, TaskSetup
+from dataperf_appliance.engine.settings import MAX_RUN_FITS_ENV, MAX_RUN_MEMORY_ENV, RunLimits, load_run_limits
 
 MIB, GIB = 2**20, 2**30
 

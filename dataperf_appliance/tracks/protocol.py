@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..config import Loc, TaskSetup, catalog
-from .engine import Stages
+from dataperf_appliance.config import Loc, TaskSetup, catalog
+from dataperf_appliance.tracks.engine import Stages
 
 #: What a method of a track gives. A curve: an order of the training set, scored at every budget (the
 #: trainings are the task's, shared by its methods). A point: one training set of at most train_size points,
@@ -34,7 +34,7 @@ class DatasetFolder(NamedTuple):
 
 @dataclass(frozen=True)
 class OfficialEvaluator:
-    """A track's official DataPerf evaluator: how `dataperf_appliance.official` reads and writes its folders."""
+    """A track's official DataPerf evaluator: how `dataperf_appliance.engine.official` reads and writes its folders."""
 
     #: The name of its task file: the one in an official folder tells the folder's track.
     task_file: str

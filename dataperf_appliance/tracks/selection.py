@@ -2,7 +2,7 @@
 
 Its setup model, its checks (of a setup against its dataset, of a dataset
 folder) and its record in the registry (`TRACK`). Its stages are
-`dataperf_appliance.selection.benchmark`'s; its official evaluator is
+`dataperf_appliance.engine.selection.selection_task`'s; its official evaluator is
 CoactiveAI/dataperf-vision-selection. The engine's modules are imported when
 a stage runs, so the config, the CLI and the pages load fast.
 """
@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, Strict, model_validator
 
-from ..config import (
+from dataperf_appliance.config import (
     SELECTION_DATASET_CSV,
     SELECTION_DIGITS,
     Loc,
@@ -26,11 +26,11 @@ from ..config import (
     sweep_loc,
     values,
 )
-from ..config.catalog import DEFAULT_SELECTION_MODEL
-from ..config.grid import Cell
-from ..config.issues import FieldProblems
-from ..config.setups import method_name_problems, sweep_problems
-from ..config.types import (
+from dataperf_appliance.config.catalog import DEFAULT_SELECTION_MODEL
+from dataperf_appliance.config.grid import Cell
+from dataperf_appliance.config.issues import FieldProblems
+from dataperf_appliance.config.setups import method_name_problems, sweep_problems
+from dataperf_appliance.config.types import (
     MAX_SELECTION_DIM,
     MAX_SPLIT_SIZE,
     MAX_TASKS,
@@ -46,8 +46,8 @@ from ..config.types import (
     duplicates,
     sweepable,
 )
-from .limits import RunEstimate, counted, fits_field, limit_problems
-from .protocol import POINT, DatasetFolder, OfficialEvaluator, Track
+from dataperf_appliance.tracks.limits import RunEstimate, counted, fits_field, limit_problems
+from dataperf_appliance.tracks.protocol import POINT, DatasetFolder, OfficialEvaluator, Track
 
 NAME = "selection"
 
@@ -192,9 +192,9 @@ def run_estimate(setup: SelectionSetup, data_root: Path | None) -> RunEstimate:
     Fits: one of the classifier per cell and method, and per cell of a task
     with its own train csv (scored too); a strategy's own fits are not counted.
     """
-    from ..datasets import digits
-    from ..datasets.dataperf_files import embedding_footprint
-    from ..selection import data, files
+    from dataperf_appliance.engine.datasets import digits
+    from dataperf_appliance.engine.datasets.dataperf_files import embedding_footprint
+    from dataperf_appliance.engine.selection import data, files
 
     tests = counted(len(setup.eval_tasks), "test set")
     memory: int | None = None
@@ -232,7 +232,7 @@ def run_estimate(setup: SelectionSetup, data_root: Path | None) -> RunEstimate:
 
 
 def _dataset_problems(setup: SelectionSetup, data_root: Path | None) -> list[tuple[Loc, str]]:
-    from ..selection import data  # numpy and the digits: loaded once a file gets this far
+    from dataperf_appliance.engine.selection import data
 
 
     if setup.dataset == SELECTION_DIGITS:
@@ -263,7 +263,7 @@ def _dataset_problems(setup: SelectionSetup, data_root: Path | None) -> list[tup
     return problems
 
 def _pool_size_problems(setup: SelectionSetup, pool: Path) -> list[tuple[Loc, str]]:
-    from ..selection.files import parquet_rows
+    from dataperf_appliance.engine.selection.files import parquet_rows
 
     try:
         rows = parquet_rows(pool)
@@ -313,7 +313,7 @@ def dataset_folder(folder: Path) -> DatasetFolder | None:
     whose ImageIDs must be in the pool; None without a parquet file."""
     import pyarrow.parquet as pq
 
-    from ..selection import files
+    from dataperf_appliance.engine.selection import files
 
     parquets = sorted(folder.rglob("*.parquet"))
     if not parquets:
@@ -384,13 +384,13 @@ _EXAMPLES = re.compile(r"^alpha_example_set_(?P<task>.+)\.csv$")
 # ---- the registry's record -----------------------------------------------------------------------
 
 def _stages():
-    from ..selection import benchmark
+    from dataperf_appliance.engine.selection import selection_task
 
-    return benchmark
+    return selection_task
 
 
 def _official() -> OfficialEvaluator:
-    from ..official import evaluate, export, setup
+    from dataperf_appliance.engine.official import evaluate, export, setup
 
     return OfficialEvaluator(setup.SELECTION_FILE, setup.OfficialSelectionSetup, evaluate.evaluate_selection,
                              export.export_selection)

@@ -6,7 +6,7 @@ Debugging track:
 0. The official procedure (model dataperf_reference) on 2 tasks x 4 strategies
    x 100 budgets of 2,048-d embeddings: our evaluation (all cores) against a
    plain PyTorch loop that retrains at every budget as the official main.py
-   does (dataperf_appliance/reference_torch.py; needs the reference-check
+   does (dataperf_appliance/engine/reference_torch.py; needs the reference-check
    extra), the ratio, and how many curve points and fraction_fixes agree.
    Target: at least 10x, >= 99% of points and every fraction_fixes equal.
 1. The default config (digits, three tasks, four strategies): wall time of our
@@ -64,13 +64,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dataperf_appliance import datasets
+from dataperf_appliance.engine import datasets
 from dataperf_appliance.config import catalog
-from dataperf_appliance.benchmark import run_benchmark
+from dataperf_appliance.stages.local_run import run_benchmark
 from dataperf_appliance.tracks import apply_overrides, default_params, parse_task_setup, render_task_setup
-from dataperf_appliance.debugging import strategies
-from dataperf_appliance.debugging.benchmark import prepare_data, task_spec
-from dataperf_appliance.debugging.evaluation import budgets_for, evaluate_many, fraction_fixes, naive_fixing_curve
+from dataperf_appliance.engine.debugging import debugging_strategies
+from dataperf_appliance.engine.debugging.debugging_task import prepare_data, task_spec
+from dataperf_appliance.engine.debugging.debugging_evaluation import budgets_for, evaluate_many, fraction_fixes, naive_fixing_curve
 
 
 def _load_tasks(setup, data_root: Path) -> list:
@@ -79,7 +79,7 @@ def _load_tasks(setup, data_root: Path) -> list:
     items = []
     for spec in setup.tasks:
         task = datasets.load_debugging_task(files[spec.data_id], task_spec(spec))
-        orders = {b.name: strategies.rank_training_points(b.name, task.X_train, task.y_train, task.X_val,
+        orders = {b.name: debugging_strategies.rank_training_points(b.name, task.X_train, task.y_train, task.X_val,
                                                           task.y_val, seed=setup.seed, model=setup.model)
                   for b in setup.baselines}
         items.append((task, orders))
@@ -94,7 +94,7 @@ def _timed(compute):
 
 
 def official_procedure_figures(data_root: Path) -> bool:
-    from dataperf_appliance import reference_torch
+    from dataperf_appliance.engine import reference_torch
 
     params = apply_overrides(default_params("debugging"), [
         "dataset=synthetic", "tasks=[synthetic-0, synthetic-1]", "train_size=100", "val_size=100",
@@ -103,7 +103,7 @@ def official_procedure_figures(data_root: Path) -> bool:
     setup = parse_task_setup(render_task_setup(params))
     items = _load_tasks(setup, data_root)
     budgets = sum(task.train_size * len(orders) for task, orders in items)
-    print(f"official procedure: {len(items)} tasks x {len(setup.baselines)} strategies x "
+    print(f"official procedure: {len(items)} tasks x {len(setup.baselines)} debugging_strategies x "
           f"{setup.tasks[0].train_size} budgets, {items[0][0].X_train.shape[1]}-d, {os.cpu_count()} cores")
 
     ours, ours_s = _timed(lambda: evaluate_many(items, model=setup.model, seed=setup.seed))
@@ -132,7 +132,7 @@ def default_evaluation_figures(data_root: Path) -> bool:
     items = _load_tasks(setup, data_root)
     n_curves = sum(len(orders) for _, orders in items)
     budgets = sum(task.train_size * len(orders) for task, orders in items)
-    print(f"default config: {len(items)} tasks x {len(setup.baselines)} strategies, model {setup.model}, "
+    print(f"default config: {len(items)} tasks x {len(setup.baselines)} debugging_strategies, model {setup.model}, "
           f"{budgets} budgets to evaluate, {os.cpu_count()} cores")
 
     fast, fast_s = _timed(lambda: evaluate_many(items, model=setup.model, seed=setup.seed))
@@ -159,7 +159,7 @@ def synthetic_figures(data_root: Path) -> bool:
     (work / "task_setup.yml").write_text(render_task_setup(params))
     results, seconds = _timed(lambda: run_benchmark(work / "task_setup.yml", work / "run", data_root=data_root))
     task = results["tasks"]["synthetic-0"]
-    print("synthetic 20,000 x 256, eval_points 100, four strategies, end to end:")
+    print("synthetic 20,000 x 256, eval_points 100, four debugging_strategies, end to end:")
     for name, r in task["strategies"].items():
         print(f"  {name:<20} fraction_fixes {r['fraction_fixes']:.3f}  strategy time {r['time_s']:.1f} s")
     print(f"  {task['trainings']} trainings; wall time {seconds:.1f} s (target < 300 s)")
@@ -222,7 +222,7 @@ def write_official_selection_folder(folder: Path, *, pool_size: int = OFFICIAL_P
                                     train_size: int = 500, test_size: int = 1000, seed: int = 0) -> None:
     """An official selection folder of Gaussian embeddings: each task's label is the side of a random
     hyperplane; its training set is `train_size` pool points with their labels (the official random_500.csv)."""
-    from dataperf_appliance.selection import files
+    from dataperf_appliance.engine.selection import files
 
     rng = np.random.default_rng(seed)
     pool = rng.normal(size=(pool_size, dim)).astype(np.float32)
@@ -293,7 +293,7 @@ def official_selection_figures(folder: Path | None, official_repo: Path | None, 
 def environment_figures(data_root: Path) -> None:
     """Each library's environment: its build (uv's cache of this machine), then what keeping it in the bucket
     costs: packing it, and unpacking it under another data root (a new instance; the bucket's transfer aside)."""
-    from dataperf_appliance.methods import environments, runner
+    from dataperf_appliance.engine.methods import environments, runner
 
     folders = sorted({runner.library_call(name).requirements for name in catalog.DEBUGGING_LIBRARY_METHODS})
     for requirements in folders:
@@ -312,7 +312,7 @@ def environment_figures(data_root: Path) -> None:
 
 
 def arena_figures(data_root: Path) -> None:
-    from dataperf_appliance.stats import COST_OVER_REPEATS, format_estimate, mean_of, summary_of
+    from dataperf_appliance.engine.stats import COST_OVER_REPEATS, format_estimate, mean_of, summary_of
 
     print("\n== 6. arena: every method on the default tasks, with repeats ==")
     environment_figures(data_root)

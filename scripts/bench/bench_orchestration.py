@@ -75,9 +75,9 @@ def main() -> int:
 
 
 def bench(stack, root: Path, repeat: int) -> int:
-    from dataperf_appliance import airflow_gateway as gateway
-    from dataperf_appliance import pipeline
-    from dataperf_appliance.benchmark import run_benchmark
+    from dataperf_appliance.orchestration import airflow_gateway as gateway
+    from dataperf_appliance.stages import pipeline
+    from dataperf_appliance.stages.local_run import run_benchmark
     from dataperf_appliance.tracks import default_params, render_task_setup
 
     text = render_task_setup(default_params("debugging"))
@@ -88,8 +88,8 @@ def bench(stack, root: Path, repeat: int) -> int:
           f"{params['train_size']}, strategies {', '.join(params['strategies'])}")
 
     # Imports of the engine warmed once, so that "engine alone" is the engine's time only.
-    import dataperf_appliance.debugging.benchmark  # noqa: F401
-    import dataperf_appliance.plots  # noqa: F401
+    import dataperf_appliance.engine.debugging.debugging_task  # noqa: F401
+    import dataperf_appliance.engine.debugging.debugging_plots  # noqa: F401
 
     orchestrated, engine = [], []
     for i in range(repeat):

@@ -52,10 +52,10 @@ from login_harness import (  # noqa: E402
 
 from ui_fixtures import write_run  # noqa: E402
 
-from dataperf_appliance import login_gate  # noqa: E402
-from dataperf_appliance.bounded import run_bounded  # noqa: E402
-from dataperf_appliance.settings import Settings  # noqa: E402
-from dataperf_appliance.ui_support import dataset_upload, run_detail, run_list  # noqa: E402
+from dataperf_appliance.interface import login_gate
+from dataperf_appliance.engine.bounded import run_bounded  # noqa: E402
+from dataperf_appliance.engine.settings import Settings  # noqa: E402
+from dataperf_appliance.interface.ui_support import dataset_upload, run_detail, run_list
 
 
 def zipped(files: dict[str, bytes]) -> bytes:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check the library's DataPerf baselines against DataPerf's own code on the same inputs, and print the figures.
 
-The library (dataperf_appliance/methods/library/) re-implements DataPerf's
+The library (dataperf_appliance/engine/methods/library/) re-implements DataPerf's
 debugging baselines: ``neighbor_shapley`` and ``mc_shapley`` on datascope
 0.0.8, ``influence_function`` on torch. This script builds small synthetic
 tasks (two classes, a share of the training labels flipped, float32 rows,
@@ -225,7 +225,7 @@ def _run_official_influence(spec: dict, arrays) -> dict:
 
 def _run_appliance_knn(spec: dict, arrays) -> dict:
     sys.path.insert(0, spec["repo"])
-    from dataperf_appliance.debugging.strategies import knn_shapley_values
+    from dataperf_appliance.engine.debugging.debugging_strategies import knn_shapley_values
 
     train_X, train_y, val_X, val_y = arrays
     started = time.perf_counter()

@@ -8,7 +8,7 @@ scripts/bench/debugging_corpus.py, written afresh) it scores:
   of the folder with the official ``app/*.py`` beside it (a checkout you bring:
   its code is never part of this repository), under ``--official-python`` (an
   environment with torch, pandas, pyarrow, pyyaml, tqdm, loguru, xgboost);
-* **yardstick**: ``dataperf_appliance.reference_torch`` (plain PyTorch);
+* **yardstick**: ``dataperf_appliance.engine.reference_torch`` (plain PyTorch);
 * **appliance**: ``dataperf-appliance evaluate`` (the compiled classifier),
 
 and prints a Markdown table: per folder and in all, the curve points, the
@@ -72,7 +72,7 @@ def run_yardstick(folder: Path) -> dict:
     """The official result's fields, computed by reference_torch, one thread (the other core is the official's)."""
     import torch
 
-    from dataperf_appliance import reference_torch
+    from dataperf_appliance.engine import reference_torch
 
     torch.set_num_threads(1)
     (result,) = reference_torch.evaluate_official_folder(folder).values()

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dataperf_appliance.datasets import flip_labels
-from dataperf_appliance.datasets.dataperf_files import (
+from dataperf_appliance.engine.datasets import flip_labels
+from dataperf_appliance.engine.datasets.dataperf_files import (
     atomic_write_bytes,
     noise_token,
     write_embedding_parquet,

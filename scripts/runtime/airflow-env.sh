@@ -110,7 +110,7 @@ export AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL=${AIRFLOW__SCHEDULER__O
 # workers come from a forkserver that imported them once (about 3 s of imports saved per task; a
 # module that fails to import is skipped, the task then imports what it needs itself).
 export AIRFLOW__SCHEDULER__MP_START_METHOD=forkserver
-export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=airflow.sdk.execution_time.supervisor,airflow.sdk.execution_time.task_runner,dataperf_appliance.pipeline,dataperf_appliance.config,dataperf_appliance.storage,dataperf_appliance.models,dataperf_appliance.debugging.benchmark,dataperf_appliance.selection.benchmark,dataperf_appliance.plots
+export AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD=airflow.sdk.execution_time.supervisor,airflow.sdk.execution_time.task_runner,dataperf_appliance.stages.pipeline,dataperf_appliance.config,dataperf_appliance.engine.storage,dataperf_appliance.engine.models,dataperf_appliance.engine.debugging.debugging_task,dataperf_appliance.engine.selection.selection_task,dataperf_appliance.engine.debugging.debugging_plots
 export MPLBACKEND=Agg
 # Several task processes share the cores: one BLAS/OpenMP thread each (no oversubscription).
 export OMP_NUM_THREADS=${APPLIANCE_TASK_THREADS:-1}
@@ -156,8 +156,8 @@ fi
 export APPLIANCE_EXECUTOR=${APPLIANCE_EXECUTOR:-local}
 case "$APPLIANCE_EXECUTOR" in
   # Airflow's LocalExecutor, whose worker processes end after APPLIANCE_EXECUTOR_IDLE_S (default 30) seconds
-  # without work instead of holding about 100 MB each for good (dataperf_appliance/airflow_executor.py).
-  local) export AIRFLOW__CORE__EXECUTOR=dataperf_appliance.airflow_executor.IdleEndingLocalExecutor ;;
+  # without work instead of holding about 100 MB each for good (dataperf_appliance/orchestration/airflow_executor.py).
+  local) export AIRFLOW__CORE__EXECUTOR=dataperf_appliance.orchestration.airflow_executor.IdleEndingLocalExecutor ;;
   celery)
     export AIRFLOW__CORE__EXECUTOR=CeleryExecutor
     export APPLIANCE_REDIS_HOST=${APPLIANCE_REDIS_HOST:-127.0.0.1}
@@ -178,7 +178,7 @@ case "$APPLIANCE_EXECUTOR" in
     # fetches a running task's log from http://<hostname>:$APPLIANCE_AIRFLOW_LOG_PORT, so on a cluster it
     # must be the address the main instance reaches the worker at (default: this machine's name).
     export APPLIANCE_WORKER_NAME=${APPLIANCE_WORKER_NAME:-$(hostname -f 2>/dev/null || hostname)}
-    export AIRFLOW__CORE__HOSTNAME_CALLABLE=dataperf_appliance.worker_name.worker_name ;;
+    export AIRFLOW__CORE__HOSTNAME_CALLABLE=dataperf_appliance.orchestration.worker_name.worker_name ;;
   *)
     echo "airflow-env: APPLIANCE_EXECUTOR must be local or celery, not '$APPLIANCE_EXECUTOR'" >&2 ;;
 esac

@@ -4,7 +4,7 @@
 #
 #   1. scripts/runtime/airflow-cli.sh init: folders, generated secrets and Airflow admin password (never a
 #      default), the local PostgreSQL cluster, `airflow db migrate`;
-#   2. the UI password: `python -m dataperf_appliance.access` (generated at the first start unless
+#   2. the UI password: `python -m dataperf_appliance.interface.access` (generated at the first start unless
 #      APPLIANCE_UI_PASSWORD is set);
 #   3. with APPLIANCE_S3_BUCKET set: restores the run history from the bucket (every run there that is
 #      not on disk, newest first, for at most storage.RESTORE_TIME_BUDGET_S; storage.restore_history: the
@@ -126,14 +126,14 @@ if [ "$APPLIANCE_AIRFLOW_DB" = postgres ]; then
   say "Airflow's database: the cluster in $APPLIANCE_PGDATA, PostgreSQL $("$here/start-postgres.sh" bin)"
 fi
 
-ui_password_file=$(python -m dataperf_appliance.access)
+ui_password_file=$(python -m dataperf_appliance.interface.access)
 
 if [ -n "${APPLIANCE_S3_BUCKET:-}" ]; then
   if ! python - <<'PY'; then
 import sys
 import time
 
-from dataperf_appliance.storage import StorageError, open_storage
+from dataperf_appliance.engine.storage import StorageError, open_storage
 
 storage = open_storage()
 started = time.monotonic()

@@ -7,7 +7,7 @@
 #   APPLIANCE_VENV      the virtual environment (default <repo>/.venv); its bin/ goes first on PATH
 #   APPLIANCE_DATA_DIR  the data root, made absolute (a relative one is taken from the current folder).
 #                       Its default, <repo>/data, is set here and nowhere else in scripts/; the package's own
-#                       default (dataperf_appliance/settings.py, DEFAULT_DATA_DIR) is the same folder, and
+#                       default (dataperf_appliance/engine/settings.py, DEFAULT_DATA_DIR) is the same folder, and
 #                       tests/test_lint.py checks that they agree. The image's /data (Dockerfile ENV) is a
 #                       deployment's value, not a second default.
 #

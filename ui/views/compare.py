@@ -9,12 +9,12 @@ import pandas as pd
 import streamlit as st
 
 import common
-from dataperf_appliance import figure_style
-from dataperf_appliance.ui_support import compare, run_detail, run_list, settings_view
+from dataperf_appliance.engine import figure_style
+from dataperf_appliance.interface.ui_support import compare, run_detail, run_list, settings_view
 
 
 def method_color(methods) -> alt.Color:
-    """The methods' colours of every plot of the appliance (dataperf_appliance.figure_style)."""
+    """The methods' colours of every plot of the appliance (dataperf_appliance.engine.figure_style)."""
     colors = figure_style.method_colors(sorted(set(methods)))
     return alt.Color("method:N", title="method", scale=alt.Scale(domain=list(colors), range=list(colors.values())))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 import common
-from dataperf_appliance.storage import StorageError
-from dataperf_appliance.ui_support import dataset_upload
+from dataperf_appliance.engine.storage import StorageError
+from dataperf_appliance.interface.ui_support import dataset_upload
 
 
 def listing() -> list[dict]:

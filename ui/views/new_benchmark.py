@@ -7,10 +7,10 @@ import math
 import streamlit as st
 
 import common
-from dataperf_appliance.launch import launch_run
-from dataperf_appliance.runs import new_run_id
-from dataperf_appliance.ui_support import form
-from dataperf_appliance.upload_limits import MAX_SUBMISSION_UPLOAD_BYTES
+from dataperf_appliance.interface.launch import launch_run
+from dataperf_appliance.engine.runs import new_run_id
+from dataperf_appliance.interface.ui_support import form
+from dataperf_appliance.engine.upload_limits import MAX_SUBMISSION_UPLOAD_BYTES
 
 WIDE_KINDS = ("multichoice", "names")
 FORM_COLUMNS = 2

@@ -5,9 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 import common
-from dataperf_appliance import airflow_gateway, bounded
-from dataperf_appliance.runs import RESULTS, SWEEP_CSV
-from dataperf_appliance.ui_support import run_detail, run_list, settings_view
+from dataperf_appliance.orchestration import airflow_gateway
+from dataperf_appliance.engine import bounded
+from dataperf_appliance.engine.runs import RESULTS, SWEEP_CSV
+from dataperf_appliance.interface.ui_support import run_detail, run_list, settings_view
 
 REFRESH_S = 3
 NUMBER_COLUMNS = common.metric_columns(run_detail.INTERVAL_COLUMN)

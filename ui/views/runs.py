@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import common
-from dataperf_appliance.ui_support import run_list
+from dataperf_appliance.interface.ui_support import run_list
 
 REFRESH_S = 5
 

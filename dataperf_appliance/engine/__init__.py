@@ -1,0 +1,1 @@
+"""The engine: the data, the strategies, the evaluations, the statistics, the plots, the run layout on disk, the S3 sync and the official evaluators' folders. It knows nothing of Airflow or Streamlit, and never imports the rooms above it (tracks, stages, orchestration, interface)."""
