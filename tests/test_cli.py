@@ -151,8 +151,9 @@ def test_a_users_own_submission_is_evaluated_like_a_strategy(tmp_path, default_r
     assert rendered.returncode == 0, rendered.stderr
     (tmp_path / "task_setup.yml").write_text(rendered.stdout)
     # The perfect order, from the files themselves: every wrong label first.
-    train = pd.read_parquet(data / "datasets/digits/seed-0/embeddings/digit-3_train_0.3_200.parquet")
-    truth = pd.read_csv(data / "datasets/digits/seed-0/data/dataset_digit-3_train.csv").set_index("ImageID")
+    (train_file,) = (data / "datasets/digits/seed-0").glob("*/embeddings/digit-3_train_0.3_200.parquet")
+    train = pd.read_parquet(train_file)
+    truth = pd.read_csv(train_file.parents[1] / "data/dataset_digit-3_train.csv").set_index("ImageID")
     wrong = train["label"].to_numpy() != truth.loc[train["filename"], "hv_label"].to_numpy()
     (tmp_path / "submissions").mkdir()
     (tmp_path / "submissions" / "digit-3_oracle.txt").write_text(

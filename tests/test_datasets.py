@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +17,7 @@ SPEC = datasets.DebuggingTaskSpec("digit-3", train_size=200, noise_level=0.3, va
 
 def test_digits_task_files_are_in_the_dataperf_debugging_format(tmp_path):
     files = datasets.prepare_debugging_task(tmp_path, "digits", SPEC, seed=0)
-    folder = tmp_path / "datasets" / "digits" / "seed-0"
+    folder = tmp_path / "datasets" / "digits" / "seed-0" / "train-200-val-40-test-100"
     assert files["train"] == folder / "embeddings" / "digit-3_train_0.3_200.parquet"
     assert files["val"] == folder / "embeddings" / "digit-3_val_40.parquet"
     assert files["test"] == folder / "embeddings" / "digit-3_test_100.parquet"
@@ -35,6 +37,19 @@ def test_digits_task_files_are_in_the_dataperf_debugging_format(tmp_path):
         assert len(frame) == size and frame["label"].sum() == size // 2
     ids = [set(pd.read_parquet(files[s])["filename"]) for s in ("train", "val", "test")]
     assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
+
+
+def test_draws_of_other_sizes_keep_their_own_files(tmp_path):
+    # A train_size sweep, then a run at one of its sizes: that run reads exactly the files of its own draw
+    # (DataPerf names the ground truth, the val and the test file without the train size).
+    larger = dataclasses.replace(SPEC, train_size=220)
+    first = datasets.prepare_debugging_task(tmp_path, "digits", SPEC, seed=0)
+    contents = {name: path.read_bytes() for name, path in first.items()}
+    datasets.prepare_debugging_task(tmp_path, "digits", larger, seed=0)
+    again = datasets.prepare_debugging_task(tmp_path, "digits", SPEC, seed=0)
+    assert {name: path.read_bytes() for name, path in again.items()} == contents
+    task = datasets.load_debugging_task(again, SPEC)
+    assert len(task.y_train) == 200
 
 
 def test_ground_truth_labels_are_the_real_digits(tmp_path):

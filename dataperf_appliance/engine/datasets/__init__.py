@@ -167,6 +167,9 @@ def prepare_debugging_task(data_root: Path, dataset: str, spec: DebuggingTaskSpe
     """The paths of a task's four files under the data root, generating them if the dataset is generated."""
     folder = dataset_dir(data_root, dataset, seed=seed, dim=dim)
     if dataset in GENERATED:
+        # DataPerf names a task's ground truth by the task alone (dataset_<id>_train.csv), so draws of other
+        # sizes cannot share a folder: one would overwrite the other's ground truth.
+        folder = folder / f"train-{spec.train_size}-val-{spec.val_size}-test-{spec.test_size}"
         return generate_debugging_task(folder, dataset, spec, seed=seed, dim=dim,
                                        embedding_folder=embedding_folder, groundtruth_folder=groundtruth_folder)
     files = task_file_paths(folder, embedding_folder, groundtruth_folder, spec.data_id,
