@@ -49,6 +49,10 @@ WARM_UPS = 3
 RECONNECT_S = 2
 #: The most a test waits for the server to drop a closed session's files: many times the reconnect time.
 FREED_WITHIN_S = 60
+#: What the server's allocator and Python's own objects may add to the files held and the one being parsed
+#: (seen: up to 7 MiB on a busy CI machine). Without the budget the series would hold its last two files too,
+#: 128 MiB more, and still fail the bound.
+ALLOCATOR_SLACK_BYTES = 32 * 2**20
 
 
 def rss(pid: int) -> int:
@@ -81,8 +85,8 @@ def test_invented_upload_ids_hold_at_most_the_session_budget_and_are_freed_when_
         accepted = SESSION_UPLOAD_BUDGET_BYTES // FILE_BYTES
         assert statuses == [204] * accepted + [413] * (FILES - accepted)
         assert b"remove files you no longer need" in refusal
-        # The files held, and at most one more file's worth (the last request parsed).
-        assert peak - baseline <= SESSION_UPLOAD_BUDGET_BYTES + FILE_BYTES
+        # The files held, at most one more file's worth (the last request parsed), and the allocator's slack.
+        assert peak - baseline <= SESSION_UPLOAD_BUDGET_BYTES + FILE_BYTES + ALLOCATOR_SLACK_BYTES
 
         # The websocket has closed: once the reconnect time has passed, the session's files are dropped.
         deadline = time.monotonic() + FREED_WITHIN_S
