@@ -264,7 +264,9 @@ def test_a_websocket_ending_sweeps_then_sweeps_again_once_its_session_may_go(mon
     monkeypatch.setattr(upload_budget, "SWEEP_MARGIN_S", 0.01)
 
     async def scenario() -> list[str]:
-        uploads = FakeUploads({"closed": 10}, reconnect_s=0.05)
+        # A reconnect time far longer than the two calls below take even on a busy machine (at 0.05 s, a CI
+        # machine once let it pass between them, and the second call dropped the files at once).
+        uploads = FakeUploads({"closed": 10}, reconnect_s=0.5)
         budget = UploadBudget(uploads)
         budget.websocket_ended()  # "closed" is seen without a websocket now
         budget.websocket_ended()  # a second end while the timer waits: one timer, then one more
